@@ -1,0 +1,27 @@
+"""``agora``: the command line entry point; sub-apps live in their own modules."""
+
+from __future__ import annotations
+
+import typer
+
+from agora import __version__
+from agora.cli.bench import bench_app
+from agora.cli.exchange import exchange_app
+
+app = typer.Typer(
+    help="agora: exchange, feeds, consensus, pipeline and backtesting in one Python package.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(exchange_app, name="exchange")
+app.add_typer(bench_app, name="bench")
+
+
+@app.command()
+def version() -> None:
+    """Print agora's version."""
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()

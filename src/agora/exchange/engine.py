@@ -64,10 +64,13 @@ _TRANSITIONS = {
     TradingState.HALTED: {TradingState.OPEN, TradingState.CLOSED},
     TradingState.CLOSED: {TradingState.PRE_OPEN},
 }
-_NO_STP = StpMode.NONE
-_CANCEL_NEWEST = StpMode.CANCEL_NEWEST
+# Enum members bound once: attribute access on an Enum class costs ~85 ns in the hot path.
+_BUY, _SELL = Side.BUY, Side.SELL
+_MARKET = OrderType.MARKET
+_DAY, _IOC, _FOK = TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK
+_OPEN, _CLOSED = TradingState.OPEN, TradingState.CLOSED
+_NO_STP, _CANCEL_NEWEST = StpMode.NONE, StpMode.CANCEL_NEWEST
 _CANCEL_OLDEST = StpMode.CANCEL_OLDEST
-_BUY = Side.BUY
 
 
 class MatchingEngine:
@@ -123,19 +126,19 @@ class MatchingEngine:
             order_id, cmd.participant, cmd.client_order_id, cmd.symbol, cmd.side, cmd.price,
             cmd.qty, cmd.display_qty, cmd.tif, cmd.post_only,
         )
-        if sym.state is not TradingState.OPEN:
+        if sym.state is not _OPEN:
             self._rest(sym, order, p, events, ts)
             return events
-        market = cmd.order_type is OrderType.MARKET
+        market = cmd.order_type is _MARKET
         tif = cmd.tif
-        needed = cmd.qty if tif is TimeInForce.FOK else cmd.min_qty
+        needed = cmd.qty if tif is _FOK else cmd.min_qty
         if needed and self._available(sym, order, market, p.spec.stp, needed) < needed:
-            reason = CancelReason.FILL_OR_KILL if tif is TimeInForce.FOK else CancelReason.MIN_QTY
+            reason = CancelReason.FILL_OR_KILL if tif is _FOK else CancelReason.MIN_QTY
             events.append(self._cancelled(order, cmd.qty, 0, reason, ts))
             return events
         self._match(sym, order, market, p.spec.stp, events, ts)
         if order.leaves:
-            if market or tif is TimeInForce.IOC or tif is TimeInForce.FOK:
+            if market or tif is _IOC or tif is _FOK:
                 events.append(
                     self._cancelled(order, order.leaves, 0, CancelReason.IMMEDIATE_OR_CANCEL, ts)
                 )
@@ -233,7 +236,7 @@ class MatchingEngine:
         order.price = cmd.price
         order.leaves = cmd.qty
         order.display = display
-        if sym.state is TradingState.OPEN and sym.crosses(order.side, order.price):
+        if sym.state is _OPEN and sym.crosses(order.side, order.price):
             if old_visible:
                 events.append(BookDelete(ts, order.symbol, old_id))
             self._match(sym, order, False, p.spec.stp, events, ts)
@@ -394,18 +397,19 @@ class MatchingEngine:
     def _set_trading_state(self, cmd: SetTradingState, ts: int) -> list[Event]:
         sym = self.symbols.get(cmd.symbol)
         if sym is None:
-            return [CommandRejected(ts, RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol!r}")]
+            text = f"unknown symbol {cmd.symbol!r}"
+            return [CommandRejected(ts, RejectReason.UNKNOWN_SYMBOL, text)]
         if cmd.state not in _TRANSITIONS[sym.state]:
             return [CommandRejected(
                 ts, RejectReason.INVALID_STATE_TRANSITION,
                 f"{cmd.symbol}: {sym.state} cannot go to {cmd.state}",
             )]
         events: list[Event] = []
-        if cmd.state is TradingState.OPEN:
+        if cmd.state is _OPEN:
             run_auction(self, sym, events, ts)
-        elif cmd.state is TradingState.CLOSED:
+        elif cmd.state is _CLOSED:
             expiring = [o for o in self.orders.values()
-                        if o.symbol == cmd.symbol and o.tif is TimeInForce.DAY]
+                        if o.symbol == cmd.symbol and o.tif is _DAY]
             for order in sorted(expiring, key=lambda o: o.order_id):
                 self._cancel_resting(order, CancelReason.EXPIRED, events, ts)
         sym.state = cmd.state
@@ -434,7 +438,7 @@ class MatchingEngine:
         rows = []
         for symbol in sorted(self.symbols):
             sym = self.symbols[symbol]
-            for side in (Side.BUY, Side.SELL):
+            for side in (_BUY, _SELL):
                 rows.extend(
                     (symbol, side.value, o.price, o.order_id, o.participant, o.client_order_id,
                      o.leaves, o.visible, o.display, o.tif.value)

@@ -6,7 +6,8 @@ from agora.core.enums import Side, TradingState
 from agora.core.events import ParticipantSpec, SymbolSpec
 from agora.exchange.book import BookSide
 
-
+_BUY = Side.BUY
+_SELL = Side.SELL
 def band_limits(reference_price: int, band_bps: int) -> tuple[int, int]:
     """Limit-down and limit-up prices around the reference (inclusive)."""
     width = reference_price * band_bps // 10_000
@@ -19,8 +20,8 @@ class SymbolState:
     def __init__(self, spec: SymbolSpec, state: TradingState) -> None:
         self.spec = spec
         self.state = state
-        self.bids = BookSide(Side.BUY)
-        self.asks = BookSide(Side.SELL)
+        self.bids = BookSide(_BUY)
+        self.asks = BookSide(_SELL)
         self.reference_price = 0
         self.band_low = self.band_high = 0
         self.set_reference(spec.reference_price)
@@ -30,17 +31,17 @@ class SymbolState:
         self.band_low, self.band_high = band_limits(price, self.spec.band_bps)
 
     def book(self, side: Side) -> BookSide:
-        return self.bids if side is Side.BUY else self.asks
+        return self.bids if side is _BUY else self.asks
 
     def opposite(self, side: Side) -> BookSide:
-        return self.asks if side is Side.BUY else self.bids
+        return self.asks if side is _BUY else self.bids
 
     def crosses(self, side: Side, price: int) -> bool:
         """Would a ``side`` order at ``price`` meet a resting opposite order (displayed or not)?"""
         best = self.opposite(side).best_price()
         if best is None:
             return False
-        return best <= price if side is Side.BUY else best >= price
+        return best <= price if side is _BUY else best >= price
 
 
 class ParticipantState:

@@ -36,7 +36,7 @@ class WallClock:
 class SimClock:
     """A clock that only moves when told to: deterministic time for simulation and replay."""
 
-    __slots__ = ("_now",)
+    __slots__ = ("_now", "step_ns")
 
     def __init__(self, start_ns: int = 0, *, step_ns: int = 0) -> None:
         self._now = start_ns

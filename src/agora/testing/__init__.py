@@ -1,0 +1,1 @@
+"""Test support shipped with agora: drivers for end-to-end and crash tests."""

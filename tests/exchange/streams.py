@@ -82,7 +82,9 @@ replaces = st.builds(
 state_changes = st.builds(SetTradingState, symbols, st.sampled_from(list(TradingState)))
 kill_switches = st.builds(KillSwitch, participants, st.sampled_from((True, False, False)))
 
-_WEIGHTED = [(new_orders(), 50), (cancels, 20), (replaces, 20), (state_changes, 3), (kill_switches, 3)]
+_WEIGHTED = [
+    (new_orders(), 50), (cancels, 20), (replaces, 20), (state_changes, 3), (kill_switches, 3)
+]
 commands = st.sampled_from([s for s, weight in _WEIGHTED for _ in range(weight)]).flatmap(
     lambda strategy: strategy
 )

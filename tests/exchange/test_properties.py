@@ -50,7 +50,8 @@ class Ledger:
             self.leaves[ev.order_id] = ev.qty
             self.limit[ev.order_id] = (side, ev.price)
         elif isinstance(ev, Execution):
-            for oid, leaves in ((ev.buy_order_id, ev.buy_leaves), (ev.sell_order_id, ev.sell_leaves)):
+            sides = ((ev.buy_order_id, ev.buy_leaves), (ev.sell_order_id, ev.sell_leaves))
+            for oid, leaves in sides:
                 self.leaves[oid] -= ev.qty
                 assert self.leaves[oid] == leaves >= 0
             buy_limit = self.limit[ev.buy_order_id][1]

@@ -118,7 +118,9 @@ class KillSwitch(Record):
     engaged: bool = True
 
 
-Command = NewOrder | CancelOrder | ReplaceOrder | AddSymbol | SetParticipant | SetTradingState | KillSwitch
+Command = (
+    NewOrder | CancelOrder | ReplaceOrder | AddSymbol | SetParticipant | SetTradingState | KillSwitch
+)
 
 
 # ---------------------------------------------------------------- outputs: order outcomes
@@ -197,7 +199,7 @@ class Execution(Record):
     sell_leaves: int
 
 
-# ---------------------------------------------------------------- outputs: market data (order level)
+# ---------------------------------------------------------------- outputs: market data (L3)
 
 
 class BookAdd(Record):
@@ -252,7 +254,7 @@ class BookReplace(Record):
 
 
 class Trade(Record):
-    """A print not visible as a book execution: a hidden order hit (ITCH 'P') or a cross (ITCH 'Q')."""
+    """A print that is not a book execution: hidden order hit (ITCH 'P') or cross (ITCH 'Q')."""
 
     ts: int
     symbol: str

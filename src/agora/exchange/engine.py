@@ -12,6 +12,7 @@ tick tables); the reference price moves only with an auction; STP does not apply
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable
 
 from agora.core.enums import (
@@ -49,7 +50,7 @@ from agora.core.events import (
     TradingStatus,
 )
 from agora.exchange.auction import run_auction
-from agora.exchange.book import Order
+from agora.exchange.book import Level, Order
 from agora.exchange.symbols import (
     ParticipantState,
     SymbolState,
@@ -103,47 +104,61 @@ class MatchingEngine:
 
     def _new_order(self, cmd: NewOrder, ts: int) -> list[Event]:
         p = self.participants.get(cmd.participant)
-        problem = self._entry_problem(cmd.participant, p, cmd.client_order_id)
-        if problem is None:
+        client_order_id = cmd.client_order_id
+        problem = None
+        if p is None or p.kill_switch or not client_order_id or (
+            client_order_id in p.client_order_ids
+        ):
+            problem = self._entry_problem(cmd.participant, p, client_order_id)
+        else:
             sym = self.symbols.get(cmd.symbol)
             if sym is None:
                 problem = RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol!r}"
             else:
                 problem = check_new_order(cmd, p, sym)
         if problem is not None:
-            return [OrderRejected(ts, cmd.participant, cmd.client_order_id, *problem)]
+            return [OrderRejected(ts, cmd.participant, client_order_id, *problem)]
         order_id = self.next_order_id
         self.next_order_id = order_id + 1
-        p.client_order_ids.add(cmd.client_order_id)
+        p.client_order_ids.add(client_order_id)
+        side, price, qty, display = cmd.side, cmd.price, cmd.qty, cmd.display_qty
         events: list[Event] = [
             OrderAccepted(
-                ts, cmd.symbol, order_id, cmd.participant, cmd.client_order_id, cmd.side,
-                cmd.price, cmd.qty, cmd.order_type, cmd.tif, cmd.display_qty, cmd.post_only,
-                cmd.min_qty,
+                ts, cmd.symbol, order_id, cmd.participant, client_order_id, side, price, qty,
+                cmd.order_type, cmd.tif, display, cmd.post_only, cmd.min_qty,
             )
         ]
         order = Order(
-            order_id, cmd.participant, cmd.client_order_id, cmd.symbol, cmd.side, cmd.price,
-            cmd.qty, cmd.display_qty, cmd.tif, cmd.post_only,
+            order_id, cmd.participant, client_order_id, cmd.symbol, side, price, qty, display,
+            cmd.tif, cmd.post_only,
         )
         if sym.state is not _OPEN:
             self._rest(sym, order, p, events, ts)
             return events
         market = cmd.order_type is _MARKET
         tif = cmd.tif
-        needed = cmd.qty if tif is _FOK else cmd.min_qty
-        if needed and self._available(sym, order, market, p.spec.stp, needed) < needed:
+        opposite = sym.asks if side is _BUY else sym.bids
+        keys = opposite.keys
+        # it crosses: a side's best key is keys[-1] (asks keep -price as key, bids price)
+        if keys and (market or keys[-1] >= (-price if side is _BUY else price)):
+            needed = qty if tif is _FOK else cmd.min_qty
+            if needed and self._available(sym, order, market, p.spec.stp, needed) < needed:
+                reason = CancelReason.FILL_OR_KILL if tif is _FOK else CancelReason.MIN_QTY
+                events.append(self._cancelled(order, qty, 0, reason, ts))
+                return events
+            self._match(sym, order, market, p.spec.stp, events, ts)
+            if not order.leaves:
+                return events
+        elif tif is _FOK or cmd.min_qty:
             reason = CancelReason.FILL_OR_KILL if tif is _FOK else CancelReason.MIN_QTY
-            events.append(self._cancelled(order, cmd.qty, 0, reason, ts))
+            events.append(self._cancelled(order, qty, 0, reason, ts))
             return events
-        self._match(sym, order, market, p.spec.stp, events, ts)
-        if order.leaves:
-            if market or tif is _IOC or tif is _FOK:
-                events.append(
-                    self._cancelled(order, order.leaves, 0, CancelReason.IMMEDIATE_OR_CANCEL, ts)
-                )
-            else:
-                self._rest(sym, order, p, events, ts)
+        if market or tif is _IOC or tif is _FOK:
+            events.append(
+                self._cancelled(order, order.leaves, 0, CancelReason.IMMEDIATE_OR_CANCEL, ts)
+            )
+        else:
+            self._rest(sym, order, p, events, ts)
         return events
 
     def _entry_problem(self, participant: str, p: ParticipantState | None, client_order_id: str):
@@ -342,13 +357,23 @@ class MatchingEngine:
                               order.visible))
 
     def _rest(self, sym: SymbolState, order: Order, p: ParticipantState, events, ts: int) -> None:
-        visible = order.visible = order.visible_when_resting()
-        sym.book(order.side).append(order)
+        """Put ``order`` at the back of its class and price (BookSide.append, inlined)."""
+        display = order.display
+        leaves = order.leaves
+        visible = order.visible = (
+            leaves if display is None else display if display < leaves else leaves
+        )
+        price = order.price
+        book = sym.bids if order.side is _BUY else sym.asks
+        level = book.levels.get(price)
+        if level is None:
+            level = book.levels[price] = Level()
+            insort(book.keys, price * book.sign)
+        (level.displayed if display != 0 else level.hidden)[order.order_id] = order
         self.orders[order.order_id] = order
         p.open_orders += 1
         if visible and events is not None:
-            events.append(BookAdd(ts, order.symbol, order.order_id, order.side, order.price,
-                                  visible))
+            events.append(BookAdd(ts, order.symbol, order.order_id, order.side, price, visible))
 
     def _unlink(self, order: Order, sym: SymbolState, p: ParticipantState) -> None:
         sym.book(order.side).remove(order)

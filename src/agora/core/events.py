@@ -119,7 +119,13 @@ class KillSwitch(Record):
 
 
 Command = (
-    NewOrder | CancelOrder | ReplaceOrder | AddSymbol | SetParticipant | SetTradingState | KillSwitch
+    NewOrder
+    | CancelOrder
+    | ReplaceOrder
+    | AddSymbol
+    | SetParticipant
+    | SetTradingState
+    | KillSwitch
 )
 
 

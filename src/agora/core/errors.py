@@ -14,3 +14,7 @@ class JournalCorruptError(AgoraError):
 
 class SnapshotError(AgoraError):
     """A snapshot file is unreadable or does not match the journal it claims to cover."""
+
+
+class MalformedCommand(AgoraError, ValueError):
+    """An input that is not a well-typed command (wrong type, bad enum, float money, overflow)."""

@@ -1,0 +1,48 @@
+"""The ``agora`` command, run as a real process the way a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def agora(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "agora.cli.main", *args],
+        capture_output=True, text=True, timeout=300, cwd=cwd,
+    )
+
+
+def test_session_replays_to_the_identical_state(tmp_path):
+    directory = tmp_path / "session"
+    result = agora("exchange", "session", "--orders", "4000", "--snapshot-every", "1500",
+                   "--dir", str(directory))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("state identical") == 2
+    assert "STATE DIFFERS" not in result.stdout
+    again = agora("exchange", "replay", str(directory))
+    assert again.returncode == 0, again.stderr
+    assert "snapshot at seq 3000" in again.stdout
+
+
+def test_session_refuses_a_directory_that_is_not_a_session(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = agora("exchange", "session", "--orders", "1000", "--dir", str(tmp_path))
+    assert result.returncode != 0
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_bench_engine_quick_ends_with_a_result_line():
+    result = agora("bench", "engine", "--quick", "--orders", "5000")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT ")
+    figures = json.loads(last.removeprefix("RESULT "))
+    assert figures["orders"] == 5000
+    assert figures["orders_per_s"] > 0 and figures["baseline_reference_orders_per_s"] > 0
+    assert figures["p50_us"] <= figures["p99_us"] <= figures["p999_us"]

@@ -97,7 +97,7 @@ def run_auction(engine: MatchingEngine, sym: SymbolState, events: list, ts: int)
     events.append(Trade(ts, symbol, trade_id, price, volume, None, True))
     for order in touched.values():
         if not order.leaves:
-            engine._unlink(order, sym, engine.participants[order.participant])
+            engine.unlink(order, sym, engine.participants[order.participant])
     for order in touched.values():
         if order.leaves and not order.visible and order.display != 0:
             queue = sym.book(order.side).levels[order.price].queue_of(order)

@@ -90,12 +90,6 @@ class BookSide:
             insort(self.keys, order.price * self.sign)
         level.queue_of(order)[order.order_id] = order
 
-    def remove(self, order: Order) -> None:
-        level = self.levels[order.price]
-        del level.queue_of(order)[order.order_id]
-        if not level:
-            self.drop_level(order.price)
-
     def drop_level(self, price: int) -> None:
         del self.levels[price]
         key = price * self.sign

@@ -246,7 +246,7 @@ class MatchingEngine:
                 self._reduce(order, cmd.qty, events, ts, None)
             return events
         old_visible = order.visible
-        self._unlink(order, sym, p)
+        self.unlink(order, sym, p)
         order.order_id = new_id
         order.price = cmd.price
         order.leaves = cmd.qty
@@ -375,16 +375,24 @@ class MatchingEngine:
         if visible and events is not None:
             events.append(BookAdd(ts, order.symbol, order.order_id, order.side, price, visible))
 
-    def _unlink(self, order: Order, sym: SymbolState, p: ParticipantState) -> None:
-        sym.book(order.side).remove(order)
+    def unlink(self, order: Order, sym: SymbolState, p: ParticipantState) -> None:
+        """Take a resting order off the book and the id index (BookSide.remove, inlined)."""
+        book = sym.bids if order.side is _BUY else sym.asks
+        level = book.levels[order.price]
+        del (level.displayed if order.display != 0 else level.hidden)[order.order_id]
+        if not level.displayed and not level.hidden:
+            book.drop_level(order.price)
         del self.orders[order.order_id]
         p.open_orders -= 1
 
     def _cancel_resting(self, order: Order, reason: CancelReason, events: list, ts: int) -> None:
-        events.append(self._cancelled(order, order.leaves, 0, reason, ts))
+        symbol, order_id = order.symbol, order.order_id
+        events.append(OrderCancelled(
+            ts, symbol, order_id, order.participant, order.client_order_id, order.leaves, 0, reason
+        ))
         if order.visible:
-            events.append(BookDelete(ts, order.symbol, order.order_id))
-        self._unlink(order, self.symbols[order.symbol], self.participants[order.participant])
+            events.append(BookDelete(ts, symbol, order_id))
+        self.unlink(order, self.symbols[symbol], self.participants[order.participant])
 
     @staticmethod
     def _cancelled(order: Order, qty: int, leaves: int, reason: CancelReason, ts: int):

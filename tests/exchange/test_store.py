@@ -16,8 +16,9 @@ from agora.core.events import BookAdd, NewOrder, OrderAccepted
 from agora.exchange.engine import MatchingEngine
 from agora.exchange.journal import read_journal
 from agora.exchange.sequencer import Sequencer
+from agora.exchange.snapshot import list_snapshots
 from agora.exchange.state import encode_state, restore, state_hash
-from agora.exchange.store import open_exchange, recover, segments, snapshots
+from agora.exchange.store import open_exchange, recover, segments
 
 COMMANDS = setup_commands(3) + engine_workload(3_000, seed=11, symbols=3)
 
@@ -86,7 +87,7 @@ def test_snapshot_plus_tail_equals_full_replay(tmp_path_factory, snapshot_points
             if i in snapshot_points:
                 ex.snapshot()
         live = state_hash(ex.engine)
-    assert len(snapshots(directory)) == len(snapshot_points)
+    assert len(list_snapshots(directory)) == len(snapshot_points)
     full, info_full = recover(directory, use_snapshots=False)
     fast, info = recover(directory)
     assert info_full.replayed == len(COMMANDS)
@@ -111,7 +112,7 @@ def test_unreadable_snapshot_falls_back_to_an_older_one(tmp_path):
             ex.submit(command)
             if i in (1_000, 2_000):
                 ex.snapshot()
-    newest = snapshots(tmp_path)[-1][1]
+    newest = list_snapshots(tmp_path)[-1][1]
     data = bytearray(newest.read_bytes())
     data[-5] ^= 0xFF
     newest.write_bytes(bytes(data))

@@ -17,8 +17,9 @@ from agora.core.events import Execution, OrderAccepted, OrderRejected
 from agora.core.price import format_price
 from agora.exchange.engine import MatchingEngine
 from agora.exchange.journal import FsyncPolicy
+from agora.exchange.snapshot import list_snapshots
 from agora.exchange.state import state_hash
-from agora.exchange.store import Recovery, open_exchange, recover, segments, snapshots
+from agora.exchange.store import Recovery, open_exchange, recover, segments
 
 exchange_app = typer.Typer(help="The exchange: matching engine, sequencer, journal.",
                            no_args_is_help=True)
@@ -28,7 +29,7 @@ console = Console()
 def _prepare_dir(directory: Path) -> None:
     """Use ``directory`` for a new session, clearing a previous agora session found there."""
     if directory.exists():
-        ours = {p for _, p in segments(directory)} | {p for _, p in snapshots(directory)}
+        ours = {p for _, p in segments(directory)} | {p for _, p in list_snapshots(directory)}
         others = [p.name for p in directory.iterdir() if p not in ours]
         if others:
             raise typer.BadParameter(

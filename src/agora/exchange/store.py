@@ -32,11 +32,10 @@ from agora.exchange.journal import (
     replay,
 )
 from agora.exchange.sequencer import Sequencer
-from agora.exchange.snapshot import read_snapshot, snapshot_path, write_snapshot
+from agora.exchange.snapshot import list_snapshots, read_snapshot, snapshot_path, write_snapshot
 from agora.exchange.state import encode_state, restore
 
 _SEGMENT = re.compile(r"journal-(\d{20})\.agj")
-_SNAPSHOT = re.compile(r"snapshot-(\d{20})\.snap")
 
 
 def segment_path(directory: Path, base_seq: int) -> Path:
@@ -46,13 +45,6 @@ def segment_path(directory: Path, base_seq: int) -> Path:
 def segments(directory: Path) -> list[tuple[int, Path]]:
     """Journal segments as (base seq, path), oldest first."""
     found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _SEGMENT.fullmatch(p.name))]
-    return sorted(found)
-
-
-def snapshots(directory: Path) -> list[tuple[int, Path]]:
-    found = [
-        (int(m.group(1)), p) for p in directory.iterdir() if (m := _SNAPSHOT.fullmatch(p.name))
-    ]
     return sorted(found)
 
 
@@ -77,7 +69,7 @@ def recover(
     directory = Path(directory)
     info = Recovery()
     engine = MatchingEngine()
-    for _seq, path in reversed(snapshots(directory) if use_snapshots else []):
+    for _seq, path in reversed(list_snapshots(directory) if use_snapshots else []):
         try:
             snap_seq, state = read_snapshot(path)
             engine = restore(state)

@@ -6,7 +6,8 @@ aggressive IOC) over 8 symbols, after the session setup. Measured, each the medi
 - per-order API throughput: ``engine.process`` in a bare loop, every event built;
 - per-order latency p50/p99/p99.9: ``perf_counter_ns`` around each call, recorded in an
   HdrHistogram after the loop (the timer pair's own cost is reported beside it);
-- the journal's cost: sequencer + journal with fsync NONE (group commit = one write per 100
+- the sequencer alone (stamping and the command validation round trip), then the journal's
+  cost: sequencer + journal with fsync NONE (group commit = one write per 100
   orders), BATCH (one fsync per 100 orders) and ALWAYS (one fsync per order) on a prefix;
 - replay: the NONE journal read, verified, decoded and applied to a fresh engine;
 - baselines in the same run: the reference model (``agora.exchange.reference``) on a prefix,
@@ -92,6 +93,16 @@ def _floor(commands: list) -> float:
     return time.perf_counter() - started
 
 
+def _sequenced(commands: list) -> float:
+    """The sequencer without a journal: stamping plus the command validation round trip."""
+    sequencer = Sequencer(_ready(), SimClock(step_ns=1_000))
+    submit = sequencer.submit
+    started = time.perf_counter()
+    for command in commands:
+        submit(command)
+    return time.perf_counter() - started
+
+
 def _journalled(
     commands: list, directory: Path, policy: FsyncPolicy, commit_every: int
 ) -> tuple[float, Path]:
@@ -150,6 +161,11 @@ def run(orders: int, runs: int, seed: int) -> dict:
     rows.append(("latency per order", f"p50 {p50:.2f} us  p99 {p99:.2f} us  p99.9 {p999:.2f} us",
                  f"max {histogram.get_max_value() / 1_000:,.0f} us; timer pair {overhead} ns"))
 
+    with console.status("sequencer without journal"):
+        sequenced = n / _median(lambda: _sequenced(commands), runs)
+    rows.append(("sequencer, no journal", f"{sequenced:,.0f} orders/s",
+                 "stamp + validate (encode, typed decode) + engine"))
+
     with tempfile.TemporaryDirectory(prefix="agora-bench-") as tmp:
         directory = Path(tmp)
         with console.status("journal, fsync none"):
@@ -206,6 +222,7 @@ def run(orders: int, runs: int, seed: int) -> dict:
         "p50_us": round(p50, 2),
         "p99_us": round(p99, 2),
         "p999_us": round(p999, 2),
+        "sequencer_no_journal_orders_per_s": round(sequenced),
         "journal_fsync_none_orders_per_s": round(journal_none),
         "journal_fsync_batch_orders_per_s": round(journal_batch),
         "journal_fsync_always_orders_per_s": round(journal_always),

@@ -11,8 +11,9 @@ aggressive IOC) over 8 symbols, after the session setup. Measured, each the medi
   orders), BATCH (one fsync per 100 orders) and ALWAYS (one fsync per order) on a prefix;
 - replay: the NONE journal read, verified, decoded and applied to a fresh engine;
 - baselines in the same run: the reference model (``agora.exchange.reference``) on a prefix,
-  with the fast engine on the same prefix for the ratio; and the interpreter's floor, a loop
-  that makes one no-op method call per command.
+  with the fast engine on the same prefix for the ratio; both again on one symbol holding 5,000
+  resting orders (the reference re-sorts the book per match, so depth is where they part); and
+  the interpreter's floor, a loop that makes one no-op method call per command.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from array import array
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
 from agora.bench.workload import engine_workload, setup_commands
 from agora.core.clock import SimClock
+from agora.core.enums import Side
+from agora.core.events import CancelOrder, NewOrder
 from agora.exchange.engine import MatchingEngine
 from agora.exchange.journal import FsyncPolicy, JournalWriter, replay
 from agora.exchange.reference import ReferenceEngine
@@ -133,6 +137,27 @@ def _replay_seconds(path: Path) -> tuple[float, int]:
     return time.perf_counter() - started, report.records
 
 
+DEPTH = 5_000
+
+
+def _deep_book_rate(engine_cls: type, flow_orders: int) -> float:
+    """Orders/s of the workload's mix on one symbol that already rests DEPTH orders."""
+    engine = _ready(engine_cls)
+    for i in range(DEPTH):
+        buy = i % 2 == 1
+        price = 900_000 - 100 * (i % 50) if buy else 1_100_000 + 100 * (i % 50)
+        engine.process(NewOrder("P01", f"deep{i}", "AAPL", Side.BUY if buy else Side.SELL,
+                                100, price), 0)
+    flow = [
+        msgspec.structs.replace(c, order_id=c.order_id + DEPTH) if type(c) is CancelOrder else c
+        for c in engine_workload(flow_orders, seed=5, symbols=1)
+    ]
+    started = time.perf_counter()
+    for ts, command in enumerate(flow):
+        engine.process(command, ts)
+    return len(flow) / (time.perf_counter() - started)
+
+
 def _median(fn: Callable[[], float], runs: int) -> float:
     return statistics.median(fn() for _ in range(runs))
 
@@ -203,6 +228,11 @@ def run(orders: int, runs: int, seed: int) -> dict:
     ratio = fast_prefix / reference
     rows.append(("baseline: reference model", f"{reference:,.0f} orders/s",
                  f"first {len(prefix):,} orders; engine {fast_prefix:,.0f}/s there, {ratio:.1f}x"))
+    with console.status(f"deep book ({DEPTH:,} resting orders)"):
+        deep_fast = _median(lambda: _deep_book_rate(MatchingEngine, 5_000), runs)
+        deep_reference = _deep_book_rate(ReferenceEngine, 500)
+    rows.append((f"deep book: {DEPTH:,} resting orders", f"{deep_fast:,.0f} orders/s",
+                 f"reference {deep_reference:,.0f}/s there, {deep_fast / deep_reference:,.0f}x"))
     floor = n / _median(lambda: _floor(commands), runs)
     rows.append(("floor: one no-op call per order", f"{floor:,.0f} calls/s",
                  f"engine at {orders_per_s / floor:.1%} of the interpreter's bare loop"))
@@ -229,6 +259,9 @@ def run(orders: int, runs: int, seed: int) -> dict:
         "replay_records_per_s": round(replay_rate),
         "baseline_reference_orders_per_s": round(reference),
         "ratio": round(ratio, 1),
+        "deep_book_orders_per_s": round(deep_fast),
+        "deep_book_baseline_reference_orders_per_s": round(deep_reference),
+        "deep_book_ratio": round(deep_fast / deep_reference),
         "floor_noop_calls_per_s": round(floor),
     }
     print("RESULT " + json.dumps(result), flush=True)

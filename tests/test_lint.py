@@ -30,3 +30,23 @@ def test_no_wall_clock_in_logic():
         and pattern.search(path.read_text())
     ]
     assert offenders == []
+
+
+# DESIGN.md: dependencies point down; core depends on nothing of ours, nothing imports cli.
+_ALLOWED_IMPORTS = {
+    "core": {"core"},
+    "exchange": {"core", "exchange"},
+    "bench": {"core", "exchange", "bench"},
+    "testing": {"core", "exchange", "bench", "testing"},
+}
+
+
+def test_packages_import_only_downwards():
+    pattern = re.compile(r"^\s*(?:from|import)\s+agora\.(\w+)", re.M)
+    wrong = []
+    for package, allowed in _ALLOWED_IMPORTS.items():
+        for path in (ROOT / "src" / "agora" / package).rglob("*.py"):
+            for target in pattern.findall(path.read_text()):
+                if target not in allowed:
+                    wrong.append(f"{path.relative_to(ROOT)} imports agora.{target}")
+    assert wrong == []

@@ -35,6 +35,7 @@ def test_no_wall_clock_in_logic():
 # DESIGN.md: dependencies point down; core depends on nothing of ours, nothing imports cli.
 _ALLOWED_IMPORTS = {
     "core": {"core"},
+    "protocols": {"core", "protocols"},
     "exchange": {"core", "exchange"},
     "bench": {"core", "exchange", "bench"},
     "testing": {"core", "exchange", "bench", "testing"},

@@ -1,0 +1,399 @@
+"""Typed FIX 4.4 session and order-entry messages (frozen msgspec Structs) and their mapping.
+
+Design notes
+------------
+* Each Struct declares ``MSG_TYPE`` and ``FIX_FIELDS``: (attribute, tag, kind, required) rows in
+  dictionary order (shared/specs/fix44.md §4). ``to_fields``/``from_message`` are driven by
+  that table only, so adding a field is one row plus one attribute.
+* Required = the dictionary's ``Req=Y`` for the message's own fields. Fields of components the
+  dictionary marks required but whose members are all optional (Instrument -> Symbol,
+  OrderQtyData -> OrderQty) stay optional here, as in the dictionary; the application answers
+  their absence with BusinessMessageReject 5 (conditionally required field missing).
+* Money is never a float: PRICE fields become ``int`` Price(4) units by exact decimal-string
+  arithmetic ("12.3456" -> 123456; more than four significant decimals -> reason 5). QTY
+  fields are ``int`` (a zero fraction such as "100.00" is accepted, "100.5" is reason 5).
+  UTCTIMESTAMP fields are ``int`` ns since the epoch (written with millisecond precision).
+* Parse errors are ``FixError`` with the SessionRejectReason (1 missing, 5 bad value, 6 bad
+  format, 11 unknown MsgType), the tag, and the message's MsgSeqNum/MsgType for the Reject.
+* Only the commonly used optional fields are modelled; other tags of a received message are
+  ignored by ``from_message`` (they remain available on the ``FixMessage``).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any, ClassVar, NamedTuple
+
+import msgspec
+
+from agora.protocols.fix44.codec import (
+    FixError,
+    FixMessage,
+    format_timestamp,
+    parse_bool,
+    parse_int,
+    parse_timestamp,
+)
+from agora.protocols.fix44.enums import (
+    BusinessRejectReason,
+    CxlRejReason,
+    CxlRejResponseTo,
+    ExecType,
+    OrdRejReason,
+    OrdStatus,
+    OrdType,
+    SessionRejectReason,
+    Side,
+    TimeInForce,
+)
+
+_DECIMAL_RE = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
+
+STR, INT, SEQ, QTY, PRICE, BOOL, TIME = "str", "int", "seq", "qty", "price", "bool", "time"
+
+
+# ---------------------------------------------------------------------------------- values
+
+
+def parse_price(text: str, tag: int = 44) -> int:
+    """FIX PRICE decimal string -> Price(4) int, exactly (never through float)."""
+    m = _DECIMAL_RE.fullmatch(text)
+    if m is None:
+        raise FixError(f"tag {tag}: not a decimal price: {text!r}", reason=6, tag=tag)
+    sign, whole, frac = m.groups()
+    frac = (frac or "").rstrip("0")
+    if len(frac) > 4:
+        raise FixError(f"tag {tag}: price {text!r} has more than 4 decimals", reason=5, tag=tag)
+    units = int(whole) * 10_000 + int(frac.ljust(4, "0"))
+    return -units if sign else units
+
+
+def format_price(units: int) -> str:
+    """Price(4) int -> shortest exact FIX decimal ("12.34", "100", "-0.0001")."""
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 10_000)
+    tail = f"{frac:04d}".rstrip("0")
+    return f"{sign}{whole}.{tail}" if tail else f"{sign}{whole}"
+
+
+def parse_qty(text: str, tag: int = 38) -> int:
+    m = _DECIMAL_RE.fullmatch(text)
+    if m is None or m.group(1):
+        raise FixError(f"tag {tag}: not a quantity: {text!r}", reason=6, tag=tag)
+    if (m.group(3) or "").strip("0"):
+        raise FixError(f"tag {tag}: fractional quantity {text!r}", reason=5, tag=tag)
+    return int(m.group(2))
+
+
+def _parse(kind: Any, text: str, tag: int) -> Any:
+    if kind == STR:
+        return text
+    if kind == INT:
+        return parse_int(text, tag)
+    if kind == SEQ:
+        n = parse_int(text, tag)
+        if n < 0:
+            raise FixError(f"tag {tag}: negative sequence number", reason=5, tag=tag)
+        return n
+    if kind == QTY:
+        return parse_qty(text, tag)
+    if kind == PRICE:
+        return parse_price(text, tag)
+    if kind == BOOL:
+        return parse_bool(text, tag)
+    if kind == TIME:
+        return parse_timestamp(text, tag)
+    try:  # an Enum class
+        return kind(parse_int(text, tag) if issubclass(kind, int) else text)
+    except ValueError:
+        raise FixError(f"tag {tag}: value {text!r} is not a valid {kind.__name__}", reason=5,
+                       tag=tag) from None
+
+
+def _render(kind: Any, value: Any) -> str:
+    if kind == PRICE:
+        return format_price(value)
+    if kind == TIME:
+        return format_timestamp(value)
+    if kind == BOOL:
+        return "Y" if value else "N"
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+class F(NamedTuple):
+    attr: str
+    tag: int
+    kind: Any
+    required: bool = False
+
+
+# ---------------------------------------------------------------------------------- structs
+
+
+class FixStruct(msgspec.Struct, frozen=True, kw_only=True):
+    MSG_TYPE: ClassVar[str]
+    FIX_FIELDS: ClassVar[tuple[F, ...]]
+
+
+_BY_TYPE: dict[str, type[FixStruct]] = {}
+
+
+def _register(msg_type: str, *fields: F):
+    def deco(cls: type[FixStruct]) -> type[FixStruct]:
+        cls.MSG_TYPE = msg_type
+        cls.FIX_FIELDS = fields
+        names = set(cls.__struct_fields__)
+        assert {f.attr for f in fields} == names, (cls.__name__, names ^ {f.attr for f in fields})
+        _BY_TYPE[msg_type] = cls
+        return cls
+
+    return deco
+
+
+# -- session (admin) messages
+
+
+@_register("A", F("encrypt_method", 98, INT, True), F("heart_bt_int", 108, INT, True),
+           F("reset_seq_num_flag", 141, BOOL), F("next_expected_msg_seq_num", 789, SEQ),
+           F("username", 553, STR), F("password", 554, STR))
+class Logon(FixStruct, frozen=True, kw_only=True):
+    heart_bt_int: int
+    encrypt_method: int = 0
+    reset_seq_num_flag: bool | None = None
+    next_expected_msg_seq_num: int | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+@_register("0", F("test_req_id", 112, STR))
+class Heartbeat(FixStruct, frozen=True, kw_only=True):
+    test_req_id: str | None = None
+
+
+@_register("1", F("test_req_id", 112, STR, True))
+class TestRequest(FixStruct, frozen=True, kw_only=True):
+    __test__ = False  # not a pytest class
+    test_req_id: str
+
+
+@_register("2", F("begin_seq_no", 7, SEQ, True), F("end_seq_no", 16, SEQ, True))
+class ResendRequest(FixStruct, frozen=True, kw_only=True):
+    begin_seq_no: int
+    end_seq_no: int  # 0 = all subsequent
+
+
+@_register("3", F("ref_seq_num", 45, SEQ, True), F("ref_tag_id", 371, INT),
+           F("ref_msg_type", 372, STR), F("session_reject_reason", 373, SessionRejectReason),
+           F("text", 58, STR))
+class Reject(FixStruct, frozen=True, kw_only=True):
+    ref_seq_num: int
+    ref_tag_id: int | None = None
+    ref_msg_type: str | None = None
+    session_reject_reason: SessionRejectReason | None = None
+    text: str | None = None
+
+
+@_register("4", F("gap_fill_flag", 123, BOOL), F("new_seq_no", 36, SEQ, True))
+class SequenceReset(FixStruct, frozen=True, kw_only=True):
+    new_seq_no: int
+    gap_fill_flag: bool | None = None
+
+
+@_register("5", F("text", 58, STR))
+class Logout(FixStruct, frozen=True, kw_only=True):
+    text: str | None = None
+
+
+# -- application messages
+
+_ORDER_TAIL = (F("price", 44, PRICE), F("stop_px", 99, PRICE), F("time_in_force", 59, TimeInForce))
+
+
+@_register("D", F("cl_ord_id", 11, STR, True), F("account", 1, STR), F("handl_inst", 21, STR),
+           F("exec_inst", 18, STR), F("min_qty", 110, QTY), F("max_floor", 111, QTY),
+           F("symbol", 55, STR), F("side", 54, Side, True), F("transact_time", 60, TIME, True),
+           F("order_qty", 38, QTY), F("ord_type", 40, OrdType, True), *_ORDER_TAIL,
+           F("expire_time", 126, TIME), F("text", 58, STR))
+class NewOrderSingle(FixStruct, frozen=True, kw_only=True):
+    cl_ord_id: str
+    side: Side
+    transact_time: int
+    ord_type: OrdType
+    symbol: str | None = None
+    order_qty: int | None = None
+    price: int | None = None
+    stop_px: int | None = None
+    time_in_force: TimeInForce | None = None
+    account: str | None = None
+    handl_inst: str | None = None
+    exec_inst: str | None = None
+    min_qty: int | None = None
+    max_floor: int | None = None
+    expire_time: int | None = None
+    text: str | None = None
+
+
+@_register("F", F("orig_cl_ord_id", 41, STR, True), F("order_id", 37, STR),
+           F("cl_ord_id", 11, STR, True), F("account", 1, STR), F("symbol", 55, STR),
+           F("side", 54, Side, True), F("transact_time", 60, TIME, True),
+           F("order_qty", 38, QTY), F("text", 58, STR))
+class OrderCancelRequest(FixStruct, frozen=True, kw_only=True):
+    orig_cl_ord_id: str
+    cl_ord_id: str
+    side: Side
+    transact_time: int
+    order_id: str | None = None
+    account: str | None = None
+    symbol: str | None = None
+    order_qty: int | None = None
+    text: str | None = None
+
+
+@_register("G", F("order_id", 37, STR), F("orig_cl_ord_id", 41, STR, True),
+           F("cl_ord_id", 11, STR, True), F("account", 1, STR), F("handl_inst", 21, STR),
+           F("min_qty", 110, QTY), F("max_floor", 111, QTY), F("symbol", 55, STR),
+           F("side", 54, Side, True), F("transact_time", 60, TIME, True),
+           F("order_qty", 38, QTY), F("ord_type", 40, OrdType, True), *_ORDER_TAIL,
+           F("text", 58, STR))
+class OrderCancelReplaceRequest(FixStruct, frozen=True, kw_only=True):
+    orig_cl_ord_id: str
+    cl_ord_id: str
+    side: Side
+    transact_time: int
+    ord_type: OrdType
+    order_id: str | None = None
+    account: str | None = None
+    handl_inst: str | None = None
+    min_qty: int | None = None
+    max_floor: int | None = None
+    symbol: str | None = None
+    order_qty: int | None = None
+    price: int | None = None
+    stop_px: int | None = None
+    time_in_force: TimeInForce | None = None
+    text: str | None = None
+
+
+@_register("H", F("order_id", 37, STR), F("cl_ord_id", 11, STR, True),
+           F("ord_status_req_id", 790, STR), F("account", 1, STR), F("symbol", 55, STR),
+           F("side", 54, Side, True))
+class OrderStatusRequest(FixStruct, frozen=True, kw_only=True):
+    cl_ord_id: str
+    side: Side
+    order_id: str | None = None
+    ord_status_req_id: str | None = None
+    account: str | None = None
+    symbol: str | None = None
+
+
+@_register("8", F("order_id", 37, STR, True), F("cl_ord_id", 11, STR),
+           F("orig_cl_ord_id", 41, STR), F("ord_status_req_id", 790, STR),
+           F("exec_id", 17, STR, True), F("exec_ref_id", 19, STR),
+           F("exec_type", 150, ExecType, True), F("ord_status", 39, OrdStatus, True),
+           F("ord_rej_reason", 103, OrdRejReason), F("account", 1, STR), F("symbol", 55, STR),
+           F("side", 54, Side, True), F("order_qty", 38, QTY), F("ord_type", 40, OrdType),
+           *_ORDER_TAIL, F("last_qty", 32, QTY), F("last_px", 31, PRICE),
+           F("leaves_qty", 151, QTY, True), F("cum_qty", 14, QTY, True),
+           F("avg_px", 6, PRICE, True), F("transact_time", 60, TIME), F("text", 58, STR))
+class ExecutionReport(FixStruct, frozen=True, kw_only=True):
+    order_id: str
+    exec_id: str
+    exec_type: ExecType
+    ord_status: OrdStatus
+    side: Side
+    leaves_qty: int
+    cum_qty: int
+    avg_px: int
+    cl_ord_id: str | None = None
+    orig_cl_ord_id: str | None = None
+    ord_status_req_id: str | None = None
+    exec_ref_id: str | None = None
+    ord_rej_reason: OrdRejReason | None = None
+    account: str | None = None
+    symbol: str | None = None
+    order_qty: int | None = None
+    ord_type: OrdType | None = None
+    price: int | None = None
+    stop_px: int | None = None
+    time_in_force: TimeInForce | None = None
+    last_qty: int | None = None
+    last_px: int | None = None
+    transact_time: int | None = None
+    text: str | None = None
+
+
+@_register("9", F("order_id", 37, STR, True), F("cl_ord_id", 11, STR, True),
+           F("orig_cl_ord_id", 41, STR, True), F("ord_status", 39, OrdStatus, True),
+           F("account", 1, STR), F("transact_time", 60, TIME),
+           F("cxl_rej_response_to", 434, CxlRejResponseTo, True),
+           F("cxl_rej_reason", 102, CxlRejReason), F("text", 58, STR))
+class OrderCancelReject(FixStruct, frozen=True, kw_only=True):
+    order_id: str  # "NONE" when the order is unknown (with CxlRejReason 1)
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    ord_status: OrdStatus
+    cxl_rej_response_to: CxlRejResponseTo
+    cxl_rej_reason: CxlRejReason | None = None
+    account: str | None = None
+    transact_time: int | None = None
+    text: str | None = None
+
+
+@_register("j", F("ref_seq_num", 45, SEQ), F("ref_msg_type", 372, STR, True),
+           F("business_reject_ref_id", 379, STR),
+           F("business_reject_reason", 380, BusinessRejectReason, True), F("text", 58, STR))
+class BusinessMessageReject(FixStruct, frozen=True, kw_only=True):
+    ref_msg_type: str
+    business_reject_reason: BusinessRejectReason
+    ref_seq_num: int | None = None
+    business_reject_ref_id: str | None = None
+    text: str | None = None
+
+
+MESSAGE_TYPES: dict[str, type[FixStruct]] = dict(_BY_TYPE)
+ADMIN_TYPES = frozenset("A012345")
+
+
+# ---------------------------------------------------------------------------------- mapping
+
+
+def to_fields(msg: FixStruct) -> list[tuple[int, str]]:
+    """Body fields of a typed message, in dictionary order; ``None`` attributes are omitted."""
+    out = []
+    for f in msg.FIX_FIELDS:
+        value = getattr(msg, f.attr)
+        if value is None:
+            if f.required:
+                raise FixError(f"{type(msg).__name__}.{f.attr} (tag {f.tag}) is required",
+                               reason=1, tag=f.tag)
+            continue
+        out.append((f.tag, _render(f.kind, value)))
+    return out
+
+
+def from_message(msg: FixMessage) -> FixStruct:
+    """Typed view of a decoded message; raises FixError (with reason, tag, RefSeqNum)."""
+    mt = msg.get(35)
+    seq_text = msg.get(34)
+    seq = int(seq_text) if seq_text is not None and seq_text.isdigit() else None
+    cls = _BY_TYPE.get(mt or "")
+    if cls is None:
+        raise FixError(f"unsupported MsgType {mt!r}", reason=11, tag=35, seq_num=seq,
+                       msg_type=mt)
+    kwargs: dict[str, Any] = {}
+    try:
+        for f in cls.FIX_FIELDS:
+            text = msg.get(f.tag)
+            if text is None:
+                if f.required:
+                    raise FixError(f"{cls.__name__}: required tag {f.tag} ({f.attr}) missing",
+                                   reason=1, tag=f.tag)
+                continue
+            kwargs[f.attr] = _parse(f.kind, text, f.tag)
+    except FixError as exc:
+        exc.seq_num, exc.msg_type = seq, mt
+        raise
+    return cls(**kwargs)

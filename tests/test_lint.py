@@ -36,7 +36,7 @@ def test_no_wall_clock_in_logic():
 _ALLOWED_IMPORTS = {
     "core": {"core"},
     "protocols": {"core", "protocols"},
-    "exchange": {"core", "exchange"},
+    "exchange": {"core", "exchange", "protocols"},
     "bench": {"core", "exchange", "bench"},
     "testing": {"core", "exchange", "bench", "testing"},
 }

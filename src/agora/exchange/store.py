@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +61,17 @@ class Recovery:
 
 
 def recover(
-    directory: str | os.PathLike[str], *, truncate: bool = True, use_snapshots: bool = True
+    directory: str | os.PathLike[str],
+    *,
+    truncate: bool = True,
+    use_snapshots: bool = True,
+    on_events: Callable[[int, list[Event]], None] | None = None,
 ) -> tuple[MatchingEngine, Recovery]:
     """Rebuild the engine from the newest good snapshot and the journal after it.
 
-    ``use_snapshots=False`` replays every segment from the first (a full replay, for audit).
+    ``use_snapshots=False`` replays every segment from the first (a full replay, for audit, or to
+    regenerate every event of the session). ``on_events(seq, events)`` receives the events each
+    replayed command produces again, identical to the first time (the engine is deterministic).
     """
     directory = Path(directory)
     info = Recovery()
@@ -86,8 +93,10 @@ def recover(
     last = after
 
     def apply(seq: int, ts: int, command: object) -> None:
-        engine.process(command, ts)
+        events = engine.process(command, ts)
         info.replayed += 1
+        if on_events is not None:
+            on_events(seq, events)
 
     for i, (base, path) in enumerate(segs[start:] if segs else []):
         if i and base != last:
@@ -169,9 +178,14 @@ def open_exchange(
     *,
     fsync: FsyncPolicy = FsyncPolicy.NONE,
     clock: Clock | None = None,
+    use_snapshots: bool = True,
+    on_events: Callable[[int, list[Event]], None] | None = None,
 ) -> Exchange:
-    """Create or recover the exchange in ``directory`` and return it ready to take commands."""
+    """Create or recover the exchange in ``directory`` and return it ready to take commands.
+
+    ``use_snapshots`` and ``on_events`` are passed to ``recover``.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    engine, info = recover(directory)
+    engine, info = recover(directory, use_snapshots=use_snapshots, on_events=on_events)
     return Exchange(directory, engine, info, fsync, clock or WallClock())

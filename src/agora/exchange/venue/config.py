@@ -1,0 +1,119 @@
+"""The venue's configuration file (TOML), validated by msgspec with clear errors.
+
+Prices are written as decimal dollars ("190.00") and become Price(4) integers here; nothing is
+ever a float. Example::
+
+    [venue]
+    directory = "var/venue"
+    fsync = "batch"
+
+    [[symbols]]
+    symbol = "AAPL"
+    reference_price = "190.00"
+
+    [[participants]]
+    participant = "FIRM1"
+    username = "firm1"
+    password = "secret"
+    max_order_qty = 100000
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from agora.core.enums import StpMode
+from agora.core.events import ParticipantSpec, SymbolSpec
+from agora.core.price import parse_price
+from agora.exchange.journal import FsyncPolicy
+
+
+def percent_to_bps(percent: str) -> int:
+    """"10" or "2.5" percent -> basis points, exactly (Price(4) parsing is exact decimal)."""
+    return parse_price(percent) // 100
+
+
+class VenueSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    directory: str = "var/venue"
+    fsync: FsyncPolicy = FsyncPolicy.BATCH
+    host: str = "127.0.0.1"
+    ouch_port: int = 15_000
+    fix_port: int = 15_001
+    itch_address: str = "127.0.0.1"  # unicast by default; a multicast group where allowed
+    itch_port: int = 15_002
+    retransmit_port: int = 15_003
+    snapshot_port: int = 15_004
+    session: str = "AGORA00001"  # MoldUDP64 / SoupBinTCP session name, 10 characters
+    heartbeat_ms: int = 1_000
+
+
+class SymbolSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    symbol: str
+    reference_price: str
+    tick: str = "0.01"
+    lot: int = 1
+    band_pct: str = "10"
+
+    def spec(self) -> SymbolSpec:
+        return SymbolSpec(
+            self.symbol,
+            parse_price(self.reference_price),
+            parse_price(self.tick),
+            self.lot,
+            percent_to_bps(self.band_pct),
+        )
+
+
+class ParticipantSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    participant: str
+    username: str
+    password: str
+    fix_comp_id: str = ""
+    max_order_qty: int = 1_000_000
+    max_notional: str = "1000000000"  # dollars
+    collar_pct: str = "100"
+    max_open_orders: int = 100_000
+    stp: StpMode = StpMode.NONE
+
+    def spec(self) -> ParticipantSpec:
+        return ParticipantSpec(
+            self.participant,
+            self.max_order_qty,
+            parse_price(self.max_notional) * 10_000,  # price units x shares
+            percent_to_bps(self.collar_pct),
+            self.max_open_orders,
+            self.stp,
+        )
+
+
+class VenueConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    venue: VenueSection = msgspec.field(default_factory=VenueSection)
+    symbols: list[SymbolSection] = msgspec.field(default_factory=list)
+    participants: list[ParticipantSection] = msgspec.field(default_factory=list)
+
+    def participant_by_username(self, username: str) -> ParticipantSection | None:
+        return next((p for p in self.participants if p.username == username), None)
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or invalid; the message says where."""
+
+
+def load_config(path: str | Path) -> VenueConfig:
+    try:
+        config = msgspec.toml.decode(Path(path).read_bytes(), type=VenueConfig)
+    except (OSError, msgspec.DecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    try:
+        for section in config.symbols:
+            section.spec()
+        for section in config.participants:
+            section.spec()
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    names = [p.username for p in config.participants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: participant usernames must be unique")
+    return config

@@ -54,6 +54,7 @@ def test_config_converts_money_exactly(tmp_path):
         (('password = "pw1"', 'password = "pw1"\n[[participants]]\nparticipant = "X"\n'
           'username = "firm1"\npassword = "p"'), "unique"),
         (('symbol = "AAPL"', 'symbol = 7'), "symbol"),
+        (('reference_price = "190.00"', 'reference_price = "199000.00"'), "ITCH"),
     ],
 )
 def test_config_errors_say_what_is_wrong(tmp_path, change, message):

@@ -101,6 +101,19 @@ class ConfigError(ValueError):
     """The configuration file is unreadable or invalid; the message says where."""
 
 
+ITCH_PRICE_MAX = 2_000_000_000
+"""ITCH 5.0 Price(4) maximum, $200,000.0000: every tradable price must be publishable."""
+
+
+def _check_fits_itch(spec: SymbolSpec) -> None:
+    high = spec.reference_price + spec.reference_price * spec.band_bps // 10_000
+    if high > ITCH_PRICE_MAX:
+        raise ValueError(
+            f"{spec.symbol}: band reaches {high} price units, above ITCH's maximum "
+            f"{ITCH_PRICE_MAX} ($200,000.0000)"
+        )
+
+
 def load_config(path: str | Path) -> VenueConfig:
     try:
         config = msgspec.toml.decode(Path(path).read_bytes(), type=VenueConfig)
@@ -108,7 +121,7 @@ def load_config(path: str | Path) -> VenueConfig:
         raise ConfigError(f"{path}: {e}") from None
     try:
         for section in config.symbols:
-            section.spec()
+            _check_fits_itch(section.spec())
         for section in config.participants:
             section.spec()
     except ValueError as e:

@@ -1,0 +1,1 @@
+"""Trading side: execution clients, OMS, risk, positions, backtesting."""

@@ -1,0 +1,1 @@
+"""Clients of venues: order entry (OUCH) and market data (ITCH over MoldUDP64)."""

@@ -37,6 +37,7 @@ _ALLOWED_IMPORTS = {
     "core": {"core"},
     "protocols": {"core", "protocols"},
     "exchange": {"core", "exchange", "protocols"},
+    "trading": {"core", "protocols", "trading"},
     "bench": {"core", "exchange", "bench"},
     "testing": {"core", "exchange", "bench", "testing"},
 }

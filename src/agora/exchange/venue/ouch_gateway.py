@@ -1,0 +1,323 @@
+"""The venue's binary order entry: NASDAQ OUCH 5.0 over SoupBinTCP 4.00 (asyncio TCP server).
+
+Design notes
+------------
+* **Outbound log per participant.** At construction the gateway subscribes to the VenueCore with
+  ``replay=True``: every event batch of the session (replayed from the journal after a restart,
+  then live) goes through :class:`OuchMapper`, whose per-participant output is appended to that
+  participant's log of encoded OUCH messages. Log index ``i`` is SoupBinTCP sequence ``i + 1``.
+  The log is a pure function of the journal, so a client that logs in again (after a drop or a
+  venue restart) with its last sequence number + 1 gets exactly what it missed.
+* **One sender per session.** A session's sender task writes ``log[next - 1]`` while it is
+  behind, so replay and live messages share one path and stay in order; the listener only wakes
+  it. Unsequenced replies (see ouch_mapping) go through the same task. It sends a Server
+  Heartbeat after ``heartbeat_interval`` (1 s) without output and drops the client when nothing
+  arrived for ``client_timeout`` (15 s).
+* **Login.** Username and password are compared case-insensitively (SoupBinTCP 3.8); bad ones
+  get Login Rejected ``A``; a session other than blank or the configured one gets ``S``.
+  Requested sequence 0 = the next new message; a number beyond the log is clamped to the next
+  new message (the spec leaves it open). **A second login of the same participant kicks the
+  first session** (its socket is closed): a client reconnecting after a dead link must not be
+  locked out until the server notices the old connection died.
+* **Malformed input** (framing error, a packet type a client may not send, undecodable OUCH, a
+  command the core refuses as malformed) is logged and that connection alone is closed; a
+  decodable order with a bad field gets the protocol's Rejected instead (from the engine,
+  sequenced, or from the mapper, unsequenced). Other sessions are untouched.
+* ``close()`` sends End of Session to every logged-in client, closes them and the server. The
+  core's listener stays subscribed (VenueCore has no unsubscribe) but no longer wakes anyone.
+* Threading: the core must be driven from the gateway's event loop thread (the listener is
+  called inside ``core.submit``); calls from another thread are handed over thread-safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+
+from agora.core.clock import Clock, WallClock
+from agora.core.errors import MalformedCommand
+from agora.core.events import Event
+from agora.exchange.venue.config import ParticipantSection, VenueConfig
+from agora.exchange.venue.core import VenueCore
+from agora.exchange.venue.ouch_mapping import OuchMapper, ns_since_midnight
+from agora.protocols import ouch50 as ouch
+from agora.protocols import soupbintcp as soup
+from agora.protocols.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+class _Session:
+    """One logged-in connection."""
+
+    def __init__(self, gateway: OuchGateway, participant: str, writer, next_seq: int) -> None:
+        self.gateway = gateway
+        self.participant = participant
+        self.writer: asyncio.StreamWriter = writer
+        self.next_seq = next_seq
+        self.unsequenced: list[bytes] = []
+        self.wake = asyncio.Event()
+        self.closed = False
+        self.last_received = asyncio.get_running_loop().time()
+
+    def close(self, why: str) -> None:
+        if not self.closed:
+            log.info("OUCH %s: closing session: %s", self.participant, why)
+            self.closed = True
+            self.writer.close()
+            self.wake.set()
+
+    async def run_sender(self) -> None:
+        gw = self.gateway
+        loop = asyncio.get_running_loop()
+        last_sent = loop.time()
+        try:
+            while not self.closed:
+                out = gw.logs.get(self.participant, [])
+                chunk = []
+                while self.next_seq <= len(out) and len(chunk) < 256:
+                    chunk.append(soup.encode(soup.SequencedData(out[self.next_seq - 1])))
+                    self.next_seq += 1
+                while self.unsequenced:
+                    chunk.append(soup.encode(soup.UnsequencedData(self.unsequenced.pop(0))))
+                now = loop.time()
+                if not chunk and now - last_sent >= gw.heartbeat_interval:
+                    chunk.append(soup.encode(soup.ServerHeartbeat()))
+                if chunk:
+                    self.writer.write(b"".join(chunk))
+                    await self.writer.drain()
+                    last_sent = loop.time()
+                    if self.next_seq <= len(out):
+                        continue
+                if loop.time() - self.last_received > gw.client_timeout:
+                    self.close("client heartbeat timeout")
+                    return
+                self.wake.clear()
+                if self.next_seq <= len(gw.logs.get(self.participant, [])) or self.unsequenced:
+                    continue
+                wait = max(0.0, gw.heartbeat_interval - (loop.time() - last_sent))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), min(wait, gw.heartbeat_interval))
+        except (ConnectionError, OSError) as exc:
+            self.close(f"write failed: {exc}")
+
+
+class OuchGateway:
+    """OUCH 5.0 / SoupBinTCP 4.00 server in front of a :class:`VenueCore`."""
+
+    def __init__(
+        self,
+        core: VenueCore,
+        config: VenueConfig | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        heartbeat_interval: float = 1.0,
+        client_timeout: float = 15.0,
+        login_timeout: float = 30.0,
+        clock: Clock | None = None,
+        reject_stale_user_ref_num: bool = False,
+    ) -> None:
+        self.core = core
+        self.config = config or core.config
+        self.host = host or self.config.venue.host
+        self.requested_port = self.config.venue.ouch_port if port is None else port
+        self.session_name = self.config.venue.session
+        self.heartbeat_interval = heartbeat_interval
+        self.client_timeout = client_timeout
+        self.login_timeout = login_timeout
+        self.clock = clock or WallClock()
+        self.mapper = OuchMapper(reject_stale=reject_stale_user_ref_num)
+        self.logs: dict[str, list[bytes]] = {}
+        self.sessions: dict[str, _Session] = {}
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._closing = False
+        core.subscribe(self._on_events, replay=True)
+
+    # ------------------------------------------------------------------ core side
+
+    def _on_events(self, seq: int, events: Sequence[Event]) -> None:
+        touched = set()
+        for participant, msg in self.mapper.outbound(events):
+            self.logs.setdefault(participant, []).append(ouch.encode(msg))
+            touched.add(participant)
+        for participant in touched:
+            session = self.sessions.get(participant)
+            if session is not None:
+                self._wake(session)
+
+    def _wake(self, session: _Session) -> None:
+        if self._loop is None or threading.get_ident() == self._thread:
+            session.wake.set()
+        else:
+            self._loop.call_soon_threadsafe(session.wake.set)
+
+    # ------------------------------------------------------------------ server
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the gateway is not started")
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.requested_port
+        )
+        log.info("OUCH gateway listening on %s:%d", self.host, self.port)
+        return self.port
+
+    async def close(self) -> None:
+        """End of Session to every client, then close the connections and the server."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions.values()):
+            with contextlib.suppress(Exception):
+                session.writer.write(soup.encode(soup.EndOfSession()))
+            session.close("end of session")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer = writer.get_extra_info("peername")
+        framer = soup.SoupFramer(sender="client")
+        session: _Session | None = None
+        sender: asyncio.Task | None = None
+        try:
+            login, pending = await asyncio.wait_for(
+                self._read_login(reader, framer), self.login_timeout
+            )
+            if login is None:
+                return
+            section = self._authenticate(login)
+            if isinstance(section, soup.RejectReason):
+                log.info("OUCH login of %r from %s rejected: %s", login.username, peer, section)
+                writer.write(soup.encode(soup.LoginRejected(section)))
+                await writer.drain()
+                return
+            session = self._open_session(section.participant, login.sequence, writer)
+            sender = asyncio.create_task(session.run_sender())
+            await self._serve(session, reader, framer, pending)
+        except (TimeoutError, asyncio.IncompleteReadError):
+            log.info("OUCH %s: no login in time", peer)
+        except ProtocolError as exc:
+            log.warning("OUCH %s (%s): malformed input, disconnecting: %s",
+                        peer, session and session.participant, exc)
+        except (ConnectionError, OSError) as exc:
+            log.info("OUCH %s: connection lost: %s", peer, exc)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            if session is not None:
+                session.close("connection ended")
+                if self.sessions.get(session.participant) is session:
+                    del self.sessions[session.participant]
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(BaseException):
+                    await sender
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _read_login(self, reader, framer):
+        while True:
+            data = await reader.read(4096)
+            if not data:
+                return None, []
+            packets = framer.feed(data)
+            for i, packet in enumerate(packets):
+                if isinstance(packet, soup.Debug):
+                    continue
+                if not isinstance(packet, soup.LoginRequest):
+                    raise ProtocolError(f"{type(packet).__name__} before Login Request")
+                return packet, packets[i + 1 :]
+
+    def _authenticate(self, login: soup.LoginRequest) -> ParticipantSection | soup.RejectReason:
+        section = next(
+            (p for p in self.config.participants
+             if p.username.upper() == login.username.upper()
+             and p.password.upper() == login.password.upper()),
+            None,
+        )
+        if section is None:
+            return soup.RejectReason.NOT_AUTHORIZED
+        if login.session not in ("", self.session_name) or self._closing:
+            return soup.RejectReason.SESSION_NOT_AVAILABLE
+        return section
+
+    def _open_session(self, participant: str, requested: int, writer) -> _Session:
+        old = self.sessions.pop(participant, None)
+        if old is not None:
+            old.close("superseded by a new login")
+        available = len(self.logs.get(participant, [])) + 1
+        start = available if requested == 0 or requested > available else requested
+        writer.write(soup.encode(soup.LoginAccepted(self.session_name, start)))
+        session = _Session(self, participant, writer, start)
+        self.sessions[participant] = session
+        log.info("OUCH %s logged in from sequence %d", participant, start)
+        return session
+
+    async def _serve(self, session: _Session, reader, framer, pending) -> None:
+        loop = asyncio.get_running_loop()
+        packets = pending
+        while not session.closed:
+            for packet in packets:
+                session.last_received = loop.time()
+                if isinstance(packet, soup.UnsequencedData):
+                    self._inbound(session, packet.message)
+                elif isinstance(packet, soup.LogoutRequest):
+                    session.close("logout")
+                    return
+                elif isinstance(packet, soup.LoginRequest):
+                    raise ProtocolError("Login Request on a logged-in session")
+                # ClientHeartbeat and Debug only refresh last_received
+            if session.closed:
+                return
+            data = await reader.read(65536)
+            if not data:
+                framer.close()
+                return
+            session.last_received = loop.time()
+            packets = framer.feed(data)
+
+    def _inbound(self, session: _Session, payload: bytes) -> None:
+        msg = ouch.decode_inbound(payload)  # OuchError (a ProtocolError) -> disconnect
+        participant = session.participant
+        now = self.clock.now_ns()
+        action = self.mapper.inbound(participant, msg, now)
+        if action.ignored:
+            log.info("OUCH %s: %s ignored: %s", participant, type(msg).__name__, action.ignored)
+        for command in action.commands:
+            try:
+                self.core.submit(command)
+            except MalformedCommand as exc:
+                if not isinstance(msg, ouch.EnterOrder | ouch.ReplaceOrderRequest):
+                    raise ProtocolError(f"command refused by the core: {exc}") from exc
+                log.warning("OUCH %s: %s refused as malformed: %s", participant, msg, exc)
+                action.replies.append(ouch.Rejected(
+                    ns_since_midnight(now), msg.user_ref_num, ouch.RejectReason.PROCESSING_ERROR,
+                    msg.cl_ord_id,
+                ))
+        replies = action.replies + self.mapper.unanswered(participant, now)
+        if replies:
+            session.unsequenced.extend(ouch.encode(r) for r in replies)
+            session.wake.set()

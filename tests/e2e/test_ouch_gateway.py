@@ -1,0 +1,305 @@
+"""OUCH 5.0 / SoupBinTCP on loopback: VenueCore + OuchGateway + OuchClient, real TCP sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from agora.exchange.venue.config import load_config
+from agora.exchange.venue.core import VenueCore
+from agora.exchange.venue.ouch_gateway import OuchGateway
+from agora.protocols import ouch50 as ouch
+from agora.protocols import soupbintcp as soup
+from agora.trading.clients.ouch_client import LoginRejectedError, OuchClient
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """
+[venue]
+directory = "{directory}"
+fsync = "none"
+host = "127.0.0.1"
+
+[[symbols]]
+symbol = "AAPL"
+reference_price = "190.00"
+
+[[participants]]
+participant = "FIRM1"
+username = "firm1"
+password = "pw1"
+
+[[participants]]
+participant = "FIRM2"
+username = "firm2"
+password = "pw2"
+"""
+
+P = 10_000  # one dollar in Price(4)
+WAIT = 5.0
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "venue.toml"
+    path.write_text(CONFIG.format(directory=tmp_path / "journal"))
+    return load_config(path)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def start(config, **kw):
+    core = VenueCore(config)
+    gateway = OuchGateway(core, port=0, **kw)
+    await gateway.start()
+    return core, gateway
+
+
+async def stop(core, gateway, *clients):
+    for client in clients:
+        await client.close()
+    await gateway.close()
+    core.close()
+
+
+def client(gateway, user, password, **kw) -> OuchClient:
+    return OuchClient("127.0.0.1", gateway.port, user, password, **kw)
+
+
+async def take(c: OuchClient, n: int) -> list:
+    return [await c.recv(WAIT) for _ in range(n)]
+
+
+async def quiet(c: OuchClient, seconds: float = 0.3) -> None:
+    """Nothing more arrives (no duplicates, nothing foreign)."""
+    with pytest.raises(TimeoutError):
+        await c.recv(seconds)
+
+
+def test_two_clients_trade_and_see_only_their_own(config):
+    async def main():
+        core, gw = await start(config)
+        c1, c2 = client(gw, "firm1", "pw1"), client(gw, "firm2", "pw2")
+        assert await c1.connect() == 1
+        assert await c2.connect() == 1
+        buy = await c1.enter_order("B", 100, "AAPL", 190 * P, cl_ord_id="MINE1")
+        seq, acc = await c1.recv(WAIT)
+        assert seq == 1 and isinstance(acc, ouch.OrderAccepted)
+        assert (acc.user_ref_num, acc.quantity, acc.price, acc.symbol, acc.cl_ord_id) == (
+            buy, 100, 190 * P, "AAPL", "MINE1")
+        sell = await c2.enter_order("S", 60, "AAPL", 189 * P)
+        (s1, a2), (s2, e2) = await take(c2, 2)
+        assert (s1, s2) == (1, 2)
+        assert isinstance(a2, ouch.OrderAccepted) and a2.user_ref_num == sell
+        assert isinstance(e2, ouch.OrderExecuted)
+        assert (e2.user_ref_num, e2.quantity, e2.price) == (sell, 60, 190 * P)
+        assert e2.liquidity_flag == ouch.LiquidityFlag.REMOVED
+        seq, e1 = await c1.recv(WAIT)
+        assert seq == 2 and isinstance(e1, ouch.OrderExecuted)
+        assert (e1.user_ref_num, e1.quantity, e1.price) == (buy, 60, 190 * P)
+        assert e1.liquidity_flag == ouch.LiquidityFlag.ADDED
+        assert e1.match_number == e2.match_number
+        # cancel the rest: Quantity = intended total size 60 -> nothing left
+        await c1.cancel(buy, 60)
+        seq, cancelled = await c1.recv(WAIT)
+        assert seq == 3 and isinstance(cancelled, ouch.OrderCanceled)
+        assert (cancelled.quantity, cancelled.reason) == (40, "U")
+        # an engine reject comes back as a sequenced Rejected
+        bad = await c2.enter_order("B", 10, "NOPE", 190 * P)
+        seq, rej = await c2.recv(WAIT)
+        assert seq == 3 and isinstance(rej, ouch.Rejected) and rej.user_ref_num == bad
+        assert rej.reason == ouch.RejectReason.INVALID_SYMBOL
+        await quiet(c1)
+        await quiet(c2)
+        await stop(core, gw, c1, c2)
+
+    run(main())
+
+
+def test_replace_and_account_query(config):
+    async def main():
+        core, gw = await start(config)
+        c1, c2 = client(gw, "firm1", "pw1"), client(gw, "firm2", "pw2")
+        await c1.connect()
+        await c2.connect()
+        buy = await c1.enter_order("B", 500, "AAPL", 190 * P)
+        await c1.recv(WAIT)
+        await c2.enter_order("S", 100, "AAPL", 190 * P)
+        await take(c2, 2)
+        await c1.recv(WAIT)  # executed 100
+        new = await c1.replace(buy, 500, 191 * P)  # total liable 500 -> 400 open
+        seq, rep = await c1.recv(WAIT)
+        assert isinstance(rep, ouch.OrderReplaced)
+        assert (rep.orig_user_ref_num, rep.user_ref_num, rep.quantity, rep.price) == (
+            buy, new, 400, 191 * P)
+        await c1.account_query()
+        seq, q = await c1.recv(WAIT)
+        assert seq is None and q.next_user_ref_num == new + 1
+        # a stale UserRefNum is ignored (spec §6)
+        await c1.enter_order("B", 10, "AAPL", 190 * P, user_ref_num=1)
+        await quiet(c1)
+        await stop(core, gw, c1, c2)
+
+    run(main())
+
+
+def test_login_rejections(config):
+    async def main():
+        core, gw = await start(config)
+        with pytest.raises(LoginRejectedError) as info:
+            await client(gw, "firm1", "wrong").connect()
+        assert info.value.reason is soup.RejectReason.NOT_AUTHORIZED
+        with pytest.raises(LoginRejectedError) as info:
+            await client(gw, "nobody", "pw1").connect()
+        assert info.value.reason is soup.RejectReason.NOT_AUTHORIZED
+        with pytest.raises(LoginRejectedError) as info:
+            await client(gw, "firm1", "pw1", session="OTHER00001").connect()
+        assert info.value.reason is soup.RejectReason.SESSION_NOT_AVAILABLE
+        await stop(core, gw)
+
+    run(main())
+
+
+def test_reconnect_gets_exactly_the_missed_messages(config):
+    async def main():
+        core, gw = await start(config)
+        c1, c2 = client(gw, "firm1", "pw1"), client(gw, "firm2", "pw2")
+        await c1.connect()
+        await c2.connect()
+        buy = await c1.enter_order("B", 100, "AAPL", 190 * P)
+        await c2.enter_order("S", 30, "AAPL", 190 * P)
+        await take(c2, 2)
+        assert [s for s, _ in await take(c1, 2)] == [1, 2]
+        c1.abort()  # broken link, no logout
+        await asyncio.sleep(0.1)
+        for _ in range(2):  # firm1's resting buy is hit twice while it is away
+            await c2.enter_order("S", 10, "AAPL", 190 * P)
+            await take(c2, 2)
+        assert await c1.connect() == c1.last_seq + 1 == 3
+        got = await take(c1, 2)
+        assert [s for s, _ in got] == [3, 4]
+        assert all(isinstance(m, ouch.OrderExecuted) and (m.user_ref_num, m.quantity) == (buy, 10)
+                   for _, m in got)
+        await quiet(c1)
+        assert await c1.connect(1) == 1  # from 1: everything again, identically numbered
+        replay = await take(c1, 4)
+        assert [s for s, _ in replay] == [1, 2, 3, 4]
+        assert [type(m) for _, m in replay] == [ouch.OrderAccepted] + [ouch.OrderExecuted] * 3
+        await quiet(c1)
+        assert await c1.connect(0) == 5  # 0: only new messages
+        await quiet(c1)
+        await stop(core, gw, c1, c2)
+
+    run(main())
+
+
+def test_restart_resumes_without_loss_or_duplicate(config):
+    async def main():
+        core, gw = await start(config)
+        c1, c2 = client(gw, "firm1", "pw1"), client(gw, "firm2", "pw2")
+        await c1.connect()
+        await c2.connect()
+        buy = await c1.enter_order("B", 100, "AAPL", 190 * P)
+        await take(c1, 1)
+        await c2.enter_order("S", 30, "AAPL", 190 * P)
+        await take(c2, 2)
+        await take(c1, 1)  # E 30, seq 2
+        c1.abort()
+        await asyncio.sleep(0.1)
+        await c2.enter_order("S", 20, "AAPL", 190 * P)  # firm1 misses this execution (seq 3)
+        await take(c2, 2)
+        last1, last2 = c1.last_seq, c2.last_seq
+        await stop(core, gw, c2)
+
+        core, gw = await start(config)  # the venue restarts from its journal
+        c1.port = c2.port = gw.port
+        assert await c1.connect() == last1 + 1
+        (seq, e), = await take(c1, 1)
+        assert seq == 3 and isinstance(e, ouch.OrderExecuted)
+        assert (e.user_ref_num, e.quantity) == (buy, 20)
+        await quiet(c1)
+        assert await c2.connect() == last2 + 1
+        await quiet(c2, 0.1)
+        # trading continues after the restart with the numbering continued
+        await c2.enter_order("S", 50, "AAPL", 190 * P)
+        (s1, _), (s2, e2) = await take(c2, 2)
+        assert (s1, s2) == (last2 + 1, last2 + 2) and e2.quantity == 50
+        (seq, e1), = await take(c1, 1)
+        assert seq == 4 and e1.user_ref_num == buy and e1.quantity == 50
+        await quiet(c1)
+        await stop(core, gw, c1, c2)
+
+    run(main())
+
+
+def test_garbage_from_one_client_does_not_disturb_another(config):
+    async def main():
+        core, gw = await start(config)
+        c1 = client(gw, "firm1", "pw1")
+        await c1.connect()
+        # garbage before login
+        r, w = await asyncio.open_connection("127.0.0.1", gw.port)
+        w.write(b"\x00\x00\xffgarbage")
+        assert await asyncio.wait_for(r.read(), WAIT) == b""
+        w.close()
+        # logged in, then an undecodable OUCH message, then framing garbage
+        for junk in (soup.encode(soup.UnsequencedData(b"Zjunk")), b"\x00\x00garbage"):
+            c2 = client(gw, "firm2", "pw2")
+            await c2.connect(0)
+            c2._write(junk)
+            with pytest.raises(ConnectionError):
+                while True:
+                    await c2.recv(WAIT)
+            await c2.close()
+        urn = await c1.enter_order("B", 10, "AAPL", 190 * P)
+        seq, acc = await c1.recv(WAIT)
+        assert isinstance(acc, ouch.OrderAccepted) and acc.user_ref_num == urn and seq == 1
+        await stop(core, gw, c1)
+
+    run(main())
+
+
+def test_heartbeats_timeout_second_login_and_end_of_session(config):
+    async def main():
+        core, gw = await start(config, heartbeat_interval=0.05, client_timeout=0.3)
+        # a raw client that never heartbeats: sees server heartbeats, then gets dropped
+        r, w = await asyncio.open_connection("127.0.0.1", gw.port)
+        w.write(soup.encode(soup.LoginRequest("firm1", "pw1", "", 1)))
+        data = await asyncio.wait_for(r.read(), WAIT)  # until the server closes
+        framer = soup.SoupFramer(sender="server")
+        packets = framer.feed(data)
+        assert isinstance(packets[0], soup.LoginAccepted)
+        assert sum(isinstance(p, soup.ServerHeartbeat) for p in packets) >= 3
+        w.close()
+        # a heartbeating client stays; a second login of the same firm kicks the first
+        c1 = client(gw, "firm1", "pw1", heartbeat_interval=0.05)
+        await c1.connect()
+        await asyncio.sleep(0.5)
+        assert c1.connected
+        c1b = client(gw, "firm1", "pw1", heartbeat_interval=0.05)
+        await c1b.connect()
+        with pytest.raises(ConnectionError):
+            await c1.recv(WAIT)
+        await gw.close()
+        with pytest.raises(ConnectionError):
+            await c1b.recv(WAIT)
+        assert c1b.end_of_session
+        await c1.close()
+        await c1b.close()
+        core.close()
+
+    run(main())
+
+
+def test_port_is_ephemeral(config):
+    async def main():
+        core, gw = await start(config)
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=WAIT):
+            pass
+        await stop(core, gw)
+
+    run(main())

@@ -1,0 +1,322 @@
+"""FIX 4.4 order-entry gateway: an asyncio TCP acceptor in front of ``VenueCore``.
+
+Design notes
+------------
+* One ``fix44.Session`` + ``FileSeqStore`` per configured participant with a ``fix_comp_id``,
+  in ``<store_dir>/<comp id>/``. They live for the gateway's life, across connections, and their
+  files survive venue restarts. A connection is bound to a participant by its first frame: a
+  Logon whose SenderCompID is a participant's ``fix_comp_id`` and TargetCompID ours. Anything
+  else gets a Logout with the reason (MsgSeqNum 1, not stored) and is closed; so is a second
+  connection for a session that is already connected.
+* Reports are produced by the core listener for every committed batch, whether or not the client
+  is connected. Connected and ACTIVE: ``Session.send_app`` (numbered, stored, written).
+  Otherwise the report is numbered and stored the same way without being written; when the
+  client logs on again its Logon reply shows the gap and the client's ResendRequest gets the
+  stored reports with PossDupFlag=Y (the session's normal resend path). Nothing is lost and
+  nothing is sent twice except as PossDup resends.
+* Restart: the gateway subscribes with ``replay=True``; ``FixOrders`` rebuilds ClOrdID/CumQty
+  state from the whole session, and only batches after the participant's *watermark* (the last
+  venue seq already reported: file ``reported``, raised by the ExecIDs ``<seq>-<k>`` found in
+  the stored messages) are reported again. So a crash between the journal commit and the store
+  write re-creates the missing reports instead of losing them. A brand-new store starts at the
+  venue's current seq (no flood of old history). After ``close`` the listener ignores batches;
+  a reopened gateway regenerates them from the replay.
+* Actions returned by the session are performed with all Sends first, then Deliveries, so
+  replies numbered during a delivery never overtake earlier-numbered session messages.
+* Inbound application messages go through ``FixOrders.inbound``: parse errors become a session
+  Reject, the rest a venue command or an immediate reply (see fix_mapping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from agora.core.clock import Clock, WallClock
+from agora.core.errors import MalformedCommand
+from agora.core.events import Event
+from agora.exchange.journal import FsyncPolicy
+from agora.exchange.venue.config import VenueConfig
+from agora.exchange.venue.core import VenueCore
+from agora.exchange.venue.fix_mapping import FixOrders, Submit
+from agora.protocols.fix44.codec import FixError, FixFramer, FixFramingError, decode, encode
+from agora.protocols.fix44.messages import FixStruct, to_fields
+from agora.protocols.fix44.session import (
+    Deliver,
+    Disconnect,
+    Role,
+    Send,
+    Session,
+    SessionConfig,
+    State,
+)
+from agora.protocols.fix44.store import FileSeqStore
+
+_EXEC_ID = re.compile(rb"\x0117=(\d+)-\d+\x01")
+MAX_LOGON_BYTES = 8192
+
+
+class _Conn:
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.writer.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
+
+
+class _Member:
+    """One participant's FIX session state, kept across connections."""
+
+    def __init__(self, participant: str, comp_id: str, directory: Path, gateway: FixGateway):
+        self.participant = participant
+        self.comp_id = comp_id
+        self.store = FileSeqStore(directory, fsync=gateway.fsync)
+        cfg = SessionConfig(gateway.comp_id, comp_id, Role.ACCEPTOR,
+                            heart_bt_int=gateway.heartbeat_s)
+        self.session = Session(cfg, gateway.clock, self.store)
+        self.orders = FixOrders(participant)
+        self.conn: _Conn | None = None
+        self.watermark_path = directory / "reported"
+        fresh = not self.watermark_path.exists() and self.store.next_sender == 1
+        if fresh:
+            self.watermark = gateway.core.history[-1][0] if gateway.core.history else 0
+            self.save_watermark(self.watermark)
+        else:
+            text = self.watermark_path.read_text().strip() if self.watermark_path.exists() else ""
+            self.watermark = int(text) if text.isdigit() else 0
+            for raw in self.store.get_messages(1, self.store.next_sender).values():
+                m = _EXEC_ID.search(raw)
+                if m:
+                    self.watermark = max(self.watermark, int(m.group(1)))
+
+    def save_watermark(self, seq: int) -> None:
+        tmp = self.watermark_path.with_suffix(".tmp")
+        tmp.write_text(f"{seq}\n")
+        tmp.replace(self.watermark_path)
+        self.watermark = seq
+
+
+class FixGateway:
+    def __init__(
+        self,
+        core: VenueCore,
+        config: VenueConfig,
+        store_dir: str | Path,
+        *,
+        comp_id: str = "AGORA",
+        heartbeat_s: int = 30,
+        timer_interval_s: float = 0.2,
+        clock: Clock | None = None,
+    ) -> None:
+        self.core = core
+        self.config = config
+        self.comp_id = comp_id
+        self.heartbeat_s = heartbeat_s
+        self.timer_interval_s = timer_interval_s
+        self.clock = clock or WallClock()
+        self.fsync = config.venue.fsync is not FsyncPolicy.NONE
+        self.port: int | None = None
+        self._server: asyncio.Server | None = None
+        self._timer: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        root = Path(store_dir)
+        self.members: dict[str, _Member] = {}
+        for p in config.participants:
+            if p.fix_comp_id:
+                self.members[p.fix_comp_id] = _Member(
+                    p.participant, p.fix_comp_id, root / p.fix_comp_id, self)
+        self._by_participant = {m.participant: m for m in self.members.values()}
+        core.subscribe(self._on_events, replay=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        """Listen (port 0: an ephemeral port); returns the bound port."""
+        host = host or self.config.venue.host
+        port = self.config.venue.fix_port if port is None else port
+        self._server = await asyncio.start_server(self._serve, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._timer = asyncio.create_task(self._tick())
+        return self.port
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Log every connected session out (waiting up to ``timeout``), then stop."""
+        if self._server is not None:
+            self._server.close()
+        for m in self.members.values():
+            if m.conn is not None and m.session.state is State.ACTIVE:
+                self._perform(m, m.session.logout("venue closing"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(m.conn is not None for m in self.members.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        self._closed = True
+        for m in self.members.values():
+            self._drop(m, m.conn)
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+        if self._server is not None:
+            await self._server.wait_closed()
+        for m in self.members.values():
+            m.store.close()
+
+    # ------------------------------------------------------------------ venue -> clients
+
+    def _on_events(self, seq: int, events: Sequence[Event]) -> None:
+        if self._closed:
+            return
+        for m in self.members.values():
+            messages = m.orders.apply(seq, events)
+            if not messages or seq <= m.watermark:
+                continue
+            for msg in messages:
+                self._emit(m, msg)
+            m.save_watermark(seq)
+
+    def _emit(self, m: _Member, msg: FixStruct) -> None:
+        session = m.session
+        if session.state is State.ACTIVE and m.conn is not None:
+            m.conn.write(session.send_app(msg))
+            return
+        # not logged on: number and store it exactly as Session.send_app would, unsent
+        seq = m.store.next_sender
+        raw = encode(msg.MSG_TYPE, to_fields(msg), sender=self.comp_id, target=m.comp_id,
+                     seq_num=seq, sending_time=self.clock.now_ns())
+        m.store.store_message(seq, raw)
+        m.store.set_next_sender(seq + 1)
+
+    # ------------------------------------------------------------------ clients -> venue
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        conn = _Conn(writer)
+        member: _Member | None = None
+        pending = bytearray()
+        try:
+            while not conn.closed:
+                data = await reader.read(65536)
+                if not data or self._closed:
+                    break
+                if member is None:
+                    pending += data
+                    member = self._bind(conn, pending)
+                    if member is not None:
+                        self._perform(member, member.session.on_bytes(bytes(pending)))
+                else:
+                    self._perform(member, member.session.on_bytes(data))
+                if not conn.closed:
+                    await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if member is not None:
+                self._drop(member, conn)
+            conn.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+            if task is not None:
+                self._tasks.discard(task)
+
+    def _bind(self, conn: _Conn, pending: bytearray) -> _Member | None:
+        """Identify the session from the first frame; refuse (Logout + close) if we cannot."""
+        try:
+            frames = FixFramer().feed(bytes(pending))
+        except FixFramingError as exc:
+            frames = exc.frames
+            if not frames:
+                conn.close()  # garbage before any Logon: not a FIX peer
+                return None
+        if not frames:
+            if len(pending) > MAX_LOGON_BYTES:
+                conn.close()
+            return None
+        try:
+            first = decode(frames[0])
+        except FixError:
+            conn.close()
+            return None
+        sender = first.get(49, "")
+        m = self.members.get(sender or "")
+        problem = None
+        if first.msg_type != "A":
+            problem = "first message must be Logon"
+        elif m is None:
+            problem = f"unknown SenderCompID {sender}"
+        elif first.get(56) != self.comp_id:
+            problem = f"TargetCompID must be {self.comp_id}"
+        elif m.conn is not None or m.session.state is not State.DISCONNECTED:
+            problem = f"session {sender} is already connected"
+        if problem is not None:
+            conn.write(encode("5", [(58, problem)], sender=self.comp_id, target=sender or "?",
+                              seq_num=1, sending_time=self.clock.now_ns()))
+            conn.close()
+            return None
+        assert m is not None
+        m.conn = conn
+        m.session.connect()
+        return m
+
+    def _drop(self, m: _Member, conn: _Conn | None) -> None:
+        if conn is None or m.conn is not conn:
+            return
+        m.conn = None
+        m.session.disconnected()
+        conn.close()
+
+    def _perform(self, m: _Member, actions: list) -> None:
+        conn = m.conn
+        deliveries = []
+        for action in actions:
+            if isinstance(action, Send):
+                if conn is not None:
+                    conn.write(action.data)
+            elif isinstance(action, Deliver):
+                deliveries.append(action.message)
+            elif isinstance(action, Disconnect):
+                self._drop(m, conn)
+        for msg in deliveries:
+            self._on_app(m, msg)
+
+    def _on_app(self, m: _Member, msg) -> None:
+        if msg.msg_type == "3":
+            return  # a session Reject from the client: nothing to do at the application level
+        local_id = f"L{m.store.next_sender}"
+        try:
+            result = m.orders.inbound(msg, local_id)
+        except FixError as exc:
+            if m.session.state is State.ACTIVE and m.conn is not None:
+                m.conn.write(m.session.reject(exc))
+            return
+        if isinstance(result, Submit):
+            try:
+                self.core.submit(result.command)
+            except MalformedCommand as exc:
+                self._emit(m, m.orders.malformed(result, str(exc), local_id))
+            finally:
+                m.orders.done(result)
+        else:
+            self._emit(m, result)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.timer_interval_s)
+            for m in self.members.values():
+                if m.conn is not None:
+                    self._perform(m, m.session.on_timer())

@@ -131,6 +131,40 @@ def session(
         raise typer.Exit(1)
 
 
+@exchange_app.command()
+def serve(
+    config_path: Path | None = typer.Option(
+        None, "--config", help="Venue configuration (TOML); default: the built-in example."
+    ),
+    use_uvloop: bool = typer.Option(True, "--uvloop/--no-uvloop", help="Run on uvloop."),
+) -> None:
+    """Run the venue: OUCH and FIX gateways, ITCH/MoldUDP64 feed, journal, engine."""
+    import asyncio
+
+    from agora.exchange.venue.config import ConfigError, load_config
+    from agora.exchange.venue.server import run_venue
+
+    if config_path is None:  # the packaged example (a plain file in a normal install)
+        from importlib.resources import files
+
+        config_path = Path(str(files("agora.exchange.venue") / "example.toml"))
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if use_uvloop:
+        import uvloop
+
+        uvloop.run(run_venue(config, say=say))
+    else:
+        asyncio.run(run_venue(config, say=say))
+
+
 @exchange_app.command("replay")
 def replay_command(
     directory: Path = typer.Argument(..., exists=True, file_okay=False, help="Journal directory."),

@@ -1,0 +1,200 @@
+"""``agora bench gateway``: order entry round trips and throughput against a real venue process.
+
+A venue (``agora exchange serve``, uvloop, journal fsync none) runs as its own process on
+loopback. Clients use plain blocking sockets (the cheapest client there is, so the figure is the
+venue's) and the agora codecs:
+
+- OUCH 5.0 round trip: Enter Order -> Order Accepted, one order in flight, each order cancelled
+  afterwards (untimed) so the book stays small;
+- sustained OUCH throughput: ``clients`` processes, each keeping a window of orders in flight;
+- the floor: a raw TCP echo round trip with blocking sockets, in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+from rich.console import Console
+from rich.table import Table
+
+from agora.bench.echo_floor import measure_echo
+from agora.protocols import ouch50 as ouch
+from agora.protocols import soupbintcp as soup
+
+console = Console()
+PRICE = 1_000_000
+SYMBOL = "BENCH"
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_config(directory: Path, clients: int) -> tuple[Path, int]:
+    ouch_port = _free_port()
+    participants = "".join(
+        f'\n[[participants]]\nparticipant = "{name.upper()}"\nusername = "{name}"\n'
+        f'password = "pw"\n'
+        for name in ["rtt", *(f"b{i}" for i in range(clients))]
+    )
+    path = directory / "venue.toml"
+    path.write_text(
+        f'[venue]\ndirectory = "{directory / "venue"}"\nfsync = "none"\n'
+        f"ouch_port = {ouch_port}\nfix_port = {_free_port()}\n"
+        f"snapshot_port = {_free_port()}\nitch_port = {_free_port(socket.SOCK_DGRAM)}\n"
+        f"retransmit_port = {_free_port(socket.SOCK_DGRAM)}\n"
+        f'\n[[symbols]]\nsymbol = "{SYMBOL}"\nreference_price = "100.00"\n{participants}'
+    )
+    return path, ouch_port
+
+
+def _start_venue(config: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agora.cli.main", "exchange", "serve", "--config", str(config)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    for line in proc.stdout:
+        if line.startswith("publishing itch"):
+            return proc
+    raise RuntimeError(f"the venue did not start (exit code {proc.wait()})")
+
+
+class _OuchSession:
+    """A minimal blocking OUCH client: login, send, wait for a given outbound message type."""
+
+    def __init__(self, port: int, username: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.framer = soup.SoupFramer()
+        self.pending: list = []
+        self.sock.sendall(soup.encode(soup.LoginRequest(username, "pw", "", 0)))
+        if not isinstance(self._next_packet(), soup.LoginAccepted):
+            raise RuntimeError(f"login refused for {username}")
+        self.ref = 0
+
+    def _next_packet(self):
+        while not self.pending:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("venue closed the connection")
+            self.pending.extend(self.framer.feed(data))
+        return self.pending.pop(0)
+
+    def next_message(self):
+        while True:
+            packet = self._next_packet()
+            if isinstance(packet, soup.SequencedData | soup.UnsequencedData):
+                return ouch.decode_outbound(packet.message)
+
+    def enter(self, side: ouch.Side, price: int) -> bytes:
+        self.ref += 1
+        msg = ouch.EnterOrder(
+            self.ref, side, 100, SYMBOL, price, ouch.TimeInForce.DAY, ouch.Display.VISIBLE,
+            ouch.Capacity.AGENCY, ouch.IntermarketSweep.NOT_ELIGIBLE,
+            ouch.CrossType.CONTINUOUS, "",
+        )
+        return soup.encode(soup.UnsequencedData(ouch.encode(msg)))
+
+    def cancel(self, user_ref_num: int) -> bytes:
+        msg = ouch.CancelOrderRequest(user_ref_num, 0)
+        return soup.encode(soup.UnsequencedData(ouch.encode(msg)))
+
+    def wait_for(self, kind: type) -> None:
+        while not isinstance(self.next_message(), kind):
+            pass
+
+
+def _ouch_round_trips(port: int, count: int, warmup: int) -> list[int]:
+    session = _OuchSession(port, "rtt")
+    clock = time.perf_counter_ns
+    samples = []
+    for i in range(warmup + count):
+        data = session.enter(ouch.Side.BUY, PRICE - 100 * (1 + i % 20))
+        t0 = clock()
+        session.sock.sendall(data)
+        session.wait_for(ouch.OrderAccepted)
+        elapsed = clock() - t0
+        session.sock.sendall(session.cancel(session.ref))
+        session.wait_for(ouch.OrderCanceled)
+        if i >= warmup:
+            samples.append(elapsed)
+    session.sock.close()
+    return samples
+
+
+def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
+    """One client process: ``orders`` Enter Orders with ``window`` in flight; returns (acks, s)."""
+    port, username, orders, window = args
+    session = _OuchSession(port, username)
+    side = ouch.Side.BUY if username.endswith(("0", "2")) else ouch.Side.SELL
+    offset = -100 if side is ouch.Side.BUY else 100
+    started = time.perf_counter()
+    sent = acked = 0
+    while acked < orders:
+        while sent < orders and sent - acked < window:
+            session.sock.sendall(session.enter(side, PRICE + offset * (1 + sent % 50)))
+            sent += 1
+        if isinstance(session.next_message(), ouch.OrderAccepted | ouch.Rejected):
+            acked += 1
+    elapsed = time.perf_counter() - started
+    session.sock.close()
+    return acked, elapsed
+
+
+def _percentiles(samples: list[int]) -> tuple[float, float, float]:
+    histogram = HdrHistogram(1, 60_000_000_000, 3)
+    for value in samples:
+        histogram.record_value(max(1, value))
+    return tuple(histogram.get_value_at_percentile(p) / 1_000 for p in (50, 99, 99.9))
+
+
+def run(round_trips: int, orders: int, clients: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="agora-bench-gw-") as tmp:
+        config, port = _write_config(Path(tmp), clients)
+        with console.status("raw TCP echo floor"):
+            echo = _percentiles(measure_echo(round_trips))
+        venue = _start_venue(config)
+        try:
+            with console.status("OUCH round trips"):
+                ouch_rtt = _percentiles(_ouch_round_trips(port, round_trips, 500))
+            with console.status(f"OUCH throughput, {clients} clients"):
+                jobs = [(port, f"b{i}", orders, 64) for i in range(clients)]
+                with multiprocessing.get_context("spawn").Pool(clients) as pool:
+                    results = pool.map(_ouch_flood, jobs)
+            acked = sum(a for a, _ in results)
+            throughput = acked / max(s for _, s in results)
+        finally:
+            venue.terminate()
+            venue.wait(timeout=30)
+            venue.stdout.close()
+    table = Table(title="agora bench gateway (loopback, venue in its own process, uvloop)")
+    for name in ("measure", "p50 us", "p99 us", "p99.9 us", "vs floor p50 / p99"):
+        table.add_column(name)
+    table.add_row("raw TCP echo (floor)", *(f"{v:.1f}" for v in echo), "1.0 / 1.0")
+    table.add_row("OUCH Enter -> Accepted", *(f"{v:.1f}" for v in ouch_rtt),
+                  f"{ouch_rtt[0] / echo[0]:.1f} / {ouch_rtt[1] / echo[1]:.1f}")
+    console.print(table)
+    console.print(f"OUCH sustained: {throughput:,.0f} orders/s acknowledged "
+                  f"({clients} clients, {orders:,} orders each, 64 in flight)")
+    result = {
+        "echo_p50_us": round(echo[0], 1), "echo_p99_us": round(echo[1], 1),
+        "ouch_rtt_p50_us": round(ouch_rtt[0], 1), "ouch_rtt_p99_us": round(ouch_rtt[1], 1),
+        "ouch_rtt_p999_us": round(ouch_rtt[2], 1),
+        "ouch_p50_vs_floor": round(ouch_rtt[0] / echo[0], 2),
+        "ouch_p99_vs_floor": round(ouch_rtt[1] / echo[1], 2),
+        "ouch_orders_per_s": round(throughput), "clients": clients,
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+    return result
+
+

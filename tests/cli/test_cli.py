@@ -46,3 +46,11 @@ def test_bench_engine_quick_ends_with_a_result_line():
     assert figures["orders"] == 5000
     assert figures["orders_per_s"] > 0 and figures["baseline_reference_orders_per_s"] > 0
     assert figures["p50_us"] <= figures["p99_us"] <= figures["p999_us"]
+
+
+def test_bench_gateway_quick_measures_against_the_echo_floor():
+    result = agora("bench", "gateway", "--quick", "--clients", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
+    assert 0 < figures["echo_p50_us"] <= figures["ouch_rtt_p50_us"]
+    assert figures["ouch_orders_per_s"] > 0

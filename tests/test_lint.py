@@ -38,7 +38,7 @@ _ALLOWED_IMPORTS = {
     "protocols": {"core", "protocols"},
     "exchange": {"core", "exchange", "protocols"},
     "trading": {"core", "protocols", "trading"},
-    "bench": {"core", "exchange", "bench"},
+    "bench": {"core", "protocols", "exchange", "bench"},
     "testing": {"core", "exchange", "bench", "testing"},
 }
 

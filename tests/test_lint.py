@@ -38,7 +38,7 @@ _ALLOWED_IMPORTS = {
     "protocols": {"core", "protocols"},
     "exchange": {"core", "exchange", "protocols"},
     "trading": {"core", "protocols", "trading"},
-    "bench": {"core", "protocols", "exchange", "bench"},
+    "bench": {"core", "protocols", "exchange", "trading", "bench"},
     "testing": {"core", "exchange", "bench", "testing"},
 }
 

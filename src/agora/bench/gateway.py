@@ -7,6 +7,8 @@ venue's) and the agora codecs:
 - OUCH 5.0 round trip: Enter Order -> Order Accepted, one order in flight, each order cancelled
   afterwards (untimed) so the book stays small;
 - sustained OUCH throughput: ``clients`` processes, each keeping a window of orders in flight;
+- FIX 4.4 round trip (NewOrderSingle -> ExecutionReport New) and sustained throughput, with
+  agora's async ``FixClient`` on uvloop as the client (its session layer is part of the figure);
 - the floor: a raw TCP echo round trip with blocking sockets, in the same run.
 """
 
@@ -21,13 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
 from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
 from agora.bench.echo_floor import measure_echo
+from agora.core.enums import Side
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
+from agora.trading.clients.fix_client import FixClient
 
 console = Console()
 PRICE = 1_000_000
@@ -40,22 +45,23 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-def _write_config(directory: Path, clients: int) -> tuple[Path, int]:
-    ouch_port = _free_port()
+def _write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
+    ouch_port, fix_port = _free_port(), _free_port()
     participants = "".join(
         f'\n[[participants]]\nparticipant = "{name.upper()}"\nusername = "{name}"\n'
         f'password = "pw"\n'
+        + f'fix_comp_id = "{name.upper()}"\n'
         for name in ["rtt", *(f"b{i}" for i in range(clients))]
     )
     path = directory / "venue.toml"
     path.write_text(
         f'[venue]\ndirectory = "{directory / "venue"}"\nfsync = "none"\n'
-        f"ouch_port = {ouch_port}\nfix_port = {_free_port()}\n"
+        f"ouch_port = {ouch_port}\nfix_port = {fix_port}\n"
         f"snapshot_port = {_free_port()}\nitch_port = {_free_port(socket.SOCK_DGRAM)}\n"
         f"retransmit_port = {_free_port(socket.SOCK_DGRAM)}\n"
         f'\n[[symbols]]\nsymbol = "{SYMBOL}"\nreference_price = "100.00"\n{participants}'
     )
-    return path, ouch_port
+    return path, ouch_port, fix_port
 
 
 def _start_venue(config: Path) -> subprocess.Popen:
@@ -151,6 +157,54 @@ def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     return acked, elapsed
 
 
+async def _fix_round_trips_async(port: int, count: int, warmup: int) -> list[int]:
+    client = FixClient("127.0.0.1", port, "RTT")
+    await client.connect()
+    clock = time.perf_counter_ns
+    samples = []
+    for i in range(warmup + count):
+        price = PRICE - 100 * (1 + i % 20)
+        t0 = clock()
+        client.new_order(f"o{i}", SYMBOL, Side.BUY, 100, price)
+        await client.receive()  # ExecutionReport New (or Rejected)
+        elapsed = clock() - t0
+        client.cancel(f"o{i}", f"c{i}", SYMBOL, Side.BUY)
+        await client.receive()
+        if i >= warmup:
+            samples.append(elapsed)
+    await client.logout()
+    await client.close()
+    return samples
+
+
+def _fix_round_trips(port: int, count: int, warmup: int) -> list[int]:
+    return uvloop.run(_fix_round_trips_async(port, count, warmup))
+
+
+async def _fix_flood_async(port: int, comp_id: str, orders: int, window: int) -> float:
+    client = FixClient("127.0.0.1", port, comp_id)
+    await client.connect()
+    side = Side.BUY if comp_id.endswith(("0", "2")) else Side.SELL
+    offset = -100 if side is Side.BUY else 100
+    started = time.perf_counter()
+    sent = acked = 0
+    while acked < orders:
+        while sent < orders and sent - acked < window:
+            client.new_order(f"f{sent}", SYMBOL, side, 100, PRICE + offset * (1 + sent % 50))
+            sent += 1
+        await client.receive(timeout=30)
+        acked += 1
+    elapsed = time.perf_counter() - started
+    await client.logout()
+    await client.close()
+    return elapsed
+
+
+def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
+    port, comp_id, orders, window = args
+    return orders, uvloop.run(_fix_flood_async(port, comp_id, orders, window))
+
+
 def _percentiles(samples: list[int]) -> tuple[float, float, float]:
     histogram = HdrHistogram(1, 60_000_000_000, 3)
     for value in samples:
@@ -158,9 +212,17 @@ def _percentiles(samples: list[int]) -> tuple[float, float, float]:
     return tuple(histogram.get_value_at_percentile(p) / 1_000 for p in (50, 99, 99.9))
 
 
+def _flood(worker, port: int, clients: int, orders: int) -> float:
+    jobs = [(port, f"{'b' if worker is _ouch_flood else 'B'}{i}", orders, 64)
+            for i in range(clients)]
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        results = pool.map(worker, jobs)
+    return sum(a for a, _ in results) / max(s for _, s in results)
+
+
 def run(round_trips: int, orders: int, clients: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="agora-bench-gw-") as tmp:
-        config, port = _write_config(Path(tmp), clients)
+        config, port, fix_port = _write_config(Path(tmp), clients)
         with console.status("raw TCP echo floor"):
             echo = _percentiles(measure_echo(round_trips))
         venue = _start_venue(config)
@@ -168,11 +230,11 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
             with console.status("OUCH round trips"):
                 ouch_rtt = _percentiles(_ouch_round_trips(port, round_trips, 500))
             with console.status(f"OUCH throughput, {clients} clients"):
-                jobs = [(port, f"b{i}", orders, 64) for i in range(clients)]
-                with multiprocessing.get_context("spawn").Pool(clients) as pool:
-                    results = pool.map(_ouch_flood, jobs)
-            acked = sum(a for a, _ in results)
-            throughput = acked / max(s for _, s in results)
+                throughput = _flood(_ouch_flood, port, clients, orders)
+            with console.status("FIX round trips"):
+                fix_rtt = _percentiles(_fix_round_trips(fix_port, round_trips, 500))
+            with console.status(f"FIX throughput, {clients} clients"):
+                fix_throughput = _flood(_fix_flood, fix_port, clients, orders)
         finally:
             venue.terminate()
             venue.wait(timeout=30)
@@ -183,16 +245,21 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
     table.add_row("raw TCP echo (floor)", *(f"{v:.1f}" for v in echo), "1.0 / 1.0")
     table.add_row("OUCH Enter -> Accepted", *(f"{v:.1f}" for v in ouch_rtt),
                   f"{ouch_rtt[0] / echo[0]:.1f} / {ouch_rtt[1] / echo[1]:.1f}")
+    table.add_row("FIX NewOrderSingle -> New", *(f"{v:.1f}" for v in fix_rtt),
+                  f"{fix_rtt[0] / echo[0]:.1f} / {fix_rtt[1] / echo[1]:.1f}")
     console.print(table)
-    console.print(f"OUCH sustained: {throughput:,.0f} orders/s acknowledged "
-                  f"({clients} clients, {orders:,} orders each, 64 in flight)")
+    console.print(f"sustained, {clients} clients x {orders:,} orders, 64 in flight: "
+                  f"OUCH {throughput:,.0f} orders/s, FIX {fix_throughput:,.0f} orders/s")
     result = {
         "echo_p50_us": round(echo[0], 1), "echo_p99_us": round(echo[1], 1),
         "ouch_rtt_p50_us": round(ouch_rtt[0], 1), "ouch_rtt_p99_us": round(ouch_rtt[1], 1),
         "ouch_rtt_p999_us": round(ouch_rtt[2], 1),
         "ouch_p50_vs_floor": round(ouch_rtt[0] / echo[0], 2),
         "ouch_p99_vs_floor": round(ouch_rtt[1] / echo[1], 2),
-        "ouch_orders_per_s": round(throughput), "clients": clients,
+        "ouch_orders_per_s": round(throughput),
+        "fix_rtt_p50_us": round(fix_rtt[0], 1), "fix_rtt_p99_us": round(fix_rtt[1], 1),
+        "fix_rtt_p999_us": round(fix_rtt[2], 1),
+        "fix_orders_per_s": round(fix_throughput), "clients": clients,
     }
     print("RESULT " + json.dumps(result), flush=True)
     return result

@@ -50,6 +50,10 @@ from agora.protocols.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 
+_WRITE_THROUGH_MAX = 64 * 1024  # bytes already queued in the transport
+_WRITE_THROUGH_MESSAGES = 64  # a larger backlog is the sender task's (chunks, drain)
+
+
 class _Session:
     """One logged-in connection."""
 
@@ -69,6 +73,25 @@ class _Session:
             self.closed = True
             self.writer.close()
             self.wake.set()
+
+    def write_through(self) -> bool:
+        """Write new sequenced messages at once when the transport is not backed up.
+
+        The common case (a live, caught-up session) then costs no task switch; a backlog or a
+        full send buffer is left to ``run_sender``, which drains with flow control. Order is
+        kept: both paths take messages from ``next_seq`` and advance it before any await.
+        """
+        if self.closed or self.writer.transport.get_write_buffer_size() > _WRITE_THROUGH_MAX:
+            return False
+        out = self.gateway.logs.get(self.participant, [])
+        if len(out) - self.next_seq >= _WRITE_THROUGH_MESSAGES:
+            return False
+        chunk = [soup.encode(soup.SequencedData(out[i - 1]))
+                 for i in range(self.next_seq, len(out) + 1)]
+        self.next_seq = len(out) + 1
+        if chunk:
+            self.writer.write(b"".join(chunk))
+        return True
 
     async def run_sender(self) -> None:
         gw = self.gateway
@@ -154,7 +177,8 @@ class OuchGateway:
 
     def _wake(self, session: _Session) -> None:
         if self._loop is None or threading.get_ident() == self._thread:
-            session.wake.set()
+            if not session.write_through():
+                session.wake.set()
         else:
             self._loop.call_soon_threadsafe(session.wake.set)
 

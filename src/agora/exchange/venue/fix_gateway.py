@@ -53,7 +53,7 @@ from agora.protocols.fix44.session import (
     SessionConfig,
     State,
 )
-from agora.protocols.fix44.store import FileSeqStore
+from agora.protocols.fix44.store import CounterFile, FileSeqStore
 
 _EXEC_ID = re.compile(rb"\x0117=(\d+)-\d+\x01")
 MAX_LOGON_BYTES = 8192
@@ -88,21 +88,20 @@ class _Member:
         self.conn: _Conn | None = None
         self.watermark_path = directory / "reported"
         fresh = not self.watermark_path.exists() and self.store.next_sender == 1
+        self.watermark_file = CounterFile(self.watermark_path, fsync=gateway.fsync)
         if fresh:
             self.watermark = gateway.core.history[-1][0] if gateway.core.history else 0
             self.save_watermark(self.watermark)
         else:
-            text = self.watermark_path.read_text().strip() if self.watermark_path.exists() else ""
-            self.watermark = int(text) if text.isdigit() else 0
+            stored = self.watermark_file.read()
+            self.watermark = stored[0] if stored else 0
             for raw in self.store.get_messages(1, self.store.next_sender).values():
                 m = _EXEC_ID.search(raw)
                 if m:
                     self.watermark = max(self.watermark, int(m.group(1)))
 
     def save_watermark(self, seq: int) -> None:
-        tmp = self.watermark_path.with_suffix(".tmp")
-        tmp.write_text(f"{seq}\n")
-        tmp.replace(self.watermark_path)
+        self.watermark_file.write(seq)
         self.watermark = seq
 
 
@@ -174,6 +173,7 @@ class FixGateway:
             await self._server.wait_closed()
         for m in self.members.values():
             m.store.close()
+            m.watermark_file.close()
 
     # ------------------------------------------------------------------ venue -> clients
 

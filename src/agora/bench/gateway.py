@@ -47,11 +47,14 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 def _write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
     ouch_port, fix_port = _free_port(), _free_port()
+    ouch_names = ["rtt", *(f"o{i}" for i in range(clients))]
+    fix_names = ["RTTF", *(f"F{i}" for i in range(clients))]
     participants = "".join(
         f'\n[[participants]]\nparticipant = "{name.upper()}"\nusername = "{name}"\n'
-        f'password = "pw"\n'
-        + f'fix_comp_id = "{name.upper()}"\n'
-        for name in ["rtt", *(f"b{i}" for i in range(clients))]
+        f'password = "pw"\n' for name in ouch_names
+    ) + "".join(  # FIX-only participants: no OUCH orders of theirs to drop-copy
+        f'\n[[participants]]\nparticipant = "X{name}"\nusername = "x{name.lower()}"\n'
+        f'password = "pw"\nfix_comp_id = "{name}"\n' for name in fix_names
     )
     path = directory / "venue.toml"
     path.write_text(
@@ -142,7 +145,7 @@ def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     """One client process: ``orders`` Enter Orders with ``window`` in flight; returns (acks, s)."""
     port, username, orders, window = args
     session = _OuchSession(port, username)
-    side = ouch.Side.BUY if username.endswith(("0", "2")) else ouch.Side.SELL
+    side = ouch.Side.BUY if username.endswith(("0", "2")) else ouch.Side.SELL  # o0 o2 buy
     offset = -100 if side is ouch.Side.BUY else 100
     started = time.perf_counter()
     sent = acked = 0
@@ -157,8 +160,14 @@ def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     return acked, elapsed
 
 
+async def _report_for(client: FixClient, cl_ord_id: str) -> None:
+    """Wait for the report answering ``cl_ord_id`` (never count a stale or resent one)."""
+    while getattr(await client.receive(), "cl_ord_id", None) != cl_ord_id:
+        pass
+
+
 async def _fix_round_trips_async(port: int, count: int, warmup: int) -> list[int]:
-    client = FixClient("127.0.0.1", port, "RTT")
+    client = FixClient("127.0.0.1", port, "RTTF")
     await client.connect()
     clock = time.perf_counter_ns
     samples = []
@@ -166,10 +175,10 @@ async def _fix_round_trips_async(port: int, count: int, warmup: int) -> list[int
         price = PRICE - 100 * (1 + i % 20)
         t0 = clock()
         client.new_order(f"o{i}", SYMBOL, Side.BUY, 100, price)
-        await client.receive()  # ExecutionReport New (or Rejected)
+        await _report_for(client, f"o{i}")  # ExecutionReport New
         elapsed = clock() - t0
         client.cancel(f"o{i}", f"c{i}", SYMBOL, Side.BUY)
-        await client.receive()
+        await _report_for(client, f"c{i}")
         if i >= warmup:
             samples.append(elapsed)
     await client.logout()
@@ -213,7 +222,7 @@ def _percentiles(samples: list[int]) -> tuple[float, float, float]:
 
 
 def _flood(worker, port: int, clients: int, orders: int) -> float:
-    jobs = [(port, f"{'b' if worker is _ouch_flood else 'B'}{i}", orders, 64)
+    jobs = [(port, f"{'o' if worker is _ouch_flood else 'F'}{i}", orders, 64)
             for i in range(clients)]
     with multiprocessing.get_context("spawn").Pool(clients) as pool:
         results = pool.map(worker, jobs)

@@ -15,6 +15,7 @@ TagValue element: ``Length`` (1 byte, = 1 + size of the value) ``OptionTag`` (1 
 from __future__ import annotations
 
 import enum
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
@@ -72,7 +73,7 @@ def decode_text(raw: bytes, name: str) -> str:
     return text
 
 
-class Kind:
+class Kind(ABC):
     """How one field travels: struct format, value check on encode, conversion on decode."""
 
     __slots__ = ("fmt", "size")
@@ -80,8 +81,9 @@ class Kind:
     fmt: str
     size: int
 
-    def enc(self, value: Any, name: str) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def enc(self, value: Any, name: str) -> Any:
+        """Check ``value`` and return what the struct format packs (each kind defines it)."""
 
     def dec(self, raw: Any, name: str) -> Any:
         return raw

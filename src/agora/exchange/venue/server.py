@@ -33,7 +33,8 @@ async def run_venue(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+        # not available off the main thread or on some platforms: then only ``stop`` stops us
+        with contextlib.suppress(RuntimeError, ValueError, AttributeError):
             loop.add_signal_handler(sig, stop.set)
     core = VenueCore(config)
     venue = config.venue

@@ -9,11 +9,14 @@ venue's) and the agora codecs:
 - sustained OUCH throughput: ``clients`` processes, each keeping a window of orders in flight;
 - FIX 4.4 round trip (NewOrderSingle -> ExecutionReport New) and sustained throughput, with
   agora's async ``FixClient`` on uvloop as the client (its session layer is part of the figure);
+- ITCH 5.0 over MoldUDP64 during the OUCH run: a subscriber process joins the live feed,
+  recovers gaps by retransmission, and reports the messages it kept and their rate;
 - the floor: a raw TCP echo round trip with blocking sockets, in the same run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import socket
@@ -33,6 +36,7 @@ from agora.core.enums import Side
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
 from agora.trading.clients.fix_client import FixClient
+from agora.trading.clients.itch_subscriber import ItchSubscriber
 
 console = Console()
 PRICE = 1_000_000
@@ -47,6 +51,7 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 def _write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
     ouch_port, fix_port = _free_port(), _free_port()
+    itch_port, retransmit_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_DGRAM)
     ouch_names = ["rtt", *(f"o{i}" for i in range(clients))]
     fix_names = ["RTTF", *(f"F{i}" for i in range(clients))]
     participants = "".join(
@@ -60,11 +65,16 @@ def _write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
     path.write_text(
         f'[venue]\ndirectory = "{directory / "venue"}"\nfsync = "none"\n'
         f"ouch_port = {ouch_port}\nfix_port = {fix_port}\n"
-        f"snapshot_port = {_free_port()}\nitch_port = {_free_port(socket.SOCK_DGRAM)}\n"
-        f"retransmit_port = {_free_port(socket.SOCK_DGRAM)}\n"
+        f"snapshot_port = {_free_port()}\nitch_port = {itch_port}\n"
+        f"retransmit_port = {retransmit_port}\n"
         f'\n[[symbols]]\nsymbol = "{SYMBOL}"\nreference_price = "100.00"\n{participants}'
     )
     return path, ouch_port, fix_port
+
+
+def _feed_ports(config: Path) -> tuple[int, int]:
+    values = dict(line.split(" = ") for line in config.read_text().splitlines() if " = " in line)
+    return int(values["itch_port"]), int(values["retransmit_port"])
 
 
 def _start_venue(config: Path) -> subprocess.Popen:
@@ -214,6 +224,30 @@ def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     return orders, uvloop.run(_fix_flood_async(port, comp_id, orders, window))
 
 
+def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:
+    """A subscriber process: joins the live feed, recovers gaps, reports what it kept up with."""
+    itch_port, retransmit_port, seconds, out = args
+
+    async def listen() -> tuple[int, int, float]:
+        feed = ItchSubscriber(port=itch_port, retransmit=("127.0.0.1", retransmit_port),
+                              next_sequence=None)
+        await feed.start()
+        first = last = None
+        count = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            if feed.messages != count:
+                now = time.monotonic()
+                first = first or now
+                last, count = now, feed.messages
+        requests = feed.requests_sent
+        await feed.close()
+        return count, requests, (last - first) if first and last else 0.0
+
+    out.put(uvloop.run(listen()))
+
+
 def _percentiles(samples: list[int]) -> tuple[float, float, float]:
     histogram = HdrHistogram(1, 60_000_000_000, 3)
     for value in samples:
@@ -232,14 +266,25 @@ def _flood(worker, port: int, clients: int, orders: int) -> float:
 def run(round_trips: int, orders: int, clients: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="agora-bench-gw-") as tmp:
         config, port, fix_port = _write_config(Path(tmp), clients)
+        itch_port, retransmit_port = _feed_ports(config)
         with console.status("raw TCP echo floor"):
             echo = _percentiles(measure_echo(round_trips))
         venue = _start_venue(config)
         try:
             with console.status("OUCH round trips"):
                 ouch_rtt = _percentiles(_ouch_round_trips(port, round_trips, 500))
-            with console.status(f"OUCH throughput, {clients} clients"):
+            with console.status(f"OUCH throughput, {clients} clients, ITCH subscriber"):
+                ctx = multiprocessing.get_context("spawn")
+                results: multiprocessing.Queue = ctx.Queue()
+                listener = ctx.Process(target=_itch_listener,
+                                       args=((itch_port, retransmit_port, 2.0 + orders / 500,
+                                              results),))
+                listener.start()
+                time.sleep(1.0)  # let it bind before the flood starts
                 throughput = _flood(_ouch_flood, port, clients, orders)
+                itch_messages, itch_requests, itch_span = results.get(timeout=120)
+                listener.join(timeout=30)
+            itch_rate = itch_messages / itch_span if itch_span else 0.0
             with console.status("FIX round trips"):
                 fix_rtt = _percentiles(_fix_round_trips(fix_port, round_trips, 500))
             with console.status(f"FIX throughput, {clients} clients"):
@@ -259,6 +304,9 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
     console.print(table)
     console.print(f"sustained, {clients} clients x {orders:,} orders, 64 in flight: "
                   f"OUCH {throughput:,.0f} orders/s, FIX {fix_throughput:,.0f} orders/s")
+    console.print(f"ITCH during the OUCH run: a subscriber process kept {itch_messages:,} "
+                  f"messages at {itch_rate:,.0f} messages/s, {itch_requests} retransmission "
+                  f"requests")
     result = {
         "echo_p50_us": round(echo[0], 1), "echo_p99_us": round(echo[1], 1),
         "ouch_rtt_p50_us": round(ouch_rtt[0], 1), "ouch_rtt_p99_us": round(ouch_rtt[1], 1),
@@ -269,6 +317,8 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
         "fix_rtt_p50_us": round(fix_rtt[0], 1), "fix_rtt_p99_us": round(fix_rtt[1], 1),
         "fix_rtt_p999_us": round(fix_rtt[2], 1),
         "fix_orders_per_s": round(fix_throughput), "clients": clients,
+        "itch_messages_per_s": round(itch_rate), "itch_messages": itch_messages,
+        "itch_retransmission_requests": itch_requests,
     }
     print("RESULT " + json.dumps(result), flush=True)
     return result

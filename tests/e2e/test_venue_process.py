@@ -15,18 +15,13 @@ import time
 
 import pytest
 
+from agora.bench.echo_floor import free_port
 from agora.protocols import ouch50 as ouch
 from agora.trading.clients.itch_subscriber import ItchSubscriber
 from agora.trading.clients.ouch_client import OuchClient
 
 pytestmark = pytest.mark.e2e
 PRICE = 1_900_000  # $190.00
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(tmp_path) -> tuple:

@@ -24,15 +24,16 @@ def serve(port: int) -> None:
                 conn.sendall(data)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port the kernel just handed out (TCP or UDP), for a server to bind next."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def measure_echo(count: int = 20_000, size: int = 64, warmup: int = 2_000) -> list[int]:
     """Round trips in ns of ``count`` messages of ``size`` bytes to an echo server process."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "agora.bench.echo_floor", "serve", str(port)],
         stdout=subprocess.PIPE, text=True,

@@ -31,7 +31,7 @@ from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
-from agora.bench.echo_floor import measure_echo
+from agora.bench.echo_floor import free_port, measure_echo
 from agora.core.enums import Side
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
@@ -43,15 +43,9 @@ PRICE = 1_000_000
 SYMBOL = "BENCH"
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
-    ouch_port, fix_port = _free_port(), _free_port()
-    itch_port, retransmit_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_DGRAM)
+    ouch_port, fix_port = free_port(), free_port()
+    itch_port, retransmit_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     ouch_names = ["rtt", *(f"o{i}" for i in range(clients))]
     fix_names = ["RTTF", *(f"F{i}" for i in range(clients))]
     participants = "".join(
@@ -65,7 +59,7 @@ def _write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
     path.write_text(
         f'[venue]\ndirectory = "{directory / "venue"}"\nfsync = "none"\n'
         f"ouch_port = {ouch_port}\nfix_port = {fix_port}\n"
-        f"snapshot_port = {_free_port()}\nitch_port = {itch_port}\n"
+        f"snapshot_port = {free_port()}\nitch_port = {itch_port}\n"
         f"retransmit_port = {retransmit_port}\n"
         f'\n[[symbols]]\nsymbol = "{SYMBOL}"\nreference_price = "100.00"\n{participants}'
     )

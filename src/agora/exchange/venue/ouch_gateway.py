@@ -86,12 +86,17 @@ class _Session:
         out = self.gateway.logs.get(self.participant, [])
         if len(out) - self.next_seq >= _WRITE_THROUGH_MESSAGES:
             return False
-        chunk = [soup.encode(soup.SequencedData(out[i - 1]))
-                 for i in range(self.next_seq, len(out) + 1)]
-        self.next_seq = len(out) + 1
+        chunk = self._take_sequenced(out, _WRITE_THROUGH_MESSAGES)
         if chunk:
             self.writer.write(b"".join(chunk))
         return True
+
+    def _take_sequenced(self, out: list[bytes], limit: int) -> list[bytes]:
+        """Frame up to ``limit`` messages from ``next_seq`` on and advance it (before any await)."""
+        end = min(len(out), self.next_seq - 1 + limit)
+        chunk = [soup.encode(soup.SequencedData(out[i])) for i in range(self.next_seq - 1, end)]
+        self.next_seq = end + 1
+        return chunk
 
     async def run_sender(self) -> None:
         gw = self.gateway
@@ -100,10 +105,7 @@ class _Session:
         try:
             while not self.closed:
                 out = gw.logs.get(self.participant, [])
-                chunk = []
-                while self.next_seq <= len(out) and len(chunk) < 256:
-                    chunk.append(soup.encode(soup.SequencedData(out[self.next_seq - 1])))
-                    self.next_seq += 1
+                chunk = self._take_sequenced(out, 256)
                 while self.unsequenced:
                     chunk.append(soup.encode(soup.UnsequencedData(self.unsequenced.pop(0))))
                 now = loop.time()

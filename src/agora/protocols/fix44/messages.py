@@ -27,6 +27,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 
+from agora.core.price import parse_price as price_units
 from agora.protocols.fix44.codec import (
     FixError,
     FixMessage,
@@ -61,12 +62,12 @@ def parse_price(text: str, tag: int = 44) -> int:
     m = _DECIMAL_RE.fullmatch(text)
     if m is None:
         raise FixError(f"tag {tag}: not a decimal price: {text!r}", reason=6, tag=tag)
-    sign, whole, frac = m.groups()
-    frac = (frac or "").rstrip("0")
-    if len(frac) > 4:
-        raise FixError(f"tag {tag}: price {text!r} has more than 4 decimals", reason=5, tag=tag)
-    units = int(whole) * 10_000 + int(frac.ljust(4, "0"))
-    return -units if sign else units
+    try:  # the FIX syntax is checked above; the exact arithmetic is agora.core's
+        return price_units(text)
+    except ValueError:
+        raise FixError(
+            f"tag {tag}: price {text!r} has more than 4 decimals", reason=5, tag=tag
+        ) from None
 
 
 def format_price(units: int) -> str:

@@ -37,9 +37,10 @@ _ALLOWED_IMPORTS = {
     "core": {"core"},
     "protocols": {"core", "protocols"},
     "exchange": {"core", "exchange", "protocols"},
-    "trading": {"core", "protocols", "trading"},
-    "bench": {"core", "protocols", "exchange", "trading", "bench"},
-    "testing": {"core", "exchange", "bench", "testing"},
+    "feed": {"core", "protocols", "feed"},
+    "trading": {"core", "protocols", "feed", "trading"},
+    "bench": {"core", "protocols", "exchange", "feed", "trading", "bench"},
+    "testing": {"core", "exchange", "feed", "bench", "testing"},
 }
 
 

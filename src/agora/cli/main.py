@@ -7,6 +7,7 @@ import typer
 from agora import __version__
 from agora.cli.bench import bench_app
 from agora.cli.exchange import exchange_app
+from agora.cli.feed import feed_app
 
 app = typer.Typer(
     help="agora: exchange, feeds, consensus, pipeline and backtesting in one Python package.",
@@ -14,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(exchange_app, name="exchange")
+app.add_typer(feed_app, name="feed")
 app.add_typer(bench_app, name="bench")
 
 

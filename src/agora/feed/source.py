@@ -85,6 +85,16 @@ class _Gunzip(io.RawIOBase):
         self._raw.close()
         super().close()
 
+    def compressed_position(self) -> int:
+        return self._raw.tell()
+
+
+def stream_position(stream: IO[bytes]) -> int:
+    """How far into the file on disk a stream from :func:`open_binary` has read (for progress)."""
+    if isinstance(stream, _Gunzip):
+        return stream.compressed_position()
+    return stream.tell()
+
 
 def iter_records(
     stream: IO[bytes], *, report: IntegrityReport | None = None, chunk: int = _CHUNK

@@ -22,8 +22,9 @@ from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.itch_feed import displayed_book
 from agora.exchange.venue.itch_publisher import ItchPublisher
+from agora.feed.integrity import IssueKind
+from agora.feed.live import ItchSubscriber, SnapshotError
 from agora.protocols.moldudp64 import ReplayStatus, RequestPacket
-from agora.trading.clients.itch_subscriber import ItchSubscriber, SnapshotError
 
 pytestmark = pytest.mark.e2e
 
@@ -146,6 +147,9 @@ async def scenario(tmp_path) -> None:
         await settle(sub, pub, core)
         assert sub.dropped > 0 and sub.requests_sent > 0
         assert len(sub.book_levels()) == 2 * len(SYMBOLS)
+        counts = sub.handler.report.counts  # the gaps were seen, and nothing else went wrong
+        assert counts.get(IssueKind.SEQUENCE_GAP, 0) > 0 and set(counts) == {IssueKind.SEQUENCE_GAP}
+        assert not sub.stale(1_000) and sub.stale(0)
 
         # restart: same messages under the same sequence numbers, then the feed continues
         before, next_sequence = stored(pub), pub.next_sequence

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from agora.bench.echo_floor import free_port
+from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
-from agora.trading.clients.itch_subscriber import ItchSubscriber
 from agora.trading.clients.ouch_client import OuchClient
 
 pytestmark = pytest.mark.e2e

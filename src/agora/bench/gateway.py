@@ -33,10 +33,10 @@ from rich.table import Table
 
 from agora.bench.echo_floor import free_port, measure_echo
 from agora.core.enums import Side
+from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
 from agora.trading.clients.fix_client import FixClient
-from agora.trading.clients.itch_subscriber import ItchSubscriber
 
 console = Console()
 PRICE = 1_000_000

@@ -1,4 +1,4 @@
-"""ItchSubscriber: an ITCH 5.0 / MoldUDP64 receiver that keeps an order-level (L3) book.
+"""ItchSubscriber: the live source of the feed handler, ITCH 5.0 over MoldUDP64 into L3 books.
 
 Receive path: UDP datagram -> optional ``drop`` hook (fault injection: return True to lose it)
 -> ``decode_packet`` -> ``GapDetector`` (in order, exactly once) -> ``itch50.decode`` -> book.
@@ -7,14 +7,15 @@ on, so replies come back on the same path; a timer re-requests every open gap ea
 (lost requests and lost replies are both recovered that way). Heartbeats carry the next
 sequence number, so a lost tail is noticed at the next heartbeat.
 
-Book: order reference -> [symbol, side, price, shares]; per (symbol, side) a dict price -> an
-insertion-ordered dict of references (queue order). 'A' appends, 'E'/'X' reduce (at zero the
-order leaves), 'D' removes, 'U' removes and appends the new reference at the back of its new
-price. 'P' and 'Q' are prints with no book effect (counted). A message naming an unknown
-reference is counted in ``unknown_refs`` and ignored (a receiver that joined without history).
-``book_levels()`` returns ``{(symbol, side): [(price, ((ref, shares), ...)), ...]}``, levels
-best first, empty sides left out: the form ``agora.exchange.venue.itch_feed.displayed_book``
-gives for the engine, so the two compare with ``==``.
+Book: a :class:`~agora.feed.handler.FeedHandler` (the same one that reads day files) keeps every
+symbol's L3 book and the integrity report; each message's "offset" in that report is its MoldUDP64
+sequence number. A detected sequence gap is reported as ``SEQUENCE_GAP`` (and recovered through
+retransmission); a message naming an unknown reference is ``UNKNOWN_ORDER`` and ignored (a
+receiver that joined without history). ``on_events`` receives the normalized core events.
+``book_levels()`` returns ``{(symbol, side): [(price, ((ref, shares), ...)), ...]}``, levels best
+first, empty sides left out: the form ``agora.exchange.venue.itch_feed.displayed_book`` gives for
+the engine, so the two compare with ``==``. ``stale(ms)`` says whether nothing (not even a
+heartbeat) arrived for that long: a silent feed is not a quiet market.
 
 Late join: ``bootstrap_from_snapshot`` logs in to the venue's TCP snapshot channel (SoupBinTCP,
 GLIMPSE-style). Feed datagrams arriving meanwhile are buffered. The snapshot's 'R'/'H'/'A'
@@ -31,6 +32,8 @@ import contextlib
 import socket
 from collections.abc import Callable
 
+from agora.feed.handler import FeedHandler
+from agora.feed.integrity import IssueKind
 from agora.protocols import itch50, soupbintcp
 from agora.protocols.errors import ProtocolError
 from agora.protocols.moldudp64 import GapDetector, RequestPacket, decode_packet, encode_request
@@ -57,6 +60,7 @@ class ItchSubscriber(asyncio.DatagramProtocol):
         drop: Drop | None = None,
         retry_ms: int = 50,
         rcvbuf: int = 4 << 20,
+        on_events: Callable[[list], None] | None = None,
     ) -> None:
         self.rcvbuf = rcvbuf
         self.host = host
@@ -65,17 +69,16 @@ class ItchSubscriber(asyncio.DatagramProtocol):
         self.drop = drop
         self.retry_s = retry_ms / 1000
         self.detector = GapDetector(session, next_sequence=next_sequence)
-        self.orders: dict[int, list] = {}
-        self.queues: dict[tuple[str, str], dict[int, dict[int, None]]] = {}
-        self.symbols: dict[int, str] = {}  # stock locate -> symbol
+        self.on_events = on_events
+        self.handler = FeedHandler(emit=on_events is not None, check_crossed=False)
         self.states: dict[str, str] = {}  # symbol -> ITCH trading state code
         self.system_events: list[str] = []
         self.prints = 0  # 'P' and 'Q' messages
         self.messages = 0
+        self.last_arrival: float | None = None  # loop time of the last datagram
         self.received = 0
         self.dropped = 0
         self.requests_sent = 0
-        self.unknown_refs = 0
         self.bad_packets = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._retry_task: asyncio.Task | None = None
@@ -132,6 +135,7 @@ class ItchSubscriber(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
         self.received += 1
+        self.last_arrival = asyncio.get_running_loop().time()
         if self.drop is not None and self.drop(data):
             self.dropped += 1
             return
@@ -148,7 +152,12 @@ class ItchSubscriber(asyncio.DatagramProtocol):
             return
         result = self.detector.on_packet(packet)
         for message in result.messages:
-            self.apply(message.payload)
+            self.apply(message.payload, message.sequence)
+        for request in result.requests:
+            self.handler.report.record(
+                IssueKind.SEQUENCE_GAP, request.sequence,
+                f"MoldUDP64 gap: {request.count} messages from {request.sequence} requested",
+            )
         self._send_requests(result.requests)
         if result.messages and self._changed is not None:
             self._changed.set()
@@ -168,73 +177,44 @@ class ItchSubscriber(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------ book
 
-    def apply(self, payload: bytes) -> None:
-        """Apply one ITCH message to the book."""
+    def apply(self, payload: bytes, sequence: int = 0) -> None:
+        """Apply one ITCH message to the books (``sequence`` locates it in the report)."""
         msg = itch50.decode(payload)
         self.messages += 1
         kind = type(msg)
-        if kind is itch50.AddOrder:
-            self._add(msg.order_reference_number, msg.stock, msg.buy_sell_indicator,
-                      msg.price, msg.shares)
-        elif kind is itch50.OrderExecuted or kind is itch50.OrderExecutedWithPrice:
-            self._reduce(msg.order_reference_number, msg.executed_shares)
-        elif kind is itch50.OrderCancel:
-            self._reduce(msg.order_reference_number, msg.cancelled_shares)
-        elif kind is itch50.OrderDelete:
-            self._remove(msg.order_reference_number)
-        elif kind is itch50.OrderReplace:
-            old = self._remove(msg.original_order_reference_number)
-            if old is not None:
-                self._add(msg.new_order_reference_number, old[0], old[1], msg.price, msg.shares)
-        elif kind is itch50.Trade or kind is itch50.CrossTrade:
+        if kind is itch50.Trade or kind is itch50.CrossTrade:
             self.prints += 1
-        elif kind is itch50.StockDirectory:
-            self.symbols[msg.stock_locate] = msg.stock
         elif kind is itch50.StockTradingAction:
             self.states[msg.stock] = msg.trading_state
         elif kind is itch50.SystemEvent:
             self.system_events.append(msg.event_code)
+        events = self.handler.on_message(msg, sequence)
+        if events and self.on_events is not None:
+            self.on_events(events)
 
-    def _add(self, ref: int, symbol: str, side: str, price: int, shares: int) -> None:
-        if ref in self.orders:
-            self._remove(ref)
-        self.orders[ref] = [symbol, side, price, shares]
-        self.queues.setdefault((symbol, side), {}).setdefault(price, {})[ref] = None
+    @property
+    def unknown_refs(self) -> int:
+        return self.handler.report.counts.get(IssueKind.UNKNOWN_ORDER, 0)
 
-    def _reduce(self, ref: int, shares: int) -> None:
-        order = self.orders.get(ref)
-        if order is None:
-            self.unknown_refs += 1
-            return
-        order[3] -= shares
-        if order[3] <= 0:
-            self._remove(ref)
-
-    def _remove(self, ref: int) -> list | None:
-        order = self.orders.pop(ref, None)
-        if order is None:
-            self.unknown_refs += 1
-            return None
-        levels = self.queues[order[0], order[1]]
-        queue = levels[order[2]]
-        del queue[ref]
-        if not queue:
-            del levels[order[2]]
-        return order
+    def stale(self, ms: float) -> bool:
+        """True when no datagram (data or heartbeat) arrived in the last ``ms`` milliseconds."""
+        if self.last_arrival is None:
+            return True
+        return asyncio.get_running_loop().time() - self.last_arrival > ms / 1000
 
     def book_levels(self) -> BookLevels:
         out: BookLevels = {}
-        orders = self.orders
-        for (symbol, side), levels in self.queues.items():
-            prices = sorted(levels, reverse=side == "B")
-            rows = [(p, tuple((ref, orders[ref][3]) for ref in levels[p])) for p in prices]
-            if rows:
-                out[symbol, side] = rows
+        for symbol, book in self.handler.books.items():
+            for side, levels in zip(("B", "S"), book.orders_by_level(), strict=True):
+                if levels:
+                    out[symbol, side] = [
+                        (price, tuple((o.order_id, o.qty) for o in orders))
+                        for price, orders in levels
+                    ]
         return out
 
     def reset_book(self) -> None:
-        self.orders.clear()
-        self.queues.clear()
+        self.handler = FeedHandler(emit=self.on_events is not None, check_crossed=False)
 
     # ------------------------------------------------------------ snapshot (late join)
 

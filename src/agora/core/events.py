@@ -317,3 +317,61 @@ Event = (
     | ParticipantUpdated
     | CommandRejected
 )
+
+
+# ---------------------------------------------------------------- decisions: agents and consensus
+
+
+class OrderIntent(Record):
+    """An agent wants an order at the venue (limit price in Price(4))."""
+
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+    tif: TimeInForce = TimeInForce.DAY
+
+
+class CancelIntent(Record):
+    """An agent wants the order sent for an earlier decision cancelled."""
+
+    decision_id: str
+
+
+class Veto(Record):
+    """A risk agent blocks new orders on ``symbol`` ("" = every symbol) until lifted."""
+
+    symbol: str
+    reason: str
+    active: bool = True
+
+
+class FairValue(Record):
+    """A market view: fair value and its uncertainty, both Price(4)."""
+
+    symbol: str
+    price: int
+    uncertainty: int
+
+
+class Proposal(Record):
+    """What one agent puts to the consensus log. ``(agent, seq)`` identifies it (``seq`` grows per
+    agent); ``budget_ns`` is how long it may take to commit (0: no deadline); ``signature`` covers
+    the encoded proposal with an empty signature, by the agent's key."""
+
+    agent: str
+    seq: int
+    budget_ns: int
+    action: OrderIntent | CancelIntent | Veto | FairValue
+    signature: bytes = b""
+
+
+class Decision(Record):
+    """What the aggregation rules made of the committed log: one effect on the venue. Its
+    ``client_order_id`` is derived from the log alone, so whichever replica sends it, the venue
+    accepts it once and rejects the duplicates."""
+
+    decision_id: str
+    log_index: int
+    action: OrderIntent | CancelIntent
+    client_order_id: str

@@ -38,8 +38,9 @@ _ALLOWED_IMPORTS = {
     "protocols": {"core", "protocols"},
     "exchange": {"core", "exchange", "protocols"},
     "feed": {"core", "protocols", "feed"},
+    "decision": {"core", "protocols", "feed", "decision"},
     "trading": {"core", "protocols", "feed", "trading"},
-    "bench": {"core", "protocols", "exchange", "feed", "trading", "bench"},
+    "bench": {"core", "protocols", "exchange", "feed", "decision", "trading", "bench"},
     "testing": {"core", "exchange", "feed", "bench", "testing"},
 }
 

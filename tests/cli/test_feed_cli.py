@@ -66,3 +66,31 @@ def test_truncated_file_reports_and_still_prints(day_file, tmp_path):
     result = agora("feed", "book", str(cut), "--symbol", "AAPL")
     assert result.returncode == 0, result.stderr
     assert "truncated=1" in result.stdout and "file ends inside a record" in result.stdout
+
+
+def test_export_writes_events_and_book_samples_readable_by_polars(day_file, tmp_path):
+    import polars as pl
+
+    path, engine = day_file
+    out = tmp_path / "out"
+    result = agora("feed", "export", str(path), "--out", str(out), "--date", "2026-11-25",
+                   "--symbol", "AAPL", "--books-every", "1ms")
+    assert result.returncode == 0, result.stderr
+    events = pl.scan_parquet(out / "events/**/*.parquet", hive_partitioning=True).collect()
+    assert set(events["symbol"]) == {"AAPL"} and events["kind"][0] == "TradingStatus"
+    adds = events.filter(pl.col("kind") == "BookAdd")
+    assert adds.height > 100 and adds["price"].dtype == pl.Int64
+    books = pl.scan_parquet(out / "books/**/*.parquet", hive_partitioning=True).collect()
+    assert books.height > 0 and (books["ts"] % 1_000_000 == 0).all()
+    last = books.sort("ts")[-1]
+    bid = max(o.price for o in engine.orders.values() if o.symbol == "AAPL" and o.side == "B")
+    assert last["bid_px_1"][0] <= bid  # the last grid point is at or before the end
+
+
+def test_export_needs_a_date_it_can_trust(day_file, tmp_path):
+    path, _ = day_file
+    result = agora("feed", "export", str(path), "--out", str(tmp_path / "o"))
+    assert result.returncode != 0 and "give --date" in flat(result.stderr)
+    samples = agora("feed", "export", str(path), "--out", str(tmp_path / "o"), "--date",
+                    "2026-11-25", "--books-every", "1s")
+    assert samples.returncode != 0 and "need --symbol" in flat(samples.stderr)

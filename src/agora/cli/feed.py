@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,3 +201,83 @@ def synth(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(f"wrote {out}: {json.dumps(summary, default=str)}")
+
+
+_NASDAQ_NAME = re.compile(r"^(\d{2})(\d{2})(\d{4})\.")  # 01302019.NASDAQ_ITCH50(.gz)
+
+
+def _file_date(file: Path, date: str | None) -> str:
+    """The trading day: ``--date``, else from a NASDAQ file name (MMDDYYYY.NASDAQ_ITCH50)."""
+    if date:
+        return date
+    match = _NASDAQ_NAME.match(file.name)
+    if match is None:
+        raise typer.BadParameter(
+            f"cannot tell the trading day from {file.name!r}; give --date YYYY-MM-DD",
+            param_hint="--date",
+        )
+    return f"{match[3]}-{match[1]}-{match[2]}"
+
+
+@feed_app.command()
+def export(
+    file: Path = typer.Argument(..., help="ITCH 5.0 BinaryFILE (plain or gzip)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the partitioned Parquet files."),
+    symbol: list[str] = typer.Option(None, "--symbol", "-s", help="Tickers (repeat); all if none."),
+    date: str = typer.Option(None, help="Trading day YYYY-MM-DD (default: from the file name)."),
+    start: str = typer.Option(None, help="Export events from this time of day on."),
+    end: str = typer.Option(None, help="Stop at this time of day."),
+    books_every: str = typer.Option(None, help="Also sample L2 books, e.g. 1s or 250ms."),
+    depth: int = typer.Option(10, min=1, help="Levels per side in book samples."),
+) -> None:
+    """Events (and sampled L2 books) to Parquet: one file per symbol and day, hive folders."""
+    from agora.feed.export import EVENT_TYPES, BookSampleParquetWriter, EventParquetWriter
+    from agora.feed.sampling import book_states
+    from agora.feed.timeofday import parse_duration
+
+    _check_file(file)
+    day = _file_date(file, date)
+    try:
+        start_ns = parse_time_of_day(start) if start else 0
+        end_ns = parse_time_of_day(end) if end else None
+        every_ns = parse_duration(books_every) if books_every else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if every_ns is not None and not symbol:
+        raise typer.BadParameter("book samples need --symbol (one row per symbol per interval)",
+                                 param_hint="--books-every")
+    handler = FeedHandler(symbol or None)
+    events = EventParquetWriter(out, date=day)
+    books = BookSampleParquetWriter(out, date=day, depth=depth) if every_ns else None
+    written = 0
+
+    def keep(batch: list) -> None:
+        nonlocal written
+        for event in batch:
+            if type(event) in EVENT_TYPES and event.ts >= start_ns:
+                events.write(event)
+                written += 1
+
+    record_filter = RecordFilter(symbols=symbol or None, end_ns=end_ns)
+    samples = 0
+    try:
+        with _records(file, handler.report, "exporting") as records:
+            if books is None:
+                handler.process_records(records, record_filter, keep)
+            else:
+                filtered = record_filter.filter(records)
+                for view in book_states(handler, filtered, symbol, every_ns=every_ns,
+                                        depth=depth, on_events=keep):
+                    if view.ts >= start_ns:
+                        books.write(view)
+                        samples += 1
+    except FeedFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+    finally:
+        events.close()
+        if books is not None:
+            books.close()
+    console.print(f"wrote {written:,} events for {len(handler.books):,} symbols"
+                  + (f" and {samples:,} book samples" if books is not None else "")
+                  + f" under {out} (date={day})")
+    _print_report(handler.report)

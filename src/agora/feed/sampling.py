@@ -15,7 +15,7 @@ Event time is the feed's own timestamp (ns since midnight for ITCH): no wall clo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from agora.feed.book import BookView, L3Book
 from agora.feed.handler import FeedHandler
@@ -31,8 +31,10 @@ def book_states(
     every_events: int | None = None,
     every_ns: int | None = None,
     depth: int | None = 10,
+    on_events: Callable[[list], None] | None = None,
 ) -> Iterator[BookView]:
-    """Yield book views of ``symbols`` while ``handler`` consumes ``records``."""
+    """Yield book views of ``symbols`` while ``handler`` consumes ``records``; every message's
+    normalized events also go to ``on_events`` (so one pass can both export and sample)."""
     if (every_events is None) == (every_ns is None):
         raise ValueError("give exactly one of every_events and every_ns")
     if (every_events is not None and every_events < 1) or (every_ns is not None and every_ns < 1):
@@ -56,9 +58,14 @@ def book_states(
                 for symbol in chosen:
                     yield _view(handler, symbol, next_grid, depth)
                 next_grid += every_ns
-            handler.on_message(msg, offset)
+            events = handler.on_message(msg, offset)
+            if events and on_events is not None:
+                on_events(events)
             continue
-        for event in handler.on_message(msg, offset):
+        events = handler.on_message(msg, offset)
+        if events and on_events is not None:
+            on_events(events)
+        for event in events:
             symbol = getattr(event, "symbol", None)
             if symbol in wanted and symbol in handler.books:
                 seen[symbol] += 1

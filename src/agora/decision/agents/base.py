@@ -1,0 +1,232 @@
+"""The agent API: inputs in, signed proposals out.
+
+An :class:`Agent` is called with what happened and returns the proposals it wants committed:
+
+- ``on_book(view)``: a book view (``agora.feed.book.BookView``, levels best first);
+- ``on_fill(fill)``: one of the account's own executions (:class:`Fill`; see :func:`fills_for`);
+- ``on_decisions(decisions)``: what the aggregation rules made of the committed log;
+- ``on_fair_value(fair)``: a symbol's committed fair value (the rules' median of the views);
+- ``on_tick(now_ns)``: time passing.
+
+Agents never read a clock: time comes in the calls (``view.ts``, ``fill.ts``, ``now_ns``) and
+``now_ns`` is the largest seen so far. Each proposal carries the agent's name, a ``seq`` that
+grows by one per proposal (from ``last_seq``: persist it to restart), the agent's ``budget_ns`` and
+an Ed25519 signature (``signing.py``).
+
+Subclasses implement hooks that return bare actions (OrderIntent, CancelIntent, Veto, FairValue);
+this base turns them into signed proposals and keeps the bookkeeping every agent needs:
+
+- *outstanding*: actions proposed and not yet seen decided. A decision whose action equals an
+  outstanding action (FIFO) is the agent's own; one not seen within ``pending_ttl_ns`` of being
+  proposed (default twice the budget) is handed to ``_expired`` (refused, vetoed, abandoned).
+- *orders*: the agent's decided orders still open (by decision id), with their leaves quantity,
+  updated by fills (``client_order_id``) and by any decided cancel that names them.
+
+Limitations: a decision is recognised as one's own by equality of its action, because
+:class:`~agora.core.events.Decision` does not say who proposed it. Replicas of one deterministic
+strategy propose identical intents, so this is exact for them; but a vote between agents that
+proposed different prices yields a consolidated intent none of them recognises, and an identical
+intent of another agent, decided while one's own is outstanding, is taken for one's own. A
+decision that arrives after its action expired is not recognised either (the TTL is twice the
+commit budget to make that unlikely). A ``Decision.voters`` field would remove all three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import msgspec
+
+from agora.core.enums import Side
+from agora.core.events import (
+    CancelIntent,
+    Decision,
+    Execution,
+    FairValue,
+    OrderIntent,
+    Proposal,
+    Veto,
+)
+from agora.decision.rules import Member, Role
+from agora.decision.signing import AgentKey, sign
+from agora.feed.book import BookView
+
+Action = OrderIntent | CancelIntent | Veto | FairValue
+
+DEFAULT_BUDGET_NS = 50_000_000  # 50 ms to commit, then the proposal is abandoned
+
+
+class Fill(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One execution of the account's own order: ``leaves_qty`` is what stays open after it."""
+
+    ts: int
+    symbol: str
+    side: Side
+    qty: int
+    price: int  # Price(4)
+    client_order_id: str
+    leaves_qty: int = 0
+
+
+def fills_for(execution: Execution, participant: str) -> list[Fill]:
+    """The fills ``participant`` got from one trade (two if it traded with itself)."""
+    e = execution
+    fills = []
+    if e.buy_participant == participant:
+        fills.append(
+            Fill(e.ts, e.symbol, Side.BUY, e.qty, e.price, e.buy_client_order_id, e.buy_leaves)
+        )
+    if e.sell_participant == participant:
+        fills.append(
+            Fill(e.ts, e.symbol, Side.SELL, e.qty, e.price, e.sell_client_order_id, e.sell_leaves)
+        )
+    return fills
+
+
+class LiveOrder(msgspec.Struct):
+    """One of the agent's decided orders, still open as far as the agent knows."""
+
+    decision_id: str
+    client_order_id: str
+    intent: OrderIntent
+    leaves_qty: int
+
+
+class Agent:
+    """Base of every agent. Override the ``_book``/``_fill``/... hooks; call the ``on_*`` ones."""
+
+    role: ClassVar[Role]
+
+    def __init__(
+        self,
+        name: str,
+        key: AgentKey,
+        *,
+        budget_ns: int = DEFAULT_BUDGET_NS,
+        pending_ttl_ns: int | None = None,
+        last_seq: int = 0,
+    ) -> None:
+        """``last_seq``: the highest seq this agent ever proposed; a restarted agent must resume
+        above it, or the rules drop its proposals as duplicates."""
+        if budget_ns < 0:
+            raise ValueError("budget_ns must be >= 0 (0: no deadline)")
+        if pending_ttl_ns is None:  # without a deadline, give up waiting after a second
+            pending_ttl_ns = 2 * budget_ns if budget_ns else 1_000_000_000
+        self.name = name
+        self.key = key
+        self.budget_ns = budget_ns
+        self.pending_ttl_ns = pending_ttl_ns
+        self.seq = last_seq
+        self.now_ns = 0
+        # (expiry ns, action, symbol), in proposal order: proposed, not yet seen decided
+        self.outstanding: list[tuple[int, Action, str | None]] = []
+        self.orders: dict[str, LiveOrder] = {}  # decision id -> my open decided order
+        self._by_client_id: dict[str, str] = {}  # client order id -> decision id
+
+    def member(self, weight: int = 1) -> Member:
+        """This agent's roster entry for :class:`~agora.decision.rules.RulesConfig`."""
+        return Member(self.role, self.key.public_bytes, weight)
+
+    # ------------------------------------------------------------------ inputs
+
+    def on_book(self, view: BookView) -> list[Proposal]:
+        return self._propose(self._observe(view.ts) + self._book(view))
+
+    def on_fill(self, fill: Fill) -> list[Proposal]:
+        actions = self._observe(fill.ts)
+        decision_id = self._by_client_id.get(fill.client_order_id)
+        order = self.orders.get(decision_id) if decision_id is not None else None
+        if order is not None:
+            order.leaves_qty = fill.leaves_qty
+            if fill.leaves_qty <= 0:
+                self._close(order.decision_id)
+        return self._propose(actions + self._fill(fill, order))
+
+    def on_decisions(self, decisions: Sequence[Decision]) -> list[Proposal]:
+        actions: list[Action] = []
+        for decision in decisions:
+            mine = self._claim(decision.action)
+            action = decision.action
+            if isinstance(action, CancelIntent):
+                self._close(action.decision_id)
+            elif mine:
+                order = LiveOrder(
+                    decision.decision_id, decision.client_order_id, action, action.qty
+                )
+                self.orders[decision.decision_id] = order
+                self._by_client_id[decision.client_order_id] = decision.decision_id
+            actions += self._decided(decision, mine)
+        return self._propose(actions)
+
+    def on_fair_value(self, fair: FairValue) -> list[Proposal]:
+        return self._propose(self._fair_value(fair))
+
+    def on_tick(self, now_ns: int) -> list[Proposal]:
+        return self._propose(self._observe(now_ns) + self._tick(now_ns))
+
+    # ------------------------------------------------------------------ hooks (override)
+
+    def _book(self, view: BookView) -> list[Action]:
+        return []
+
+    def _fill(self, fill: Fill, order: LiveOrder | None) -> list[Action]:
+        """``order``: the agent's own order this fill belongs to, None for another agent's."""
+        return []
+
+    def _decided(self, decision: Decision, mine: bool) -> list[Action]:
+        return []
+
+    def _fair_value(self, fair: FairValue) -> list[Action]:
+        return []
+
+    def _tick(self, now_ns: int) -> list[Action]:
+        return []
+
+    def _expired(self, action: Action) -> list[Action]:
+        """An outstanding action was not decided in time (refused, vetoed or abandoned)."""
+        return []
+
+    # ------------------------------------------------------------------ machinery
+
+    def orders_for(self, symbol: str) -> list[LiveOrder]:
+        return [o for o in self.orders.values() if o.intent.symbol == symbol]
+
+    def outstanding_for(self, symbol: str) -> list[Action]:
+        return [action for _, action, sym in self.outstanding if sym == symbol]
+
+    def _propose(self, actions: list[Action]) -> list[Proposal]:
+        proposals = []
+        expiry = self.now_ns + self.pending_ttl_ns
+        for action in actions:
+            self.seq += 1
+            proposal = Proposal(self.name, self.seq, self.budget_ns, action)
+            proposals.append(sign(proposal, self.key))
+            if isinstance(action, OrderIntent):
+                self.outstanding.append((expiry, action, action.symbol))
+            elif isinstance(action, CancelIntent):
+                order = self.orders.get(action.decision_id)
+                symbol = None if order is None else order.intent.symbol
+                self.outstanding.append((expiry, action, symbol))
+        return proposals
+
+    def _observe(self, ts: int) -> list[Action]:
+        """Advance the agent's time to ``ts``; what expiring outstanding actions lead to."""
+        self.now_ns = max(self.now_ns, ts)
+        actions: list[Action] = []
+        while self.outstanding and self.outstanding[0][0] < self.now_ns:
+            _, action, _ = self.outstanding.pop(0)
+            actions += self._expired(action)
+        return actions
+
+    def _claim(self, action: OrderIntent | CancelIntent) -> bool:
+        for i, (_, mine, _) in enumerate(self.outstanding):
+            if mine == action:
+                del self.outstanding[i]
+                return True
+        return False
+
+    def _close(self, decision_id: str) -> None:
+        order = self.orders.pop(decision_id, None)
+        if order is not None:
+            self._by_client_id.pop(order.client_order_id, None)

@@ -1,0 +1,79 @@
+"""The sans-IO client: one request outstanding, retried until a reply says where it committed.
+
+A client sends its request to the replica it believes leads (``view mod n`` of the last reply),
+and after ``retry_ns`` without a reply broadcasts it to every replica (only the leader acts on
+it). Request numbers start at 1 and grow by one per request, which is what the replicas' client
+table needs for exactly-once. A retry carries the budget that remains on the client's own clock
+(never less than 1 ns, so a deadline request stays one and is judged late), so a slow first
+attempt does not buy a fresh budget.
+
+The reply arrives only once the deadline verdict is known; ``abandoned`` tells the caller that
+every replica has dropped the request, so it must not act on it.
+"""
+
+from __future__ import annotations
+
+from agora.decision.consensus.messages import Broadcast, Outbox, Reply, Request, Send
+
+
+class ClientBusy(RuntimeError):
+    """A client has one request outstanding at a time."""
+
+
+class Client:
+    def __init__(self, cluster: int, client_id: int, n: int, *, retry_ns: int = 8_000_000) -> None:
+        if client_id <= 0:
+            raise ValueError("client ids start at 1 (0 marks the leader's no-ops)")
+        if retry_ns <= 0:
+            raise ValueError("retry_ns must be positive")
+        self.cluster = cluster
+        self.client_id = client_id
+        self.n = n
+        self.retry_ns = retry_ns
+        self.request_number = 0
+        self.view = 0
+        self.outstanding: Request | None = None
+        self.sent_ns = 0
+        self.last_try_ns = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.outstanding is not None
+
+    def request(self, payload: bytes, budget_ns: int, now_ns: int) -> list[Outbox]:
+        if self.outstanding is not None:
+            raise ClientBusy(f"client {self.client_id} awaits request {self.request_number}")
+        if budget_ns < 0:
+            raise ValueError("budget_ns cannot be negative")
+        self.request_number += 1
+        self.outstanding = Request(self.cluster, self.client_id, self.request_number, budget_ns,
+                                   payload)
+        self.sent_ns = self.last_try_ns = now_ns
+        return [Send(self.view % self.n, self.outstanding)]
+
+    def on_reply(self, reply: Reply, now_ns: int) -> Reply | None:
+        """The reply to the outstanding request, or None for a stale or foreign one."""
+        request = self.outstanding
+        if (request is None or reply.cluster != self.cluster
+                or reply.client_id != self.client_id
+                or reply.request_number != request.request_number):
+            return None
+        self.outstanding = None
+        self.view = max(self.view, reply.view)
+        return reply
+
+    def on_tick(self, now_ns: int) -> list[Outbox]:
+        request = self.outstanding
+        if request is None:
+            return []
+        if now_ns < self.last_try_ns:  # our clock went back: restart the retry timer
+            self.last_try_ns = now_ns
+        if now_ns - self.last_try_ns < self.retry_ns:
+            return []
+        self.last_try_ns = now_ns
+        budget = request.budget_ns
+        if budget > 0:
+            budget = max(1, budget - max(0, now_ns - self.sent_ns))
+        retry = Request(self.cluster, self.client_id, request.request_number, budget,
+                        request.payload)
+        return [Broadcast(retry)]

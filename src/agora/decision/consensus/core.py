@@ -1,0 +1,258 @@
+"""The replica's state and the steps every protocol phase shares: log edits, commit, apply.
+
+Invariants kept here (checked where they can break; :class:`InvariantViolation` is a bug):
+
+* ``applied <= commit <= op``; entries ``1..commit`` are committed and never rewritten: every log
+  replacement keeps them (``_replace_log`` checks the first changed index).
+* Entries are applied in index order, each exactly once per incarnation; ``Committed`` is emitted
+  for applied indices above ``app_index`` (the application's own durable point).
+* A deadline entry is applied only when its verdict is known from committed entries
+  (``deadline.py``), so applying may stop short of ``commit`` until a witness commits.
+* The client table is a function of the applied log: ``client -> (request number, index,
+  abandoned)`` of the client's last committed request.
+
+In the canary modes the rewrite check is off, so that the damage reaches the outside checker
+instead of stopping at the replica that notices it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import msgspec
+
+from agora.decision.consensus.config import Canary, ReplicaConfig
+from agora.decision.consensus.deadline import needs_verdict, verdict
+from agora.decision.consensus.messages import (
+    Committed,
+    DoViewChange,
+    Entry,
+    Outbox,
+    PrepareOk,
+    RecoveryResponse,
+    Reply,
+    Request,
+    Send,
+    ToClient,
+)
+from agora.decision.consensus.storage import Storage
+
+
+class InvariantViolation(AssertionError):
+    """The replica caught itself breaking a protocol invariant (a bug, never a fault)."""
+
+
+class Status(enum.IntEnum):
+    NORMAL = 0
+    VIEW_CHANGE = 1
+    RECOVERING = 2
+
+
+class ClientSlot(NamedTuple):
+    request_number: int
+    index: int
+    abandoned: bool
+
+
+class ReplicaStats(msgspec.Struct):
+    """Counters of one incarnation (a restart starts from zero)."""
+
+    views_started: int = 0  # views this replica started as their leader
+    view_changes_begun: int = 0
+    committed: int = 0  # Committed outputs emitted
+    deadline_total: int = 0  # applied entries that carried a budget
+    deadline_abandoned: int = 0
+    requests_dropped: int = 0  # queue full
+    recoveries: int = 0
+
+    @property
+    def miss_rate(self) -> float:
+        return self.deadline_abandoned / self.deadline_total if self.deadline_total else 0.0
+
+
+_MARKS = ("heard", "heartbeat", "progress", "repair", "view_change", "resend")
+
+
+class ReplicaCore:
+    """State and shared steps; the protocol phases are mixins over it (see ``replica.py``)."""
+
+    def __init__(
+        self,
+        config: ReplicaConfig,
+        storage: Storage,
+        *,
+        applied_index: int = 0,
+        incarnation: int = 0,
+    ) -> None:
+        if applied_index < 0:
+            raise ValueError("applied_index cannot be negative")
+        self.config = config
+        self.storage = storage
+        self.me = config.replica
+        self.n = config.n
+        self.f = config.f
+        self.peers = tuple(r for r in range(config.n) if r != config.replica)
+        self.incarnation = incarnation
+        self.checks = config.canary is Canary.NONE
+        self.view = 0
+        self.log_view = 0
+        self.status = Status.NORMAL
+        self.log: list[Entry] = []
+        self.commit = 0
+        self.applied = 0
+        self.app_index = applied_index
+        self.commit_seen = 0  # highest commit number heard from a leader of this view
+        self.clients: dict[int, ClientSlot] = {}
+        self.in_log: dict[int, int] = {}  # leader: client -> highest request number in the log
+        self.pending: deque[tuple[Request, int]] = deque()
+        self.pending_clients: dict[int, int] = {}
+        self.acked: dict[int, int] = {}  # leader: backup -> highest op acknowledged this view
+        self.batches: deque[int] = deque()  # leader: last index of each uncommitted Prepare
+        self.last_stamp = 0
+        self.marks = dict.fromkeys(_MARKS, 0)
+        self.svc_from: set[int] = set()
+        self.dvcs: dict[int, DoViewChange] = {}
+        self.known_commit: dict[int, int] = {}
+        self.announced_commit: int | None = None
+        self.dvc_sent = False
+        self.vc_attempts = 0
+        self.nonce = 0
+        self.responses: dict[int, RecoveryResponse] = {}
+        self.stats = ReplicaStats()
+
+    # ---------------------------------------------------------------- small helpers
+
+    @property
+    def op(self) -> int:
+        return len(self.log)
+
+    def leader_of(self, view: int) -> int:
+        return view % self.n
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader_of(self.view) == self.me
+
+    def _stamp(self, now: int) -> int:
+        """The leader's clock, made monotonic: a backward jump freezes time instead."""
+        self.last_stamp = max(self.last_stamp, now)
+        return self.last_stamp
+
+    def _expired(self, name: str, now: int, period: int) -> bool:
+        mark = self.marks[name]
+        if now < mark:  # our clock went back: restart the timer rather than wait for ever
+            self.marks[name] = now
+            return False
+        return now - mark >= period
+
+    def _mark(self, name: str, now: int) -> None:
+        self.marks[name] = now
+
+    def _check(self, condition: bool, what: str) -> None:
+        if self.checks and not condition:
+            raise InvariantViolation(f"replica {self.me} view {self.view}: {what}")
+
+    # ---------------------------------------------------------------- log and commit
+
+    def _append(self, entries: Sequence[Entry]) -> None:
+        self._check(entries[0].index == self.op + 1, "append leaves a gap")
+        self.storage.write_entries(self.op + 1, entries)
+        self.log.extend(entries)
+        in_log = self.in_log
+        for entry in entries:
+            if entry.client_id and in_log.get(entry.client_id, 0) < entry.request_number:
+                in_log[entry.client_id] = entry.request_number
+
+    def _replace_log(self, base: int, entries: Sequence[Entry]) -> None:
+        """Make the log ``log[:base] + entries``, writing only from the first changed index."""
+        new = self.log[:base]
+        new.extend(entries)
+        same = base
+        old = self.log
+        while same < len(old) and same < len(new) and old[same] == new[same]:
+            same += 1
+        if same < len(new) or len(new) < len(old):
+            self._check(same >= self.applied, f"rewrites applied entry {same + 1}")
+            self.storage.write_entries(same + 1, new[same:])
+        self.log = new
+        if self.applied > len(new):  # canary only: the damage is now visible outside
+            self.applied = self.commit = len(new)
+        self.commit = min(self.commit, len(new))
+
+    def _rebuild_in_log(self) -> None:
+        in_log: dict[int, int] = {}
+        for entry in self.log:
+            if entry.client_id and in_log.get(entry.client_id, 0) < entry.request_number:
+                in_log[entry.client_id] = entry.request_number
+        self.in_log = in_log
+
+    def _set_commit(self, commit: int, out: list[Outbox]) -> None:
+        commit = min(commit, self.op)
+        if commit > self.commit:
+            self.commit = commit
+            self.storage.write_commit(commit)
+            self._apply(out)
+
+    def _apply(self, out: list[Outbox]) -> None:
+        """Apply committed entries in order while their deadline verdicts are known."""
+        log = self.log
+        reply = self.status is Status.NORMAL and self.is_leader
+        while self.applied < self.commit:
+            index = self.applied + 1
+            entry = log[index - 1]
+            abandoned = False
+            if needs_verdict(entry):
+                known = verdict(log, index, self.commit)
+                if known is None:
+                    return
+                abandoned = known
+                self.stats.deadline_total += 1
+                self.stats.deadline_abandoned += known
+            self.applied = index
+            if entry.client_id:
+                self.clients[entry.client_id] = ClientSlot(entry.request_number, index, abandoned)
+                if reply:
+                    out.append(ToClient(entry.client_id, self._reply(entry.client_id)))
+            if index > self.app_index:
+                self.stats.committed += 1
+                out.append(
+                    Committed(
+                        index,
+                        entry.view,
+                        entry.client_id,
+                        entry.request_number,
+                        entry.payload,
+                        abandoned,
+                    )
+                )
+
+    def _enter_normal_backup(self, commit: int, now: int, out: list[Outbox]) -> None:
+        """Shared by StartView and recovery: we hold a prefix of the leader's log of ``view``."""
+        self.vc_attempts = 0
+        self.pending.clear()
+        self.pending_clients.clear()
+        self.acked.clear()
+        self._mark("heard", now)
+        self.commit_seen = max(commit, self.commit)
+        self._set_commit(commit, out)
+        out.append(Send(self.leader_of(self.view),
+                        PrepareOk(self.config.cluster, self.me, self.view, self.op)))
+
+    def _flush(self, now: int, out: list[Outbox]) -> None:
+        """Prepare queued requests: normal operation, defined by the replica."""
+        raise NotImplementedError
+
+    def _reply(self, client_id: int) -> Reply:
+        slot = self.clients[client_id]
+        return Reply(
+            self.config.cluster,
+            self.me,
+            self.view,
+            client_id,
+            slot.request_number,
+            slot.index,
+            slot.abandoned,
+        )

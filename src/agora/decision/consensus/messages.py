@@ -1,0 +1,217 @@
+"""Wire messages, log entries and the replica's outbox: everything a transport needs to carry.
+
+Every message is a frozen, tagged, ``array_like`` msgspec Struct whose first two fields are the
+cluster id and the sender (a replica index, or a client id for :class:`Request`), so one decoder
+reads any datagram and a receiver drops traffic from another cluster before looking further.
+:func:`encode` / :func:`decode` are the wire format (msgpack); they are the only codec the
+simulator and a real transport should use, so the simulator exercises the bytes a socket would.
+
+Schema evolution follows ``agora.core.events``: append fields at the end with defaults, never
+reorder or reuse a tag.
+
+Outbox items (:class:`Send`, :class:`Broadcast`, :class:`ToClient`, :class:`Committed`) are what a
+replica returns from each step; they never go on the wire themselves. ``Broadcast`` means "every
+other replica" (a client's ``Broadcast`` means every replica), so a transport may multicast it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Entry(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One op of the replicated log, immutable once prepared.
+
+    ``view`` is the view that first prepared it; ``received_ns`` and ``stamp_ns`` are that view's
+    leader clock at the request's receipt and at prepare; ``commit_hint`` is that leader's commit
+    number when it prepared this entry (what the deadline rule reads, see ``deadline.py``).
+    ``client_id == 0`` marks a no-op the leader appended itself.
+    """
+
+    index: int
+    view: int
+    client_id: int
+    request_number: int
+    budget_ns: int
+    received_ns: int
+    stamp_ns: int
+    commit_hint: int
+    payload: bytes
+
+
+class Message(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
+    """Base of every wire message: which cluster it belongs to."""
+
+    cluster: int
+
+
+class Request(Message):
+    """A client asks for ``payload`` to be committed once; ``budget_ns`` 0 means no deadline."""
+
+    client_id: int
+    request_number: int
+    budget_ns: int
+    payload: bytes
+
+
+class Reply(Message):
+    """The leader tells a client where its request committed and whether it was abandoned."""
+
+    replica: int
+    view: int
+    client_id: int
+    request_number: int
+    index: int
+    abandoned: bool
+
+
+class Prepare(Message):
+    """Leader -> backups: consecutive log entries of ``view``, and the leader's commit number."""
+
+    replica: int
+    view: int
+    commit: int
+    entries: tuple[Entry, ...]
+
+
+class PrepareOk(Message):
+    """Backup -> leader: "I hold every entry of ``view``'s log up to ``op``" (cumulative)."""
+
+    replica: int
+    view: int
+    op: int
+
+
+class Commit(Message):
+    """Leader heartbeat: commit number, sent when there is nothing to prepare."""
+
+    replica: int
+    view: int
+    commit: int
+
+
+class StartViewChange(Message):
+    """A replica suspects the leader and votes to move to ``view``; carries its commit number."""
+
+    replica: int
+    view: int
+    commit: int
+
+
+class DoViewChange(Message):
+    """A vote for ``view`` sent to its leader, with the voter's log after ``base``.
+
+    ``base`` never exceeds the commit number the new leader announced in its own
+    StartViewChange, so the leader already holds entries ``1..base``.
+    """
+
+    replica: int
+    view: int
+    log_view: int
+    op: int
+    commit: int
+    base: int
+    entries: tuple[Entry, ...]
+
+
+class StartView(Message):
+    """The leader's log of ``view`` after ``base`` (a prefix of it when capped) and commit."""
+
+    replica: int
+    view: int
+    commit: int
+    base: int
+    entries: tuple[Entry, ...]
+
+
+class RequestStartView(Message):
+    """A lagging replica asks the leader of ``view`` for its log after ``base``."""
+
+    replica: int
+    view: int
+    base: int
+
+
+class Recovery(Message):
+    """A replica whose storage may have lost writes asks the cluster for its state."""
+
+    replica: int
+    view: int
+    nonce: int
+    commit: int
+
+
+class RecoveryResponse(Message):
+    """Answer to :class:`Recovery`; only the leader of ``view`` sends log entries."""
+
+    replica: int
+    view: int
+    nonce: int
+    commit: int
+    base: int
+    entries: tuple[Entry, ...]
+
+
+ReplicaMessage = (
+    Prepare
+    | PrepareOk
+    | Commit
+    | StartViewChange
+    | DoViewChange
+    | StartView
+    | RequestStartView
+    | Recovery
+    | RecoveryResponse
+)
+AnyMessage = Request | Reply | ReplicaMessage
+
+
+class Send(msgspec.Struct, frozen=True, gc=False):
+    """Outbox: send ``message`` to replica ``to``."""
+
+    to: int
+    message: Message
+
+
+class Broadcast(msgspec.Struct, frozen=True, gc=False):
+    """Outbox: send ``message`` to every other replica."""
+
+    message: Message
+
+
+class ToClient(msgspec.Struct, frozen=True, gc=False):
+    """Outbox: send ``message`` (a :class:`Reply`) to client ``client_id``."""
+
+    client_id: int
+    message: Message
+
+
+class Committed(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Outbox: log entry ``index`` is committed; emitted in index order, once per index.
+
+    ``view`` is the view that prepared the entry. ``client_id == 0`` is a leader no-op that an
+    application skips. ``abandoned`` is the deadline verdict every replica agrees on.
+    """
+
+    index: int
+    view: int
+    client_id: int
+    request_number: int
+    payload: bytes
+    abandoned: bool
+
+
+Outbox = Send | Broadcast | ToClient | Committed
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyMessage)
+
+
+def encode(message: Message) -> bytes:
+    """The message's wire bytes (msgpack, array-like, tag first)."""
+    return _encoder.encode(message)
+
+
+def decode(data: bytes) -> AnyMessage:
+    """Parse wire bytes; raises ``msgspec.ValidationError``/``DecodeError`` on garbage."""
+    return _decoder.decode(data)

@@ -1,0 +1,318 @@
+"""The sans-IO replica: a pure state machine from (message or tick, local time) to an outbox.
+
+Normal operation (VR Revisited, section 4.1). The leader of view ``v`` is replica ``v mod n``. It
+queues each new request with its clock reading (``received_ns``), prepares queued requests as
+log entries and broadcasts them in a Prepare; a backup appends them (its log is always a prefix of
+the leader's log of the view) and answers PrepareOk(op), a cumulative acknowledgement. With ``f``
+backups at or past ``k`` (so ``f + 1`` replicas, leader included) op ``k`` is committed: one round
+trip leader -> backups -> leader. Backups learn the commit number from the next Prepare or from a
+Commit the leader sends when it has nothing to prepare (that is also its heartbeat).
+
+Batching and pipelining: the leader keeps at most ``pipeline_max`` uncommitted Prepares in flight
+and puts up to ``batch_max`` queued requests in one Prepare; an idle leader prepares a lone
+request at once, a busy one batches whatever queued while the window was full. Lost Prepares are
+resent after ``resend_ns`` without progress, from each backup's acknowledged op.
+
+Exactly once: a request is ``(client_id, request_number)``; a client has one request outstanding
+and numbers grow. The leader drops a request already in its log or queue, answers a retry of the
+last committed one from the client table, and ignores older ones. The client table is a function
+of the committed log, so every replica (and every future leader) holds the same.
+
+API for a transport: ``Replica(config, storage, ...)``, then ``start(now_ns)`` once, then
+``on_message(message, now_ns)``, ``on_tick(now_ns)`` (call every millisecond or so) and
+``submit(...)`` for a co-located client; each returns the outbox to execute in order (after the
+storage writes the replica already made). ``now_ns`` is this replica's local clock; it may drift
+or jump. The replica never reads a clock, sleeps, or does I/O of its own.
+
+Committed output: every replica emits ``Committed(index, ...)`` for each committed index in
+order, exactly once per incarnation. ``applied_index`` is the application's own durable point:
+after a restart the replica emits every index above it again (from its storage, or once recovery
+or state transfer has fetched the entries), so an application that persists what it applied
+resumes without a gap or a repeat; one that persists nothing passes 0 and replays the whole log.
+Replies to clients go from the leader only, when the deadline verdict is known.
+
+Known limitation (VR's): a single replica that times out (for example one cut off from the
+leader) pulls everyone into a view change when it is heard again; there is no pre-vote.
+
+View change and state transfer are in ``view_change.py``, restart and recovery in
+``recovery.py``, the deadline rule in ``deadline.py``. Not here yet: Byzantine replicas, the real
+UDP/TCP transport and processes, log compaction/checkpoints (the log lives in memory and on disk
+in full), and reconfiguration (the replica set is fixed).
+"""
+
+from __future__ import annotations
+
+from agora.decision.consensus.config import Canary, ReplicaConfig
+from agora.decision.consensus.core import Status
+from agora.decision.consensus.deadline import witness_needed
+from agora.decision.consensus.messages import (
+    Broadcast,
+    Commit,
+    DoViewChange,
+    Entry,
+    Message,
+    Outbox,
+    Prepare,
+    PrepareOk,
+    Recovery,
+    RecoveryResponse,
+    Request,
+    RequestStartView,
+    Send,
+    StartView,
+    StartViewChange,
+    ToClient,
+)
+from agora.decision.consensus.recovery import Recovering
+from agora.decision.consensus.storage import Storage
+from agora.decision.consensus.view_change import ViewChange
+
+
+class Replica(ViewChange, Recovering):
+    """One of ``n = 2f + 1`` replicas of the decision log (see the module notes)."""
+
+    def __init__(self, config: ReplicaConfig, storage: Storage, *, applied_index: int = 0,
+                 incarnation: int = 0) -> None:
+        super().__init__(config, storage, applied_index=applied_index, incarnation=incarnation)
+        self.started = False
+
+    def start(self, now_ns: int) -> list[Outbox]:
+        """Boot from storage: fresh start, durable restart, or recovery."""
+        if self.started:
+            raise RuntimeError("Replica.start() is called once")
+        self.started = True
+        out: list[Outbox] = []
+        for name in self.marks:
+            self._mark(name, now_ns)
+        self.marks["repair"] = now_ns - self.config.resend_ns  # the first repair goes at once
+        stored = self.storage.load()
+        if stored is None:
+            self.storage.write_view(0, 0)
+            return out
+        self.view, self.log_view = stored.view, stored.log_view
+        trusted = self.storage.durable or self.config.canary is Canary.TRUST_LOSSY_STORAGE
+        self.log = list(stored.entries if trusted else stored.entries[:stored.commit])
+        self.commit = stored.commit
+        if not trusted:
+            self.status = Status.RECOVERING
+        self._apply(out)
+        if not trusted:
+            self._begin_recovery(now_ns, out)
+        elif self.log_view == self.view and not self.is_leader:
+            self.status = Status.NORMAL
+        elif self.log_view == self.view:
+            self._start_view_change(self.view + 1, now_ns, out)
+        else:
+            self._start_view_change(self.view, now_ns, out)
+        return out
+
+    # ---------------------------------------------------------------- public steps
+
+    def submit(self, client_id: int, request_number: int, payload: bytes, budget_ns: int,
+               now_ns: int) -> list[Outbox]:
+        """A co-located client's request (dropped unless this replica leads a normal view)."""
+        return self.on_message(Request(self.config.cluster, client_id, request_number,
+                                       budget_ns, payload), now_ns)
+
+    def on_message(self, message: Message, now_ns: int) -> list[Outbox]:
+        out: list[Outbox] = []
+        if not self.started:
+            raise RuntimeError("call Replica.start() first")
+        if message.cluster != self.config.cluster:
+            return out
+        if isinstance(message, Request):
+            self._on_request(message, now_ns, out)
+            return out
+        sender = getattr(message, "replica", -1)
+        if not 0 <= sender < self.n or sender == self.me:
+            return out
+        if self.status is Status.RECOVERING:
+            if isinstance(message, RecoveryResponse):
+                self._on_recovery_response(message, now_ns, out)
+            return out
+        self._dispatch(message, now_ns, out)
+        return out
+
+    def on_tick(self, now_ns: int) -> list[Outbox]:
+        out: list[Outbox] = []
+        if not self.started:
+            raise RuntimeError("call Replica.start() first")
+        if self.status is Status.RECOVERING:
+            self._tick_recovery(now_ns, out)
+        elif self.status is Status.VIEW_CHANGE:
+            self._tick_view_change(now_ns, out)
+        elif self.is_leader:
+            self._tick_leader(now_ns, out)
+        else:
+            self._tick_backup(now_ns, out)
+        return out
+
+    @property
+    def leader_hint(self) -> int:
+        """Where this replica thinks requests should go."""
+        return self.leader_of(self.view)
+
+    # ---------------------------------------------------------------- dispatch
+
+    def _dispatch(self, m: Message, now: int, out: list[Outbox]) -> None:
+        match m:
+            case StartViewChange():
+                self._on_start_view_change(m, now, out)
+            case DoViewChange():
+                self._on_do_view_change(m, now, out)
+            case StartView():
+                self._on_start_view(m, now, out)
+            case Recovery():
+                self._on_recovery(m, out)
+            case Prepare() | Commit() | PrepareOk() | RequestStartView():
+                if m.view > self.view:
+                    self._behind(m.view, now, out)
+                elif m.view == self.view:
+                    self._in_view(m, now, out)
+
+    def _in_view(self, m: Prepare | Commit | PrepareOk | RequestStartView, now: int,
+                 out: list[Outbox]) -> None:
+        if self.status is not Status.NORMAL:
+            if not isinstance(m, PrepareOk | RequestStartView):
+                self._request_start_view(now, out)  # the view started without us
+            return
+        match m:
+            case Prepare():
+                self._on_prepare(m, now, out)
+            case Commit():
+                self._on_commit(m, now, out)
+            case PrepareOk():
+                self._on_prepare_ok(m, now, out)
+            case RequestStartView():
+                self._on_request_start_view(m, out)
+
+    # ---------------------------------------------------------------- leader
+
+    def _on_request(self, m: Request, now: int, out: list[Outbox]) -> None:
+        if self.status is not Status.NORMAL or not self.is_leader:
+            return
+        client, number = m.client_id, m.request_number
+        if client <= 0 or number <= 0 or m.budget_ns < 0:
+            return
+        slot = self.clients.get(client)
+        if slot is not None and number <= slot.request_number:
+            if number == slot.request_number:
+                out.append(ToClient(client, self._reply(client)))
+            return
+        if self.in_log.get(client, 0) >= number or self.pending_clients.get(client, 0) >= number:
+            return
+        if len(self.pending) >= self.config.pending_max:
+            self.stats.requests_dropped += 1
+            return
+        self.pending.append((m, self._stamp(now)))
+        self.pending_clients[client] = number
+        self._flush(now, out)
+
+    def _flush(self, now: int, out: list[Outbox]) -> None:
+        """Prepare queued requests while the pipeline has room; else a witness if one is due."""
+        if self.status is not Status.NORMAL or not self.is_leader:
+            return
+        cfg = self.config
+        while len(self.batches) < cfg.pipeline_max:
+            stamp = self._stamp(now)
+            batch: list[Entry] = []
+            while self.pending and len(batch) < cfg.batch_max:
+                request, received = self.pending.popleft()
+                if self.pending_clients.get(request.client_id) == request.request_number:
+                    del self.pending_clients[request.client_id]
+                batch.append(Entry(self.op + 1 + len(batch), self.view, request.client_id,
+                                   request.request_number, request.budget_ns, received, stamp,
+                                   self.commit, request.payload))
+            witness = not batch and witness_needed(self.log, self.applied + 1, self.commit,
+                                                   self.view)
+            if witness:
+                batch.append(Entry(self.op + 1, self.view, 0, 0, 0, stamp, stamp, self.commit,
+                                   b""))
+            if not batch:
+                return
+            if self.op == self.commit:
+                self._mark("progress", now)
+            self._append(batch)
+            self.batches.append(self.op)
+            out.append(Broadcast(Prepare(cfg.cluster, self.me, self.view, self.commit,
+                                         tuple(batch))))
+            self._mark("heartbeat", now)
+            if cfg.commit_quorum == 1:
+                self._advance_commit(now, out)
+                return
+            if witness:
+                return
+
+    def _on_prepare_ok(self, m: PrepareOk, now: int, out: list[Outbox]) -> None:
+        if not self.is_leader:
+            return
+        if m.op > self.acked.get(m.replica, 0):
+            self.acked[m.replica] = min(m.op, self.op)
+            self._advance_commit(now, out)
+
+    def _advance_commit(self, now: int, out: list[Outbox]) -> None:
+        backups = self.config.commit_quorum - 1
+        if backups == 0:
+            commit = self.op
+        else:
+            acks = sorted(self.acked.values(), reverse=True)
+            if len(acks) < backups:
+                return
+            commit = acks[backups - 1]
+        if commit <= self.commit:
+            return
+        self._set_commit(commit, out)
+        while self.batches and self.batches[0] <= self.commit:
+            self.batches.popleft()
+        self._mark("progress", now)
+        op = self.op
+        self._flush(now, out)
+        if self.op == op and self.config.commit_quorum > 1:
+            out.append(Broadcast(Commit(self.config.cluster, self.me, self.view, self.commit)))
+            self._mark("heartbeat", now)
+
+    def _tick_leader(self, now: int, out: list[Outbox]) -> None:
+        cfg = self.config
+        if self._expired("heartbeat", now, cfg.heartbeat_ns):
+            self._mark("heartbeat", now)
+            out.append(Broadcast(Commit(cfg.cluster, self.me, self.view, self.commit)))
+        if self.op > self.commit and self._expired("progress", now, cfg.resend_ns):
+            self._mark("progress", now)
+            for replica in self.peers:
+                start = max(self.acked.get(replica, 0), self.commit)
+                if start < self.op:
+                    entries = tuple(self.log[start:start + cfg.repair_max])
+                    out.append(Send(replica, Prepare(cfg.cluster, self.me, self.view,
+                                                     self.commit, entries)))
+        self._flush(now, out)
+
+    # ---------------------------------------------------------------- backup
+
+    def _on_prepare(self, m: Prepare, now: int, out: list[Outbox]) -> None:
+        if self.is_leader or not m.entries or m.replica != self.leader_of(self.view):
+            return
+        self._mark("heard", now)
+        self.commit_seen = max(self.commit_seen, m.commit)
+        if m.entries[0].index > self.op + 1:
+            self._request_start_view(now, out)  # a gap: earlier Prepares were lost
+            return
+        fresh = [e for e in m.entries if e.index > self.op]
+        if fresh:
+            self._append(fresh)
+        out.append(Send(m.replica, PrepareOk(self.config.cluster, self.me, self.view, self.op)))
+        self._set_commit(m.commit, out)
+
+    def _on_commit(self, m: Commit, now: int, out: list[Outbox]) -> None:
+        if self.is_leader or m.replica != self.leader_of(self.view):
+            return
+        self._mark("heard", now)
+        self.commit_seen = max(self.commit_seen, m.commit)
+        if m.commit > self.op:
+            self._request_start_view(now, out)
+        self._set_commit(m.commit, out)
+
+    def _tick_backup(self, now: int, out: list[Outbox]) -> None:
+        if self._expired("heard", now, self._vc_timeout()):
+            self._start_view_change(self.view + 1, now, out)
+        elif self.commit_seen > self.op:
+            self._request_start_view(now, out)

@@ -1,0 +1,227 @@
+"""Durable replica state: the log, the commit number, and the view vote.
+
+Two streams with different guarantees:
+
+* The **view record** ``(view, log_view)`` is a vote: once a replica has said "I am in view v" it
+  must never act in a lower view, even after a crash. It is always synced before the write
+  returns, whatever the fsync policy (view changes are rare, so this costs one fsync each).
+* The **log stream** is an ordered sequence of records: "entries from index i on" (which truncates
+  anything after ``i - 1``) and "commit number c". Its fsync policy is configurable
+  (:class:`FsyncPolicy`): ``always`` syncs each record before returning, ``batch`` every
+  ``batch_records`` records, ``none`` leaves it to the operating system. A crash may lose an
+  unsynced *suffix* of the stream, never a record in the middle (the file is append-only and
+  framed with a CRC, so a torn tail is detected and cut).
+
+Invariants the replica relies on: a commit record is written after the entries it covers, so a
+surviving commit number implies surviving entries up to it; the replica never truncates at or
+below its commit number. ``durable`` is True only for ``always``: then every acknowledgement the
+replica sent is on disk and a restart may trust the stored log; otherwise the replica runs the
+recovery protocol (see ``replica.py``).
+
+Limitations: no checksums per entry beyond the frame CRC (crash faults only, no disk corruption
+model), no compaction: the log file grows with every record until a snapshot/checkpoint scheme
+exists. All writes issued during one replica step are treated as atomic with respect to a crash
+in the simulator; a real deployment gets that from the frame CRC (a half-written last frame is
+discarded).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from agora.decision.consensus.messages import Entry
+
+
+class FsyncPolicy(enum.StrEnum):
+    NONE = "none"
+    BATCH = "batch"
+    ALWAYS = "always"
+
+
+class Stored(msgspec.Struct, frozen=True):
+    """What a restarting replica finds on disk."""
+
+    view: int
+    log_view: int
+    commit: int
+    entries: list[Entry]
+
+
+class EntriesWrite(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
+    """Log record: keep entries ``1..start-1``, then these."""
+
+    start: int
+    entries: tuple[Entry, ...]
+
+
+class CommitWrite(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
+    commit: int
+
+
+LogRecord = EntriesWrite | CommitWrite
+
+
+class Storage(Protocol):
+    """What a :class:`~agora.decision.consensus.replica.Replica` needs from its disk."""
+
+    @property
+    def durable(self) -> bool:
+        """True when every write is synced before it returns (the ``always`` policy)."""
+        ...
+
+    def load(self) -> Stored | None:
+        """The surviving state, or None if this replica never started."""
+        ...
+
+    def write_entries(self, start: int, entries: Sequence[Entry]) -> None: ...
+
+    def write_commit(self, commit: int) -> None: ...
+
+    def write_view(self, view: int, log_view: int) -> None:
+        """Always synced before returning."""
+        ...
+
+
+def replay(view: int, log_view: int, records: Iterable[LogRecord]) -> Stored:
+    """Rebuild the state a record stream describes (shared by every storage implementation)."""
+    log: list[Entry] = []
+    commit = 0
+    for record in records:
+        if isinstance(record, EntriesWrite):
+            if record.start - 1 > len(log):
+                break  # a gap: cannot happen with suffix-only loss; stop trusting the stream
+            del log[record.start - 1 :]
+            log.extend(record.entries)
+        else:
+            commit = max(commit, record.commit)
+    return Stored(view=view, log_view=log_view, commit=min(commit, len(log)), entries=log)
+
+
+class MemoryStorage:
+    """A storage that never loses anything: for unit tests and single-process demos."""
+
+    def __init__(self) -> None:
+        self.view: tuple[int, int] | None = None
+        self.records: list[LogRecord] = []
+
+    @property
+    def durable(self) -> bool:
+        return True
+
+    def load(self) -> Stored | None:
+        if self.view is None:
+            return None
+        return replay(*self.view, self.records)
+
+    def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
+        self.records.append(EntriesWrite(start, tuple(entries)))
+
+    def write_commit(self, commit: int) -> None:
+        self.records.append(CommitWrite(commit))
+
+    def write_view(self, view: int, log_view: int) -> None:
+        self.view = (view, log_view)
+
+
+_FRAME = struct.Struct("<II")  # payload length, crc32 of payload
+_record_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(LogRecord)
+_view_decoder = msgspec.msgpack.Decoder(tuple[int, int])
+
+
+class FileStorage:
+    """Files in ``directory``: ``view`` (replaced atomically) and ``log`` (append-only frames).
+
+    For the real-process replicas. ``load`` cuts a torn or corrupt tail off the log file so
+    later appends follow the last good frame.
+    """
+
+    def __init__(
+        self, directory: Path, policy: FsyncPolicy = FsyncPolicy.ALWAYS, *, batch_records: int = 64
+    ) -> None:
+        if batch_records < 1:
+            raise ValueError("batch_records must be at least 1")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.policy = FsyncPolicy(policy)
+        self.batch_records = batch_records
+        self._log = open(self.directory / "log", "ab")  # noqa: SIM115 - lives with the object
+        self._unsynced = 0
+
+    @property
+    def durable(self) -> bool:
+        return self.policy is FsyncPolicy.ALWAYS
+
+    def close(self) -> None:
+        self._sync_log()
+        self._log.close()
+
+    def load(self) -> Stored | None:
+        view_path = self.directory / "view"
+        if not view_path.exists():
+            return None
+        view, log_view = _view_decoder.decode(view_path.read_bytes())
+        records, good = self._read_log()
+        if good < (self.directory / "log").stat().st_size:
+            self._log.truncate(good)
+        return replay(view, log_view, records)
+
+    def _read_log(self) -> tuple[list[LogRecord], int]:
+        data = (self.directory / "log").read_bytes()
+        records: list[LogRecord] = []
+        offset = 0
+        while offset + _FRAME.size <= len(data):
+            length, crc = _FRAME.unpack_from(data, offset)
+            payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            try:
+                records.append(_record_decoder.decode(payload))
+            except msgspec.DecodeError:
+                break
+            offset += _FRAME.size + length
+        return records, offset
+
+    def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
+        self._append(EntriesWrite(start, tuple(entries)))
+
+    def write_commit(self, commit: int) -> None:
+        self._append(CommitWrite(commit))
+
+    def write_view(self, view: int, log_view: int) -> None:
+        tmp = self.directory / "view.tmp"
+        with open(tmp, "wb") as out:
+            out.write(_record_encoder.encode((view, log_view)))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.directory / "view")
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def _append(self, record: LogRecord) -> None:
+        payload = _record_encoder.encode(record)
+        self._log.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+        self._unsynced += 1
+        if self.policy is FsyncPolicy.ALWAYS or (
+            self.policy is FsyncPolicy.BATCH and self._unsynced >= self.batch_records
+        ):
+            self._sync_log()
+        elif self.policy is FsyncPolicy.NONE:
+            self._log.flush()
+
+    def _sync_log(self) -> None:
+        self._log.flush()
+        if self.policy is not FsyncPolicy.NONE:
+            os.fsync(self._log.fileno())
+        self._unsynced = 0

@@ -1,0 +1,292 @@
+"""The sans-IO replica driven by hand: fast path, batching, pipelining, exactly-once, restarts.
+
+A perfect FIFO network (``Net``) moves outboxes between replicas, so each test states exactly
+which messages flow; faults are the simulator's business (test_sim_*).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import pytest
+
+from agora.decision.consensus import (
+    Broadcast,
+    Client,
+    ClientBusy,
+    Committed,
+    MemoryStorage,
+    Replica,
+    ReplicaConfig,
+    Reply,
+    Request,
+    Send,
+    Status,
+    ToClient,
+    decode,
+    encode,
+)
+from agora.decision.consensus.messages import Commit, Prepare, PrepareOk
+from agora.decision.consensus.storage import FsyncPolicy
+from agora.decision.sim.storage import SimStorage
+
+CLUSTER = 11
+
+
+class Net:
+    """Replicas on a lossless FIFO network; every message crosses as wire bytes."""
+
+    def __init__(self, n: int = 3, storages: list | None = None, **config: int) -> None:
+        self.n = n
+        self.now = 1_000
+        self.config = config
+        self.storages = storages or [MemoryStorage() for _ in range(n)]
+        self.replicas = [self._boot(r) for r in range(n)]
+        self.queue: deque[tuple[int, int, bytes]] = deque()
+        self.committed: dict[int, list[Committed]] = {r: [] for r in range(n)}
+        self.replies: list[Reply] = []
+        self.sent: list[tuple[int, int, object]] = []
+        self.down: set[int] = set()
+
+    def _boot(self, r: int, applied_index: int = 0, incarnation: int = 1) -> Replica:
+        replica = Replica(ReplicaConfig(cluster=CLUSTER, replica=r, n=self.n, **self.config),
+                          self.storages[r], applied_index=applied_index,
+                          incarnation=incarnation)
+        replica.start(self.now)
+        return replica
+
+    def restart(self, r: int, applied_index: int = 0, incarnation: int = 2) -> list:
+        replica = Replica(ReplicaConfig(cluster=CLUSTER, replica=r, n=self.n, **self.config),
+                          self.storages[r], applied_index=applied_index, incarnation=incarnation)
+        self.replicas[r] = replica
+        out = replica.start(self.now)
+        self.route(r, out)
+        return out
+
+    def route(self, src: int, out: list) -> None:
+        for item in out:
+            if isinstance(item, Send):
+                self.queue.append((src, item.to, encode(item.message)))
+            elif isinstance(item, Broadcast):
+                for dst in range(self.n):
+                    if dst != src:
+                        self.queue.append((src, dst, encode(item.message)))
+            elif isinstance(item, ToClient):
+                self.replies.append(item.message)
+            elif isinstance(item, Committed):
+                self.committed[src].append(item)
+
+    def submit(self, client: int, number: int, payload: bytes = b"x", budget_ns: int = 0,
+               to: int = 0) -> None:
+        self.route(to, self.replicas[to].submit(client, number, payload, budget_ns, self.now))
+
+    def step(self) -> tuple[int, int, object]:
+        src, dst, data = self.queue.popleft()
+        message = decode(data)
+        if dst in self.down:
+            return src, dst, message
+        self.sent.append((src, dst, message))
+        self.route(dst, self.replicas[dst].on_message(message, self.now))
+        return src, dst, message
+
+    def pump(self, limit: int = 10_000) -> None:
+        while self.queue and limit:
+            self.step()
+            limit -= 1
+
+    def tick(self, advance_ns: int) -> None:
+        self.now += advance_ns
+        for r, replica in enumerate(self.replicas):
+            if r not in self.down:
+                self.route(r, replica.on_tick(self.now))
+
+
+def test_a_request_commits_at_the_leader_after_one_round_trip():
+    net = Net(3)
+    net.submit(1, 1, b"hello")
+    kinds = []
+    while not net.committed[0]:
+        kinds.append(type(net.step()[2]).__name__)
+    # leader -> 2 backups (Prepare), first PrepareOk back: f = 1 backup + the leader suffice
+    assert kinds == ["Prepare", "Prepare", "PrepareOk"]
+    assert net.committed[0] == [Committed(1, 0, 1, 1, b"hello", False)]
+    assert net.replies == [Reply(CLUSTER, 0, 0, 1, 1, 1, False)]
+    net.pump()
+    net.tick(3_000_000)  # heartbeat carries the commit number to the backups
+    net.pump()
+    assert all(net.committed[r] == net.committed[0] for r in range(3))
+
+
+def test_pipeline_window_bounds_prepares_in_flight_and_batches_the_queue():
+    net = Net(3, pipeline_max=2, batch_max=8)
+    for client in range(1, 8):
+        net.submit(client, 1)
+    assert net.replicas[0].op == 2  # two Prepares in flight, five requests queued
+    assert len(net.replicas[0].pending) == 5
+    net.pump()
+    prepares = [m for _, dst, m in net.sent if isinstance(m, Prepare) and dst == 1]
+    assert [len(p.entries) for p in prepares] == [1, 1, 5]
+    assert [c.client_id for c in net.committed[0]] == list(range(1, 8))
+
+
+def test_batch_max_caps_entries_per_prepare():
+    net = Net(3, pipeline_max=64, batch_max=3)
+    leader = net.replicas[0]
+    leader.pending.extend((Request(CLUSTER, c, 1, 0, b"p"), 0) for c in range(1, 8))
+    out = leader.on_tick(net.now)
+    sizes = [len(item.message.entries) for item in out if isinstance(item, Broadcast)
+             and isinstance(item.message, Prepare)]
+    assert sizes == [3, 3, 1]
+
+
+def test_duplicates_and_retries_commit_once_and_get_the_cached_reply():
+    net = Net(3)
+    net.submit(5, 1, b"a")
+    net.submit(5, 1, b"a")  # duplicate while in flight: dropped
+    net.pump()
+    net.submit(5, 1, b"a")  # retry after commit: cached reply, no new entry
+    net.submit(5, 0 + 1, b"a")
+    net.pump()
+    assert [c.index for c in net.committed[0]] == [1]
+    assert net.replies == [Reply(CLUSTER, 0, 0, 5, 1, 1, False)] * 3
+    net.submit(5, 2, b"b")
+    net.pump()
+    net.submit(5, 1, b"a")  # older than the last committed: ignored
+    assert [c.request_number for c in net.committed[0]] == [1, 2]
+    assert net.replicas[0].clients[5].request_number == 2
+
+
+def test_backup_takes_duplicated_and_reordered_prepares_and_acks_cumulatively():
+    net = Net(3)
+    backup = net.replicas[1]
+    for number in range(1, 4):
+        net.submit(number, 1)
+    prepares = [decode(data) for src, dst, data in net.queue if dst == 1]
+    entries = [e for p in prepares for e in p.entries]
+    assert [e.index for e in entries] == [1, 2, 3]
+    out = backup.on_message(prepares[2], net.now)  # index 3 first: a gap, asks for the log
+    assert [type(item.message).__name__ for item in out] == ["RequestStartView"]
+    assert backup.op == 0
+    for prepare in (prepares[0], prepares[0], prepares[1], prepares[2], prepares[1]):
+        out = backup.on_message(prepare, net.now)
+    assert backup.log == entries
+    assert [item.message for item in out] == [PrepareOk(CLUSTER, 1, 0, 3)]
+
+
+def test_a_backup_without_its_leader_starts_a_view_change_and_a_new_leader_commits():
+    net = Net(3)
+    net.submit(1, 1)
+    net.pump()
+    net.down.add(0)  # the leader is gone for good
+    for _ in range(40):
+        net.tick(1_000_000)
+        net.pump()
+    assert net.replicas[1].status is Status.NORMAL and net.replicas[1].view == 1
+    net.submit(2, 1, to=1)
+    net.pump()
+    assert [c.client_id for c in net.committed[1]] == [1, 2]
+    assert [c.view for c in net.committed[1]] == [0, 1]
+    assert net.replicas[2].log == net.replicas[1].log
+
+
+def test_durable_restart_re_emits_from_the_application_point():
+    net = Net(3)
+    for client in range(1, 5):
+        net.submit(client, 1)
+    net.pump()
+    net.tick(3_000_000)
+    net.pump()
+    before = net.committed[1]
+    assert len(before) == 4
+    net.committed[1] = []
+    net.restart(1, applied_index=2)
+    assert net.replicas[1].status is Status.NORMAL
+    assert net.committed[1] == before[2:]  # 3 and 4 again, exactly once each
+
+
+def test_restarted_leader_hands_over_to_the_next_view():
+    net = Net(3)
+    net.submit(1, 1)
+    net.pump()
+    out = net.restart(0)
+    assert net.replicas[0].status is Status.VIEW_CHANGE and net.replicas[0].view == 1
+    assert any(isinstance(item, Broadcast) and type(item.message).__name__ == "StartViewChange"
+               for item in out)
+
+
+def test_lossy_restart_recovers_from_the_cluster_before_taking_part():
+    rng_storages = [SimStorage(FsyncPolicy.NONE, random.Random(r)) for r in range(3)]
+    net = Net(3, storages=rng_storages)
+    for client in range(1, 4):
+        net.submit(client, 1)
+    net.pump()
+    rng_storages[2].crash(survive=0)  # nothing was synced: the backup's whole log is gone
+    assert rng_storages[2].load().entries == []
+    net.committed[2] = []
+    net.restart(2)
+    recovering = net.replicas[2]
+    assert recovering.status is Status.RECOVERING
+    assert recovering.on_message(Prepare(CLUSTER, 0, 0, 3, ()), net.now) == []  # no part yet
+    net.pump()
+    assert recovering.status is Status.NORMAL
+    assert recovering.log == net.replicas[0].log
+    assert [c.client_id for c in net.committed[2]] == [1, 2, 3]
+
+
+def test_commit_messages_from_a_later_view_make_a_replica_catch_up():
+    net = Net(3)
+    net.submit(1, 1)
+    net.pump()
+    stale = net.replicas[2]
+    out = stale.on_message(Commit(CLUSTER, 1, 1, 1), net.now)
+    assert stale.status is Status.VIEW_CHANGE and stale.view == 1
+    assert [type(item.message).__name__ for item in out] == ["RequestStartView"]
+
+
+def test_foreign_cluster_and_spoofed_senders_are_ignored():
+    net = Net(3)
+    backup = net.replicas[1]
+    assert backup.on_message(Commit(CLUSTER + 1, 0, 0, 5), net.now) == []
+    assert backup.on_message(Commit(CLUSTER, 1, 0, 5), net.now) == []  # "from" itself
+    assert backup.on_message(Commit(CLUSTER, 9, 0, 5), net.now) == []  # no such replica
+
+
+def test_config_rejects_an_even_cluster_and_bad_limits():
+    with pytest.raises(ValueError, match="odd"):
+        ReplicaConfig(cluster=1, replica=0, n=4)
+    with pytest.raises(ValueError, match="replica 3"):
+        ReplicaConfig(cluster=1, replica=3, n=3)
+    with pytest.raises(ValueError, match="pipeline_max"):
+        ReplicaConfig(cluster=1, replica=0, n=3, pipeline_max=0)
+    assert ReplicaConfig(cluster=1, replica=0, n=5).commit_quorum == 3
+
+
+def test_replica_refuses_steps_before_start():
+    replica = Replica(ReplicaConfig(cluster=1, replica=0, n=3), MemoryStorage())
+    with pytest.raises(RuntimeError, match="start"):
+        replica.on_tick(0)
+    replica.start(0)
+    with pytest.raises(RuntimeError, match="once"):
+        replica.start(0)
+
+
+def test_single_replica_commits_alone():
+    net = Net(1)
+    net.submit(1, 1, b"solo")
+    assert net.committed[0] == [Committed(1, 0, 1, 1, b"solo", False)]
+
+
+def test_client_retries_by_broadcast_with_the_remaining_budget():
+    client = Client(CLUSTER, 3, 3, retry_ns=1_000)
+    out = client.request(b"p", 5_000, now_ns=100)
+    assert out == [Send(0, Request(CLUSTER, 3, 1, 5_000, b"p"))]
+    with pytest.raises(ClientBusy):
+        client.request(b"q", 0, now_ns=100)
+    assert client.on_tick(500) == []
+    assert client.on_tick(1_100) == [Broadcast(Request(CLUSTER, 3, 1, 4_000, b"p"))]
+    assert client.on_tick(9_000) == [Broadcast(Request(CLUSTER, 3, 1, 1, b"p"))]
+    assert client.on_reply(Reply(CLUSTER, 2, 4, 3, 0, 1, False), 9_000) is None  # stale number
+    reply = Reply(CLUSTER, 1, 4, 3, 1, 7, True)
+    assert client.on_reply(reply, 9_100) == reply and not client.busy
+    assert client.request(b"q", 0, now_ns=9_200) == [Send(4 % 3, Request(CLUSTER, 3, 2, 0, b"q"))]

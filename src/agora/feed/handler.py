@@ -142,6 +142,11 @@ class FeedHandler:
                 )
         return symbol
 
+    def _print_symbol(self, locate: int) -> str:
+        """A print's symbol; an unknown locate is reported by adds only, whether or not events
+        are emitted (the fast kernel counts the same way)."""
+        return self.symbol_of_locate.get(locate) or f"#{locate}"
+
     def _wants(self, locate: int) -> bool:
         if self._wanted is None:
             return True
@@ -206,13 +211,13 @@ class FeedHandler:
         if not self.emit or not self._wants(m.stock_locate):
             return []
         side = _SIDES.get(m.buy_sell_indicator)
-        symbol = self._symbol(m.stock_locate, offset)
+        symbol = self._print_symbol(m.stock_locate)
         return [ev.Trade(m.timestamp, symbol, m.match_number, m.price, m.shares, side)]
 
     def _on_cross(self, m: itch50.CrossTrade, offset: int) -> list:
         if not self.emit or not self._wants(m.stock_locate) or m.shares == 0:
             return []
-        symbol = self._symbol(m.stock_locate, offset)
+        symbol = self._print_symbol(m.stock_locate)
         return [
             ev.Trade(m.timestamp, symbol, m.match_number, m.cross_price, m.shares, None, True)
         ]

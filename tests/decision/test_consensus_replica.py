@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
+import msgspec
 import pytest
 
 from agora.decision.consensus import (
@@ -290,3 +291,51 @@ def test_client_retries_by_broadcast_with_the_remaining_budget():
     reply = Reply(CLUSTER, 1, 4, 3, 1, 7, True)
     assert client.on_reply(reply, 9_100) == reply and not client.busy
     assert client.request(b"q", 0, now_ns=9_200) == [Send(4 % 3, Request(CLUSTER, 3, 2, 0, b"q"))]
+
+
+def _pump(replicas: dict, queue: list, now: int, *, cut: int | None = None) -> None:
+    """Deliver queued messages (``(to, message)``) until quiet; hold those to or from ``cut``."""
+    held = []
+    while queue:
+        to, message = queue.pop(0)
+        if cut is not None and (to == cut or getattr(message, "replica", -1) == cut):
+            held.append((to, message))
+            continue
+        for item in replicas[to].on_message(message, now):
+            _route(replicas, to, item, queue)
+    queue.extend(held)
+
+
+def _route(replicas: dict, sender: int, item: object, queue: list) -> None:
+    if isinstance(item, Send):
+        queue.append((item.to, item.message))
+    elif isinstance(item, Broadcast):
+        queue.extend((r, item.message) for r in replicas if r != sender)
+
+
+def test_capped_start_view_must_not_truncate_an_excluded_replicas_applied_log():
+    """Regression (found on real processes under overload): a new leader that never heard a
+    replica's commit number sends it a StartView from index 0, capped at ``repair_max``; the
+    replica used to adopt that short prefix and cut entries it had already applied."""
+    config = ReplicaConfig(cluster=1, replica=0, n=3, repair_max=2)
+    replicas = {i: Replica(msgspec.structs.replace(config, replica=i), MemoryStorage())
+                for i in range(3)}
+    queue: list = []
+    for i, replica in replicas.items():
+        for item in replica.start(0):
+            _route(replicas, i, item, queue)
+    for number in range(1, 6):
+        for item in replicas[0].submit(1 + number, 1, b"op%d" % number, 0, 1_000):
+            _route(replicas, 0, item, queue)
+        _pump(replicas, queue, 1_000)
+    assert replicas[0].applied == 5  # replica 0 led view 0 and applied 5 entries
+    late = 1_000 + 10 * config.view_change_timeout_ns
+    for i in (1, 2):  # replica 0 is cut off; 1 and 2 move to view 1 without hearing from it
+        for item in replicas[i].on_tick(late):
+            _route(replicas, i, item, queue)
+    _pump(replicas, queue, late, cut=0)
+    assert replicas[1].view == 1 and replicas[1].status is Status.NORMAL
+    # the StartView held for replica 0 has base 0 (its commit was never heard) and 2 entries
+    _pump(replicas, queue, late)
+    assert replicas[0].applied == 5 and replicas[0].view == 1
+    assert [e.payload for e in replicas[0].log] == [e.payload for e in replicas[1].log]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 bench_app = typer.Typer(help="Benchmarks: agora against its baselines, in one run.",
@@ -36,3 +38,40 @@ def gateway(
     if quick:
         round_trips, orders = 300, 300
     run(round_trips=round_trips, orders=orders, clients=clients)
+
+
+@bench_app.command()
+def feed(
+    messages: int = typer.Option(20_000_000, min=10_000, help="Messages in the synthetic day."),
+    symbols: int = typer.Option(3_000, min=1, help="Symbols in the synthetic day."),
+    seed: int = typer.Option(1),
+    runs: int = typer.Option(3, min=1, help="Fast-path repetitions; the median is reported."),
+    prefix: int = typer.Option(2_000_000, min=1_000,
+                               help="Messages the slow baselines (reference, meatpy) run on."),
+    file: Path | None = typer.Option(None, "--file", exists=True, dir_okay=False,
+                                     help="An ITCH 5.0 BinaryFILE day (plain or gzip) to use "
+                                          "instead of the synthetic one."),
+    quick: bool = typer.Option(False, help="A small run for CI smoke tests."),
+) -> None:
+    """Feed: numba ITCH decode + L3 books vs the reference handler, meatpy and the read floor."""
+    from agora.bench.feed import run
+
+    if quick:
+        messages, symbols, runs, prefix = 200_000, 50, 1, min(prefix, 100_000)
+    run(messages=messages, symbols=symbols, seed=seed, runs=runs, prefix=prefix, file=file)
+
+
+@bench_app.command()
+def consensus(
+    n: str = typer.Option("3,5,7", "--n", help="Cluster sizes, comma separated (odd)."),
+    requests: int = typer.Option(5_000, min=100, help="Requests in the latency phase per n."),
+    fsync: str = typer.Option("none", help="Replica log fsync policy: none, batch or always."),
+    quick: bool = typer.Option(False, help="A small run for CI smoke tests (no baselines)."),
+) -> None:
+    """Replicated decision log on real processes vs the UDP floor, PySyncObj and etcd."""
+    from agora.bench.consensus import run
+
+    sizes = [int(x) for x in n.split(",") if x.strip()]
+    if quick:
+        requests = min(requests, 500)
+    run(sizes=sizes, requests=requests, fsync=fsync, quick=quick)

@@ -159,7 +159,13 @@ class ViewChange(ReplicaCore):
                 self._start_view_change(m.view, now, out, announce=False)
             self._request_start_view(now, out)
             return
-        self._replace_log(m.base, m.entries)
+        if m.base + len(m.entries) < self.commit:
+            # A capped StartView that stops short of what we committed: committed entries sit at
+            # the same index in every later view's log, so keep them, drop only our uncommitted
+            # tail, and fetch the rest from the leader (never cut below the commit number).
+            self._replace_log(self.commit, ())
+        else:
+            self._replace_log(m.base, m.entries)
         self.view = self.log_view = m.view
         self.status = Status.NORMAL
         self.storage.write_view(self.view, self.view)

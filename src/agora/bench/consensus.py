@@ -1,0 +1,436 @@
+"""``agora bench consensus``: the replicated decision log on real processes vs its baselines.
+
+For each cluster size ``n``: ``n`` replica processes (``agora.decision.transport.replica_main``,
+uvloop, FileStorage with fsync ``none`` unless told) on loopback and one client process (this
+one) with an open-loop load (a fixed rate, replies or not; latency from submit to the leader's
+commit reply, so queueing shows):
+
+- commit latency p50/p99/p99.9 at ``base_rate``, and to the *last* replica (from the replicas'
+  committed records, whose stamps are the same host clock);
+- decisions/s sustained at p99 <= 1 ms: the offered rate steps up until p99 passes 1 ms or a
+  request goes unanswered; the figure is the achieved rate of the last passing step;
+- datagrams per decision (every replica's and the client's datagrams during the latency phase);
+- deadline-miss rate at 250 us and 1 ms budgets (abandoned, or no reply);
+- failover gap: SIGKILL the leader under load; time to the first reply from a later view.
+
+Baselines in the same run: the floor (a UDP round trip between two processes with plain blocking
+sockets), PySyncObj (Raft in Python, n = 3, tick and append period cut to 1 ms, commands
+submitted at the leader) and
+etcd (n = 3 members, v3 JSON gateway ``/v3/kv/put`` over keep-alive HTTP; etcd 3.4 always fsyncs,
+so its data directories go to /dev/shm when it exists, where fsync is nearly free). A baseline
+that cannot run is reported as skipped, with the reason; there are no made-up numbers.
+
+Limitations: pacing wakes on timers of about 1 ms resolution, so "open loop" means small bursts;
+two cores shared by every process make the throughput figure a lower bound of the protocol's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+from hdrh.histogram import HdrHistogram
+from rich.console import Console
+from rich.table import Table
+
+from agora.core.clock import WallClock
+from agora.decision.transport.client import ClusterClient, Outcome, open_loop
+from agora.decision.transport.cluster import ProcessCluster, free_udp_ports
+
+console = Console() if sys.stdout.isatty() else Console(width=170)  # a log keeps its columns
+CLOCK = WallClock()
+P99_TARGET_US = 1_000.0
+REPLICA_OPTIONS = ("--pipeline-max", "1", "--batch-max", "256")
+# PySyncObj's defaults (50 ms tick, 100 ms append period) give ~100 ms commits; tuned for latency:
+PYSYNCOBJ_TUNING = {"autoTickPeriod": 0.001, "appendEntriesPeriod": 0.001}
+
+
+def percentiles(samples: list[int]) -> tuple[float, float, float]:
+    """p50, p99, p99.9 in microseconds of samples in nanoseconds."""
+    histogram = HdrHistogram(1, 60_000_000_000, 3)
+    for value in samples:
+        histogram.record_value(max(1, value))
+    return tuple(histogram.get_value_at_percentile(p) / 1_000 for p in (50, 99, 99.9))
+
+
+# ---------------------------------------------------------------- the floor
+
+
+def udp_echo(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", port))
+        print("ready", flush=True)
+        while True:
+            data, addr = s.recvfrom(65536)
+            if data == b"stop":
+                return
+            s.sendto(data, addr)
+
+
+def udp_floor(count: int, size: int = 64, warmup: int = 1_000) -> list[int]:
+    """Round trips in ns: one datagram at a time to an echo process, blocking sockets."""
+    port = free_udp_ports(1)[0]
+    server = subprocess.Popen([sys.executable, "-m", "agora.bench.consensus", "udp-echo",
+                               str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()
+        samples = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("127.0.0.1", port))
+            payload = b"x" * size
+            for i in range(warmup + count):
+                t0 = time.perf_counter_ns()
+                s.send(payload)
+                s.recv(65536)
+                if i >= warmup:
+                    samples.append(time.perf_counter_ns() - t0)
+            s.send(b"stop")
+        return samples
+    finally:
+        server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+# ---------------------------------------------------------------- agora
+
+
+def _stamps_by_index(cluster: ProcessCluster) -> dict[int, int]:
+    """index -> the latest stamp at which any replica recorded it (the last replica to commit)."""
+    last: dict[int, int] = {}
+    for replica in range(cluster.n):
+        for record in cluster.records(replica):
+            if record.item is not None:
+                index = record.item.index
+                last[index] = max(last.get(index, 0), record.at_ns)
+    return last
+
+
+async def _datagrams(cluster: ProcessCluster) -> int:
+    for replica in cluster.alive():
+        cluster.signal(replica, signal.SIGUSR1)
+    await asyncio.sleep(0.2)
+    return sum(cluster.stats(r).get("datagrams_sent", 0) for r in range(cluster.n))
+
+
+def _answered(outcomes: list[Outcome]) -> list[Outcome]:
+    return [o for o in outcomes if o.reply is not None]
+
+
+async def _rate_search(client: ClusterClient, rates: list[int], step_s: float) -> tuple[
+        float, list[tuple[int, float, float]]]:
+    best, steps = 0.0, []
+    for rate in rates:
+        count = max(200, int(rate * step_s))
+        outcomes = await open_loop(client, CLOCK, rate=rate, count=count, timeout_s=5.0)
+        got = _answered(outcomes)
+        p99 = percentiles([o.latency_ns for o in got])[1] if got else float("inf")
+        span = max(o.replied_ns for o in got) - min(o.submitted_ns for o in got) if got else 1
+        achieved = len(got) / (span / 1e9)
+        steps.append((rate, achieved, p99))
+        if len(got) < count or p99 > P99_TARGET_US:
+            break
+        best = achieved
+        await asyncio.sleep(0.05)
+    return best, steps
+
+
+async def _failover(cluster: ProcessCluster, client: ClusterClient, rate: int) -> float:
+    load = asyncio.ensure_future(open_loop(client, CLOCK, rate=rate, count=rate, timeout_s=10))
+    start = len(client.replies)
+    while len(client.replies) - start < rate // 4 and not load.done():
+        await asyncio.sleep(0.001)
+    view = client.view
+    killed_ns = CLOCK.now_ns()
+    cluster.signal(view % cluster.n, signal.SIGKILL)
+    outcomes = await load
+    later = [o.replied_ns for o in _answered(outcomes)
+             if o.reply is not None and o.reply.view > view]
+    return (min(later) - killed_ns) / 1e6 if later else float("nan")
+
+
+async def _agora(n: int, root: Path, fsync: str, requests: int, base_rate: int,
+                 rates: list[int], step_s: float) -> dict:
+    with ProcessCluster(root / f"n{n}", n, fsync=fsync, extra=REPLICA_OPTIONS) as cluster:
+        cluster.start()
+        client = await ClusterClient.connect(cluster.cluster, cluster.peers, CLOCK, pool=1024,
+                                             keep_log=True)
+        try:
+            for i in range(200):  # settle: replicas start ~100 ms apart (see the e2e tests)
+                await client.submit(b"warm-%d" % i)
+            sent0 = await _datagrams(cluster) + client.datagrams_sent
+            outcomes = await open_loop(client, CLOCK, rate=base_rate, count=requests)
+            got = _answered(outcomes)
+            sent = await _datagrams(cluster) + client.datagrams_sent - sent0
+            await asyncio.sleep(0.1)
+            stamps = _stamps_by_index(cluster)
+            to_last = [stamps[o.reply.index] - o.submitted_ns for o in got
+                       if o.reply is not None and o.reply.index in stamps]
+            misses = {}
+            for budget_us in (250, 1_000):
+                tries = await open_loop(client, CLOCK, rate=base_rate, count=min(requests, 2_000),
+                                        budget_ns=budget_us * 1_000)
+                missed = sum(o.reply is None or o.reply.abandoned for o in tries)
+                misses[budget_us] = missed / len(tries)
+            sustained, steps = await _rate_search(client, rates, step_s)
+            failover_ms = await _failover(cluster, client, base_rate)
+        finally:
+            client.close()
+    lat = percentiles([o.latency_ns for o in got])
+    last = percentiles(to_last) if to_last else (float("nan"),) * 3
+    return {"p50": lat[0], "p99": lat[1], "p999": lat[2], "last_p50": last[0],
+            "last_p99": last[1], "answered": len(got), "requests": requests,
+            "msgs_per_decision": sent / max(1, len(got)), "sustained": sustained,
+            "steps": steps, "failover_ms": failover_ms, "miss_250us": misses[250],
+            "miss_1ms": misses[1_000]}
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def pysyncobj_node(index: int, addrs: list[str], requests: int, out: Path) -> None:
+    """One PySyncObj member; whichever member leads runs the load and writes ``out``."""
+    import threading
+
+    from pysyncobj import SyncObj, SyncObjConf, replicated
+
+    class Log(SyncObj):
+        def __init__(self) -> None:
+            super().__init__(addrs[index], [a for a in addrs if a != addrs[index]],
+                             SyncObjConf(dynamicMembershipChange=False, **PYSYNCOBJ_TUNING))
+            self.count = 0
+
+        @replicated
+        def append(self, payload: bytes) -> int:
+            self.count += 1
+            return self.count
+
+    log = Log()
+    print("ready", flush=True)
+    while log._getLeader() is None or log._getLeader() != log.selfNode:
+        time.sleep(0.05)
+        if out.exists():
+            time.sleep(3600)  # another member leads; wait to be killed
+    samples = []
+    for i in range(100 + requests):
+        t0 = time.perf_counter_ns()
+        log.append(b"decision-%06d" % i, sync=True, timeout=10)
+        if i >= 100:
+            samples.append(time.perf_counter_ns() - t0)
+    done = threading.Event()
+    left = [requests]
+
+    def applied(result: object, error: object) -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            done.set()
+
+    t0 = time.perf_counter_ns()
+    for i in range(requests):
+        log.append(b"burst-%06d" % i, callback=applied)
+    done.wait(timeout=60)
+    span = time.perf_counter_ns() - t0
+    p50, p99, _ = percentiles(samples)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"p50": p50, "p99": p99,
+                               "per_s": (requests - left[0]) / (span / 1e9),
+                               "mode": "sync=True at the leader; throughput: async burst"}))
+    os.replace(tmp, out)
+    time.sleep(3600)
+
+
+def _pysyncobj(requests: int, root: Path) -> dict | str:
+    try:
+        import pysyncobj  # noqa: F401
+    except ImportError:
+        return "pysyncobj is not installed (pip install 'pysyncobj>=0.3.12')"
+    addrs = [f"127.0.0.1:{p}" for p in free_udp_ports(3)]  # TCP; freshly free ports
+    out = root / "pysyncobj.json"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "agora.bench.consensus", "pysyncobj-node", str(i),
+         ",".join(addrs), str(requests), str(out)], stdout=subprocess.DEVNULL)
+        for i in range(3)]
+    try:
+        deadline = time.monotonic() + 180
+        while not out.exists():
+            if time.monotonic() > deadline:
+                return "timed out after 180 s"
+            if any(p.poll() is not None for p in procs):
+                return "a PySyncObj member exited early"
+            time.sleep(0.1)
+        return json.loads(out.read_text())
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _etcd(requests: int, root: Path) -> dict | str:
+    etcd = shutil.which("etcd")
+    if etcd is None:
+        return "etcd is not installed (apt-get install -y etcd-server)"
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else root
+    data = Path(tempfile.mkdtemp(prefix="agora-etcd-", dir=base))
+    ports = free_udp_ports(6)
+    peers = ",".join(f"e{i}=http://127.0.0.1:{ports[3 + i]}" for i in range(3))
+    procs = [subprocess.Popen(
+        [etcd, "--name", f"e{i}", "--data-dir", str(data / f"e{i}"),
+         "--listen-client-urls", f"http://127.0.0.1:{ports[i]}",
+         "--advertise-client-urls", f"http://127.0.0.1:{ports[i]}",
+         "--listen-peer-urls", f"http://127.0.0.1:{ports[3 + i]}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports[3 + i]}",
+         "--initial-cluster", peers, "--initial-cluster-state", "new",
+         "--log-level", "error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i in range(3)]
+    try:
+        return _etcd_load(ports[:3], requests)
+    except (OSError, RuntimeError, http.client.HTTPException) as exc:
+        return f"failed: {exc}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _etcd_post(conn: http.client.HTTPConnection, path: str, body: dict) -> dict:
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: HTTP {response.status} {data[:200]!r}")
+    return json.loads(data)
+
+
+def _etcd_load(client_ports: list[int], requests: int) -> dict:
+    deadline = time.monotonic() + 30
+    leader_port = None
+    while leader_port is None:
+        for port in client_ports:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                status = _etcd_post(conn, "/v3/maintenance/status", {})
+                conn.close()
+            except (OSError, RuntimeError, http.client.HTTPException):
+                continue
+            if status.get("leader") and status.get("leader") == status["header"].get("member_id"):
+                leader_port = port
+        if leader_port is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no leader within 30 s")
+            time.sleep(0.2)
+    conn = http.client.HTTPConnection("127.0.0.1", leader_port, timeout=10)
+    samples = []
+    for i in range(200 + requests):
+        body = {"key": base64.b64encode(b"k%d" % (i % 1000)).decode(),
+                "value": base64.b64encode(b"decision-%06d" % i).decode()}
+        t0 = time.perf_counter_ns()
+        _etcd_post(conn, "/v3/kv/put", body)
+        if i >= 200:
+            samples.append(time.perf_counter_ns() - t0)
+    conn.close()
+    p50, p99, _ = percentiles(samples)
+    return {"p50": p50, "p99": p99, "per_s": len(samples) / (sum(samples) / 1e9),
+            "mode": "one HTTP keep-alive client at the leader, closed loop"}
+
+
+# ---------------------------------------------------------------- report
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if value != value else f"{value:,.{digits}f}"
+
+
+def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = False,
+        baselines: bool = True) -> dict:
+    base_rate = 1_000
+    rates = [500, 1_000, 2_000] if quick else [1_000, 2_000, 4_000, 8_000, 12_000, 16_000,
+                                               24_000, 32_000, 48_000, 64_000]
+    step_s = 0.3 if quick else 1.0
+    result: dict[str, float | int | str] = {"fsync": fsync}
+    with console.status("UDP floor (blocking sockets, two processes)"):
+        floor = percentiles(udp_floor(2_000 if quick else 20_000))
+    result.update(udp_floor_p50_us=round(floor[0], 1), udp_floor_p99_us=round(floor[1], 1))
+    figures: dict[int, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="agora-bench-consensus-") as tmp:
+        for n in sizes:
+            with console.status(f"agora VR, n = {n}"):
+                figures[n] = uvloop.run(_agora(n, Path(tmp), fsync, requests, base_rate, rates,
+                                               step_s))
+        skip = "skipped (--quick)" if quick or not baselines else None
+        with console.status("PySyncObj, n = 3"):
+            pso = skip or _pysyncobj(min(requests, 5_000), Path(tmp))
+        with console.status("etcd, n = 3"):
+            etcd = skip or _etcd(min(requests, 5_000), Path(tmp))
+    table = Table(title=f"agora bench consensus (loopback, replicas in their own processes, "
+                        f"fsync {fsync}{' (the default)' if fsync == 'none' else ''})")
+    for name in ("system", "p50 us", "p99 us", "p99.9 us", "to last replica p50/p99 us",
+                 "decisions/s @p99<=1ms", "msgs/decision", "failover ms", "miss 250us / 1ms"):
+        table.add_column(name)
+    table.add_row("UDP round trip (floor)", _fmt(floor[0]), _fmt(floor[1]), _fmt(floor[2]),
+                  "", "", "", "", "")
+    for n, f in figures.items():
+        table.add_row(f"agora VR n={n}", _fmt(f["p50"]), _fmt(f["p99"]), _fmt(f["p999"]),
+                      f"{_fmt(f['last_p50'])} / {_fmt(f['last_p99'])}", _fmt(f["sustained"], 0),
+                      _fmt(f["msgs_per_decision"]), _fmt(f["failover_ms"]),
+                      f"{f['miss_250us']:.1%} / {f['miss_1ms']:.1%}")
+        key = f"n{n}_"
+        result.update({
+            key + "p50_us": round(f["p50"], 1), key + "p99_us": round(f["p99"], 1),
+            key + "p999_us": round(f["p999"], 1), key + "last_replica_p50_us":
+            round(f["last_p50"], 1), key + "last_replica_p99_us": round(f["last_p99"], 1),
+            key + "decisions_per_s_at_p99_1ms": round(f["sustained"]),
+            key + "msgs_per_decision": round(f["msgs_per_decision"], 2),
+            key + "failover_ms": round(f["failover_ms"], 2),
+            key + "miss_rate_250us": round(f["miss_250us"], 4),
+            key + "miss_rate_1ms": round(f["miss_1ms"], 4), key + "answered": f["answered"]})
+    for name, base in (("PySyncObj n=3 (Raft, Python)", pso), ("etcd n=3 (v3 JSON gateway)", etcd)):
+        key = "pysyncobj" if name.startswith("Py") else "etcd"
+        if isinstance(base, str):
+            table.add_row(name, base, "", "", "", "", "", "", "")
+            result[key] = base
+        else:
+            table.add_row(name, _fmt(base["p50"]), _fmt(base["p99"]), "", "",
+                          f"{_fmt(base['per_s'], 0)} (closed loop)", "", "", "")
+            result.update({f"{key}_p50_us": round(base["p50"], 1),
+                           f"{key}_p99_us": round(base["p99"], 1),
+                           f"{key}_per_s": round(base["per_s"])})
+    if "pysyncobj_p50_us" in result and 3 in figures:
+        result["ratio_vs_pysyncobj_p50"] = round(result["pysyncobj_p50_us"] / figures[3]["p50"], 2)
+    if "etcd_p50_us" in result and 3 in figures:
+        result["ratio_vs_etcd_p50"] = round(result["etcd_p50_us"] / figures[3]["p50"], 2)
+    console.print(table)
+    for n, f in figures.items():
+        steps = ", ".join(f"{r:,}/s -> {a:,.0f}/s p99 {p:,.0f} us" for r, a, p in f["steps"])
+        console.print(f"n={n} rate search: {steps}")
+    print("RESULT " + json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "udp-echo":
+        udp_echo(int(sys.argv[2]))
+    elif len(sys.argv) == 6 and sys.argv[1] == "pysyncobj-node":
+        pysyncobj_node(int(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]),
+                       Path(sys.argv[5]))
+    else:
+        raise SystemExit("usage: python -m agora.bench.consensus udp-echo PORT | "
+                         "pysyncobj-node INDEX ADDRS REQUESTS OUT")

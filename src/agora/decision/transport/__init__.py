@@ -1,0 +1,36 @@
+"""Real processes for the sans-IO consensus: UDP on loopback (or a LAN), one replica per process.
+
+Design notes:
+
+* **One datagram per message**, the consensus codec (``consensus.messages.encode``) behind a
+  one-byte frame kind. A message whose bytes exceed :data:`~agora.decision.transport.udp.CHUNK`
+  (about 60 KB: a DoViewChange or StartView carrying a long log) is split into numbered fragments
+  and reassembled by the receiver; a message with a lost fragment is simply lost, which the
+  protocol already tolerates (every message it needs is retried). Reassembly state is bounded.
+* **No extra reliability**: VR's own resends, view changes and state transfer recover from loss,
+  duplication and reordering, so the transport is a thin pipe.
+* **Time** comes from a :class:`~agora.core.clock.Clock` (``WallClock`` in processes); the tick
+  timer runs every ``tick_ns`` on the event loop (libuv timers have millisecond resolution).
+* **Committed log record**: each replica appends every ``Committed`` it emits (and a start marker
+  per incarnation) to a framed file, flushed to the OS after every step, so a SIGKILL loses
+  nothing already recorded and a test can run the simulator's ``Checker`` over all replicas'
+  files. The record's last index is also the application's durable point (``applied_index``)
+  passed to the next incarnation, which then emits exactly the indices after it.
+
+Limitations: no authentication (crash faults only; anyone on the port can inject), client
+addresses are learned from their requests (a reply goes to the address of the last request from
+that client id), no multicast, and record files grow without bound like the log itself.
+"""
+
+from agora.decision.transport.client import ClusterClient, Outcome, open_loop
+from agora.decision.transport.udp import Record, Recorder, ReplicaNode, read_records
+
+__all__ = [
+    "ClusterClient",
+    "Outcome",
+    "Record",
+    "Recorder",
+    "ReplicaNode",
+    "open_loop",
+    "read_records",
+]

@@ -1,0 +1,132 @@
+"""A cluster of replica processes on loopback, for tests and benchmarks: start, kill, pause, check.
+
+Each replica is ``python -m agora.decision.transport.replica_main`` with its own directory under
+``root``; :meth:`ProcessCluster.check` feeds every replica's committed record, plus what the
+client submitted and was told, to the simulator's :class:`~agora.decision.sim.checker.Checker`
+(the same oracle the simulated swarm uses, outside the replicas).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from agora.decision.consensus.messages import Reply, Request
+from agora.decision.sim.checker import Checker
+from agora.decision.transport.udp import Address, Record, read_records
+
+
+def free_udp_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out, all held at once so they differ."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class ProcessCluster:
+    def __init__(self, root: Path, n: int, *, fsync: str = "none", cluster: int = 1,
+                 extra: Sequence[str] = ()) -> None:
+        self.root = Path(root)
+        self.n = n
+        self.fsync = fsync
+        self.cluster = cluster
+        self.extra = list(extra)
+        self.peers: list[Address] = [("127.0.0.1", p) for p in free_udp_ports(n)]
+        self.procs: dict[int, subprocess.Popen[str]] = {}
+
+    def directory(self, replica: int) -> Path:
+        return self.root / f"r{replica}"
+
+    def start(self, replica: int | None = None) -> None:
+        """Start one replica (or all) and wait until each says ``ready``."""
+        started = list(range(self.n)) if replica is None else [replica]
+        peers = ",".join(f"{h}:{p}" for h, p in self.peers)
+        for i in started:
+            old = self.procs.get(i)
+            if old is not None:
+                if old.poll() is None:
+                    raise RuntimeError(f"replica {i} is still running")
+                if old.stdout is not None:
+                    old.stdout.close()
+            self.procs[i] = subprocess.Popen(
+                [sys.executable, "-m", "agora.decision.transport.replica_main", "--id", str(i),
+                 "--peers", peers, "--dir", str(self.directory(i)), "--fsync", self.fsync,
+                 "--cluster", str(self.cluster), *self.extra],
+                stdout=subprocess.PIPE, text=True)
+        for i in started:
+            stdout = self.procs[i].stdout
+            assert stdout is not None
+            line = stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError(f"replica {i} did not start (exit {self.procs[i].poll()})")
+
+    def signal(self, replica: int, sig: signal.Signals) -> None:
+        self.procs[replica].send_signal(sig)
+        if sig is signal.SIGKILL:
+            self.procs[replica].wait(timeout=10)
+
+    def alive(self) -> list[int]:
+        return [i for i, p in self.procs.items() if p.poll() is None]
+
+    def stats(self, replica: int) -> dict:
+        path = self.directory(replica) / "stats.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def stop(self) -> dict[int, int | None]:
+        """SIGCONT then SIGTERM every live replica; returns their exit codes."""
+        codes: dict[int, int | None] = {}
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.terminate()
+        for i, proc in self.procs.items():
+            try:
+                codes[i] = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[i] = proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        return codes
+
+    def records(self, replica: int) -> list[Record]:
+        return read_records(self.directory(replica) / "committed.log")
+
+    def last_index(self, replica: int) -> int:
+        last = 0
+        for record in self.records(replica):
+            last = record.item.index if record.item is not None else record.applied
+        return last
+
+    def check(self, submitted: Iterable[Request], replies: Iterable[Reply]) -> Checker:
+        """Run the checker over every replica's record and the client's log."""
+        checker = Checker()
+        for request in submitted:
+            checker.on_submit(request.client_id, request.request_number, request.payload,
+                              request.budget_ns)
+        for replica in range(self.n):
+            for record in self.records(replica):
+                if record.item is None:
+                    checker.on_start(replica, record.applied)
+                else:
+                    checker.on_committed(replica, record.item)
+        for reply in replies:
+            checker.on_reply(reply)
+        return checker
+
+    def __enter__(self) -> ProcessCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

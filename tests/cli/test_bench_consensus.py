@@ -1,0 +1,33 @@
+"""``agora bench consensus --quick`` as a user runs it: replica processes on loopback, the UDP
+floor, and one RESULT line with positive figures (baselines are skipped, and say so)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_consensus_quick_ends_with_a_result_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "agora.cli.main", "bench", "consensus", "--quick", "--n", "3"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT ")
+    figures = json.loads(last.removeprefix("RESULT "))
+    for key in ("udp_floor_p50_us", "udp_floor_p99_us", "n3_p50_us", "n3_p99_us", "n3_p999_us",
+                "n3_last_replica_p50_us", "n3_msgs_per_decision", "n3_failover_ms"):
+        assert figures[key] > 0, key
+    assert figures["n3_answered"] == 500
+    assert figures["n3_p50_us"] >= figures["udp_floor_p50_us"]  # no faster than the wire
+    assert 0 <= figures["n3_miss_rate_250us"] <= 1 and 0 <= figures["n3_miss_rate_1ms"] <= 1
+    assert figures["n3_decisions_per_s_at_p99_1ms"] >= 0
+    assert figures["fsync"] == "none"
+    assert figures["pysyncobj"] == figures["etcd"] == "skipped (--quick)"
+    assert "n5_p50_us" not in figures

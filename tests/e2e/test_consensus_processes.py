@@ -1,0 +1,167 @@
+"""Consensus on real processes: 3 replicas over UDP on loopback, faults by signal, an outside check.
+
+Every test runs the simulator's ``Checker`` over the committed records of every replica
+incarnation, the requests the client submitted and the replies it accepted (agreement, order,
+exactly once, validity, integrity, replies), then waits for convergence (every replica, restarted
+or resumed ones included, emitted every committed index). A replica that raises exits non-zero,
+which fails the test at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+
+import pytest
+import uvloop
+
+from agora.core.clock import WallClock
+from agora.decision.sim.checker import Checker
+from agora.decision.transport.client import ClusterClient, Outcome, open_loop
+from agora.decision.transport.cluster import ProcessCluster
+from agora.decision.transport.udp import read_records
+
+pytestmark = pytest.mark.e2e
+CLOCK = WallClock()
+
+
+def payload(i: int) -> bytes:
+    return b"decision-%06d" % i
+
+
+async def converge(cluster: ProcessCluster, client: ClusterClient,
+                   timeout_s: float = 10.0) -> Checker:
+    """Poll the records until every replica emitted every committed index (or time runs out)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        checker = cluster.check(client.submitted, client.replies)
+        if not checker.ok or checker.converged(cluster.n, client.in_flight > 0):
+            return checker
+        if loop.time() > deadline:
+            pytest.fail(checker.liveness_report(cluster.n))
+        await asyncio.sleep(0.05)
+
+
+async def settle(client: ClusterClient) -> int:
+    """Commit a few requests one at a time: replicas start some 100 ms apart, and one that
+    starts early may time out on a leader still importing and begin a view change."""
+    for i in range(20):
+        outcome = await client.submit(b"warm-%d" % i)
+    assert outcome.reply is not None
+    return outcome.reply.view
+
+
+def run_cluster(tmp_path, scenario: Callable[[ProcessCluster, ClusterClient],
+                                             Awaitable[list[Outcome]]]) -> tuple[Checker,
+                                                                                  list[Outcome]]:
+    async def main() -> tuple[Checker, list[Outcome]]:
+        with ProcessCluster(tmp_path, 3) as cluster:
+            cluster.start()
+            client = await ClusterClient.connect(cluster.cluster, cluster.peers, CLOCK,
+                                                 keep_log=True, pool=64)
+            try:
+                await settle(client)
+                outcomes = await scenario(cluster, client)
+                checker = await converge(cluster, client)
+            finally:
+                client.close()
+            codes = cluster.stop()
+        assert all(code == 0 for code in codes.values()), f"a replica failed: {codes}"
+        assert checker.ok, checker.failures
+        return checker, outcomes
+
+    return uvloop.run(main())
+
+
+def all_replied(outcomes: list[Outcome]) -> None:
+    missing = [i for i, o in enumerate(outcomes) if o.reply is None]
+    assert not missing, f"{len(missing)} requests got no reply, first {missing[:5]}"
+
+
+async def wait_replies(client: ClusterClient, count: int, timeout_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while len(client.replies) < count:
+        if loop.time() > deadline:
+            pytest.fail(f"only {len(client.replies)} of {count} replies within {timeout_s} s")
+        await asyncio.sleep(0.002)
+
+
+def test_three_replicas_agree_and_every_request_commits_once(tmp_path):
+    async def scenario(cluster, client):
+        plain = await open_loop(client, CLOCK, rate=2_000, count=300, payload=payload)
+        budgeted = await open_loop(client, CLOCK, rate=1_000, count=100, budget_ns=50_000_000,
+                                   payload=lambda i: payload(1_000 + i))
+        return plain + budgeted
+
+    checker, outcomes = run_cluster(tmp_path, scenario)
+    all_replied(outcomes)
+    assert len(checker.by_request) == 420 and checker.replies == 420  # with the 20 warm-ups
+    assert checker.deadline_figures() == (100, 0)  # 50 ms budgets on an idle loopback: all met
+    assert len({o.reply.view for o in outcomes if o.reply}) == 1, "no view change when calm"
+
+
+def test_sigkill_leader_mid_load_new_view_then_restart_catches_up(tmp_path):
+    async def scenario(cluster, client):
+        load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=600,
+                                               payload=payload))
+        await wait_replies(client, 150)
+        killed.append(client.view % cluster.n)
+        cluster.signal(killed[0], signal.SIGKILL)  # the leader
+        await wait_replies(client, 400)
+        cluster.start(killed[0])  # same directory: VR recovery (fsync none), then catch up
+        return await load
+
+    killed: list[int] = []
+
+    _, outcomes = run_cluster(tmp_path, scenario)
+    all_replied(outcomes)
+    views = [o.reply.view for o in outcomes if o.reply]
+    assert max(views) > views[0], "the load continued in a new view"
+    record = read_records(tmp_path / f"r{killed[0]}" / "committed.log")
+    starts = [r for r in record if r.item is None]
+    assert len(starts) == 2 and starts[1].applied >= 150  # resumed after its recorded prefix
+
+
+def test_sigstop_backup_then_sigcont_catches_up(tmp_path):
+    async def scenario(cluster, client):
+        load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,
+                                               payload=payload))
+        await wait_replies(client, 100)
+        backup = (client.view + 1) % cluster.n
+        cluster.signal(backup, signal.SIGSTOP)
+        await wait_replies(client, 300)  # f = 1: the leader and the other backup commit alone
+        cluster.signal(backup, signal.SIGCONT)
+        return await load
+
+    _, outcomes = run_cluster(tmp_path, scenario)
+    all_replied(outcomes)
+    # the load did not wait for the paused backup (f = 1). When it wakes it may pull everyone
+    # into a view change (no pre-vote: a documented VR limitation, replica.py), so no view check.
+    assert outcomes[-1].replied_ns - outcomes[0].submitted_ns < 2_000_000_000
+
+
+def test_sigstop_leader_wakes_in_an_old_view_without_breaking_safety(tmp_path):
+    async def scenario(cluster, client):
+        load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,
+                                               payload=payload))
+        await wait_replies(client, 100)
+        paused.append(client.view % cluster.n)
+        cluster.signal(paused[0], signal.SIGSTOP)  # its socket keeps queueing newer-view traffic
+        await wait_replies(client, 300)
+        cluster.signal(paused[0], signal.SIGCONT)  # wakes as leader of its old view, with a backlog
+        return await load
+
+    paused: list[int] = []
+
+    _, outcomes = run_cluster(tmp_path, scenario)
+    all_replied(outcomes)
+    assert max(o.reply.view for o in outcomes if o.reply) >= 1
+    woke = json.loads((tmp_path / f"r{paused[0]}" / "stats.json").read_text())
+    assert woke["view"] >= 1 and woke["status"] == 0, "the old leader joined the new view"
+
+
+# ---------------------------------------------------------------- a consensus bug, sans-IO

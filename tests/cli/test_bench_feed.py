@@ -7,16 +7,21 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 
 
+LOBSTER = Path(__file__).resolve().parents[3] / "shared" / "data" / "lobster"
+
+
 def test_bench_feed_quick_ends_with_a_result_line(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}  # a fresh cache: the day is made here
+    lobster = ["--lobster", str(LOBSTER)] if LOBSTER.is_dir() else []
     done = subprocess.run(
-        [sys.executable, "-m", "agora.cli.main", "bench", "feed", "--quick"],
+        [sys.executable, "-m", "agora.cli.main", "bench", "feed", "--quick", *lobster],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -29,4 +34,8 @@ def test_bench_feed_quick_ends_with_a_result_line(tmp_path):
                 "ratio_vs_meatpy"):
         assert figures[key] > 0, key
     assert figures["books_equal_reference"] and figures["books_equal_meatpy"]
+    if lobster:
+        assert figures["lobster_rows_equal"] == figures["lobster_rows_compared"] > 0
+        assert figures["lobster_read_book_rows_per_s"] > 0
+        assert figures["lobster_itch_fast_msgs_per_s"] > 0
     assert len(list((tmp_path / "agora" / "feed").glob("itch50-200000msg-50sym-*.itch"))) == 1

@@ -253,7 +253,8 @@ def _spawn(worker: str, path: Path, limit: int) -> dict:
 
 
 def run(
-    *, messages: int, symbols: int, seed: int, runs: int, prefix: int, file: Path | None = None
+    *, messages: int, symbols: int, seed: int, runs: int, prefix: int, file: Path | None = None,
+    lobster: Path | None = None, lobster_repeats: int = 100,
 ) -> dict:
     path = Path(file) if file is not None else day_file(messages, symbols, seed)
     size_mib = path.stat().st_size / 2**20
@@ -322,6 +323,21 @@ def run(
         "books_equal_reference": agree,
         "books_equal_meatpy": meatpy_agrees,
     }
+    if lobster is not None:
+        from agora.bench.feed_lobster import measure
+
+        with console.status("LOBSTER sample"):
+            result.update(measure(lobster, lobster_repeats))
+        console.print(
+            f"LOBSTER {result['lobster_symbol']} ({result['lobster_rows']:,} rows x "
+            f"{result['lobster_repeats']}): reader + reference book "
+            f"{result['lobster_read_book_rows_per_s']:,} rows/s; reconcile with the orderbook "
+            f"file {result['lobster_reconcile_rows_per_s']:,} rows/s "
+            f"({result['lobster_rows_equal']}/{result['lobster_rows_compared']} rows equal); "
+            f"converted to ITCH, fast kernel {result['lobster_itch_fast_msgs_per_s']:,} msgs/s"
+        )
+    else:
+        console.print("LOBSTER: not measured (give --lobster DIR with a message/orderbook pair)")
     print("RESULT " + json.dumps(result), flush=True)
     return result
 

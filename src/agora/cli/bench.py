@@ -51,6 +51,9 @@ def feed(
     file: Path | None = typer.Option(None, "--file", exists=True, dir_okay=False,
                                      help="An ITCH 5.0 BinaryFILE day (plain or gzip) to use "
                                           "instead of the synthetic one."),
+    lobster: Path | None = typer.Option(None, "--lobster", exists=True, file_okay=False,
+                                        help="A folder with a LOBSTER message/orderbook pair "
+                                             "to measure too."),
     quick: bool = typer.Option(False, help="A small run for CI smoke tests."),
 ) -> None:
     """Feed: numba ITCH decode + L3 books vs the reference handler, meatpy and the read floor."""
@@ -58,7 +61,8 @@ def feed(
 
     if quick:
         messages, symbols, runs, prefix = 200_000, 50, 1, min(prefix, 100_000)
-    run(messages=messages, symbols=symbols, seed=seed, runs=runs, prefix=prefix, file=file)
+    run(messages=messages, symbols=symbols, seed=seed, runs=runs, prefix=prefix, file=file,
+        lobster=lobster, lobster_repeats=10 if quick else 100)
 
 
 @bench_app.command()

@@ -3,7 +3,9 @@
 ``agora sim --seed N`` replays one seed (same options, same trace hash, every time);
 ``agora sim --seeds 1000 [--n 3|5|7]`` sweeps seeds ``start .. start + seeds - 1`` with a progress
 bar and a summary. Exit status 1 if any seed fails; each failure is printed with the command that
-replays it. ``--canary`` runs a deliberately broken protocol, which must fail.
+replays it. ``--canary`` runs a deliberately broken protocol, which must fail. ``--mode bft``
+runs the Byzantine mode (``n = 3f + 1``: 4, 7...; up to f Byzantine replicas drawn from the
+seed, canary ``small-quorum`` only) and prints the same summary.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from agora.decision.bft.config import BftCanary
 from agora.decision.consensus.config import Canary
-from agora.decision.sim.swarm import RunResult, options_swarm, run
+from agora.decision.sim.bft_cluster import options_swarm_bft, run_bft
+from agora.decision.sim.swarm import RunResult, SimOptions, options_swarm, run
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
-def _replay_command(result: RunResult, n: int | None, canary: Canary) -> str:
-    command = f"agora sim --seed {result.seed}"
+def _replay_command(result: RunResult, n: int | None, canary: Canary, bft: bool = False) -> str:
+    command = f"agora sim --seed {result.seed}" + (" --mode bft" if bft else "")
     if n is not None:
         command += f" --n {n}"
     if canary is not Canary.NONE:
@@ -36,15 +40,29 @@ def _ms(ns: float) -> str:
     return f"{ns / 1e6:.3f}"
 
 
-def _one(seed: int, n: int | None, canary: Canary) -> RunResult:
-    options = options_swarm(seed, n=n, canary=canary)
-    result = run(options)
+def _options(seed: int, n: int | None, canary: Canary, bft: bool) -> tuple[SimOptions, str]:
+    """The seed's options and a note on its Byzantine replicas (BFT mode)."""
+    if not bft:
+        return options_swarm(seed, n=n, canary=canary), ""
+    options = options_swarm_bft(seed, n=n, canary=BftCanary(canary.value))
+    return options.base, f" byzantine={dict(options.byzantine)} auth={options.replica.auth}"
+
+
+def _run(seed: int, n: int | None, canary: Canary, bft: bool) -> RunResult:
+    if bft:
+        return run_bft(options_swarm_bft(seed, n=n, canary=BftCanary(canary.value)))
+    return run(options_swarm(seed, n=n, canary=canary))
+
+
+def _one(seed: int, n: int | None, canary: Canary, bft: bool = False) -> RunResult:
+    options, note = _options(seed, n, canary, bft)
+    result = _run(seed, n, canary, bft)
     cluster = options.cluster
     console.print(f"seed {seed}: n={result.n} clients={cluster.clients} "
                   f"requests={result.requests} fsync={cluster.fsync.value} "
                   f"drop={cluster.network.drop} dup={cluster.network.duplicate} "
                   f"partitions={options.partition_mode} crash_prob={options.crash_prob} "
-                  f"canary={canary.value}")
+                  f"canary={canary.value}{note}", highlight=False)
     console.print(f"commits {result.commits}, view changes {result.view_changes}, "
                   f"crashes {result.crashes}, recoveries {result.recoveries}, "
                   f"lost records {result.lost_records}, events {result.events}, "
@@ -60,7 +78,8 @@ def _one(seed: int, n: int | None, canary: Canary) -> RunResult:
     return result
 
 
-def _many(start: int, seeds: int, n: int | None, canary: Canary) -> list[RunResult]:
+def _many(start: int, seeds: int, n: int | None, canary: Canary,
+          bft: bool = False) -> list[RunResult]:
     results: list[RunResult] = []
     with Progress(TextColumn("[bold]sim"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn(),
@@ -68,14 +87,15 @@ def _many(start: int, seeds: int, n: int | None, canary: Canary) -> list[RunResu
         task = bar.add_task("sim", total=seeds, failed=0)
         failed = 0
         for seed in range(start, start + seeds):
-            result = run(options_swarm(seed, n=n, canary=canary))
+            result = _run(seed, n, canary, bft)
             results.append(result)
             failed += not result.ok
             bar.update(task, advance=1, failed=failed)
     return results
 
 
-def _summary(results: list[RunResult], n: int | None, canary: Canary) -> dict[str, object]:
+def _summary(results: list[RunResult], n: int | None, canary: Canary,
+             bft: bool = False) -> dict[str, object]:
     latencies = sorted(x for r in results for x in r.latencies_ns)
     deadline = sum(r.deadline_requests for r in results)
     abandoned = sum(r.deadline_abandoned for r in results)
@@ -105,7 +125,7 @@ def _summary(results: list[RunResult], n: int | None, canary: Canary) -> dict[st
     for result in failures[:20]:
         console.print(f"[red]seed {result.seed}[/red] (n={result.n}): {result.failures[0]}",
                       highlight=False)
-        console.print(f"  replay: {_replay_command(result, n, canary)}")
+        console.print(f"  replay: {_replay_command(result, n, canary, bft)}")
     return figures
 
 
@@ -115,15 +135,24 @@ def sim(
     start: int = typer.Option(0, "--start", min=0, help="First seed of --seeds."),
     n: int | None = typer.Option(None, "--n", help="Replicas (3, 5, 7...; default: seed's)."),
     canary: Canary = typer.Option(Canary.NONE, "--canary", help="Break the protocol on purpose."),
+    mode: str = typer.Option("cft", "--mode", help="cft (VR, n = 2f + 1) or bft (PBFT, 3f + 1)."),
 ) -> None:
     """Deterministic simulation of the consensus layer: seeded faults, heal, liveness."""
-    if n is not None and (n < 1 or n % 2 == 0):
+    if mode not in ("cft", "bft"):
+        raise typer.BadParameter("mode is cft or bft", param_hint="--mode")
+    bft = mode == "bft"
+    if bft:
+        if n is not None and (n < 4 or (n - 1) % 3):
+            raise typer.BadParameter("n must be 3f + 1 (4, 7, ...)", param_hint="--n")
+        if canary.value not in {c.value for c in BftCanary}:
+            raise typer.BadParameter(f"no canary {canary.value} in bft mode", param_hint="--canary")
+    elif n is not None and (n < 1 or n % 2 == 0):
         raise typer.BadParameter("n must be odd", param_hint="--n")
     if (seed is None) == (seeds == 0):
         raise typer.BadParameter("give exactly one of --seed N or --seeds COUNT")
     if seed is not None:
-        result = _one(seed, n, canary)
+        result = _one(seed, n, canary, bft)
         raise typer.Exit(0 if result.ok else 1)
-    figures = _summary(_many(start, seeds, n, canary), n, canary)
+    figures = _summary(_many(start, seeds, n, canary, bft), n, canary, bft)
     console.print("RESULT " + json.dumps(figures), highlight=False, soft_wrap=True)
     raise typer.Exit(1 if figures["failures"] else 0)

@@ -83,7 +83,7 @@ class Cluster:
         self.heap: list[tuple[int, int, int, int, object]] = []
         self.seq = 0
         self.network = Network(options.network, self.rng, n)
-        self.checker = Checker()
+        self.checker = self._new_checker()
         self.hash = hashlib.blake2b(digest_size=16)
         self.events = 0
         self.clocks = [DriftClock(self.rng.randrange(0, 10**12),
@@ -94,8 +94,7 @@ class Cluster:
         self.replicas: list[Replica | None] = [None] * n
         self.incarnations = [0] * n
         self.retired_stats: list[ReplicaStats] = []
-        self.clients = [Client(options.replica.cluster, c + 1, n,
-                               retry_ns=options.client_retry_ns) for c in range(options.clients)]
+        self.clients = [self._new_client(c) for c in range(options.clients)]
         self.client_clocks = [DriftClock(self.rng.randrange(0, 10**12)) for _ in self.clients]
         self.sent_true: dict[int, int] = {}
         self.latencies_ns: list[int] = []
@@ -109,6 +108,17 @@ class Cluster:
         for c in range(len(self.clients)):
             self._push(self.rng.randrange(options.tick_ns), _TICK_CLIENT, c, None)
             self.after(self._think(), lambda c=c: self._client_next(c))
+
+    # Hooks a subclass (the Byzantine-mode cluster, ``bft_cluster.py``) replaces.
+    decode_wire = staticmethod(decode)
+    reply_type: type = Reply
+
+    def _new_checker(self) -> Checker:
+        return Checker()
+
+    def _new_client(self, c: int) -> Client:
+        return Client(self.options.replica.cluster, c + 1, self.n,
+                      retry_ns=self.options.client_retry_ns)
 
     # ---------------------------------------------------------------- fault API
 
@@ -242,7 +252,7 @@ class Cluster:
     def _deliver(self, node: int, data: bytes) -> None:
         self.hash.update(_STAMP.pack(self.now, node))
         self.hash.update(data)
-        message = decode(data)
+        message = self.decode_wire(data)
         if node < self.n:
             replica = self.replicas[node]
             if replica is not None:
@@ -250,7 +260,7 @@ class Cluster:
                     message, self.clocks[node].local(self.now)))
             return
         client = node - self.n
-        if isinstance(message, Reply):
+        if isinstance(message, self.reply_type):
             reply = self.clients[client].on_reply(
                 message, self.client_clocks[client].local(self.now))
             if reply is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Callable
 
 import msgspec
 
@@ -171,9 +172,11 @@ class Nemesis:
                 lambda: self.active and c.partition([0] * c.n))
 
 
-def run(options: SimOptions) -> RunResult:
-    """One simulated run: safety phase with faults, heal, liveness phase."""
-    cluster = Cluster(options.cluster, options.seed)
+def run(options: SimOptions, *,
+        make_cluster: Callable[[ClusterOptions, int], Cluster] = Cluster) -> RunResult:
+    """One simulated run: safety phase with faults, heal, liveness phase. ``make_cluster``
+    builds the world (the Byzantine mode passes its own, ``bft_cluster.py``)."""
+    cluster = make_cluster(options.cluster, options.seed)
     nemesis = Nemesis(cluster, options)
     cluster.after(options.nemesis_ns, nemesis.step)
     alive = cluster.run_until(options.safety_ns)

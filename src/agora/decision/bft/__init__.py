@@ -1,0 +1,27 @@
+"""Byzantine-fault-tolerant mode of the decision log: PBFT with n = 3f + 1, sans-IO.
+
+The same shape as the crash-tolerant ``consensus`` package (a replica is a pure state machine
+from message or tick and local time to an outbox of ``Send``/``Broadcast``/``ToClient``/
+``Committed``), for a fault model where up to f replicas may do anything: lie, equivocate,
+forge, replay, stay silent. Guarantees among the correct replicas, with ``n = 3f + 1`` and any
+network behaviour: agreement and total order of executed batches, validity (only requests a
+client really sent, authenticated by the client's MACs, byte for byte), integrity (a request
+executes at most once); liveness once the network delivers within the timeouts.
+
+Parts: ``messages.py`` (wire types, digests, checkpoint chain), ``auth.py`` (keys, MACs and
+signatures), ``replica.py`` (normal case, checkpoints, state transfer, view-change driving),
+``view_change.py`` (the P/Q-set decision rule, pure), ``client.py``, ``config.py``.
+
+Not supported yet (say so, don't guess): deadlines (a Byzantine primary could forge the clock
+stamps the CFT rule reads), crash-restart with storage, application snapshots (checkpoints
+bound the protocol state but the executed batches are kept: the log is unbounded), the real
+transport, reconfiguration and key rotation.
+"""
+
+from agora.decision.bft.auth import Keyring
+from agora.decision.bft.client import BftClient
+from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
+from agora.decision.bft.replica import BftReplica, BftStats, Phase
+
+__all__ = ["AuthMode", "BftCanary", "BftClient", "BftConfig", "BftReplica", "BftStats",
+           "Keyring", "Phase"]

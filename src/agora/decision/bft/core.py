@@ -1,0 +1,33 @@
+"""Small shared types of the BFT replica: its phase, its counters, a stable checkpoint."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from agora.decision.bft.messages import Sealed
+
+
+class Phase(enum.IntEnum):
+    NORMAL = 0
+    VIEW_CHANGE = 1
+
+
+class BftStats(msgspec.Struct):
+    views_started: int = 0  # views this replica installed as their primary
+    view_changes_begun: int = 0
+    committed: int = 0
+    recoveries: int = 0  # always 0 (no crash-restart in this mode); kept for the sim summary
+    fills: int = 0  # state transfers applied
+    dropped_auth: int = 0  # bad MAC/signature, non-member, body naming another sender
+    dropped_view: int = 0  # wrong view (old or replayed), or wrong phase
+    dropped_invalid: int = 0  # bad digest, outside watermarks, bad client MAC, bad proof
+    dropped_equivocation: int = 0  # a second digest for one (view, seq)
+    duplicates: int = 0  # a vote already counted
+
+
+class Stable(msgspec.Struct, frozen=True):
+    seq: int
+    chain: bytes
+    proof: tuple[Sealed, ...]

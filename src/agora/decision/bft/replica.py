@@ -1,0 +1,466 @@
+"""The sans-IO PBFT replica: (message or tick, local time) -> outbox, like the CFT replica.
+
+Normal case (Castro and Liskov 1999). The primary of view ``v`` is ``v mod n``. Clients
+broadcast each request to every replica with one MAC per replica; every replica that sees a
+request remembers it (``waiting``) and starts its request timer. The primary batches requests
+into ``PrePrepare(v, seq, digest, batch)``; a backup accepts it if it is in the view, inside the
+watermarks, the digest matches the batch, every request carries a valid MAC for this backup, and
+it has not accepted another digest for ``(v, seq)`` (an equivocating primary is caught here);
+it then broadcasts ``Prepare``. Prepared = the pre-prepare and ``2f`` matching prepares from
+backups; then ``Commit``; committed locally = prepared and ``2f + 1`` matching commits; batches
+execute in sequence order, each request at most once per client number (the client table).
+Every replica replies to the client (MAC), and a client accepts ``f + 1`` matching replies.
+
+Checkpoints: every ``checkpoint_every`` sequence numbers, and when idle, a replica signs
+``Checkpoint(seq, chain)`` (the hash chain of the executed batches, ``messages.py``); ``2f + 1``
+matching ones make it stable: votes, P/Q sets and view-change state below it are dropped, and a
+replica behind it catches up with a ``Fill`` from any peer, checked against the proof. The
+executed batches themselves are kept (the log is unbounded: no snapshot of the application).
+
+Authentication (``auth.py``): every message is sealed and checked on receipt; bad MACs or
+signatures, non-members, bodies naming another sender, messages of another view or already
+counted are dropped and counted in :class:`BftStats`. Replays of old messages are harmless by
+construction (votes are sets keyed by view, sequence number and digest; old views are dropped).
+
+Deadlines are not supported in this mode: the CFT rule trusts the leader's clock stamps, which a
+Byzantine primary could forge; ``budget_ns`` travels with the request and nothing is abandoned.
+Crash-restart is not supported either (no storage: a crashed replica counts as one of the f).
+
+API: ``BftReplica(config, keyring)``, ``start(now)``, ``on_message(message, now)``,
+``on_tick(now)``; each returns a list of ``Send``/``Broadcast``/``ToClient``/``Committed``
+carrying wire messages (``Sealed``, ``ClientReply``). ``Committed.view`` is 0: in this mode the
+view an entry committed in differs between replicas and is not part of the agreed output.
+"""
+
+from __future__ import annotations
+
+from agora.decision.bft.auth import Keyring
+from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
+from agora.decision.bft.core import BftStats, Phase, Stable
+from agora.decision.bft.messages import (
+    ZERO_CHAIN,
+    Checkpoint,
+    ClientReply,
+    ClientRequest,
+    Commit,
+    Fill,
+    Inner,
+    NewView,
+    PEntry,
+    Prepare,
+    PrePrepare,
+    Sealed,
+    Status,
+    ViewChange,
+    chain_next,
+    digest,
+)
+from agora.decision.bft.view_change import ViewChanges
+from agora.decision.consensus.core import InvariantViolation
+from agora.decision.consensus.messages import Broadcast, Committed, Outbox, Send, ToClient
+
+Batch = tuple[ClientRequest, ...]
+
+
+class BftReplica(ViewChanges):
+    """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges."""
+
+    def __init__(self, config: BftConfig, keyring: Keyring) -> None:
+        self.config = config
+        self.keys = keyring
+        self.me, self.n, self.f = config.replica, config.n, config.f
+        self.checks = config.canary is BftCanary.NONE
+        self.view = 0
+        self.phase = Phase.NORMAL
+        self.started = False
+        self.now = 0  # the local time of the step being taken
+        # current view's normal case
+        self.slots: dict[int, tuple[bytes, Batch]] = {}
+        self.prepares: dict[tuple[int, bytes], set[int]] = {}
+        self.commits: dict[tuple[int, bytes], set[int]] = {}
+        self.commit_sent: set[int] = set()
+        self.next_seq = 1
+        self.assigned: set[tuple[int, int]] = set()
+        # across views
+        self.pset: dict[int, PEntry] = {}
+        self.qset: dict[int, dict[bytes, int]] = {}
+        self.committed: dict[int, Batch] = {}
+        self.executed = 0
+        self.digests: list[bytes] = []  # executed batch digests, index seq - 1
+        self.batches: list[Batch] = []
+        self.chain = ZERO_CHAIN
+        self.chains: list[bytes] = [ZERO_CHAIN]  # chain after seq k at index k
+        self.request_index = 0
+        self.clients: dict[int, tuple[int, int]] = {}  # client -> (request number, index)
+        self.waiting: dict[tuple[int, int], tuple[ClientRequest, int]] = {}
+        self.stable = Stable(0, ZERO_CHAIN, ())
+        self.ckpt_votes: dict[tuple[int, bytes], dict[int, Sealed]] = {}
+        self.last_ckpt = 0
+        self.last_exec_ns = 0
+        self.last_status_ns = 0
+        # view change
+        self.vcs: dict[int, dict[int, tuple[ViewChange, Sealed]]] = {}
+        self.my_vc: Sealed | None = None
+        self.new_view: Sealed | None = None
+        self.vc_quorum_ns: int | None = None
+        self.vc_resend_ns = 0
+        self.vc_attempts = 0
+        self.early: list[PrePrepare | Prepare | Commit] = []  # for a view not installed yet
+        self.slot_ns: dict[int, int] = {}  # when each slot of this view was pre-prepared
+        self.stats = BftStats()
+
+    # ---------------------------------------------------------------- helpers
+
+    def primary(self, view: int) -> int:
+        return view % self.n
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary(self.view) == self.me
+
+    def _seal(self, message: Inner) -> Sealed:
+        return self.keys.seal(self.me, message, self.config.auth)
+
+    def _broadcast(self, message: Inner, out: list[Outbox]) -> Sealed:
+        sealed = self._seal(message)
+        out.append(Broadcast(sealed))
+        return sealed
+
+    def _check(self, condition: bool, what: str) -> None:
+        if self.checks and not condition:
+            raise InvariantViolation(f"bft replica {self.me} view {self.view}: {what}")
+
+    def _open_signed(self, sealed: Sealed) -> Inner | None:
+        if sealed.cluster != self.config.cluster:
+            return None
+        return self.keys.open(self.me, sealed, AuthMode.SIGNATURES)
+
+    def proof_signers(self, seq: int, chain: bytes, proof: tuple[Sealed, ...]) -> int:
+        """Distinct replicas whose signed checkpoints in ``proof`` all name ``(seq, chain)``
+        (0 if any does not)."""
+        senders: set[int] = set()
+        for sealed in proof:
+            m = self._open_signed(sealed)
+            if not isinstance(m, Checkpoint) or m.seq != seq or m.chain != chain:
+                return 0
+            senders.add(m.replica)
+        return len(senders)
+
+    def proof_ok(self, seq: int, chain: bytes, proof: tuple[Sealed, ...]) -> bool:
+        """A stable checkpoint: 2f + 1 signers."""
+        return self.proof_signers(seq, chain, proof) >= 2 * self.f + 1
+
+    # ---------------------------------------------------------------- public steps
+
+    def start(self, now: int) -> list[Outbox]:
+        if self.started:
+            raise RuntimeError("BftReplica.start() is called once")
+        self.started = True
+        self.now = now
+        self.last_exec_ns = self.last_status_ns = self.vc_resend_ns = now
+        return []
+
+    def on_message(self, message: object, now: int) -> list[Outbox]:
+        out: list[Outbox] = []
+        if not self.started:
+            raise RuntimeError("call BftReplica.start() first")
+        self.now = now
+        if isinstance(message, ClientRequest):
+            self._on_request(message, now, out)
+        elif isinstance(message, Sealed):
+            if message.cluster != self.config.cluster:
+                return out
+            inner = self.keys.open(self.me, message, self.config.auth)
+            if inner is None or inner.replica == self.me:
+                self.stats.dropped_auth += 1
+                return out
+            self._dispatch(inner, message, now, out)
+        return out
+
+    def on_tick(self, now: int) -> list[Outbox]:
+        out: list[Outbox] = []
+        if not self.started:
+            raise RuntimeError("call BftReplica.start() first")
+        self.now = now
+        cfg = self.config
+        if now - self.last_status_ns >= cfg.status_ns or now < self.last_status_ns:
+            self.last_status_ns = now
+            self._broadcast(Status(cfg.cluster, self.me, self.view, self.executed), out)
+        if (self.executed > self.last_ckpt and now - self.last_exec_ns >= cfg.idle_checkpoint_ns):
+            self._checkpoint(out)
+        if self.phase is Phase.VIEW_CHANGE:
+            self._tick_view_change(now, out)
+        elif any(now - seen >= cfg.request_timeout_ns for _, seen in self.waiting.values()):
+            self._start_view_change(self.view + 1, now, out)
+        else:
+            self._flush(out)
+        return out
+
+    def _dispatch(self, m: Inner, sealed: Sealed, now: int, out: list[Outbox]) -> None:
+        match m:
+            case PrePrepare():
+                self._on_pre_prepare(m, out)
+            case Prepare() | Commit():
+                self._on_vote(m, out)
+            case Checkpoint():
+                self._on_checkpoint(m, sealed, out)
+            case ViewChange():
+                self._on_view_change(m, sealed, now, out)
+            case NewView():
+                self._on_new_view(m, sealed, now, out)
+            case Status():
+                self._on_status(m, out)
+            case Fill():
+                self._on_fill(m, now, out)
+
+    # ---------------------------------------------------------------- requests and primary
+
+    def _on_request(self, r: ClientRequest, now: int, out: list[Outbox]) -> None:
+        if r.cluster != self.config.cluster or not self.keys.client_ok(self.me, r):
+            self.stats.dropped_auth += 1
+            return
+        done = self.clients.get(r.client_id)
+        if done is not None and r.request_number <= done[0]:
+            if r.request_number == done[0]:
+                self._reply(r.client_id, out)
+            return
+        key = (r.client_id, r.request_number)
+        if key not in self.waiting:
+            self.waiting[key] = (r, now)
+        self._flush(out)
+
+    def _flush(self, out: list[Outbox]) -> None:
+        cfg = self.config
+        if self.phase is not Phase.NORMAL or not self.is_primary:
+            return
+        limit = min(self.executed + cfg.pipeline_max, self.stable.seq + cfg.watermark_window)
+        while self.next_seq <= limit:
+            batch = tuple(r for key, (r, _) in self.waiting.items()
+                          if key not in self.assigned)[:cfg.batch_max]
+            if not batch:
+                return
+            self.assigned.update((r.client_id, r.request_number) for r in batch)
+            seq, d = self.next_seq, digest(batch)
+            self.next_seq += 1
+            self.slots[seq] = (d, batch)
+            self.slot_ns[seq] = self.now
+            self.qset.setdefault(seq, {})[d] = self.view
+            self._broadcast(PrePrepare(cfg.cluster, self.me, self.view, seq, d, batch), out)
+
+    # ---------------------------------------------------------------- backups and votes
+
+    def _hold_early(self, m: PrePrepare | Prepare | Commit) -> bool:
+        """Keep a message of a view we have not installed yet (it can overtake the NewView);
+        bounded, so a flood costs liveness only."""
+        if m.view > self.view or (m.view == self.view and self.phase is Phase.VIEW_CHANGE):
+            if len(self.early) < 4 * self.config.watermark_window:
+                self.early.append(m)
+            return True
+        return False
+
+    def _on_pre_prepare(self, m: PrePrepare, out: list[Outbox]) -> None:
+        cfg = self.config
+        if self._hold_early(m):
+            return
+        if m.view != self.view or self.phase is not Phase.NORMAL:
+            self.stats.dropped_view += 1
+            return
+        if m.replica != self.primary(m.view):
+            self.stats.dropped_auth += 1
+            return
+        held = self.slots.get(m.seq)
+        if held is not None:
+            if held[0] == m.digest:
+                self.stats.duplicates += 1
+            else:
+                self.stats.dropped_equivocation += 1
+            return
+        if (not self.stable.seq < m.seq <= self.stable.seq + cfg.watermark_window
+                or len(m.batch) > cfg.batch_max or digest(m.batch) != m.digest
+                or not all(self.keys.client_ok(self.me, r) for r in m.batch)):
+            self.stats.dropped_invalid += 1
+            return
+        self._accept(m.seq, m.digest, m.batch, out)
+
+    def _accept(self, seq: int, d: bytes, batch: Batch, out: list[Outbox]) -> None:
+        """Pre-prepared in this view: record it, and as a backup vote Prepare."""
+        self.slots[seq] = (d, batch)
+        self.slot_ns[seq] = self.now
+        self.qset.setdefault(seq, {})[d] = self.view
+        if not self.is_primary:
+            self.prepares.setdefault((seq, d), set()).add(self.me)
+            self._broadcast(Prepare(self.config.cluster, self.me, self.view, seq, d), out)
+        self._progress(seq, out)
+
+    def _on_vote(self, m: Prepare | Commit, out: list[Outbox]) -> None:
+        if m.view > self.view and self._hold_early(m):
+            return
+        if m.view != self.view:
+            self.stats.dropped_view += 1
+            return
+        if m.seq <= self.stable.seq:
+            return
+        if isinstance(m, Prepare):
+            if m.replica == self.primary(m.view):
+                self.stats.dropped_invalid += 1
+                return
+            votes = self.prepares.setdefault((m.seq, m.digest), set())
+        else:
+            votes = self.commits.setdefault((m.seq, m.digest), set())
+        if m.replica in votes:
+            self.stats.duplicates += 1
+            return
+        votes.add(m.replica)
+        if self.phase is Phase.NORMAL:
+            self._progress(m.seq, out)
+
+    def _progress(self, seq: int, out: list[Outbox]) -> None:
+        slot = self.slots.get(seq)
+        if slot is None:
+            return
+        d, batch = slot
+        cfg = self.config
+        if seq not in self.commit_sent:
+            if len(self.prepares.get((seq, d), ())) < cfg.prepare_quorum:
+                return
+            self.commit_sent.add(seq)
+            self.pset[seq] = PEntry(seq, self.view, d, batch)
+            self.commits.setdefault((seq, d), set()).add(self.me)
+            self._broadcast(Commit(cfg.cluster, self.me, self.view, seq, d), out)
+        if seq not in self.committed and seq > self.executed and len(
+                self.commits.get((seq, d), ())) >= cfg.commit_quorum:
+            self.committed[seq] = batch
+            self._execute(out)
+
+    # ---------------------------------------------------------------- execution
+
+    def _execute(self, out: list[Outbox]) -> None:
+        while self.executed + 1 in self.committed and self.executed >= self.stable.seq:
+            seq = self.executed + 1
+            self._apply(self.committed.pop(seq), out)
+            if seq % self.config.checkpoint_every == 0:
+                self._checkpoint(out)
+        self._flush(out)
+
+    def _apply(self, batch: Batch, out: list[Outbox]) -> None:
+        for r in batch:
+            done = self.clients.get(r.client_id)
+            self.waiting.pop((r.client_id, r.request_number), None)
+            if done is not None and r.request_number <= done[0]:
+                continue
+            self.request_index += 1
+            self.clients[r.client_id] = (r.request_number, self.request_index)
+            self.stats.committed += 1
+            out.append(Committed(self.request_index, 0, r.client_id, r.request_number,
+                                 r.payload, False))
+            self._reply(r.client_id, out)
+        d = digest(batch)
+        self.executed += 1
+        self.digests.append(d)
+        self.batches.append(batch)
+        self.chain = chain_next(self.chain, d)
+        self.chains.append(self.chain)
+        self.last_exec_ns = self.now
+
+    def _reply(self, client_id: int, out: list[Outbox]) -> None:
+        number, index = self.clients[client_id]
+        reply = ClientReply(self.config.cluster, self.me, self.view, client_id, number, index)
+        out.append(ToClient(client_id, self.keys.seal_reply(reply)))
+
+    # ---------------------------------------------------------------- checkpoints, state
+
+    def _checkpoint(self, out: list[Outbox]) -> None:
+        self.last_ckpt = self.executed
+        m = Checkpoint(self.config.cluster, self.me, self.executed, self.chain)
+        sealed = self._broadcast(m, out)
+        self._on_checkpoint(m, sealed, out)
+
+    def _on_checkpoint(self, m: Checkpoint, sealed: Sealed, out: list[Outbox]) -> None:
+        if not self.stable.seq < m.seq <= self.stable.seq + self.config.watermark_window:
+            self.stats.dropped_view += 1
+            return
+        votes = self.ckpt_votes.setdefault((m.seq, m.chain), {})
+        votes.setdefault(m.replica, sealed)
+        if len(votes) >= 2 * self.f + 1:
+            proof = tuple(votes[r] for r in sorted(votes)[:2 * self.f + 1])
+            self._set_stable(Stable(m.seq, m.chain, proof), out)
+
+    def _set_stable(self, stable: Stable, out: list[Outbox]) -> None:
+        if stable.seq <= self.stable.seq:
+            return
+        if stable.seq <= self.executed:
+            self._check(self.chains[stable.seq] == stable.chain, "stable checkpoint diverges")
+        self.stable = stable
+        s = stable.seq
+        for table in (self.pset, self.qset, self.slots, self.committed):
+            for seq in [k for k in table if k <= s]:
+                del table[seq]
+        for table2 in (self.prepares, self.commits):
+            for key in [k for k in table2 if k[0] <= s]:
+                del table2[key]
+        self.ckpt_votes = {k: v for k, v in self.ckpt_votes.items() if k[0] > s}
+        self.commit_sent = {k for k in self.commit_sent if k > s}
+        self.next_seq = max(self.next_seq, s + 1)
+        self._execute(out)
+
+    def _on_status(self, m: Status, out: list[Outbox]) -> None:
+        if m.view < self.view and self.phase is Phase.NORMAL and self.new_view is not None:
+            out.append(Send(m.replica, self.new_view))
+        if m.view == self.view and self.phase is Phase.NORMAL:
+            self._retransmit(m.replica, m.executed, out)
+        if m.executed < self.executed:
+            self._send_fill(m.replica, m.executed, out)
+
+    def _send_fill(self, to: int, behind: int, out: list[Outbox]) -> None:
+        """State transfer to a peer behind us, up to the highest checkpoint that f + 1
+        replicas signed (so one correct replica executed it: safe to apply) or the stable one."""
+        s = self.stable
+        best = (s.seq, s.chain, s.proof) if behind < s.seq <= self.executed else None
+        for (seq, chain), votes in self.ckpt_votes.items():
+            if (behind < seq <= self.executed and len(votes) >= self.f + 1
+                    and self.chains[seq] == chain and (best is None or seq > best[0])):
+                best = (seq, chain, tuple(votes[r] for r in sorted(votes)))
+        if best is None:
+            return
+        seq, chain, proof = best
+        fill = Fill(self.config.cluster, self.me, seq, chain, proof, behind + 1,
+                    tuple(self.batches[behind:seq]))
+        out.append(Send(to, self._seal(fill)))
+
+    def _retransmit(self, to: int, behind: int, out: list[Outbox]) -> None:
+        """Resend what a peer in this view may have lost, for the sequence numbers it has not
+        executed that we executed or that have been stuck for ``resend_ns``: our pre-prepares
+        (as primary) or prepares, and our commits."""
+        cfg = self.config
+        for seq in range(behind + 1, behind + cfg.pipeline_max + 1):
+            slot = self.slots.get(seq)
+            if slot is None or (seq > self.executed
+                                and self.now - self.slot_ns.get(seq, 0) < cfg.resend_ns):
+                continue
+            d, batch = slot
+            if self.is_primary:
+                vote: Inner = PrePrepare(cfg.cluster, self.me, self.view, seq, d, batch)
+            else:
+                vote = Prepare(cfg.cluster, self.me, self.view, seq, d)
+            out.append(Send(to, self._seal(vote)))
+            if seq in self.commit_sent:
+                out.append(Send(to, self._seal(Commit(cfg.cluster, self.me, self.view, seq, d))))
+
+    def _on_fill(self, m: Fill, now: int, out: list[Outbox]) -> None:
+        if m.start != self.executed + 1 or m.seq < m.start or m.seq - m.start + 1 != len(
+                m.batches):
+            return
+        chain = self.chain
+        for batch in m.batches:
+            chain = chain_next(chain, digest(batch))
+        signers = self.proof_signers(m.seq, m.chain, m.proof) if chain == m.chain else 0
+        if signers < self.f + 1:
+            self.stats.dropped_invalid += 1
+            return
+        self.stats.fills += 1
+        for batch in m.batches:
+            self.committed.pop(self.executed + 1, None)
+            self._apply(batch, out)
+        if signers >= 2 * self.f + 1:
+            self._set_stable(Stable(m.seq, m.chain, m.proof), out)
+        self._execute(out)

@@ -1,0 +1,263 @@
+"""The sans-IO PBFT replica driven by hand: normal case, authentication drops, view change
+rules (the pure ``decide``), NewView checks and configuration."""
+
+from __future__ import annotations
+
+import hmac
+from collections import deque
+
+import pytest
+
+from agora.decision.bft import AuthMode, BftClient, BftConfig, BftReplica, Keyring, Phase
+from agora.decision.bft.messages import (
+    ZERO_CHAIN,
+    ClientReply,
+    ClientRequest,
+    Commit,
+    NewView,
+    PEntry,
+    Prepare,
+    QEntry,
+    Sealed,
+    ViewChange,
+    decode,
+    decode_inner,
+    digest,
+    encode,
+)
+from agora.decision.bft.view_change import NULL_DIGEST, decide
+from agora.decision.consensus.messages import Broadcast, Committed, Send, ToClient
+
+CLUSTER = 7
+
+
+class Net:
+    """FIFO delivery of wire bytes among n replicas and one client; ``cut`` drops a replica."""
+
+    def __init__(self, n: int = 4, auth: AuthMode = AuthMode.MACS) -> None:
+        self.keys = Keyring("test", n)
+        self.replicas = [BftReplica(BftConfig(cluster=CLUSTER, replica=r, n=n, auth=auth),
+                                    self.keys) for r in range(n)]
+        self.client = BftClient(CLUSTER, 1, self.keys)
+        self.queue: deque[tuple[int, bytes]] = deque()
+        self.committed: dict[int, list[Committed]] = {r: [] for r in range(n)}
+        self.accepted: list = []
+        self.cut: set[int] = set()
+        self.now = 0
+        for replica in self.replicas:
+            replica.start(0)
+
+    def route(self, source: int, out: list) -> None:
+        n = len(self.replicas)
+        for item in out:
+            if isinstance(item, Send):
+                self.queue.append((item.to, encode(item.message)))
+            elif isinstance(item, Broadcast):
+                for r in range(n):
+                    if r != source:
+                        self.queue.append((r, encode(item.message)))
+            elif isinstance(item, ToClient):
+                self.queue.append((-1, encode(item.message)))
+            elif isinstance(item, Committed):
+                self.committed[source].append(item)
+
+    def run(self, ticks: int = 0) -> None:
+        for _ in range(ticks + 1):
+            while self.queue:
+                to, data = self.queue.popleft()
+                message = decode(data)
+                if to == -1:
+                    reply = self.client.on_reply(message, self.now)
+                    if reply is not None:
+                        self.accepted.append(reply)
+                elif to not in self.cut:
+                    self.route(to, self.replicas[to].on_message(message, self.now))
+            if ticks:
+                self.now += 1_000_000
+                for r, replica in enumerate(self.replicas):
+                    if r not in self.cut:
+                        self.route(r, replica.on_tick(self.now))
+                self.route(-1, self.client.on_tick(self.now))
+
+    def submit(self, payload: bytes) -> None:
+        self.route(-1, self.client.request(payload, 0, self.now))
+
+
+@pytest.mark.parametrize("auth", list(AuthMode))
+def test_normal_case_commits_everywhere_and_the_client_accepts_f_plus_1_replies(auth):
+    net = Net(auth=auth)
+    for k in range(3):
+        net.submit(b"order-%d" % k)
+        net.run()
+        assert net.accepted[-1].request_number == k + 1 and net.accepted[-1].index == k + 1
+    for r in range(4):
+        assert [c.payload for c in net.committed[r]] == [b"order-0", b"order-1", b"order-2"]
+    assert all(replica.executed == 3 and replica.view == 0 for replica in net.replicas)
+
+
+def test_one_replica_cut_off_is_tolerated_and_catches_up_by_state_transfer():
+    net = Net()
+    net.cut = {3}
+    for k in range(5):
+        net.submit(b"x%d" % k)
+        net.run(ticks=1)
+    assert len(net.committed[0]) == 5 and net.committed[3] == []
+    net.cut = set()
+    net.run(ticks=30)  # idle checkpoints, then Status -> Fill
+    assert net.committed[3] == net.committed[0]
+    assert net.replicas[3].stats.fills >= 1
+
+
+def test_a_silent_primary_is_replaced_by_a_view_change():
+    net = Net()
+    net.cut = {0}
+    net.submit(b"x")
+    net.run(ticks=60)
+    assert net.accepted and net.accepted[0].index == 1
+    live = net.replicas[1:]
+    assert all(r.view == 1 and r.phase is Phase.NORMAL for r in live)
+    assert live[0].stats.views_started == 1
+
+
+def _sealed_prepare(keys: Keyring, sender: int, view: int = 0) -> Sealed:
+    return keys.seal(sender, Prepare(CLUSTER, sender, view, 1, b"d" * 32), AuthMode.MACS)
+
+
+def test_bad_authentication_is_dropped_and_counted():
+    net = Net()
+    target = net.replicas[2]
+    good = _sealed_prepare(net.keys, 1)
+    bad_mac = Sealed(CLUSTER, 1, good.body, macs=tuple(b"\0" * 32 for _ in range(4)))
+    claims_other = Sealed(CLUSTER, 3, good.body, macs=good.macs)  # envelope: 3, body: 1
+    stranger = Sealed(CLUSTER, 9, good.body, macs=good.macs)
+    bad_sig = Sealed(CLUSTER, 1, good.body, signature=b"\1" * 64)
+    for message in (bad_mac, claims_other, stranger, bad_sig):
+        assert target.on_message(message, 0) == []
+    assert target.stats.dropped_auth == 4
+    assert target.on_message(Sealed(CLUSTER + 1, 1, good.body, macs=good.macs), 0) == []
+    target.on_message(good, 0)
+    target.on_message(good, 0)  # a replay of a counted vote
+    assert target.stats.duplicates == 1 and target.stats.dropped_auth == 4
+
+
+def test_view_change_and_new_view_must_be_signed_even_in_mac_mode():
+    keys = Keyring("test", 4)
+    vc = ViewChange(CLUSTER, 1, 1, 0, ZERO_CHAIN, (), (), ())
+    sealed = keys.seal(1, vc, AuthMode.MACS)
+    assert sealed.signature and not sealed.macs
+    macs = tuple(hmac.digest(keys.pair_key(1, r), sealed.body, "sha256") for r in range(4))
+    macs_only = Sealed(CLUSTER, 1, sealed.body, macs=macs)  # authentic MACs, yet refused
+    assert keys.open(2, macs_only, AuthMode.MACS) is None
+    assert keys.open(2, sealed, AuthMode.MACS) == vc
+
+
+def test_a_replayed_old_view_message_is_dropped():
+    net = Net()
+    net.cut = {0}
+    net.submit(b"x")
+    net.run(ticks=60)
+    replica = net.replicas[2]
+    before = replica.stats.dropped_view
+    replica.on_message(_sealed_prepare(net.keys, 1, view=0), net.now)
+    old_vc = net.keys.seal(3, ViewChange(CLUSTER, 3, 1, 0, ZERO_CHAIN, (), (), ()),
+                           AuthMode.MACS)
+    replica.on_message(old_vc, net.now)  # view 1 is already installed
+    assert replica.stats.dropped_view == before + 2
+
+
+def test_client_rejects_forged_replies_and_needs_f_plus_1_matching():
+    keys = Keyring("test", 4)
+    client = BftClient(CLUSTER, 1, keys)
+    client.request(b"p", 0, 0)
+    forged = ClientReply(CLUSTER, 0, 0, 1, 1, 5, b"\0" * 32)
+    assert client.on_reply(forged, 0) is None and client.rejected == 1
+    first = keys.seal_reply(ClientReply(CLUSTER, 0, 0, 1, 1, 5))
+    lie = keys.seal_reply(ClientReply(CLUSTER, 1, 0, 1, 1, 9))
+    again = keys.seal_reply(ClientReply(CLUSTER, 0, 0, 1, 1, 5))
+    assert client.on_reply(first, 0) is None
+    assert client.on_reply(lie, 0) is None
+    assert client.on_reply(again, 0) is None  # the same replica twice is one vote
+    reply = client.on_reply(keys.seal_reply(ClientReply(CLUSTER, 2, 0, 1, 1, 5)), 0)
+    assert reply is not None and reply.index == 5
+
+
+def test_a_request_with_a_bad_client_mac_is_ignored():
+    net = Net()
+    request = ClientRequest(CLUSTER, 1, 1, 0, b"p", tuple(b"\0" * 32 for _ in range(4)))
+    assert net.replicas[0].on_message(request, 0) == []
+    assert net.replicas[0].waiting == {} and net.replicas[0].stats.dropped_auth == 1
+
+
+# ------------------------------------------------------------------ decide (pure)
+
+def _req(k: int) -> ClientRequest:
+    return ClientRequest(CLUSTER, 1, k, 0, b"r%d" % k)
+
+
+def _vc(replica: int, prepared=(), preprepared=(), view: int = 5) -> ViewChange:
+    return ViewChange(CLUSTER, replica, view, 0, ZERO_CHAIN, (), tuple(prepared),
+                      tuple(preprepared))
+
+
+def test_decide_keeps_a_committed_batch_against_a_byzantine_higher_view_claim():
+    good, evil = (_req(1),), (_req(2),)
+    dg, de = digest(good), digest(evil)
+    # d committed at seq 1 in view 2: correct replicas 0 and 1 prepared it; 3 is Byzantine
+    # and claims it prepared something else in view 4 (with a matching pre-prepare claim).
+    vcs = [_vc(0, [PEntry(1, 2, dg, good)], [QEntry(1, 2, dg)]),
+           _vc(2, [], []),
+           _vc(3, [PEntry(1, 4, de, evil)], [QEntry(1, 4, de)])]
+    assert decide(vcs, 1) is None  # not enough evidence yet: wait for more view changes
+    vcs.append(_vc(1, [PEntry(1, 2, dg, good)], [QEntry(1, 2, dg)]))
+    decision = decide(vcs, 1)
+    assert decision is not None and decision.choices[1].digest == dg and decision.max_seq == 1
+
+
+def test_decide_chooses_null_for_gaps_and_waits_without_a_quorum():
+    batch = (_req(1),)
+    d = digest(batch)
+    vcs = [_vc(0, [PEntry(2, 1, d, batch)], [QEntry(2, 1, d)]),
+           _vc(1, [PEntry(2, 1, d, batch)], [QEntry(2, 1, d)]), _vc(2)]
+    decision = decide(vcs, 1)
+    assert decision is not None and decision.max_seq == 2 and 1 not in decision.choices
+    assert decide(vcs[:2], 1) is None
+    assert digest(()) == NULL_DIGEST
+
+
+def test_a_new_view_from_a_non_primary_or_with_a_forged_view_change_is_refused():
+    net = Net()
+    keys = net.keys
+    vcs = tuple(keys.seal(r, _vc(r, view=1), AuthMode.MACS) for r in (1, 2, 3))
+    target = net.replicas[2]
+    wrong_sender = keys.seal(2, NewView(CLUSTER, 2, 1, vcs), AuthMode.MACS)
+    target.on_message(wrong_sender, 0)
+    assert target.view == 0
+    tampered = (Sealed(CLUSTER, 1, encode(_vc(1, view=1)), signature=bytes(64)), *vcs[1:])
+    target.on_message(keys.seal(1, NewView(CLUSTER, 1, 1, tampered), AuthMode.MACS), 0)
+    assert target.view == 0 and target.stats.dropped_invalid == 1
+    target.on_message(keys.seal(1, NewView(CLUSTER, 1, 1, vcs), AuthMode.MACS), 0)
+    assert target.view == 1 and target.phase is Phase.NORMAL
+
+
+def test_config_requires_3f_plus_1():
+    for n in (3, 5, 6):
+        with pytest.raises(ValueError):
+            BftConfig(cluster=1, replica=0, n=n)
+    assert BftConfig(cluster=1, replica=0, n=7).f == 2
+
+
+def test_wire_round_trip():
+    keys = Keyring("test", 4)
+    sealed = keys.seal(1, Commit(CLUSTER, 1, 3, 9, b"d"), AuthMode.MACS)
+    assert decode(encode(sealed)) == sealed
+    assert decode_inner(sealed.body) == Commit(CLUSTER, 1, 3, 9, b"d")
+
+
+def test_the_trust_claims_canary_lets_one_liar_rewrite_a_committed_batch():
+    good, evil = (_req(1),), (_req(2),)
+    dg, de = digest(good), digest(evil)
+    vcs = [_vc(0, [PEntry(1, 2, dg, good)], [QEntry(1, 2, dg)]), _vc(2),
+           _vc(3, [PEntry(1, 4, de, evil)], [QEntry(1, 4, de)]),
+           _vc(1, [PEntry(1, 2, dg, good)], [QEntry(1, 2, dg)])]
+    assert decide(vcs, 1).choices[1].digest == dg
+    assert decide(vcs, 1, claims=1).choices[1].digest == de  # what rule A2 prevents

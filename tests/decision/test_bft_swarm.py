@@ -1,0 +1,79 @@
+"""Byzantine-mode swarm: hundreds of seeds at n = 4 and 7 with up to f Byzantine replicas and
+the CFT network faults, determinism, the canary that must fail, and ``agora sim --mode bft``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from agora.cli.main import app
+from agora.decision.bft import AuthMode, BftCanary
+from agora.decision.sim.bft_cluster import options_swarm_bft, run_bft, run_seed_bft
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("n", "seeds"), [(4, range(0, 250)), (7, range(1000, 1040))])
+def test_bft_swarm_seeds_are_safe_and_live(n, seeds):
+    failed = {}
+    commits = view_changes = byzantine = 0
+    for seed in seeds:
+        options = options_swarm_bft(seed, n=n)
+        byzantine += bool(options.byzantine)
+        result = run_bft(options)
+        commits += result.commits
+        view_changes += result.view_changes
+        if not result.ok:
+            failed[seed] = result.failures[:3]
+    assert failed == {}, f"replay with: agora sim --mode bft --seed SEED --n {n}: {failed}"
+    assert commits > 30 * len(seeds)
+    assert view_changes > len(seeds) // 2 and byzantine > len(seeds) // 2
+
+
+def test_signature_mode_swarm_is_safe_too():
+    for seed in range(5):
+        result = run_bft(options_swarm_bft(seed, n=4, auth=AuthMode.SIGNATURES, requests=20))
+        assert result.ok, (seed, result.failures[:3])
+
+
+def test_same_seed_same_run_byte_for_byte():
+    first, again = run_seed_bft(11), run_seed_bft(11)
+    assert first == again and first.trace_hash == again.trace_hash
+    assert run_seed_bft(12).trace_hash != first.trace_hash
+
+
+def test_small_quorum_canary_is_caught():
+    failures = [run_seed_bft(seed, n=4, canary=BftCanary.SMALL_QUORUM) for seed in range(6)]
+    caught = [r for r in failures if not r.ok]
+    assert len(caught) >= 3
+    assert any(f.startswith("agreement") for r in caught for f in r.failures)
+
+
+def test_trust_claims_canary_is_caught_on_its_known_seed():
+    # rarer: a liar's view change must meet a replica whose prepared entry is two views old
+    # (0 of 30 seeds at n = 4, 1 of 40 at n = 7); test_bft_replica checks the rule directly
+    result = run_seed_bft(28, n=7, canary=BftCanary.TRUST_CLAIMS)
+    assert not result.ok and result.failures[0].startswith("agreement")
+    assert run_seed_bft(28, n=7).ok
+
+
+def test_cli_bft_sweep_prints_the_summary():
+    result = runner.invoke(app, ["sim", "--mode", "bft", "--seeds", "4", "--n", "7"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1].removeprefix("RESULT "))
+    assert figures["seeds"] == 4 and figures["failures"] == 0 and figures["commits"] > 0
+
+
+def test_cli_bft_replay_and_canary_and_bad_arguments():
+    one = runner.invoke(app, ["sim", "--mode", "bft", "--seed", "3"])
+    assert one.exit_code == 0 and "byzantine=" in one.output and "trace " in one.output
+    canary = runner.invoke(app, ["sim", "--mode", "bft", "--seeds", "3", "--n", "4",
+                                 "--canary", "small-quorum"])
+    assert canary.exit_code == 1
+    assert "replay: agora sim --seed 0 --mode bft --n 4 --canary small-quorum" in canary.output
+    assert runner.invoke(app, ["sim", "--mode", "bft", "--seed", "1", "--n", "5"]).exit_code == 2
+    assert runner.invoke(app, ["sim", "--mode", "bft", "--seed", "1",
+                               "--canary", "trust-lossy-storage"]).exit_code == 2
+    assert runner.invoke(app, ["sim", "--mode", "xyz", "--seed", "1"]).exit_code == 2

@@ -1,0 +1,146 @@
+"""From a replica's committed log to exchange commands, so every replica may send them safely.
+
+Every replica of the decision cluster runs one :class:`DecisionApplier` over its own ``Committed``
+outbox items. The rules are a pure function of the log, so every replica derives the same
+:class:`~agora.core.events.Decision` list and therefore the same commands, with the same
+``client_order_id`` (``session + base36(log index)``). Whichever replica's copy reaches the venue
+first is accepted; the venue refuses every later copy (``DUPLICATE_CLIENT_ORDER_ID``). That is
+how a decision takes effect exactly once without electing a sender: no failover gap when the
+sending replica dies, at the cost of ``n`` copies of each order on the wire.
+
+Mapping: an ``OrderIntent`` decision becomes a LIMIT :class:`~agora.core.events.NewOrder` for the
+cluster's one participant; a ``CancelIntent`` decision becomes a
+:class:`~agora.core.events.CancelOrder`, which needs the venue's ``order_id`` of the target. The
+log cannot know it: the applier learns it from ``OrderAccepted`` events fed to
+:meth:`DecisionApplier.on_event` (the venue's reply or drop copy; a replica whose own copy was
+refused as a duplicate learns it only from another copy's accept). A cancel decided before the
+target's accept is known is **held**, not dropped or guessed, and released by the
+:meth:`~DecisionApplier.on_event` call that brings the accept. Duplicate cancels are harmless:
+the first removes the order, later copies find no open order (``UNKNOWN_ORDER``).
+
+Replays: a restarted replica re-emits committed entries after its ``applied_index``. The applier
+is the application state that point refers to, so entries at or below the last index it
+consumed are skipped (they were already turned into commands); a gap raises, since the rules
+must see every entry. Pure: no I/O, no clocks, no exchange import (layering).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import NamedTuple
+
+import msgspec
+
+from agora.core.enums import OrderType
+from agora.core.events import (
+    CancelIntent,
+    CancelOrder,
+    Decision,
+    NewOrder,
+    OrderAccepted,
+    OrderIntent,
+    Proposal,
+)
+from agora.decision.consensus.messages import Committed
+from agora.decision.rules import Aggregator, CommittedProposal, RulesConfig
+
+VenueCommand = NewOrder | CancelOrder
+
+_proposal_decoder = msgspec.msgpack.Decoder(Proposal)
+
+
+class Outgoing(NamedTuple):
+    """A command to send and the decision it carries out (the sender's audit trail)."""
+
+    decision: Decision
+    command: VenueCommand
+
+
+class DecisionApplier:
+    """One replica's committed log -> decisions -> exchange commands (see the module notes)."""
+
+    def __init__(self, config: RulesConfig, participant: str) -> None:
+        if not participant:
+            raise ValueError("participant must not be empty")
+        self.participant = participant
+        self.aggregator = Aggregator(config)
+        self.applied_index = 0  # last committed index consumed (log indices start at 1)
+        self.decisions: list[Decision] = []
+        self.counts: Counter[str] = Counter()  # noop, replayed, undecodable, held, released
+        self._client_ids: dict[str, str] = {}  # order decision_id -> its client_order_id
+        self._order_ids: dict[str, int] = {}  # client_order_id -> venue order id
+        self._held: dict[str, Decision] = {}  # target client_order_id -> its cancel decision
+
+    # ------------------------------------------------------------------ the log
+
+    def apply(self, item: Committed) -> list[Outgoing]:
+        """Consume the next committed entry; the commands its decisions need now."""
+        if item.index <= self.applied_index:
+            self.counts["replayed"] += 1  # a restarted replica re-emits: already applied
+            return []
+        if item.index != self.applied_index + 1:
+            raise ValueError(f"committed index {item.index} after {self.applied_index}: a gap")
+        self.applied_index = item.index
+        if item.client_id == 0:
+            self.counts["noop"] += 1
+            return []
+        try:
+            proposal = _proposal_decoder.decode(item.payload)
+        except msgspec.DecodeError:  # ValidationError is a DecodeError
+            # every replica holds the same bytes, so every replica skips the same entry
+            self.counts["undecodable"] += 1
+            return []
+        entry = CommittedProposal(item.index, proposal, item.abandoned)
+        out: list[Outgoing] = []
+        for decision in self.aggregator.push(entry):
+            self.decisions.append(decision)
+            command = self._command(decision)
+            if command is not None:
+                out.append(Outgoing(decision, command))
+        return out
+
+    def _command(self, decision: Decision) -> VenueCommand | None:
+        action = decision.action
+        if isinstance(action, OrderIntent):
+            self._client_ids[decision.decision_id] = decision.client_order_id
+            return NewOrder(
+                self.participant, decision.client_order_id, action.symbol, action.side,
+                action.qty, action.price, OrderType.LIMIT, action.tif,
+            )
+        assert isinstance(action, CancelIntent)
+        # the rules decide a cancel only for an order decision of this log
+        target = self._client_ids[action.decision_id]
+        order_id = self._order_ids.get(target)
+        if order_id is None:
+            self._held[target] = decision
+            self.counts["held"] += 1
+            return None
+        return self._cancel(decision, order_id)
+
+    def _cancel(self, decision: Decision, order_id: int) -> CancelOrder:
+        return CancelOrder(self.participant, order_id, 0, decision.client_order_id)
+
+    # ------------------------------------------------------------------ venue feedback
+
+    def on_event(self, event: object) -> list[Outgoing]:
+        """Learn from a venue event; the held cancels an ``OrderAccepted`` releases."""
+        if not isinstance(event, OrderAccepted) or event.participant != self.participant:
+            return []
+        self._order_ids.setdefault(event.client_order_id, event.order_id)
+        held = self._held.pop(event.client_order_id, None)
+        if held is None:
+            return []
+        self.counts["released"] += 1
+        return [Outgoing(held, self._cancel(held, self._order_ids[event.client_order_id]))]
+
+    def order_id(self, client_order_id: str) -> int | None:
+        """The venue order id learned for ``client_order_id``, if any."""
+        return self._order_ids.get(client_order_id)
+
+    @property
+    def held(self) -> list[Decision]:
+        """Cancel decisions still waiting for their target's accept, in log order."""
+        return sorted(self._held.values(), key=lambda d: d.log_index)
+
+
+__all__ = ["DecisionApplier", "Outgoing", "VenueCommand"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agora.decision.bft import AuthMode, BftConfig
-from agora.decision.sim.bft_cluster import BftCluster
+from agora.decision.sim.bft_cluster import BftCluster, UnsupportedFault
 from agora.decision.sim.cluster import ClusterOptions
 from agora.decision.sim.network import NetworkOptions
 from agora.decision.sim.swarm import SimOptions, run
@@ -79,3 +79,11 @@ def test_a_primary_withholding_a_clients_requests_is_voted_out():
 def test_f_byzantine_of_seven_with_lossy_network():
     scenario({1: frozenset({"equivocate", "forge"}), 5: frozenset({"wrong_digest", "replay"})},
              n=7, drop=0.05, seed=3)
+
+
+def test_crash_is_refused_with_the_reason_not_ignored():
+    options = ClusterOptions(n=4, clients=1, requests=1, tick_ns=2_000_000)
+    cluster = BftCluster(options, 1, BftConfig(cluster=7, replica=0, n=4), {})
+    with pytest.raises(UnsupportedFault, match="silent"):
+        cluster.crash(1)
+    assert cluster.replicas[1] is not None  # nothing was half-done

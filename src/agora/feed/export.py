@@ -31,6 +31,7 @@ a missing ``cross`` is False.
 
 from __future__ import annotations
 
+import abc
 import datetime
 import os
 import resource
@@ -144,7 +145,7 @@ def ensure_open_files(count: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-class _PartitionedParquet:
+class _PartitionedParquet(abc.ABC):
     """Rows buffered per symbol, flushed as row groups into one lazily opened file per symbol
     under ``out_dir/<table>/date=<date>/symbol=<symbol>/<filename>``."""
 
@@ -190,8 +191,9 @@ class _PartitionedParquet:
                 if self._buffered <= self.max_buffered_rows // 2:
                     break
 
+    @abc.abstractmethod
     def _table(self, rows: list[tuple]) -> pa.Table:
-        raise NotImplementedError
+        """The buffered rows of one symbol as a table of this writer's schema."""
 
     def _flush(self, symbol: str) -> None:
         rows = self._buffers.get(symbol)

@@ -56,6 +56,7 @@ buffer.
 
 from __future__ import annotations
 
+import abc
 import io
 import os
 import time
@@ -140,7 +141,7 @@ class _Views(NamedTuple):
     order_qty: np.ndarray
 
 
-class RecordStream:
+class RecordStream(abc.ABC):
     """A BinaryFILE byte stream cut into complete records for a kernel, fed in any pieces.
 
     Subclasses implement :meth:`_apply` (run a kernel over ``buf[pos:end]``, return where the
@@ -153,8 +154,10 @@ class RecordStream:
         self._offset = 0  # stream offset of the next byte fed
         self._file_issues: list[Issue] = []  # found by the reader, after the records
 
+    @abc.abstractmethod
     def _apply(self, buf: np.ndarray, pos: int, end: int, base: int) -> int:
-        raise NotImplementedError
+        """Run the kernel over the complete records of ``buf[pos:end]``; return where the
+        incomplete tail starts."""
 
     def feed(self, data: bytes | bytearray | memoryview | np.ndarray,
              base_offset: int | None = None) -> None:

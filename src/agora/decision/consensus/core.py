@@ -17,6 +17,7 @@ instead of stopping at the replica that notices it.
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections import deque
 from collections.abc import Sequence
@@ -76,7 +77,7 @@ class ReplicaStats(msgspec.Struct):
 _MARKS = ("heard", "heartbeat", "progress", "repair", "view_change", "resend")
 
 
-class ReplicaCore:
+class ReplicaCore(abc.ABC):
     """State and shared steps; the protocol phases are mixins over it (see ``replica.py``)."""
 
     def __init__(
@@ -241,9 +242,9 @@ class ReplicaCore:
         out.append(Send(self.leader_of(self.view),
                         PrepareOk(self.config.cluster, self.me, self.view, self.op)))
 
+    @abc.abstractmethod
     def _flush(self, now: int, out: list[Outbox]) -> None:
         """Prepare queued requests: normal operation, defined by the replica."""
-        raise NotImplementedError
 
     def _reply(self, client_id: int) -> Reply:
         slot = self.clients[client_id]

@@ -32,6 +32,10 @@ from agora.decision.sim.network import NetworkOptions
 from agora.decision.sim.swarm import RunResult, SimOptions, options_swarm, run
 
 
+class UnsupportedFault(ValueError):
+    """A fault the Byzantine-mode simulator does not model (said, never silently ignored)."""
+
+
 class BftSimOptions(msgspec.Struct, frozen=True, kw_only=True):
     base: SimOptions
     replica: BftConfig
@@ -86,7 +90,13 @@ class BftCluster(Cluster):
                          retry_ns=self.options.client_retry_ns)
 
     def crash(self, replica: int) -> None:
-        raise NotImplementedError("crash-restart is not supported in the Byzantine mode")
+        """Refused: BFT replicas here keep no durable state, so a replica that crashed and came
+        back empty could contradict what it voted before. Model a failed replica as a silent
+        Byzantine one (it counts against f either way)."""
+        raise UnsupportedFault(
+            f"crash of replica {replica}: crash-restart is not modelled in the Byzantine mode "
+            "(no durable state); use the 'silent' Byzantine behaviour instead"
+        )
 
     def restart(self, replica: int, *, applied_index: int | None = None) -> None:
         if self.replicas[replica] is not None:

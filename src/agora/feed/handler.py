@@ -25,7 +25,7 @@ Semantics (the fast kernel implements the same):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from agora.core import events as ev
 from agora.core.enums import Side, TradingState
@@ -101,16 +101,20 @@ class FeedHandler:
     ) -> None:
         if record_filter is not None:
             records = record_filter.filter(records)
-        decode = itch50.decode
-        for offset, payload in records:
-            try:
-                msg = decode(payload)
-            except itch50.ItchError as exc:
-                self.report.record(IssueKind.MALFORMED, offset, str(exc))
-                continue
+        for offset, msg in self.decoded(records):
             out = self.on_message(msg, offset)
             if on_events is not None and out:
                 on_events(out)
+
+    def decoded(self, records: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, itch50.Message]]:
+        """``(offset, message)`` for every record that decodes; the others are reported
+        ``MALFORMED`` with their offset and skipped."""
+        decode = itch50.decode
+        for offset, payload in records:
+            try:
+                yield offset, decode(payload)
+            except itch50.ItchError as exc:
+                self.report.record(IssueKind.MALFORMED, offset, str(exc))
 
     # ------------------------------------------------------------------ messages
 
@@ -275,33 +279,32 @@ class FeedHandler:
         return book
 
     def _execute(self, ts, ref, qty, match, price, offset) -> list:
-        book = self._find(ref, "execute", offset)
-        if book is None:
-            return []
-        try:
-            _side, resting_price, left = book.execute(ref, qty)
-        except BookError as exc:
-            return self._failed(book, ref, ts, exc, offset)
-        if left == 0:
-            del self._book_of[ref]
-        self._uncross(book)
-        if not self.emit:
-            return []
+        book, resting_price, failed = self._reduce(ts, ref, qty, "execute", offset)
+        if book is None or not self.emit:
+            return failed
         fill_price = resting_price if price is None else price
         return [ev.BookExecute(ts, book.symbol, ref, qty, match, fill_price)]
 
     def _cancel(self, ts, ref, qty, offset) -> list:
-        book = self._find(ref, "cancel", offset)
+        book, _price, failed = self._reduce(ts, ref, qty, "cancel", offset)
+        if book is None or not self.emit:
+            return failed
+        return [ev.BookCancel(ts, book.symbol, ref, qty)]
+
+    def _reduce(self, ts, ref, qty, action: str, offset) -> tuple[L3Book | None, int, list]:
+        """Take ``qty`` from a live order: ``(book, resting price, [])`` when it applied, else
+        ``(None, 0, events of what happened instead)``."""
+        book = self._find(ref, action, offset)
         if book is None:
-            return []
+            return None, 0, []
         try:
-            _side, _price, left = book.cancel(ref, qty)
+            _side, price, left = (book.execute if action == "execute" else book.cancel)(ref, qty)
         except BookError as exc:
-            return self._failed(book, ref, ts, exc, offset)
+            return None, 0, self._failed(book, ref, ts, exc, offset)
         if left == 0:
             del self._book_of[ref]
         self._uncross(book)
-        return [ev.BookCancel(ts, book.symbol, ref, qty)] if self.emit else []
+        return book, price, []
 
     def _delete(self, ts, ref, offset) -> list:
         book = self._find(ref, "delete", offset)

@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 
 from agora.feed.book import BookView, L3Book
 from agora.feed.handler import FeedHandler
-from agora.feed.integrity import IssueKind
-from agora.protocols import itch50
 
 
 def book_states(
@@ -43,13 +41,7 @@ def book_states(
     wanted = set(chosen)
     seen: dict[str, int] = dict.fromkeys(chosen, 0)
     next_grid: int | None = None
-    decode = itch50.decode
-    for offset, payload in records:
-        try:
-            msg = decode(payload)
-        except itch50.ItchError as exc:
-            handler.report.record(IssueKind.MALFORMED, offset, str(exc))
-            continue
+    for offset, msg in handler.decoded(records):
         if every_ns is not None:
             ts = msg.timestamp
             if next_grid is None:
@@ -58,13 +50,11 @@ def book_states(
                 for symbol in chosen:
                     yield _view(handler, symbol, next_grid, depth)
                 next_grid += every_ns
-            events = handler.on_message(msg, offset)
-            if events and on_events is not None:
-                on_events(events)
-            continue
         events = handler.on_message(msg, offset)
         if events and on_events is not None:
             on_events(events)
+        if every_events is None:
+            continue
         for event in events:
             symbol = getattr(event, "symbol", None)
             if symbol in wanted and symbol in handler.books:

@@ -253,16 +253,24 @@ def _unlisted_name(locate):
 
 
 @njit(**_INLINE)
+def _take_slot(st, slots, free_head, next_unused, link):
+    """A slot off the free list (threaded through column ``link`` of the free slots), else the
+    next never-used one."""
+    slot = st[free_head]
+    if slot >= 0:
+        st[free_head] = slots[slot, link]
+    else:
+        slot = st[next_unused]
+        st[next_unused] = slot + 1
+    return slot
+
+
+@njit(**_INLINE)
 def _insert(st, otab, oslot, ltab, lslot, lshift, lmask, i, ref, lkey, shares):
     """Rest a new order (known absent, table entry ``i`` empty) at the back of its level."""
     j = _probe(ltab, lkey, lshift, lmask)
     if ltab[2 * j + 1] == _ZERO:
-        lv = st[S_L_FREE]
-        if lv >= 0:
-            st[S_L_FREE] = lslot[lv, 3]
-        else:
-            lv = st[S_L_NEXT]
-            st[S_L_NEXT] = lv + 1
+        lv = _take_slot(st, lslot, S_L_FREE, S_L_NEXT, 3)
         lslot[lv, 0] = np.int64(lkey)
         lslot[lv, 1] = shares
         lslot[lv, 2] = 1
@@ -273,12 +281,7 @@ def _insert(st, otab, oslot, ltab, lslot, lshift, lmask, i, ref, lkey, shares):
         lv = np.int64(ltab[2 * j + 1]) - 1
         lslot[lv, 1] += shares
         lslot[lv, 2] += 1
-    slot = st[S_O_FREE]
-    if slot >= 0:
-        st[S_O_FREE] = oslot[slot, 0]
-    else:
-        slot = st[S_O_NEXT]
-        st[S_O_NEXT] = slot + 1
+    slot = _take_slot(st, oslot, S_O_FREE, S_O_NEXT, 0)
     oslot[slot, 0] = st[S_PRIO]
     st[S_PRIO] += 1
     oslot[slot, 1] = (lv << 32) | shares

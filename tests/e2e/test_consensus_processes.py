@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -165,3 +166,36 @@ def test_sigstop_leader_wakes_in_an_old_view_without_breaking_safety(tmp_path):
 
 
 # ---------------------------------------------------------------- a consensus bug, sans-IO
+
+
+def test_garbage_datagrams_are_counted_and_change_nothing(tmp_path):
+    bad = [
+        b"",  # empty
+        b"\x07not our framing",  # unknown frame type
+        b"\x01\x00",  # a fragment header cut short
+        b"\x00" + b"\x93\xa7Nothing\x01\x02",  # whole-message frame, undecodable body
+        b"\x00\xff",  # whole-message frame, not msgpack at all
+    ]
+
+    async def scenario(cluster, client):
+        load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=300,
+                                               payload=payload))
+        await wait_replies(client, 100)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for address in cluster.peers:
+                for datagram in bad:
+                    sender.sendto(datagram, address)
+        return await load
+
+    holder: list = []
+
+    def keep(cluster_scenario):
+        async def wrapped(cluster, client):
+            holder.append(cluster)
+            return await cluster_scenario(cluster, client)
+        return wrapped
+
+    _, outcomes = run_cluster(tmp_path, keep(scenario))
+    all_replied(outcomes)
+    cluster = holder[0]
+    assert [cluster.stats(r)["garbage"] for r in range(cluster.n)] == [len(bad)] * cluster.n

@@ -63,17 +63,18 @@ class Reassembler:
     def __init__(self, pending_max: int = 32) -> None:
         self.pending_max = pending_max
         self.partial: OrderedDict[tuple[Address, int], list[bytes | None]] = OrderedDict()
-        self.dropped = 0
+        self.dropped = 0  # partial messages evicted (a fragment was lost)
+        self.malformed = 0  # datagrams that are not our framing at all
 
     def feed(self, data: bytes, addr: Address) -> bytes | None:
-        if not data:
-            return None
-        if data[0] == 0:
+        if data[:1] == b"\x00":
             return data[1:]
-        if data[0] != _FRAGMENT or len(data) < _FRAG.size:
+        if not data or data[0] != _FRAGMENT or len(data) < _FRAG.size:
+            self.malformed += 1
             return None
         _, message_id, index, count = _FRAG.unpack_from(data)
         if index >= count:
+            self.malformed += 1
             return None
         key = (addr, message_id)
         parts = self.partial.get(key)
@@ -83,6 +84,7 @@ class Reassembler:
                 self.dropped += 1
             parts = self.partial[key] = [None] * count
         if len(parts) != count:
+            self.malformed += 1
             return None
         parts[index] = data[_FRAG.size:]
         if any(p is None for p in parts):
@@ -194,7 +196,7 @@ class NodeStats(msgspec.Struct):
     bytes_sent: int = 0
     peer_messages_sent: int = 0  # replica -> replica messages (a broadcast counts n - 1)
     replies_sent: int = 0
-    garbage: int = 0
+    garbage: int = 0  # datagrams that are not our framing, or frame something undecodable
     committed: int = 0
     view: int = 0
     status: int = 0
@@ -241,8 +243,10 @@ class ReplicaNode(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.stats.datagrams_received += 1
+        before = self.reassembler.malformed
         whole = self.reassembler.feed(data, addr)
         if whole is None:
+            self.stats.garbage += self.reassembler.malformed - before
             return
         try:
             message = decode(whole)

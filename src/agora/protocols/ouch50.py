@@ -62,6 +62,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from msgspec.structs import astuple
+
 from agora.protocols.ouch50_appendage import (
     OPTION_TAGS,
     TAG_BY_NAME,
@@ -223,6 +225,7 @@ class _Layout:
         "base",
         "cls",
         "decoders",
+        "encoders",
         "fields",
         "kinds",
         "mode",
@@ -242,10 +245,14 @@ class _Layout:
         base: int,
     ) -> None:
         names = [f for f in cls.__struct_fields__ if f != "options"]
+        assert list(cls.__struct_fields__[: len(names)]) == names, cls  # options come last
         assert len(names) == len(kinds), cls
         self.cls, self.type_byte, self.kinds, self.mode = cls, type_byte, kinds, mode
         self.fields = names
         self.name = cls.__name__
+        self.encoders = [
+            (k.enc, f"{self.name}.{n}") for n, k in zip(names, kinds, strict=True)
+        ]  # labels built once: they only serve error messages
         self.decoders = [
             (i, k, f"{self.name}.{n}")
             for i, (n, k) in enumerate(zip(names, kinds, strict=True))
@@ -262,9 +269,9 @@ class _Layout:
     def encode(self, msg: OuchMessage, strict: bool) -> bytes:
         name = self.name
         values = [
-            kind.enc(getattr(msg, field), f"{name}.{field}")
-            for field, kind in zip(self.fields, self.kinds, strict=True)
-        ]
+            enc(value, label)
+            for (enc, label), value in zip(self.encoders, astuple(msg), strict=False)
+        ]  # astuple has "options" last when the type has it: zip stops before it
         if self.mode == _NONE:
             return self.struct.pack(self.type_byte, *values)
         opts = msg.options  # type: ignore[attr-defined]

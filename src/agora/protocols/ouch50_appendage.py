@@ -100,7 +100,7 @@ class Kind(ABC):
 
 
 class UInt(Kind):
-    __slots__ = ("hi", "signed")
+    __slots__ = ("hi", "lo", "signed")
 
     _FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
@@ -109,14 +109,13 @@ class UInt(Kind):
         self.signed = signed
         self.fmt = self._FMT[size].lower() if signed else self._FMT[size]
         self.hi = (1 << (8 * size - (1 if signed else 0))) - 1
+        self.lo = -self.hi - 1 if signed else 0
 
     identity_dec = True
 
-    @property
-    def lo(self) -> int:
-        return -self.hi - 1 if self.signed else 0
-
     def enc(self, value: Any, name: str) -> int:
+        if type(value) is int and self.lo <= value <= self.hi:  # the common case, one test
+            return value
         return _check_int(value, name, self.lo, self.hi)
 
     def to_bytes(self, value: Any, name: str) -> bytes:
@@ -127,16 +126,31 @@ class UInt(Kind):
 
 
 class Alpha(Kind):
-    """Fixed-width Alpha: left-justified, space-padded; decoded with trailing spaces removed."""
+    """Fixed-width Alpha: left-justified, space-padded; decoded with trailing spaces removed.
 
-    __slots__ = ()
+    Encoded values are memoised (symbols, firms and tokens repeat); the memo is bounded and only
+    ever holds values that passed the checks.
+    """
+
+    __slots__ = ("_memo",)
+
+    _MEMO_MAX = 4096
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.fmt = f"{size}s"
+        self._memo: dict[str, bytes] = {}
 
     def enc(self, value: Any, name: str) -> bytes:
-        return encode_alpha(value, self.size, name)
+        if type(value) is str:
+            raw = self._memo.get(value)
+            if raw is not None:
+                return raw
+        raw = encode_alpha(value, self.size, name)
+        if len(self._memo) >= self._MEMO_MAX:
+            self._memo.clear()
+        self._memo[value] = raw
+        return raw
 
     def dec(self, raw: bytes, name: str) -> str:
         return decode_text(raw, name).rstrip(" ")
@@ -150,7 +164,7 @@ class Chars(Kind):
     ``allowed``: an optional subset of ``codes`` for this particular field.
     """
 
-    __slots__ = ("_by_raw", "closed", "codes")
+    __slots__ = ("_by_raw", "_known", "closed", "codes")
 
     def __init__(
         self,
@@ -169,8 +183,14 @@ class Chars(Kind):
             keep = set(allowed)
             members = [m for m in members if m.value in keep]
         self._by_raw: dict[bytes, Any] = {m.value.encode("ascii"): m for m in members}
+        # the known codes' encodings: a str-mixin member (or its plain str) needs no checks
+        self._known: dict[Any, bytes] = {m: m.value.encode("ascii") for m in members}
 
     def enc(self, value: Any, name: str) -> bytes:
+        if isinstance(value, str):
+            raw = self._known.get(value)
+            if raw is not None:
+                return raw
         if not isinstance(value, str):
             raise OuchError(f"{name}: expected str, got {type(value).__name__}")
         if not value.isascii():
@@ -305,12 +325,15 @@ for _tag, _attr, _spec_name, _kind in _OPTION_TABLE:
     TAG_BY_NAME[_attr] = _tag
 assert (*TAG_BY_NAME, "unknown") == Options.__struct_fields__  # same order: astuple below
 _ENCODE_ORDER = [(tag, *OPTION_TAGS[tag]) for tag in TAG_BY_NAME.values()]
+_NO_OPTIONS = Options()
 
 
 def encode_appendage(opts: Options, allowed: frozenset[int], where: str, strict: bool) -> bytes:
     """TagValue elements for ``opts``, known tags in ascending tag order, then ``unknown``."""
     if not isinstance(opts, Options):
         raise OuchError(f"{where}: options must be an Options struct, got {type(opts).__name__}")
+    if opts == _NO_OPTIONS:
+        return b""  # most messages carry no option: skip the scan of every tag
     parts: list[bytes] = []
     for (tag, attr, spec_name, kind), value in zip(
         _ENCODE_ORDER, msgspec.structs.astuple(opts), strict=False

@@ -5,6 +5,15 @@ journalled and committed (durable per the fsync policy) before any listener sees
 nothing is published that a restart could forget. Listeners (the ITCH feed, the OUCH and FIX
 gateways) get every event batch in sequence order and pick what concerns them.
 
+**Group commit.** ``submit(command, group=True)`` applies the command at once (its events are
+returned) but leaves commit and publication to ``flush()``, which runs once per event-loop turn
+(scheduled with ``call_soon``) or at the next plain ``submit``: one journal write (and at most one
+fsync) for every command of the turn, then the listeners, in sequence order, then the *flush
+hooks* (``subscribe(..., flushed=hook)``), where a gateway writes each session's output once and
+the feed sends its datagrams. A plain ``submit`` flushes what is pending first and then commits
+and publishes its own command before returning, for callers that need its events delivered
+synchronously. Without a running event loop a grouped submit is flushed at once.
+
 At open, the journal is replayed in full and the events of the whole session are kept in
 ``history``; a listener that subscribes with ``replay=True`` first receives all of it, so a gateway
 rebuilds its per-participant outbound sequence (and a client resumes from its last sequence
@@ -14,6 +23,7 @@ the regenerated events are identical to the ones first published.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 from agora.core.clock import Clock, WallClock
@@ -38,28 +48,66 @@ class VenueCore:
             on_events=lambda seq, events: self.history.append((seq, events)),
         )
         self._listeners: list[EventListener] = []
+        self._flush_hooks: list[Callable[[], None]] = []
+        self._pending: list[tuple[int, list[Event]]] = []
+        self._flush_scheduled = False
         self._apply_config()
 
     @property
     def engine(self):
         return self.exchange.engine
 
-    def subscribe(self, listener: EventListener, *, replay: bool = False) -> None:
-        """Add a listener; with ``replay`` it first gets every event since the session began."""
+    def subscribe(
+        self,
+        listener: EventListener,
+        *,
+        replay: bool = False,
+        flushed: Callable[[], None] | None = None,
+    ) -> None:
+        """Add a listener; with ``replay`` it first gets every event since the session began.
+
+        ``flushed`` is called after each flush has given the listeners all its batches.
+        """
         if replay:
             for seq, events in self.history:
                 listener(seq, events)
         self._listeners.append(listener)
+        if flushed is not None:
+            self._flush_hooks.append(flushed)
 
-    def submit(self, command: object) -> list[Event]:
-        """Sequence, journal, commit, then publish; raises MalformedCommand before any of it."""
+    def submit(self, command: object, *, group: bool = False) -> list[Event]:
+        """Sequence, journal and apply; raises MalformedCommand before any of it.
+
+        Commit and publication happen before returning, or with ``group`` at the next
+        ``flush()`` (see the module notes).
+        """
         events = self.exchange.submit(command)
-        self.exchange.commit()
-        seq = self.exchange.last_seq
-        self.history.append((seq, events))
-        for listener in self._listeners:
-            listener(seq, events)
+        self._pending.append((self.exchange.last_seq, events))
+        if group and not self._flush_scheduled:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+                self._flush_scheduled = True
+            except RuntimeError:  # no running loop: nothing would ever flush later
+                group = False
+        if not group:
+            self.flush()
         return events
+
+    def flush(self) -> None:
+        """Commit every pending command with one journal write, then publish them in order."""
+        self._flush_scheduled = False
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        self.exchange.commit()  # nothing is published that a restart could forget
+        listeners = self._listeners
+        for seq, events in pending:
+            self.history.append((seq, events))
+            for listener in listeners:
+                listener(seq, events)
+        for hook in self._flush_hooks:
+            hook()
 
     def _apply_config(self) -> None:
         """Add configured symbols and participants the journal does not know yet; open them."""
@@ -75,4 +123,5 @@ class VenueCore:
                 self.submit(SetTradingState(section.symbol, TradingState.OPEN))
 
     def close(self) -> None:
+        self.flush()
         self.exchange.close()

@@ -3,11 +3,13 @@
 Three sockets, all asyncio on the venue's loop (the same thread that calls ``VenueCore.submit``):
 
 * **Feed** (UDP, sends to ``itch_address:itch_port``). A VenueCore listener maps each committed
-  event batch with :class:`~agora.exchange.venue.itch_feed.ItchMapper`, encodes it and packs it
-  with a MoldUDP64 ``PacketBuilder``, flushing once per batch (a command's events never wait for
-  the next command). Every packet is kept in a ``RetransmissionStore``. When no packet went out
-  for ``heartbeat_ms`` a Heartbeat announces the next sequence number, so a receiver that lost
-  the tail of a burst notices the gap. ``close()`` sends End of Session (three times).
+  event batch with :class:`~agora.exchange.venue.itch_feed.ItchMapper` and encodes it; the
+  core's flush hook packs everything of that flush (one event-loop turn under group commit) with
+  a MoldUDP64 ``PacketBuilder`` and sends it: one datagram per turn under load, not one per
+  command, and a command's events never wait for a later command. Every packet is kept in a
+  ``RetransmissionStore``. When no packet went out for ``heartbeat_ms`` a Heartbeat announces
+  the next sequence number, so a receiver that lost the tail of a burst notices the gap.
+  ``close()`` sends End of Session (three times).
 * **Retransmission** (UDP on ``retransmit_port``): MoldUDP64 requests are answered from the
   store, to the address the request came from. Malformed requests are dropped and counted.
 * **Snapshot** (TCP on ``snapshot_port``), GLIMPSE-style, for late joiners: SoupBinTCP Login
@@ -123,6 +125,7 @@ class ItchPublisher:
         self._server: asyncio.Server | None = None
         self._heartbeats: asyncio.Task | None = None
         self._clients: set[asyncio.Task] = set()
+        self._outbox: list[itch50.ItchMessage] = []  # mapped, waiting for the core's flush hook
 
     # ------------------------------------------------------------ lifecycle
 
@@ -138,8 +141,8 @@ class ItchPublisher:
         self._server = await asyncio.start_server(
             self._snapshot_client, venue.host, venue.snapshot_port
         )
-        self.core.subscribe(self._on_events, replay=True)  # history: stored, not sent
-        self._live = True
+        self.core.subscribe(self._on_events, replay=True, flushed=self._on_flushed)
+        self._live = True  # the history above was only stored, not sent
         self._send(self.builder.heartbeat())  # tell receivers where the feed stands
         self._heartbeats = asyncio.create_task(self._heartbeat_loop())
 
@@ -190,7 +193,16 @@ class ItchPublisher:
         if self._closed:
             return
         messages = self.mapper.map_events(events)
-        if messages:
+        if not messages:
+            return
+        if self._live:
+            self._outbox += messages
+        else:
+            self._publish(messages)  # replayed history: packed and stored in order, not sent
+
+    def _on_flushed(self) -> None:
+        if self._outbox and not self._closed:
+            messages, self._outbox = self._outbox, []
             self._publish(messages)
 
     def _publish(self, messages: list[itch50.ItchMessage]) -> None:
@@ -236,6 +248,7 @@ class ItchPublisher:
 
     def snapshot_messages(self) -> tuple[list[bytes], int]:
         """ITCH 'R', 'H', 'A' messages of the current state and the sequence they precede."""
+        self.core.flush()  # publish grouped commands first: the state must match the feed
         engine = self.core.engine
         mapper = self.mapper
         ts = mapper.last_ts

@@ -51,27 +51,29 @@ log = logging.getLogger(__name__)
 
 
 _WRITE_THROUGH_MAX = 64 * 1024  # bytes already queued in the transport
-_WRITE_THROUGH_MESSAGES = 64  # a larger backlog is the sender task's (chunks, drain)
+_WRITE_THROUGH_MESSAGES = 1024  # a larger backlog is the sender task's (chunks, drain)
 
 
 class _Session:
     """One logged-in connection."""
 
-    def __init__(self, gateway: OuchGateway, participant: str, writer, next_seq: int) -> None:
+    def __init__(self, gateway: OuchGateway, participant: str, conn: _Connection, next_seq: int):
         self.gateway = gateway
         self.participant = participant
-        self.writer: asyncio.StreamWriter = writer
+        self.conn = conn
+        self.transport: asyncio.Transport = conn.transport
         self.next_seq = next_seq
         self.unsequenced: list[bytes] = []
         self.wake = asyncio.Event()
         self.closed = False
         self.last_received = asyncio.get_running_loop().time()
+        self.sender: asyncio.Task | None = None
 
     def close(self, why: str) -> None:
         if not self.closed:
             log.info("OUCH %s: closing session: %s", self.participant, why)
             self.closed = True
-            self.writer.close()
+            self.transport.close()
             self.wake.set()
 
     def write_through(self) -> bool:
@@ -81,14 +83,14 @@ class _Session:
         full send buffer is left to ``run_sender``, which drains with flow control. Order is
         kept: both paths take messages from ``next_seq`` and advance it before any await.
         """
-        if self.closed or self.writer.transport.get_write_buffer_size() > _WRITE_THROUGH_MAX:
+        if self.closed or self.transport.get_write_buffer_size() > _WRITE_THROUGH_MAX:
             return False
         out = self.gateway.logs.get(self.participant, [])
         if len(out) - self.next_seq >= _WRITE_THROUGH_MESSAGES:
             return False
         chunk = self._take_sequenced(out, _WRITE_THROUGH_MESSAGES)
         if chunk:
-            self.writer.write(b"".join(chunk))
+            self.transport.write(b"".join(chunk))
         return True
 
     def _take_sequenced(self, out: list[bytes], limit: int) -> list[bytes]:
@@ -102,32 +104,129 @@ class _Session:
         gw = self.gateway
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
-        try:
-            while not self.closed:
-                out = gw.logs.get(self.participant, [])
-                chunk = self._take_sequenced(out, 256)
-                while self.unsequenced:
-                    chunk.append(soup.encode(soup.UnsequencedData(self.unsequenced.pop(0))))
-                now = loop.time()
-                if not chunk and now - last_sent >= gw.heartbeat_interval:
-                    chunk.append(soup.encode(soup.ServerHeartbeat()))
-                if chunk:
-                    self.writer.write(b"".join(chunk))
-                    await self.writer.drain()
-                    last_sent = loop.time()
-                    if self.next_seq <= len(out):
-                        continue
-                if loop.time() - self.last_received > gw.client_timeout:
-                    self.close("client heartbeat timeout")
-                    return
-                self.wake.clear()
-                if self.next_seq <= len(gw.logs.get(self.participant, [])) or self.unsequenced:
+        while not self.closed:
+            out = gw.logs.get(self.participant, [])
+            chunk = self._take_sequenced(out, 256)
+            while self.unsequenced:
+                chunk.append(soup.encode(soup.UnsequencedData(self.unsequenced.pop(0))))
+            now = loop.time()
+            if not chunk and now - last_sent >= gw.heartbeat_interval:
+                chunk.append(soup.encode(soup.ServerHeartbeat()))
+            if chunk:
+                self.transport.write(b"".join(chunk))
+                await self.conn.writable.wait()  # flow control: the client reads slowly
+                last_sent = loop.time()
+                if self.next_seq <= len(out):
                     continue
-                wait = max(0.0, gw.heartbeat_interval - (loop.time() - last_sent))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), min(wait, gw.heartbeat_interval))
-        except (ConnectionError, OSError) as exc:
-            self.close(f"write failed: {exc}")
+            if loop.time() - self.last_received > gw.client_timeout:
+                self.close("client heartbeat timeout")
+                return
+            self.wake.clear()
+            if self.next_seq <= len(gw.logs.get(self.participant, [])) or self.unsequenced:
+                continue
+            wait = max(0.0, gw.heartbeat_interval - (loop.time() - last_sent))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), min(wait, gw.heartbeat_interval))
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: SoupBinTCP framing and login, then the session's inbound packets.
+
+    A protocol rather than a stream: inbound data is handled in ``data_received`` itself, so an
+    order reaches the core without a task switch.
+    """
+
+    def __init__(self, gateway: OuchGateway) -> None:
+        self.gateway = gateway
+        self.framer = soup.SoupFramer(sender="client")
+        self.transport: asyncio.Transport
+        self.peer: object = None
+        self.session: _Session | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self._login_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        gw = self.gateway
+        gw._connections.add(self)
+        self._login_timer = asyncio.get_running_loop().call_later(
+            gw.login_timeout, self._login_expired)
+
+    def _login_expired(self) -> None:
+        if self.session is None:
+            log.info("OUCH %s: no login in time", self.peer)
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        gw = self.gateway
+        try:
+            packets = self.framer.feed(data)
+            if self.session is None:
+                packets = self._login(packets)
+                if self.session is None:
+                    return
+            gw._serve(self.session, packets)
+        except ProtocolError as exc:
+            log.warning("OUCH %s (%s): malformed input, disconnecting: %s",
+                        self.peer, self.session and self.session.participant, exc)
+            self._end()
+
+    def _login(self, packets: list) -> list:
+        """Handle packets before login; what follows an accepted login is returned."""
+        for i, packet in enumerate(packets):
+            if isinstance(packet, soup.Debug):
+                continue
+            if not isinstance(packet, soup.LoginRequest):
+                raise ProtocolError(f"{type(packet).__name__} before Login Request")
+            if self._login_timer is not None:
+                self._login_timer.cancel()
+            gw = self.gateway
+            section = gw._authenticate(packet)
+            if isinstance(section, soup.RejectReason):
+                log.info("OUCH login of %r from %s rejected: %s",
+                         packet.username, self.peer, section)
+                self.transport.write(soup.encode(soup.LoginRejected(section)))
+                self.transport.close()  # after the buffered reject is written
+                return []
+            self.session = gw._open_session(section.participant, packet.sequence, self)
+            return packets[i + 1 :]
+        return []
+
+    def eof_received(self) -> bool:
+        try:
+            self.framer.close()  # a partial packet at EOF is a truncated packet
+        except ProtocolError as exc:
+            log.warning("OUCH %s: %s", self.peer, exc)
+        return False
+
+    def _end(self) -> None:
+        if self.session is not None:
+            self.session.close("connection ended")
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.info("OUCH %s: connection lost: %s", self.peer, exc)
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+        self.writable.set()  # release a sender waiting for flow control
+        gw = self.gateway
+        gw._connections.discard(self)
+        session = self.session
+        if session is not None:
+            session.close("connection ended")
+            if gw.sessions.get(session.participant) is session:
+                del gw.sessions[session.participant]
+            if session.sender is not None:
+                session.sender.cancel()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
 
 class OuchGateway:
@@ -161,17 +260,24 @@ class OuchGateway:
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._connections: set[_Connection] = set()
         self._closing = False
-        core.subscribe(self._on_events, replay=True)
+        self._touched: set[str] = set()  # participants with messages since the last flush
+        core.subscribe(self._on_events, replay=True, flushed=self._on_flushed)
 
     # ------------------------------------------------------------------ core side
 
     def _on_events(self, seq: int, events: Sequence[Event]) -> None:
-        touched = set()
+        touched = self._touched
         for participant, msg in self.mapper.outbound(events):
             self.logs.setdefault(participant, []).append(ouch.encode(msg))
             touched.add(participant)
+
+    def _on_flushed(self) -> None:
+        """After each core flush: one write per session with new messages."""
+        if not self._touched:
+            return
+        touched, self._touched = self._touched, set()
         for participant in touched:
             session = self.sessions.get(participant)
             if session is not None:
@@ -195,8 +301,8 @@ class OuchGateway:
     async def start(self) -> int:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self.requested_port
+        self._server = await self._loop.create_server(
+            lambda: _Connection(self), self.host, self.requested_port
         )
         log.info("OUCH gateway listening on %s:%d", self.host, self.port)
         return self.port
@@ -208,74 +314,17 @@ class OuchGateway:
             self._server.close()
         for session in list(self.sessions.values()):
             with contextlib.suppress(Exception):
-                session.writer.write(soup.encode(soup.EndOfSession()))
+                session.transport.write(soup.encode(soup.EndOfSession()))
             session.close("end of session")
-        for task in list(self._tasks):
+        for conn in list(self._connections):
+            conn.transport.close()
+        senders = [s.sender for s in self.sessions.values() if s.sender is not None]
+        for task in senders:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        if senders:
+            await asyncio.wait(senders, timeout=5)
         if self._server is not None:
             await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        peer = writer.get_extra_info("peername")
-        framer = soup.SoupFramer(sender="client")
-        session: _Session | None = None
-        sender: asyncio.Task | None = None
-        try:
-            login, pending = await asyncio.wait_for(
-                self._read_login(reader, framer), self.login_timeout
-            )
-            if login is None:
-                return
-            section = self._authenticate(login)
-            if isinstance(section, soup.RejectReason):
-                log.info("OUCH login of %r from %s rejected: %s", login.username, peer, section)
-                writer.write(soup.encode(soup.LoginRejected(section)))
-                await writer.drain()
-                return
-            session = self._open_session(section.participant, login.sequence, writer)
-            sender = asyncio.create_task(session.run_sender())
-            await self._serve(session, reader, framer, pending)
-        except (TimeoutError, asyncio.IncompleteReadError):
-            log.info("OUCH %s: no login in time", peer)
-        except ProtocolError as exc:
-            log.warning("OUCH %s (%s): malformed input, disconnecting: %s",
-                        peer, session and session.participant, exc)
-        except (ConnectionError, OSError) as exc:
-            log.info("OUCH %s: connection lost: %s", peer, exc)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            if session is not None:
-                session.close("connection ended")
-                if self.sessions.get(session.participant) is session:
-                    del self.sessions[session.participant]
-            if sender is not None:
-                sender.cancel()
-                with contextlib.suppress(BaseException):
-                    await sender
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            if task is not None:
-                self._tasks.discard(task)
-
-    async def _read_login(self, reader, framer):
-        while True:
-            data = await reader.read(4096)
-            if not data:
-                return None, []
-            packets = framer.feed(data)
-            for i, packet in enumerate(packets):
-                if isinstance(packet, soup.Debug):
-                    continue
-                if not isinstance(packet, soup.LoginRequest):
-                    raise ProtocolError(f"{type(packet).__name__} before Login Request")
-                return packet, packets[i + 1 :]
 
     def _authenticate(self, login: soup.LoginRequest) -> ParticipantSection | soup.RejectReason:
         section = next(
@@ -290,40 +339,33 @@ class OuchGateway:
             return soup.RejectReason.SESSION_NOT_AVAILABLE
         return section
 
-    def _open_session(self, participant: str, requested: int, writer) -> _Session:
+    def _open_session(self, participant: str, requested: int, conn: _Connection) -> _Session:
         old = self.sessions.pop(participant, None)
         if old is not None:
             old.close("superseded by a new login")
         available = len(self.logs.get(participant, [])) + 1
         start = available if requested == 0 or requested > available else requested
-        writer.write(soup.encode(soup.LoginAccepted(self.session_name, start)))
-        session = _Session(self, participant, writer, start)
+        conn.transport.write(soup.encode(soup.LoginAccepted(self.session_name, start)))
+        session = _Session(self, participant, conn, start)
         self.sessions[participant] = session
+        session.sender = asyncio.get_running_loop().create_task(session.run_sender())
         log.info("OUCH %s logged in from sequence %d", participant, start)
         return session
 
-    async def _serve(self, session: _Session, reader, framer, pending) -> None:
-        loop = asyncio.get_running_loop()
-        packets = pending
-        while not session.closed:
-            for packet in packets:
-                session.last_received = loop.time()
-                if isinstance(packet, soup.UnsequencedData):
-                    self._inbound(session, packet.message)
-                elif isinstance(packet, soup.LogoutRequest):
-                    session.close("logout")
-                    return
-                elif isinstance(packet, soup.LoginRequest):
-                    raise ProtocolError("Login Request on a logged-in session")
-                # ClientHeartbeat and Debug only refresh last_received
+    def _serve(self, session: _Session, packets: list) -> None:
+        """The packets of one read, in order; orders go to the core as one group commit."""
+        session.last_received = self._loop.time() if self._loop else 0.0
+        for packet in packets:
             if session.closed:
                 return
-            data = await reader.read(65536)
-            if not data:
-                framer.close()
+            if isinstance(packet, soup.UnsequencedData):
+                self._inbound(session, packet.message)
+            elif isinstance(packet, soup.LogoutRequest):
+                session.close("logout")
                 return
-            session.last_received = loop.time()
-            packets = framer.feed(data)
+            elif isinstance(packet, soup.LoginRequest):
+                raise ProtocolError("Login Request on a logged-in session")
+            # ClientHeartbeat and Debug only refresh last_received
 
     def _inbound(self, session: _Session, payload: bytes) -> None:
         msg = ouch.decode_inbound(payload)  # OuchError (a ProtocolError) -> disconnect
@@ -334,7 +376,7 @@ class OuchGateway:
             log.info("OUCH %s: %s ignored: %s", participant, type(msg).__name__, action.ignored)
         for command in action.commands:
             try:
-                self.core.submit(command)
+                self.core.submit(command, group=True)  # committed and answered at the flush
             except MalformedCommand as exc:
                 if not isinstance(msg, ouch.EnterOrder | ouch.ReplaceOrderRequest):
                     raise ProtocolError(f"command refused by the core: {exc}") from exc

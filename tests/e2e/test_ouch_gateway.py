@@ -303,3 +303,35 @@ def test_port_is_ephemeral(config):
         await stop(core, gw)
 
     run(main())
+
+
+def test_a_burst_in_one_write_is_answered_in_order_with_one_group_commit(config):
+    """100 Enter Orders (and a malformed one between) in one TCP write: one journal commit for
+    the turn, every accept in order, the bad order's reject in its place among them."""
+
+    async def main():
+        core, gw = await start(config)
+        commits = []
+        real_commit = core.exchange.commit
+        core.exchange.commit = lambda: (commits.append(core.exchange.last_seq), real_commit())
+        c1 = client(gw, "firm1", "pw1")
+        await c1.connect()
+        burst = []
+        for i in range(1, 101):
+            symbol = "NOPE" if i == 50 else "AAPL"  # the engine rejects it, sequenced, in place
+            msg = ouch.EnterOrder(
+                i, ouch.Side.BUY, 10, symbol, (180 + i % 5) * P, ouch.TimeInForce.DAY,
+                ouch.Display.VISIBLE, ouch.Capacity.AGENCY, ouch.IntermarketSweep.NOT_ELIGIBLE,
+                ouch.CrossType.CONTINUOUS, f"B{i}")
+            burst.append(soup.encode(soup.UnsequencedData(ouch.encode(msg))))
+        c1._write(b"".join(burst))
+        got = await take(c1, 100)
+        assert [seq for seq, _ in got] == list(range(1, 101))
+        assert [m.user_ref_num for _, m in got] == list(range(1, 101))
+        assert isinstance(got[49][1], ouch.Rejected)
+        assert all(isinstance(m, ouch.OrderAccepted) for i, (_, m) in enumerate(got) if i != 49)
+        assert 1 <= len(commits) <= 10  # grouped: a few reads at most, never one per order
+        await quiet(c1)
+        await stop(core, gw, c1)
+
+    run(main())

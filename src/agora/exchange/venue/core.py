@@ -51,6 +51,7 @@ class VenueCore:
         self._flush_hooks: list[Callable[[], None]] = []
         self._pending: list[tuple[int, list[Event]]] = []
         self._flush_scheduled = False
+        self._closed = False
         self._apply_config()
 
     @property
@@ -123,5 +124,9 @@ class VenueCore:
                 self.submit(SetTradingState(section.symbol, TradingState.OPEN))
 
     def close(self) -> None:
+        """Commit and publish what is pending, then close the journal (idempotent)."""
+        if self._closed:
+            return
         self.flush()
         self.exchange.close()
+        self._closed = True

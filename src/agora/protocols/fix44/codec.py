@@ -100,11 +100,28 @@ class FixFramingError(FixError):
 # ---------------------------------------------------------------------------------- values
 
 
+class _SecondMemo:
+    """The last second's text and value: consecutive timestamps share their second, and
+    building or parsing a datetime costs microseconds (twice per message on the hot path)."""
+
+    __slots__ = ("parsed", "parsed_secs", "secs", "text")
+
+    def __init__(self) -> None:
+        self.secs, self.text = -1, ""
+        self.parsed, self.parsed_secs = "", 0
+
+
+_memo = _SecondMemo()
+
+
 def format_timestamp(ns: int) -> str:
     """UTCTIMESTAMP with milliseconds (``YYYYMMDD-HH:MM:SS.sss``); sub-ms digits are truncated."""
     secs, rem = divmod(ns, 1_000_000_000)
-    t = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=secs)
-    return f"{t:%Y%m%d-%H:%M:%S}.{rem // 1_000_000:03d}"
+    memo = _memo
+    if secs != memo.secs:
+        t = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=secs)
+        memo.secs, memo.text = secs, f"{t:%Y%m%d-%H:%M:%S}"
+    return f"{memo.text}.{rem // 1_000_000:03d}"
 
 
 def parse_timestamp(text: str, tag: int = 52) -> int:
@@ -112,12 +129,19 @@ def parse_timestamp(text: str, tag: int = 52) -> int:
     m = _TS_RE.fullmatch(text)
     if m is None:
         raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag)
-    y, mo, d, h, mi, s, frac = m.groups()
-    try:
-        t = _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
-    except ValueError as exc:
-        raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag) from exc
-    secs = (t - _dt.datetime(1970, 1, 1)) // _dt.timedelta(seconds=1)
+    frac = m.group(7)
+    memo = _memo
+    whole = text[:17]
+    if whole == memo.parsed:
+        secs = memo.parsed_secs
+    else:
+        y, mo, d, h, mi, s = m.groups()[:6]
+        try:
+            t = _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+        except ValueError as exc:
+            raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag) from exc
+        secs = (t - _dt.datetime(1970, 1, 1)) // _dt.timedelta(seconds=1)
+        memo.parsed, memo.parsed_secs = whole, secs
     return secs * 1_000_000_000 + int((frac or "").ljust(9, "0"))
 
 

@@ -11,7 +11,7 @@ from agora.core.enums import OrderType, Side
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_gateway import FixGateway
-from agora.protocols.fix44.enums import CxlRejReason, ExecType, OrdStatus
+from agora.protocols.fix44.enums import CxlRejReason, ExecType, OrdRejReason, OrdStatus
 from agora.protocols.fix44.messages import ExecutionReport, OrderCancelReject
 from agora.trading.clients.fix_client import FixClient, FixClientError
 
@@ -43,18 +43,18 @@ PX = 1_900_000  # 190.00
 
 
 class Venue:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, config: str = CONFIG):
         self.tmp = tmp_path
         path = tmp_path / "venue.toml"
-        path.write_text(CONFIG.format(directory=tmp_path / "journal"))
+        path.write_text(config.format(directory=tmp_path / "journal"))
         self.config = load_config(path)
         self.core: VenueCore | None = None
         self.gateway: FixGateway | None = None
 
-    async def open(self) -> int:
+    async def open(self, port: int = 0) -> int:
         self.core = VenueCore(self.config)
         self.gateway = FixGateway(self.core, self.config, self.tmp / "fix")
-        return await self.gateway.start("127.0.0.1", 0)
+        return await self.gateway.start("127.0.0.1", port)
 
     async def close(self) -> None:
         if self.gateway is not None:
@@ -68,9 +68,9 @@ class Venue:
         return FixClient("127.0.0.1", self.gateway.port, comp_id, **kw)
 
 
-def run(coro_fn, tmp_path, timeout: float = 30.0):
+def run(coro_fn, tmp_path, timeout: float = 30.0, config: str = CONFIG):
     async def main():
-        venue = Venue(tmp_path)
+        venue = Venue(tmp_path, config)
         await venue.open()
         try:
             await asyncio.wait_for(coro_fn(venue), timeout)
@@ -267,3 +267,47 @@ def test_garbage_from_one_client_does_not_disturb_another(tmp_path):
         await b.logout()
 
     run(body, tmp_path)
+
+
+SECOND_SESSION = """
+[[participants]]
+participant = "FIRM1"
+username = "firm1b"
+password = "pw1b"
+fix_comp_id = "CLIENT1B"
+"""
+
+
+def test_two_sessions_of_one_participant_share_orders_and_dedup(tmp_path):
+    async def body(venue: Venue):
+        a, a2, b = venue.client("CLIENT1"), venue.client("CLIENT1B"), venue.client("CLIENT2")
+        for client in (a, a2, b):
+            await client.connect()
+        a.new_order("X1", "AAPL", Side.BUY, 100, PX)
+        await expect(a, exec_type=ExecType.NEW, cl_ord_id="X1")
+        await expect(a2, exec_type=ExecType.NEW, cl_ord_id="X1", leaves_qty=100)  # drop copy
+        # the same ClOrdID from the participant's other session: a duplicate, told to it alone
+        a2.new_order("X1", "AAPL", Side.BUY, 100, PX)
+        dup = await expect(a2, exec_type=ExecType.REJECTED, ord_status=OrdStatus.REJECTED,
+                           cl_ord_id="X1", ord_rej_reason=OrdRejReason.DUPLICATE_ORDER)
+        assert dup.text.startswith("DUPLICATE_CLIENT_ORDER_ID")
+        # a fill of an order entered by one session reaches both
+        b.new_order("Y1", "AAPL", Side.SELL, 30, PX)
+        await expect(b, exec_type=ExecType.NEW)
+        await expect(b, exec_type=ExecType.TRADE, last_qty=30)
+        for client in (a, a2):
+            await expect(client, exec_type=ExecType.TRADE, cl_ord_id="X1", cum_qty=30,
+                         leaves_qty=70)
+        # OrigClOrdID resolves whichever session entered the order
+        a2.cancel("X1", "C1", "AAPL", Side.BUY)
+        await expect(a2, exec_type=ExecType.CANCELED, cl_ord_id="C1", orig_cl_ord_id="X1",
+                     leaves_qty=0, cum_qty=30)
+        await expect(a, exec_type=ExecType.CANCELED, cl_ord_id="X1", leaves_qty=0)
+        a.cancel("X1", "C2", "AAPL", Side.BUY)  # the second copy of the cancel: too late
+        await expect(a, cl_ord_id="C2", cxl_rej_reason=CxlRejReason.TOO_LATE_TO_CANCEL)
+        for client in (a, a2, b):
+            await no_more(client)
+            await client.logout()
+        assert (venue.tmp / "fix" / "CLIENT1B").is_dir()  # a store of its own
+
+    run(body, tmp_path, config=CONFIG + SECOND_SESSION)

@@ -24,24 +24,7 @@ pytestmark = pytest.mark.e2e
 PRICE = 1_900_000  # $190.00
 
 
-def write_config(tmp_path) -> tuple:
-    tcp = [free_port(socket.SOCK_STREAM) for _ in range(3)]
-    udp = [free_port(socket.SOCK_DGRAM) for _ in range(2)]
-    path = tmp_path / "venue.toml"
-    path.write_text(f"""
-[venue]
-directory = "{tmp_path / 'venue'}"
-fsync = "batch"
-ouch_port = {tcp[0]}
-fix_port = {tcp[1]}
-snapshot_port = {tcp[2]}
-itch_port = {udp[0]}
-retransmit_port = {udp[1]}
-
-[[symbols]]
-symbol = "AAPL"
-reference_price = "190.00"
-
+FIRMS = """
 [[participants]]
 participant = "FIRM1"
 username = "firm1"
@@ -53,7 +36,34 @@ participant = "FIRM2"
 username = "firm2"
 password = "pw2"
 fix_comp_id = "FIRM2"
-""")
+"""
+
+
+def venue_toml(tmp_path, participants: str = FIRMS,
+               fsync: str = "batch") -> tuple[object, list[int], list[int]]:
+    """A config on ephemeral ports: (path, [ouch, fix, snapshot] TCP, [itch, retransmit] UDP)."""
+    tcp = [free_port(socket.SOCK_STREAM) for _ in range(3)]
+    udp = [free_port(socket.SOCK_DGRAM) for _ in range(2)]
+    path = tmp_path / "venue.toml"
+    path.write_text(f"""
+[venue]
+directory = "{tmp_path / 'venue'}"
+fsync = "{fsync}"
+ouch_port = {tcp[0]}
+fix_port = {tcp[1]}
+snapshot_port = {tcp[2]}
+itch_port = {udp[0]}
+retransmit_port = {udp[1]}
+
+[[symbols]]
+symbol = "AAPL"
+reference_price = "190.00"
+{participants}""")
+    return path, tcp, udp
+
+
+def write_config(tmp_path) -> tuple:
+    path, tcp, udp = venue_toml(tmp_path)
     return path, tcp[0], udp[0], udp[1]
 
 

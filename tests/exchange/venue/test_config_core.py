@@ -62,6 +62,50 @@ def test_config_errors_say_what_is_wrong(tmp_path, change, message):
         load_config(write(tmp_path, CONFIG.replace(*change)))
 
 
+SECOND_SESSION = """
+[[participants]]
+participant = "FIRM1"
+username = "firm1b"
+password = "pw2"
+fix_comp_id = "FIRM1B"
+collar_pct = "5.0"
+max_notional = "250000.50"
+"""
+
+
+def test_one_participant_may_have_several_sessions_with_the_same_limits(tmp_path):
+    config = load_config(write(tmp_path, CONFIG + SECOND_SESSION))
+    assert [p.participant for p in config.participants] == ["FIRM1", "FIRM1"]
+    assert config.participants[0].spec() == config.participants[1].spec()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('collar_pct = "5.0"', 'collar_pct = "6"'), "FIRM1: collar_pct differs"),
+        (('max_notional = "250000.50"', 'max_notional = "1"'), "max_notional differs"),
+        (('fix_comp_id = "FIRM1B"', 'fix_comp_id = "FIRM1B"\nstp = "CANCEL_NEWEST"'),
+         "stp differs"),
+        (('fix_comp_id = "FIRM1B"', 'fix_comp_id = "FIRM1B"\nmax_order_qty = 5'),
+         "max_order_qty differs"),
+        (('username = "firm1b"', 'username = "firm1"'), "usernames must be unique"),
+    ],
+)
+def test_sessions_of_one_participant_must_agree(tmp_path, change, message):
+    text = CONFIG.replace('password = "pw1"', 'password = "pw1"\nfix_comp_id = "FIRM1A"')
+    second = SECOND_SESSION.replace(*change)
+    assert second != SECOND_SESSION
+    text += second
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def test_fix_comp_ids_must_be_unique(tmp_path):
+    text = CONFIG.replace('password = "pw1"', 'password = "pw1"\nfix_comp_id = "FIRM1B"')
+    with pytest.raises(ConfigError, match="fix_comp_id values must be unique"):
+        load_config(write(tmp_path, text + SECOND_SESSION))
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="No such file"):
         load_config(tmp_path / "absent.toml")

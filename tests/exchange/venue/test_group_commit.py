@@ -1,5 +1,6 @@
-"""VenueCore group commit: grouped commands are committed once per event-loop turn, then published
-in sequence order; a plain submit flushes what is pending first; nothing is published uncommitted."""
+"""VenueCore group commit: grouped commands are committed once per event-loop turn, then
+published in sequence order; a plain submit flushes what is pending first; nothing is published
+before its commit."""
 
 from __future__ import annotations
 

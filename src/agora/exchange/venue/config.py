@@ -16,6 +16,11 @@ ever a float. Example::
     username = "firm1"
     password = "secret"
     max_order_qty = 100000
+
+Several sections may name the same ``participant`` with distinct ``username`` / ``fix_comp_id``:
+one participant, several sessions (the replicas of a decision cluster each log on with their
+own). The exchange keeps one set of limits per participant, so those sections must agree on
+every limit; ``load_config`` names the first field that differs.
 """
 
 from __future__ import annotations
@@ -126,7 +131,32 @@ def load_config(path: str | Path) -> VenueConfig:
             section.spec()
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from None
-    names = [p.username for p in config.participants]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: participant usernames must be unique")
+    problem = _sessions_problem(config.participants)
+    if problem is not None:
+        raise ConfigError(f"{path}: {problem}")
     return config
+
+
+_LIMITS = {"max_order_qty": "max_order_qty", "max_notional": "max_notional",
+           "collar_bps": "collar_pct", "max_open_orders": "max_open_orders", "stp": "stp"}
+"""ParticipantSpec field -> the config key that sets it (the one an error names)."""
+
+
+def _sessions_problem(sections: list[ParticipantSection]) -> str | None:
+    """Usernames and FIX comp ids unique; sections of one participant with equal limits."""
+    names = [p.username for p in sections]
+    if len(set(names)) != len(names):
+        return "participant usernames must be unique"
+    comp_ids = [p.fix_comp_id for p in sections if p.fix_comp_id]
+    if len(set(comp_ids)) != len(comp_ids):
+        return "fix_comp_id values must be unique (one FIX session each)"
+    first: dict[str, ParticipantSpec] = {}
+    for section in sections:
+        spec = section.spec()
+        known = first.setdefault(spec.participant, spec)
+        for field, key in _LIMITS.items():
+            if getattr(spec, field) != getattr(known, field):
+                return (f"participant {spec.participant}: {key} differs between its sections "
+                        f"({section.username!r}); every session of a participant shares its "
+                        f"limits")
+    return None

@@ -2,12 +2,22 @@
 
 Design notes
 ------------
-* One ``fix44.Session`` + ``FileSeqStore`` per configured participant with a ``fix_comp_id``,
-  in ``<store_dir>/<comp id>/``. They live for the gateway's life, across connections, and their
-  files survive venue restarts. A connection is bound to a participant by its first frame: a
-  Logon whose SenderCompID is a participant's ``fix_comp_id`` and TargetCompID ours. Anything
+* One ``fix44.Session`` + ``FileSeqStore`` per configured ``fix_comp_id``, in
+  ``<store_dir>/<comp id>/``. They live for the gateway's life, across connections, and their
+  files survive venue restarts. A connection is bound to a session by its first frame: a
+  Logon whose SenderCompID is a configured ``fix_comp_id`` and TargetCompID ours. Anything
   else gets a Logout with the reason (MsgSeqNum 1, not stored) and is closed; so is a second
   connection for a session that is already connected.
+* Several sessions may belong to one participant (the replicas of a decision cluster each
+  have one). Drop-copy policy: every session of a participant gets all of the participant's
+  execution reports (accepts, fills, cancels, replaces), whichever session entered the order;
+  rejects and cancel rejects go only to the session that sent the request. Each session keeps
+  its own ``FixOrders`` fed with every batch, so OrigClOrdID in a cancel/replace resolves
+  against all of the participant's orders, and the venue's duplicate ClOrdID check (per
+  participant) refuses a ClOrdID another session already used. Requests are submitted one at a
+  time (``VenueCore.submit`` publishes before returning), so two sessions' pending requests are
+  never in one batch. Limitation: a cancel's own ClOrdID joins the order's chain only in the
+  session that sent it.
 * Reports are produced by the core listener for every committed batch, whether or not the client
   is connected. Connected and ACTIVE: ``Session.send_app`` (numbered, stored, written).
   Otherwise the report is numbered and stored the same way without being written; when the
@@ -75,7 +85,7 @@ class _Conn:
 
 
 class _Member:
-    """One participant's FIX session state, kept across connections."""
+    """One FIX session's state (a participant may have several), kept across connections."""
 
     def __init__(self, participant: str, comp_id: str, directory: Path, gateway: FixGateway):
         self.participant = participant
@@ -135,7 +145,6 @@ class FixGateway:
             if p.fix_comp_id:
                 self.members[p.fix_comp_id] = _Member(
                     p.participant, p.fix_comp_id, root / p.fix_comp_id, self)
-        self._by_participant = {m.participant: m for m in self.members.values()}
         core.subscribe(self._on_events, replay=True)
 
     # ------------------------------------------------------------------ lifecycle

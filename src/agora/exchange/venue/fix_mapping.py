@@ -12,7 +12,9 @@ Design notes
   (local rejects, status replies) use the id the caller passes (the FIX MsgSeqNum they will get).
 * OrderID(37) is the engine's current order id (it changes when a replace loses priority).
 * Every accepted order of the participant is reported (drop-copy semantics, whichever gateway
-  entered it); rejects and cancel rejects only for requests this gateway sent (``pending``).
+  or FIX session entered it); rejects and cancel rejects only for requests this session sent
+  (``pending``). One ``FixOrders`` per FIX session: sessions of one participant each see every
+  event of the participant, so each resolves OrigClOrdID against all of its orders.
 * AvgPx is Price(4): notional / CumQty rounded half-up to 1/10,000.
 
 Inbound (NewOrderSingle 35=D)

@@ -39,7 +39,7 @@ _ALLOWED_IMPORTS = {
     "exchange": {"core", "exchange", "protocols"},
     "feed": {"core", "protocols", "feed"},
     "decision": {"core", "protocols", "feed", "decision"},
-    "trading": {"core", "protocols", "feed", "trading"},
+    "trading": {"core", "protocols", "feed", "decision", "trading"},
     "bench": {"core", "protocols", "exchange", "feed", "decision", "trading", "bench"},
     "testing": {"core", "exchange", "feed", "bench", "testing"},
 }

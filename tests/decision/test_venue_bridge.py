@@ -130,6 +130,22 @@ def test_cancel_before_the_accept_is_held_then_released() -> None:
     assert applier.order_id("VB1") == 9
 
 
+def test_without_holding_a_cancel_names_its_target_at_once() -> None:
+    applier = DecisionApplier(CONFIG, FIRM, hold_cancels=False)  # a FIX venue: OrigClOrdID
+    out = [o for item in hand_log() for o in applier.apply(item)]
+    assert [(o.command.client_order_id, o.target) for o in out] == [
+        ("VB1", ""), ("VB3", ""), ("VB7", "VB1")]
+    assert out[2].command == CancelOrder(FIRM, 0, 0, "VB7")  # venue order id not known yet
+    assert applier.held == [] and applier.counts["held"] == 0
+    # the held path names the target too
+    holding = DecisionApplier(CONFIG, FIRM)
+    for item in hand_log():
+        holding.apply(item)
+    accepted = OrderAccepted(5, SYMBOL, 4, FIRM, "VB1", Side.BUY, 990_000, 100,
+                             out[0].command.order_type, TimeInForce.DAY, None, False, 0)
+    assert [o.target for o in holding.on_event(accepted)] == ["VB1"]
+
+
 def test_replays_are_skipped_and_gaps_raise() -> None:
     applier = DecisionApplier(CONFIG, FIRM)
     log = hand_log()

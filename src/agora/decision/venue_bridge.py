@@ -18,6 +18,11 @@ target's accept is known is **held**, not dropped or guessed, and released by th
 :meth:`~DecisionApplier.on_event` call that brings the accept. Duplicate cancels are harmless:
 the first removes the order, later copies find no open order (``UNKNOWN_ORDER``).
 
+Venues that resolve a cancel by the target's client order id (FIX 4.4 OrigClOrdID) need no
+venue order id: with ``hold_cancels=False`` a cancel goes out at once, its command carrying the
+order id if known and 0 otherwise, and :attr:`Outgoing.target` names the target's
+``client_order_id`` either way.
+
 Replays: a restarted replica re-emits committed entries after its ``applied_index``. The applier
 is the application state that point refers to, so entries at or below the last index it
 consumed are skipped (they were already turned into commands); a gap raises, since the rules
@@ -54,15 +59,19 @@ class Outgoing(NamedTuple):
 
     decision: Decision
     command: VenueCommand
+    target: str = ""
+    """For a cancel, the client_order_id of the order it cancels (FIX OrigClOrdID); else ""."""
 
 
 class DecisionApplier:
     """One replica's committed log -> decisions -> exchange commands (see the module notes)."""
 
-    def __init__(self, config: RulesConfig, participant: str) -> None:
+    def __init__(self, config: RulesConfig, participant: str, *,
+                 hold_cancels: bool = True) -> None:
         if not participant:
             raise ValueError("participant must not be empty")
         self.participant = participant
+        self.hold_cancels = hold_cancels  # False: the venue resolves the target's client id
         self.aggregator = Aggregator(config)
         self.applied_index = 0  # last committed index consumed (log indices start at 1)
         self.decisions: list[Decision] = []
@@ -94,31 +103,32 @@ class DecisionApplier:
         out: list[Outgoing] = []
         for decision in self.aggregator.push(entry):
             self.decisions.append(decision)
-            command = self._command(decision)
-            if command is not None:
-                out.append(Outgoing(decision, command))
+            outgoing = self._outgoing(decision)
+            if outgoing is not None:
+                out.append(outgoing)
         return out
 
-    def _command(self, decision: Decision) -> VenueCommand | None:
+    def _outgoing(self, decision: Decision) -> Outgoing | None:
         action = decision.action
         if isinstance(action, OrderIntent):
             self._client_ids[decision.decision_id] = decision.client_order_id
-            return NewOrder(
+            return Outgoing(decision, NewOrder(
                 self.participant, decision.client_order_id, action.symbol, action.side,
                 action.qty, action.price, OrderType.LIMIT, action.tif,
-            )
+            ))
         assert isinstance(action, CancelIntent)
         # the rules decide a cancel only for an order decision of this log
         target = self._client_ids[action.decision_id]
         order_id = self._order_ids.get(target)
-        if order_id is None:
+        if order_id is None and self.hold_cancels:
             self._held[target] = decision
             self.counts["held"] += 1
             return None
-        return self._cancel(decision, order_id)
+        return self._cancel(decision, target, order_id or 0)
 
-    def _cancel(self, decision: Decision, order_id: int) -> CancelOrder:
-        return CancelOrder(self.participant, order_id, 0, decision.client_order_id)
+    def _cancel(self, decision: Decision, target: str, order_id: int) -> Outgoing:
+        command = CancelOrder(self.participant, order_id, 0, decision.client_order_id)
+        return Outgoing(decision, command, target)
 
     # ------------------------------------------------------------------ venue feedback
 
@@ -131,7 +141,8 @@ class DecisionApplier:
         if held is None:
             return []
         self.counts["released"] += 1
-        return [Outgoing(held, self._cancel(held, self._order_ids[event.client_order_id]))]
+        target = event.client_order_id
+        return [self._cancel(held, target, self._order_ids[target])]
 
     def order_id(self, client_order_id: str) -> int | None:
         """The venue order id learned for ``client_order_id``, if any."""

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from agora.decision.consensus.messages import Reply, Request
@@ -36,12 +36,18 @@ def free_udp_ports(count: int) -> list[int]:
 
 class ProcessCluster:
     def __init__(self, root: Path, n: int, *, fsync: str = "none", cluster: int = 1,
-                 extra: Sequence[str] = ()) -> None:
+                 extra: Sequence[str] = (),
+                 module: str = "agora.decision.transport.replica_main",
+                 per_replica: Callable[[int], Sequence[str]] | None = None) -> None:
+        """``module`` and ``per_replica`` (options for one replica) start a program that embeds
+        the replica, such as ``agora.trading.decision_node``."""
         self.root = Path(root)
         self.n = n
         self.fsync = fsync
         self.cluster = cluster
         self.extra = list(extra)
+        self.module = module
+        self.per_replica = per_replica
         self.peers: list[Address] = [("127.0.0.1", p) for p in free_udp_ports(n)]
         self.procs: dict[int, subprocess.Popen[str]] = {}
 
@@ -59,10 +65,11 @@ class ProcessCluster:
                     raise RuntimeError(f"replica {i} is still running")
                 if old.stdout is not None:
                     old.stdout.close()
+            own = self.per_replica(i) if self.per_replica is not None else ()
             self.procs[i] = subprocess.Popen(
-                [sys.executable, "-m", "agora.decision.transport.replica_main", "--id", str(i),
+                [sys.executable, "-m", self.module, "--id", str(i),
                  "--peers", peers, "--dir", str(self.directory(i)), "--fsync", self.fsync,
-                 "--cluster", str(self.cluster), *self.extra],
+                 "--cluster", str(self.cluster), *self.extra, *own],
                 stdout=subprocess.PIPE, text=True)
         for i in started:
             stdout = self.procs[i].stdout

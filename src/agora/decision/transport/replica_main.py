@@ -8,6 +8,11 @@ otherwise, and the committed record continues after its last index.
 
 Prints ``ready`` once the socket is bound and the replica started. SIGTERM/SIGINT end it cleanly;
 a replica exception ends it with status 2 and the traceback on stderr.
+
+Embedding: ``main(args, on_committed=hook)`` calls ``hook(item)`` for every ``Committed`` right
+after it is recorded (an exception in the hook ends the process like a replica bug), and
+``start`` runs such a coroutine with this process's GC and event-loop settings; the decision
+node (``agora.trading.decision_node``) is built that way.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import gc
 import signal
 import sys
 import traceback
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import uvloop
 
 from agora.core.clock import WallClock
 from agora.decision.consensus.config import ReplicaConfig
+from agora.decision.consensus.messages import Committed
 from agora.decision.consensus.replica import Replica
 from agora.decision.consensus.storage import FileStorage, FsyncPolicy
 from agora.decision.transport.udp import Address, Recorder, ReplicaNode
@@ -56,7 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-async def main(args: argparse.Namespace) -> int:
+CommittedHook = Callable[[Committed], None]
+
+
+class HookedRecorder(Recorder):
+    """A recorder that hands each committed item to the application once it is written."""
+
+    def __init__(self, path: Path, replica: int, hook: CommittedHook) -> None:
+        super().__init__(path, replica)
+        self.hook = hook
+
+    def committed(self, item: Committed, now_ns: int) -> None:
+        super().committed(item, now_ns)
+        self.hook(item)
+
+
+async def main(args: argparse.Namespace, on_committed: CommittedHook | None = None) -> int:
     peers = parse_peers(args.peers)
     config = ReplicaConfig(
         cluster=args.cluster, replica=args.id, n=len(peers),
@@ -65,7 +87,9 @@ async def main(args: argparse.Namespace) -> int:
         pipeline_max=args.pipeline_max, repair_max=args.repair_max)
     args.dir.mkdir(parents=True, exist_ok=True)
     storage = FileStorage(args.dir / "storage", FsyncPolicy(args.fsync))
-    recorder = Recorder(args.dir / "committed.log", args.id)
+    record = args.dir / "committed.log"
+    recorder = (Recorder(record, args.id) if on_committed is None
+                else HookedRecorder(record, args.id, on_committed))
     replica = Replica(config, storage, applied_index=recorder.applied,
                       incarnation=recorder.incarnation)
     node = await ReplicaNode.serve(replica, peers, WallClock(), recorder,
@@ -87,11 +111,15 @@ async def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def start(coroutine: Coroutine[object, object, int]) -> int:
+    """Run a replica process's main coroutine with its GC settings, on uvloop."""
     gc.freeze()  # startup objects leave the collector's view: shorter, rarer pauses (p99)
     gc.set_threshold(50_000, 20, 100)
-    return uvloop.run(main(args))
+    return uvloop.run(coroutine)
+
+
+def run(argv: list[str] | None = None) -> int:
+    return start(main(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,182 @@
+"""The decision node without the replica: committed entries in, FIX to an in-process venue.
+
+Pins the paths the process test reaches only by timing: a venue that is not up yet (errors with
+backoff, then everything sent on logon), a second session of the participant whose copies are
+refused as duplicates, and a restarted node that re-sends exactly what it never saw answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from agora.bench.echo_floor import free_port
+from agora.core.enums import CancelReason, RejectReason
+from agora.core.events import OrderAccepted, OrderCancelled, OrderRejected
+from agora.decision.transport.udp import Recorder
+from agora.decision.venue_bridge import DecisionApplier
+from agora.trading.clients.fix_client import FixClient
+from agora.trading.decision_node import DecisionNode, NodeEvent, read_node_log
+from tests.decision.test_venue_bridge import CONFIG as RULES
+from tests.decision.test_venue_bridge import FIRM, hand_log
+from tests.e2e.test_fix_gateway import Venue
+
+VENUE = """
+[venue]
+directory = "{directory}"
+fsync = "none"
+
+[[symbols]]
+symbol = "AAPL"
+reference_price = "100.00"
+
+[[participants]]
+participant = "FIRM1"
+username = "n0"
+password = "pw"
+fix_comp_id = "NODE0"
+
+[[participants]]
+participant = "FIRM1"
+username = "n1"
+password = "pw"
+fix_comp_id = "NODE1"
+"""
+DECIDED = {"VB1", "VB3", "VB7"}  # hand_log: two orders and a cancel of VB1
+
+
+def node(tmp_path: Path, name: str, port: int) -> DecisionNode:
+    directory = tmp_path / name
+    directory.mkdir(exist_ok=True)
+    client = FixClient("127.0.0.1", port, name.upper(), store_dir=directory / "fix",
+                       timer_interval_s=0.05)
+    return DecisionNode(DecisionApplier(RULES, FIRM, hold_cancels=False), client, directory,
+                        retry_min_s=0.02, retry_max_s=0.1)
+
+
+def log(n: DecisionNode, event: str) -> list[NodeEvent]:
+    return [e for e in read_node_log(n.log.path) if e.event == event]
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def venue_events(venue: Venue) -> list:
+    assert venue.core is not None
+    return [e for _seq, events in venue.core.history for e in events
+            if getattr(e, "participant", None) == FIRM]
+
+
+def test_unreachable_venue_then_every_decision_once_and_copies_refused(tmp_path):
+    async def main() -> tuple[list, DecisionNode, DecisionNode]:
+        port = free_port(socket.SOCK_STREAM)
+        first = node(tmp_path, "node0", port)
+        task = asyncio.create_task(first.run())
+        for item in hand_log():
+            first.on_committed(item)
+        await until(lambda: len(log(first, "error")) >= 3)  # retried, and said so each time
+        assert log(first, "sent") == [] and {e.id for e in log(first, "decided")} == DECIDED
+        venue = Venue(tmp_path, VENUE)
+        await venue.open(port)
+        try:
+            await until(lambda: first.resolved >= DECIDED)
+            second = node(tmp_path, "node1", port)
+            task2 = asyncio.create_task(second.run())
+            await until(lambda: second.client.logged_on)
+            for item in hand_log():
+                second.on_committed(item)
+            await until(lambda: second.resolved >= DECIDED)
+            await first.close(task)
+            await second.close(task2)
+            return venue_events(venue), first, second
+        finally:
+            await venue.close()
+
+    events, first, second = asyncio.run(asyncio.wait_for(main(), 20))
+    assert [e.client_order_id for e in events if isinstance(e, OrderAccepted)] == ["VB1", "VB3"]
+    refused = [(e.client_order_id, e.reason) for e in events if isinstance(e, OrderRejected)]
+    assert refused == [(k, RejectReason.DUPLICATE_CLIENT_ORDER_ID) for k in ("VB1", "VB3")]
+    user_cancels = [e for e in events
+                    if isinstance(e, OrderCancelled) and e.reason is CancelReason.USER]
+    assert len(user_cancels) == 1
+    assert all(e.detail.startswith(f"no session with venue 127.0.0.1:{first.client.port} (")
+               and "retrying in" in e.detail for e in log(first, "error"))
+    assert [(e.id, e.detail) for e in log(first, "sent")] == [
+        ("VB1", "resend"), ("VB3", "resend"), ("VB7", "resend")]  # in log order, on logon
+    assert [e.detail for e in log(second, "sent")] == ["", "", ""]  # live: sent at once
+    second_reports = {(e.id, e.kind) for e in log(second, "report")}
+    assert {("VB1", "REJECTED"), ("VB1", "NEW"), ("VB7", "CANCEL_REJECT TOO_LATE_TO_CANCEL")} \
+        <= second_reports
+
+
+def test_restart_resends_only_what_was_never_answered(tmp_path):
+    directory = tmp_path / "node0"
+    directory.mkdir()
+    recorder = Recorder(directory / "committed.log", 0)  # what the replica recorded, then died
+    recorder.start(0)
+    for item in hand_log():
+        recorder.committed(item, 0)
+    recorder.close()
+
+    async def incarnation(venue: Venue) -> DecisionNode:
+        assert venue.gateway is not None
+        n = node(tmp_path, "node0", venue.gateway.port)
+        assert set(n.decided) == DECIDED  # rebuilt from the committed record
+        task = asyncio.create_task(n.run())
+        await until(lambda: n.resolved >= DECIDED)
+        await asyncio.sleep(0.2)  # time for a wrong extra send to show
+        await n.close(task)
+        return n
+
+    async def main() -> tuple[list, list[int]]:
+        venue = Venue(tmp_path, VENUE)
+        await venue.open()
+        try:
+            first = await incarnation(venue)
+            sent = [len(log(first, "sent"))]
+            again = await incarnation(venue)  # everything answered: nothing to send
+            sent.append(len(log(again, "sent")) - sent[0])
+            return venue_events(venue), sent
+        finally:
+            await venue.close()
+
+    events, sent = asyncio.run(asyncio.wait_for(main(), 20))
+    assert sent == [3, 0]
+    assert [e.client_order_id for e in events if isinstance(e, OrderAccepted)] == ["VB1", "VB3"]
+    assert not [e for e in events if isinstance(e, OrderRejected)]
+
+
+def test_venue_restart_decisions_made_meanwhile_are_sent_on_reconnect(tmp_path):
+    async def main() -> tuple[list, DecisionNode]:
+        venue = Venue(tmp_path, VENUE)
+        port = await venue.open()
+        n = node(tmp_path, "node0", port)
+        task = asyncio.create_task(n.run())
+        try:
+            await until(lambda: n.client.logged_on)
+            n.on_committed(hand_log()[0])
+            await until(lambda: "VB1" in n.resolved)
+            await venue.close()  # Logout to every session; the journal and FIX stores remain
+            await until(lambda: len(log(n, "error")) >= 2)
+            for item in hand_log()[1:]:
+                n.on_committed(item)  # decided while the venue is down: VB3, VB7
+            await venue.open(port)
+            await until(lambda: n.resolved >= DECIDED)
+            await n.close(task)
+            return venue_events(venue), n
+        finally:
+            await venue.close()
+
+    events, n = asyncio.run(asyncio.wait_for(main(), 20))
+    assert [e.client_order_id for e in events if isinstance(e, OrderAccepted)] == ["VB1", "VB3"]
+    assert not [e for e in events if isinstance(e, OrderRejected)]
+    assert [e.event for e in read_node_log(n.log.path)].count("disconnected") == 1
+    assert [(e.id, e.detail) for e in log(n, "sent")] == [
+        ("VB1", ""), ("VB3", "resend"), ("VB7", "resend")]

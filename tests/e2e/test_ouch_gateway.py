@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import msgspec
 import pytest
 
 from agora.exchange.venue.config import load_config
@@ -331,6 +332,32 @@ def test_a_burst_in_one_write_is_answered_in_order_with_one_group_commit(config)
         assert isinstance(got[49][1], ouch.Rejected)
         assert all(isinstance(m, ouch.OrderAccepted) for i, (_, m) in enumerate(got) if i != 49)
         assert 1 <= len(commits) <= 10  # grouped: a few reads at most, never one per order
+        await quiet(c1)
+        await stop(core, gw, c1)
+
+    run(main())
+
+
+def test_enter_then_cancel_and_replace_in_the_same_write(config):
+    """Group commit must not hide an order from the next message of the same read."""
+
+    async def main():
+        core, gw = await start(config)
+        c1 = client(gw, "firm1", "pw1")
+        await c1.connect()
+        enter = ouch.EnterOrder(
+            1, ouch.Side.BUY, 100, "AAPL", 185 * P, ouch.TimeInForce.DAY, ouch.Display.VISIBLE,
+            ouch.Capacity.AGENCY, ouch.IntermarketSweep.NOT_ELIGIBLE, ouch.CrossType.CONTINUOUS,
+            "E1")
+        enter2 = msgspec.structs.replace(enter, user_ref_num=2, cl_ord_id="E2")
+        replace = ouch.ReplaceOrderRequest(2, 3, 50, 184 * P, ouch.TimeInForce.DAY,
+                                           ouch.Display.VISIBLE, ouch.IntermarketSweep.NOT_ELIGIBLE,
+                                           "R3")
+        c1._write(b"".join(soup.encode(soup.UnsequencedData(ouch.encode(m))) for m in (
+            enter, ouch.CancelOrderRequest(1, 0), enter2, replace)))
+        kinds = [type(m) for _, m in await take(c1, 4)]
+        assert kinds == [ouch.OrderAccepted, ouch.OrderCanceled, ouch.OrderAccepted,
+                         ouch.OrderReplaced]
         await quiet(c1)
         await stop(core, gw, c1)
 

@@ -115,7 +115,20 @@ def end_of_session(session: str, next_sequence: int) -> DownstreamPacket:
 # ------------------------------------------------------------------------------- codec
 
 
+_CHECKED_SESSIONS: dict[str, bytes] = {}  # a venue has one session a day: checked once
+
+
 def _check_session(session: object) -> bytes:
+    raw = _CHECKED_SESSIONS.get(session) if type(session) is str else None
+    if raw is not None:
+        return raw
+    raw = _checked_session(session)
+    if len(_CHECKED_SESSIONS) < 64:
+        _CHECKED_SESSIONS[session] = raw  # type: ignore[index]
+    return raw
+
+
+def _checked_session(session: object) -> bytes:
     if not isinstance(session, str):
         raise ProtocolError(f"session must be a str, got {type(session).__name__}")
     if len(session) != SESSION_LEN:

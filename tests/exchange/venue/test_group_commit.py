@@ -134,3 +134,21 @@ def test_close_commits_and_publishes_what_is_pending(tmp_path, core):
     again = VenueCore(core.config)  # the grouped command survived the restart
     assert again.history[-1][0] == rec.batches[0]
     again.close()
+
+
+def test_early_listeners_follow_each_command_before_its_commit(core):
+    rec = Recorder(core)
+    early: list[tuple[int, bool]] = []  # (seq, committed when seen)
+    hooks: list[int] = []
+    core.subscribe(lambda seq, events: early.append((seq, seq <= rec.committed_upto)),
+                   early=True, flushed=lambda: hooks.append(len(early)))
+
+    async def scenario() -> None:
+        core.submit(order(1), group=True)
+        core.submit(order(2), group=True)
+        assert [c for _, c in early] == [False, False]  # seen at submit, before the commit
+        assert rec.batches == []
+        await asyncio.sleep(0)
+        assert rec.batches == [seq for seq, _ in early] and hooks == [2]
+
+    asyncio.run(scenario())

@@ -14,6 +14,12 @@ the feed sends its datagrams. A plain ``submit`` flushes what is pending first a
 and publishes its own command before returning, for callers that need its events delivered
 synchronously. Without a running event loop a grouped submit is flushed at once.
 
+**Early listeners** (``subscribe(..., early=True)``) are called inside ``submit``, as each
+command is applied and before its commit, so that their state follows the engine (the OUCH
+gateway must know an order's id when a Cancel for it arrives in the same read as the Enter).
+They may only update state and stage output; they make it visible in their flush hook, which
+runs after the commit. Ordinary listeners are called at the flush.
+
 At open, the journal is replayed in full and the events of the whole session are kept in
 ``history``; a listener that subscribes with ``replay=True`` first receives all of it, so a gateway
 rebuilds its per-participant outbound sequence (and a client resumes from its last sequence
@@ -48,6 +54,7 @@ class VenueCore:
             on_events=lambda seq, events: self.history.append((seq, events)),
         )
         self._listeners: list[EventListener] = []
+        self._early: list[EventListener] = []
         self._flush_hooks: list[Callable[[], None]] = []
         self._pending: list[tuple[int, list[Event]]] = []
         self._flush_scheduled = False
@@ -64,17 +71,22 @@ class VenueCore:
         *,
         replay: bool = False,
         flushed: Callable[[], None] | None = None,
+        early: bool = False,
     ) -> None:
         """Add a listener; with ``replay`` it first gets every event since the session began.
 
-        ``flushed`` is called after each flush has given the listeners all its batches.
+        ``flushed`` is called after each flush has committed and delivered its batches (and once
+        after the replay); ``early``: see the module notes.
         """
+        self.flush()  # a new listener starts from a committed, delivered state
         if replay:
             for seq, events in self.history:
                 listener(seq, events)
-        self._listeners.append(listener)
+        (self._early if early else self._listeners).append(listener)
         if flushed is not None:
             self._flush_hooks.append(flushed)
+            if replay:
+                flushed()
 
     def submit(self, command: object, *, group: bool = False) -> list[Event]:
         """Sequence, journal and apply; raises MalformedCommand before any of it.
@@ -83,7 +95,10 @@ class VenueCore:
         ``flush()`` (see the module notes).
         """
         events = self.exchange.submit(command)
-        self._pending.append((self.exchange.last_seq, events))
+        seq = self.exchange.last_seq
+        self._pending.append((seq, events))
+        for listener in self._early:
+            listener(seq, events)
         if group and not self._flush_scheduled:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)

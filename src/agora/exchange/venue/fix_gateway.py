@@ -145,6 +145,9 @@ class FixGateway:
             if p.fix_comp_id:
                 self.members[p.fix_comp_id] = _Member(
                     p.participant, p.fix_comp_id, root / p.fix_comp_id, self)
+        self._by_participant: dict[str, list[_Member]] = {}
+        for m in self.members.values():
+            self._by_participant.setdefault(m.participant, []).append(m)
         core.subscribe(self._on_events, replay=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -189,13 +192,19 @@ class FixGateway:
     def _on_events(self, seq: int, events: Sequence[Event]) -> None:
         if self._closed:
             return
-        for m in self.members.values():
-            messages = m.orders.apply(seq, events)
-            if not messages or seq <= m.watermark:
-                continue
-            for msg in messages:
-                self._emit(m, msg)
-            m.save_watermark(seq)
+        by_participant = self._by_participant
+        for participant in FixOrders.participants_of(events):
+            for m in by_participant.get(participant, ()):
+                self._apply(m, seq, events)
+
+    def _apply(self, m: _Member, seq: int, events: Sequence[Event]) -> None:
+        """A batch that concerns ``m``'s participant: update its orders, report past the mark."""
+        messages = m.orders.apply(seq, events)
+        if not messages or seq <= m.watermark:
+            return
+        for msg in messages:
+            self._emit(m, msg)
+        m.save_watermark(seq)
 
     def _emit(self, m: _Member, msg: FixStruct) -> None:
         session = m.session

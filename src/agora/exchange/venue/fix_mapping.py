@@ -312,6 +312,20 @@ class FixOrders:
 
     # ------------------------------------------------------------------ outbound
 
+    @staticmethod
+    def participants_of(events: Sequence[Event]) -> set[str]:
+        """Every participant ``apply`` would look at in ``events`` (the others may skip it)."""
+        out = set()
+        for ev in events:
+            if isinstance(ev, Execution):
+                out.add(ev.buy_participant)
+                out.add(ev.sell_participant)
+            else:
+                participant = getattr(ev, "participant", None)
+                if participant is not None:
+                    out.add(participant)
+        return out
+
     def apply(self, seq: int, events: Sequence[Event]) -> list[FixStruct]:
         """Update the state with one committed batch; the messages it produces, in order."""
         me = self.participant

@@ -141,7 +141,7 @@ class ItchPublisher:
         self._server = await asyncio.start_server(
             self._snapshot_client, venue.host, venue.snapshot_port
         )
-        self.core.subscribe(self._on_events, replay=True, flushed=self._on_flushed)
+        self.core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
         self._live = True  # the history above was only stored, not sent
         self._send(self.builder.heartbeat())  # tell receivers where the feed stands
         self._heartbeats = asyncio.create_task(self._heartbeat_loop())

@@ -8,6 +8,10 @@ Design notes
   participant's log of encoded OUCH messages. Log index ``i`` is SoupBinTCP sequence ``i + 1``.
   The log is a pure function of the journal, so a client that logs in again (after a drop or a
   venue restart) with its last sequence number + 1 gets exactly what it missed.
+* **Group commit.** Orders go to the core with ``submit(group=True)``; the gateway is an *early*
+  listener: the mapper follows each command as it is applied (a Cancel in the same read as its
+  Enter finds the order), and the encoded messages are staged until the core's flush hook, after
+  the journal commit, when they join the logs and each session gets one write per turn.
 * **One sender per session.** A session's sender task writes ``log[next - 1]`` while it is
   behind, so replay and live messages share one path and stay in order; the listener only wakes
   it. Unsequenced replies (see ouch_mapping) go through the same task. It sends a Server
@@ -262,22 +266,30 @@ class OuchGateway:
         self._thread: int | None = None
         self._connections: set[_Connection] = set()
         self._closing = False
-        self._touched: set[str] = set()  # participants with messages since the last flush
-        core.subscribe(self._on_events, replay=True, flushed=self._on_flushed)
+        self._staged: list[tuple[str, bytes]] = []  # (participant, message) awaiting the commit
+        core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
 
     # ------------------------------------------------------------------ core side
 
     def _on_events(self, seq: int, events: Sequence[Event]) -> None:
-        touched = self._touched
+        """Early listener: the mapper follows the engine now; the messages wait for the commit."""
+        staged = self._staged
         for participant, msg in self.mapper.outbound(events):
-            self.logs.setdefault(participant, []).append(ouch.encode(msg))
-            touched.add(participant)
+            staged.append((participant, ouch.encode(msg)))
 
     def _on_flushed(self) -> None:
-        """After each core flush: one write per session with new messages."""
-        if not self._touched:
+        """After each commit: the staged messages join the logs, one write per session."""
+        if not self._staged:
             return
-        touched, self._touched = self._touched, set()
+        staged, self._staged = self._staged, []
+        logs = self.logs
+        touched = set()
+        for participant, data in staged:
+            out = logs.get(participant)
+            if out is None:
+                out = logs[participant] = []
+            out.append(data)
+            touched.add(participant)
         for participant in touched:
             session = self.sessions.get(participant)
             if session is not None:
@@ -302,10 +314,18 @@ class OuchGateway:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._server = await self._loop.create_server(
-            lambda: _Connection(self), self.host, self.requested_port
+            self.new_connection, self.host, self.requested_port
         )
         log.info("OUCH gateway listening on %s:%d", self.host, self.port)
         return self.port
+
+    def new_connection(self) -> asyncio.Protocol:
+        """The protocol for one accepted connection (``start`` serves these; a benchmark may
+        drive one over an in-memory transport)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.get_ident()
+        return _Connection(self)
 
     async def close(self) -> None:
         """End of Session to every client, then close the connections and the server."""

@@ -267,3 +267,52 @@ def test_fuzz_framer_only_framing_errors(noise, cut):
         for frame in frames:
             with contextlib.suppress(FixError):
                 decode(frame)
+
+
+# ----------------------------------------------------------------- fast paths vs checked paths
+
+_tags = st.one_of(st.integers(1, 1000), st.sampled_from([8, 9, 10, 95, 96, 0, -3]))
+_values = st.one_of(
+    st.text(st.characters(min_codepoint=1, max_codepoint=300), max_size=12),
+    st.integers(-5, 10**12), st.booleans(), st.binary(max_size=6),
+)
+
+
+@given(st.lists(st.tuples(_tags, _values), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_fast_body_equals_the_checked_body_whenever_it_answers(items):
+    from agora.protocols.fix44.codec import _checked_body, _fast_body
+
+    fast = _fast_body(items)
+    try:
+        checked = _checked_body(items)
+    except FixError:
+        assert fast is None  # the fast path never accepts what the checked path refuses
+        return
+    assert fast is None or fast == checked
+
+
+_raw_fields = st.lists(
+    st.tuples(st.sampled_from([b"35", b"49", b"0", b"01", b"x", b"96", b"95", b"1234567890",
+                               b"58", b""]),
+              st.binary(max_size=6).map(lambda b: b.replace(b"\x01", b""))
+              | st.sampled_from([b"abc", b"\xc3\xa9", b"a=b"])),
+    max_size=8,
+)
+
+
+@given(_raw_fields, st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_fast_split_equals_the_checked_split_whenever_it_answers(fields, terminated):
+    from agora.protocols.fix44.codec import _checked_split, _fast_split
+
+    data = b"".join(tag + b"=" + value + b"\x01" for tag, value in fields)
+    if not terminated and data:
+        data = data[:-1]
+    fast = _fast_split(data, len(data))
+    try:
+        checked = _checked_split(data, len(data))
+    except FixError:
+        assert fast is None
+        return
+    assert fast is None or fast == checked

@@ -199,27 +199,50 @@ def encode(
     header: Iterable[tuple[int, object]] = (),
 ) -> bytes:
     """One complete message. ``sending_time``/``orig_sending_time``: int ns or a UTCTIMESTAMP."""
-    if seq_num < 1:
-        raise FixError(f"MsgSeqNum must be positive, got {seq_num}", reason=5, tag=34)
+    if type(seq_num) is not int or seq_num < 1:
+        raise FixError(f"MsgSeqNum must be a positive int, got {seq_num!r}", reason=5, tag=34)
     st = format_timestamp(sending_time) if isinstance(sending_time, int) else sending_time
-    head: list[tuple[int, object]] = [(35, msg_type), (49, sender), (56, target), (34, seq_num)]
+    head: list[tuple[int, object]] = [
+        (35, msg_type), (49, sender), (56, target), (34, str(seq_num))]  # str: the fast path
     if poss_dup:
-        head.append((43, True))
+        head.append((43, "Y"))
     head.append((52, st))
     if orig_sending_time is not None:
         ost = orig_sending_time
         head.append((122, format_timestamp(ost) if isinstance(ost, int) else ost))
     head.extend(header)
+    items = (*head, *fields)
+    body = _fast_body(items)
+    if body is None:
+        body = _checked_body(items)
+    msg = b"8=FIX.4.4\x019=%d\x01%b" % (len(body), body)
+    return msg + b"10=%03d\x01" % checksum(msg)
+
+
+_CODEC_TAGS: Final = frozenset((8, 9, 10))
+
+
+def _fast_body(items: Sequence[tuple[int, object]]) -> bytes | None:
+    """The body when every value is a non-empty str without SOH under a plain tag (what typed
+    messages produce); None sends the caller to the checked path, which names any problem."""
     parts = []
-    for tag, value in (*head, *fields):
+    for tag, value in items:
+        if (type(value) is not str or type(tag) is not int or tag <= 0 or not value
+                or tag in _CODEC_TAGS or "\x01" in value):
+            return None
+        parts.append(f"{tag}={value}\x01")
+    return "".join(parts).encode()
+
+
+def _checked_body(items: Sequence[tuple[int, object]]) -> bytes:
+    parts = []
+    for tag, value in items:
         if isinstance(tag, bool) or not isinstance(tag, int) or tag <= 0:
             raise FixError(f"invalid tag number {tag!r}", reason=0)
         if tag in (8, 9, 10):
             raise FixError(f"tag {tag} is written by the codec", reason=14, tag=tag)
         parts.append(b"%d=%b\x01" % (tag, _render(tag, value)))
-    body = b"".join(parts)
-    msg = b"8=FIX.4.4\x019=%d\x01%b" % (len(body), body)
-    return msg + b"10=%03d\x01" % checksum(msg)
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------------------------- decode
@@ -318,6 +341,29 @@ def _check_frame(data: bytes) -> int:
 
 def _split(data: bytes, end: int) -> list[tuple[int, str]]:
     """Split ``data[:end]`` into (tag, value); data fields are read by their declared length."""
+    fields = _fast_split(data, end)
+    return fields if fields is not None else _checked_split(data, end)
+
+
+def _fast_split(data: bytes, end: int) -> list[tuple[int, str]] | None:
+    """The common case in one pass over str: ASCII, well formed, no data-length field. None
+    sends the caller to the checked path, which reports any problem precisely."""
+    if not data.isascii() or (end and data[end - 1] != 1):
+        return None
+    out = []
+    for field in data[:end].decode("ascii").split("\x01")[:-1]:
+        tag_text, eq, value = field.partition("=")
+        if (not eq or not value or not tag_text.isdigit() or tag_text[0] == "0"
+                or len(tag_text) > 9):
+            return None
+        tag = int(tag_text)
+        if tag in DATA_LENGTH_TAGS:
+            return None
+        out.append((tag, value))
+    return out
+
+
+def _checked_split(data: bytes, end: int) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pos = 0
     data_len: tuple[int, int] | None = None  # (data tag, byte length) announced by a length tag

@@ -113,15 +113,19 @@ def _parse(kind: Any, text: str, tag: int) -> Any:
 
 
 def _render(kind: Any, value: Any) -> str:
-    if kind == PRICE:
-        return format_price(value)
-    if kind == TIME:
-        return format_timestamp(value)
-    if kind == BOOL:
-        return "Y" if value else "N"
+    special = _RENDER.get(kind)
+    if special is not None:
+        return special(value)
     if isinstance(value, Enum):
         return str(value.value)
-    return str(value)
+    return value if type(value) is str else str(value)
+
+
+_RENDER = {
+    PRICE: format_price,
+    TIME: format_timestamp,
+    BOOL: lambda value: "Y" if value else "N",
+}
 
 
 class F(NamedTuple):

@@ -10,8 +10,9 @@ Design notes
   each record ``"<seq> <length>\\n" + raw bytes + "\\n"``.
 * Crash safety: a message is appended to the log *before* the sender number is advanced, and on
   load ``next_sender`` is at least the highest logged seq + 1, so a restart never reuses a
-  number the peer may have seen. A torn last record is truncated on load; damage anywhere
-  else raises ``FixError`` (never silently drops history).
+  number the peer may have seen. So advancing the sender number just past the message just
+  logged writes nothing more (one syscall per sent message, not two). A torn last record is
+  truncated on load; damage anywhere else raises ``FixError`` (never silently drops history).
 * ``reset`` (ResetSeqNumFlag=Y, or a new FIX day) sets both numbers to 1 and empties the log.
 """
 
@@ -73,8 +74,8 @@ class CounterFile:
         return [int(p) for p in parts]
 
     def write(self, *values: int) -> None:
-        line = " ".join(f"{v:0{self.WIDTH}d}" for v in values) + "\n"
-        os.pwrite(self._fd, line.encode("ascii"), 0)
+        line = b" ".join(b"%020d" % v for v in values) + b"\n"  # WIDTH digits each
+        os.pwrite(self._fd, line, 0)
         if self.fsync:
             os.fsync(self._fd)
 
@@ -95,6 +96,7 @@ class FileSeqStore(MemorySeqStore):
         self._seq_path = self.dir / "seqnums"
         self._log_path = self.dir / "messages.log"
         self._seqnums = CounterFile(self._seq_path, fsync=fsync)
+        self._logged_next = 0  # 1 + the last stored message's seq (0: none this run)
         self._load()
         self._log = open(self._log_path, "ab")  # noqa: SIM115 - held open for appends
 
@@ -130,7 +132,8 @@ class FileSeqStore(MemorySeqStore):
 
     def set_next_sender(self, n: int) -> None:
         super().set_next_sender(n)
-        self._write_seqnums()
+        if n != self._logged_next:  # else the message log already says so (``_load``)
+            self._write_seqnums()
 
     def set_next_target(self, n: int) -> None:
         super().set_next_target(n)
@@ -140,11 +143,13 @@ class FileSeqStore(MemorySeqStore):
         super().store_message(seq, raw)
         self._log.write(b"%d %d\n%b\n" % (seq, len(raw), raw))
         self._log.flush()
+        self._logged_next = seq + 1
         if self.fsync:
             os.fsync(self._log.fileno())
 
     def reset(self) -> None:
         super().reset()
+        self._logged_next = 0
         self._log.truncate(0)
         self._log.seek(0)
         self._write_seqnums()

@@ -11,7 +11,9 @@ venue's) and the agora codecs:
   agora's async ``FixClient`` on uvloop as the client (its session layer is part of the figure);
 - ITCH 5.0 over MoldUDP64 during the OUCH run: a subscriber process joins the live feed,
   recovers gaps by retransmission, and reports the messages it kept and their rate;
-- the floor: a raw TCP echo round trip with blocking sockets, in the same run.
+- the floor: a raw TCP echo round trip with blocking sockets, in the same run;
+- the venue's own CPU per OUCH message without client sockets (``agora.bench.venue_cpu``), one
+  message per read and 64 per read: the ceiling one core puts on the order rate.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
+from agora.bench import venue_cpu
 from agora.bench.echo_floor import free_port, measure_echo
 from agora.core.enums import Side
 from agora.feed.live import ItchSubscriber
@@ -263,6 +266,8 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
         itch_port, retransmit_port = _feed_ports(config)
         with console.status("raw TCP echo floor"):
             echo = _percentiles(measure_echo(round_trips))
+        with console.status("venue CPU per message, in process"):
+            cpu = [venue_cpu.measure(max(1_000, orders), batch) for batch in (1, 64)]
         venue = _start_venue(config)
         try:
             with console.status("OUCH round trips"):
@@ -298,6 +303,9 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
     console.print(table)
     console.print(f"sustained, {clients} clients x {orders:,} orders, 64 in flight: "
                   f"OUCH {throughput:,.0f} orders/s, FIX {fix_throughput:,.0f} orders/s")
+    console.print("venue CPU per OUCH message, no client sockets: "
+                  + ", ".join(f"{c['cpu_us_per_message']:.1f} us at {c['batch']} per read "
+                              f"({c['messages_per_cpu_s']:,} per CPU second)" for c in cpu))
     console.print(f"ITCH during the OUCH run: a subscriber process kept {itch_messages:,} "
                   f"messages at {itch_rate:,.0f} messages/s, {itch_requests} retransmission "
                   f"requests")
@@ -313,6 +321,8 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
         "fix_orders_per_s": round(fix_throughput), "clients": clients,
         "itch_messages_per_s": round(itch_rate), "itch_messages": itch_messages,
         "itch_retransmission_requests": itch_requests,
+        "venue_cpu_us_per_message_batch1": cpu[0]["cpu_us_per_message"],
+        "venue_cpu_us_per_message_batch64": cpu[1]["cpu_us_per_message"],
     }
     print("RESULT " + json.dumps(result), flush=True)
     return result

@@ -316,3 +316,20 @@ def test_fast_split_equals_the_checked_split_whenever_it_answers(fields, termina
         assert fast is None
         return
     assert fast is None or fast == checked
+
+
+@given(st.integers(0, 4_000_000_000 * 10**9),
+       st.sampled_from(["", ".", ".5", ".123", ".123456789", ".1234567890", ".12a", "x", ".+1"]))
+@settings(max_examples=300, deadline=None)
+def test_timestamp_memo_answers_like_the_full_parse(ns, tail):
+    from agora.protocols.fix44.codec import _memo, format_timestamp, parse_timestamp
+
+    text = format_timestamp(ns)[:17] + tail
+    outcomes = []
+    for _ in range(2):  # the second parse of the same second takes the memo path
+        try:
+            outcomes.append(parse_timestamp(text))
+        except FixError:
+            outcomes.append("error")
+        assert _memo.parsed in ("", text[:17]) or outcomes[-1] == "error"
+    assert outcomes[0] == outcomes[1]

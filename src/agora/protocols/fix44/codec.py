@@ -126,11 +126,16 @@ def format_timestamp(ns: int) -> str:
 
 def parse_timestamp(text: str, tag: int = 52) -> int:
     """UTCTIMESTAMP (0 to 9 fractional digits accepted) -> int ns since the epoch."""
+    memo = _memo
+    if text[:17] == memo.parsed:  # the memoised second: only the fraction is left to check
+        frac = text[18:]
+        if len(text) == 17 or (text[17] == "." and 0 < len(frac) <= 9 and frac.isdigit()
+                               and frac.isascii()):
+            return memo.parsed_secs * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
     m = _TS_RE.fullmatch(text)
     if m is None:
         raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag)
     frac = m.group(7)
-    memo = _memo
     whole = text[:17]
     if whole == memo.parsed:
         secs = memo.parsed_secs

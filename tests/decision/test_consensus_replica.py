@@ -28,7 +28,7 @@ from agora.decision.consensus import (
     decode,
     encode,
 )
-from agora.decision.consensus.messages import Commit, Prepare, PrepareOk
+from agora.decision.consensus.messages import Commit, Prepare, PrepareOk, RequestBatch
 from agora.decision.consensus.storage import FsyncPolicy
 from agora.decision.sim.storage import SimStorage
 
@@ -139,6 +139,27 @@ def test_batch_max_caps_entries_per_prepare():
     sizes = [len(item.message.entries) for item in out if isinstance(item, Broadcast)
              and isinstance(item.message, Prepare)]
     assert sizes == [3, 3, 1]
+
+
+def test_a_request_batch_is_one_prepare_and_keeps_exactly_once_per_client():
+    net = Net(3, batch_max=64)
+    net.submit(9, 1, b"done")
+    net.pump()
+    batch = RequestBatch(CLUSTER, (
+        Request(CLUSTER, 1, 1, 0, b"a"), Request(CLUSTER, 2, 1, 0, b"b"),
+        Request(CLUSTER, 1, 1, 0, b"a"),  # the same request twice in one batch: once
+        Request(CLUSTER + 1, 3, 1, 0, b"foreign"),  # another cluster's request: ignored
+        Request(CLUSTER, 9, 1, 0, b"done"),  # a retry of a committed one: the cached reply
+        Request(CLUSTER, 4, 1, 0, b"d")))
+    net.queue.append((-1, 0, encode(batch)))
+    net.pump()
+    prepares = [m for _, dst, m in net.sent if isinstance(m, Prepare) and dst == 1]
+    assert [len(p.entries) for p in prepares] == [1, 3]
+    assert [(c.client_id, c.payload) for c in net.committed[0]] == [
+        (9, b"done"), (1, b"a"), (2, b"b"), (4, b"d")]
+    assert sorted((r.client_id, r.index) for r in net.replies) == [
+        (1, 2), (2, 3), (4, 4), (9, 1), (9, 1)]
+    assert net.replicas[1].on_message(batch, net.now) == []  # a backup ignores requests
 
 
 def test_duplicates_and_retries_commit_once_and_get_the_cached_reply():

@@ -105,6 +105,21 @@ def test_three_replicas_agree_and_every_request_commits_once(tmp_path):
     assert len({o.reply.view for o in outcomes if o.reply}) == 1, "no view change when calm"
 
 
+def test_a_burst_goes_out_in_request_batches_and_commits_once(tmp_path):
+    async def scenario(cluster, client):
+        sent, datagrams = client.requests_sent, client.request_datagrams
+        futures = [client.submit(payload(i)) for i in range(64)]  # one loop turn: the pool
+        await asyncio.sleep(0)  # the end-of-turn send has run; no reply or retry yet
+        assert client.requests_sent - sent == 64
+        assert client.request_datagrams - datagrams == 1, "one RequestBatch datagram"
+        return list(await asyncio.gather(*futures))
+
+    checker, outcomes = run_cluster(tmp_path, scenario)
+    all_replied(outcomes)
+    assert sorted(o.reply.index for o in outcomes) == list(range(21, 85))
+    assert len(checker.by_request) == 84 and checker.replies == 84
+
+
 def test_sigkill_leader_mid_load_new_view_then_restart_catches_up(tmp_path):
     async def scenario(cluster, client):
         load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=600,

@@ -1,8 +1,9 @@
 """Wire messages, log entries and the replica's outbox: everything a transport needs to carry.
 
 Every message is a frozen, tagged, ``array_like`` msgspec Struct whose first two fields are the
-cluster id and the sender (a replica index, or a client id for :class:`Request`), so one decoder
-reads any datagram and a receiver drops traffic from another cluster before looking further.
+cluster id and the sender (a replica index, or a client id for :class:`Request`; a
+:class:`RequestBatch` carries whole requests instead, each with its own), so one decoder reads
+any datagram and a receiver drops traffic from another cluster before looking further.
 :func:`encode` / :func:`decode` are the wire format (msgpack); they are the only codec the
 simulator and a real transport should use, so the simulator exercises the bytes a socket would.
 
@@ -63,6 +64,23 @@ class Reply(Message):
     request_number: int
     index: int
     abandoned: bool
+
+
+class RequestBatch(Message):
+    """Several clients' requests in one datagram (a client process's event-loop turn).
+
+    Each request keeps its own client id and request number, so exactly-once is unchanged: the
+    leader takes them one by one, in order, as if they had come in separate datagrams.
+    """
+
+    requests: tuple[Request, ...]
+
+
+class ReplyBatch(Message):
+    """Several replies to clients behind one address (a transport's grouping, never a step's)."""
+
+    replica: int
+    replies: tuple[Reply, ...]
 
 
 class Prepare(Message):
@@ -163,7 +181,7 @@ ReplicaMessage = (
     | Recovery
     | RecoveryResponse
 )
-AnyMessage = Request | Reply | ReplicaMessage
+AnyMessage = Request | Reply | RequestBatch | ReplyBatch | ReplicaMessage
 
 
 class Send(msgspec.Struct, frozen=True, gc=False):

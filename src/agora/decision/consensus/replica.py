@@ -20,9 +20,10 @@ of the committed log, so every replica (and every future leader) holds the same.
 
 API for a transport: ``Replica(config, storage, ...)``, then ``start(now_ns)`` once, then
 ``on_message(message, now_ns)``, ``on_tick(now_ns)`` (call every millisecond or so) and
-``submit(...)`` for a co-located client; each returns the outbox to execute in order (after the
-storage writes the replica already made). ``now_ns`` is this replica's local clock; it may drift
-or jump. The replica never reads a clock, sleeps, or does I/O of its own.
+``submit(...)`` for a co-located client (a ``RequestBatch`` message is taken request by request,
+then prepared with one flush, so a batch fills one Prepare); each returns the outbox to execute
+in order (after the storage writes the replica already made). ``now_ns`` is this replica's local
+clock; it may drift or jump. The replica never reads a clock, sleeps, or does I/O of its own.
 
 Committed output: every replica emits ``Committed(index, ...)`` for each committed index in
 order, exactly once per incarnation. ``applied_index`` is the application's own durable point:
@@ -57,6 +58,7 @@ from agora.decision.consensus.messages import (
     Recovery,
     RecoveryResponse,
     Request,
+    RequestBatch,
     RequestStartView,
     Send,
     StartView,
@@ -121,7 +123,16 @@ class Replica(ViewChange, Recovering):
         if message.cluster != self.config.cluster:
             return out
         if isinstance(message, Request):
-            self._on_request(message, now_ns, out)
+            if self._queue_request(message, now_ns, out):
+                self._flush(now_ns, out)
+            return out
+        if isinstance(message, RequestBatch):
+            queued = False
+            for request in message.requests:
+                if request.cluster == self.config.cluster:
+                    queued |= self._queue_request(request, now_ns, out)
+            if queued:  # one flush: the whole batch can go in one Prepare
+                self._flush(now_ns, out)
             return out
         sender = getattr(message, "replica", -1)
         if not 0 <= sender < self.n or sender == self.me:
@@ -188,25 +199,26 @@ class Replica(ViewChange, Recovering):
 
     # ---------------------------------------------------------------- leader
 
-    def _on_request(self, m: Request, now: int, out: list[Outbox]) -> None:
+    def _queue_request(self, m: Request, now: int, out: list[Outbox]) -> bool:
+        """Queue a new request (True), or answer/drop a retry, a duplicate or an old one."""
         if self.status is not Status.NORMAL or not self.is_leader:
-            return
+            return False
         client, number = m.client_id, m.request_number
         if client <= 0 or number <= 0 or m.budget_ns < 0:
-            return
+            return False
         slot = self.clients.get(client)
         if slot is not None and number <= slot.request_number:
             if number == slot.request_number:
                 out.append(ToClient(client, self._reply(client)))
-            return
+            return False
         if self.in_log.get(client, 0) >= number or self.pending_clients.get(client, 0) >= number:
-            return
+            return False
         if len(self.pending) >= self.config.pending_max:
             self.stats.requests_dropped += 1
-            return
+            return False
         self.pending.append((m, self._stamp(now)))
         self.pending_clients[client] = number
-        self._flush(now, out)
+        return True
 
     def _flush(self, now: int, out: list[Outbox]) -> None:
         """Prepare queued requests while the pipeline has room; else a witness if one is due."""

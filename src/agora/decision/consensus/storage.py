@@ -8,9 +8,12 @@ Two streams with different guarantees:
 * The **log stream** is an ordered sequence of records: "entries from index i on" (which truncates
   anything after ``i - 1``) and "commit number c". Its fsync policy is configurable
   (:class:`FsyncPolicy`): ``always`` syncs each record before returning, ``batch`` every
-  ``batch_records`` records, ``none`` leaves it to the operating system. A crash may lose an
-  unsynced *suffix* of the stream, never a record in the middle (the file is append-only and
-  framed with a CRC, so a torn tail is detected and cut).
+  ``batch_records`` records, ``none`` leaves it in the process's write buffer (written out when
+  the buffer fills, at a sync and at close: no system call per record on the commit path). A
+  crash may lose an unsynced *suffix* of the stream, never a record in the middle (the file is
+  append-only and framed with a CRC, so a torn tail is detected and cut); with ``none`` even a
+  crash of the process alone may, which costs nothing more: a non-durable replica runs VR's
+  recovery protocol on every restart and trusts only its stored commit prefix.
 
 Invariants the replica relies on: a commit record is written after the entries it covers, so a
 surviving commit number implies surviving entries up to it; the replica never truncates at or
@@ -217,8 +220,6 @@ class FileStorage:
             self.policy is FsyncPolicy.BATCH and self._unsynced >= self.batch_records
         ):
             self._sync_log()
-        elif self.policy is FsyncPolicy.NONE:
-            self._log.flush()
 
     def _sync_log(self) -> None:
         self._log.flush()

@@ -11,8 +11,10 @@ the network options. Replica exceptions (``InvariantViolation`` or any bug) stop
 become failures with the seed, like a checker failure.
 
 Workload: each client submits its next request after a think time, until :attr:`workload`
-turns off. Payloads are encoded :class:`~agora.core.events.Proposal` values (the real decision
-vocabulary), so validity compares real bytes.
+turns off. With ``request_batch_ns`` the clients' requests (and retries) to a replica within that
+window leave as one ``RequestBatch``, as the UDP client packs an event-loop turn's. Payloads are
+encoded :class:`~agora.core.events.Proposal` values (the real decision vocabulary), so validity
+compares real bytes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from agora.decision.consensus.messages import (
     Committed,
     Outbox,
     Reply,
+    Request,
+    RequestBatch,
     Send,
     ToClient,
     decode,
@@ -64,6 +68,7 @@ class ClusterOptions(msgspec.Struct, frozen=True, kw_only=True):
     batch_records: int = 8
     drift_ppm_max: int = 0
     client_retry_ns: int = 8_000_000
+    request_batch_ns: int = 0  # > 0: requests to a replica within it travel as one RequestBatch
     replica: ReplicaConfig = ReplicaConfig(cluster=7, replica=0, n=3)
     network: NetworkOptions = NetworkOptions()
 
@@ -102,6 +107,7 @@ class Cluster:
         self.submitted = 0
         self.failures: list[str] = []
         self.crashes = 0
+        self.outgoing: dict[int, list[Request]] = {}  # replica -> requests of the batch window
         for replica in range(n):
             self.restart(replica, applied_index=0)
             self._push(self.rng.randrange(options.tick_ns), _TICK_REPLICA, replica, None)
@@ -291,7 +297,10 @@ class Cluster:
 
     def _route(self, source: int, out: list[Outbox]) -> None:
         for item in out:
-            if isinstance(item, Send):
+            if (source >= self.n and self.options.request_batch_ns
+                    and isinstance(item, Send | Broadcast) and isinstance(item.message, Request)):
+                self._hold(item.message, [item.to] if isinstance(item, Send) else range(self.n))
+            elif isinstance(item, Send):
                 self._transmit(source, item.to, encode(item.message))
             elif isinstance(item, Broadcast):
                 data = encode(item.message)
@@ -306,6 +315,20 @@ class Cluster:
                 self.hash.update(_STAMP.pack(item.index, source))
                 self.hash.update(item.payload)
                 self.checker.on_committed(source, item)
+
+    def _hold(self, request: Request, targets: range | list[int]) -> None:
+        """Batch clients' requests like the UDP client does per loop turn, over a window."""
+        if not self.outgoing:
+            self.after(self.options.request_batch_ns, self._send_held)
+        for target in targets:
+            self.outgoing.setdefault(target, []).append(request)
+
+    def _send_held(self) -> None:
+        outgoing, self.outgoing = self.outgoing, {}
+        for target, requests in sorted(outgoing.items()):
+            message = (requests[0] if len(requests) == 1
+                       else RequestBatch(requests[0].cluster, tuple(requests)))
+            self._transmit(self.n, target, encode(message))
 
     def _transmit(self, source: int, target: int, data: bytes) -> None:
         for delay in self.network.delays(source, target):

@@ -111,7 +111,7 @@ def options_swarm(seed: int, *, n: int | None = None, canary: Canary = Canary.NO
     crash_prob = rng.choice((0.02, 0.1, 0.3)) if on(0.7) else 0.0
     if canary is Canary.TRUST_LOSSY_STORAGE:
         crash_prob = 0.3  # this canary needs crashes that lose acknowledged writes
-    return SimOptions(
+    options = SimOptions(
         seed=seed, cluster=cluster, safety_ns=safety_ms * 1_000_000,
         crash_prob=crash_prob,
         restart_ns_mean=rng.choice((5_000_000, 30_000_000)),
@@ -122,6 +122,10 @@ def options_swarm(seed: int, *, n: int | None = None, canary: Canary = Canary.NO
         jump_prob=0.05 if on(0.3) else 0.0,
         jump_ns_max=rng.choice((5_000_000, 100_000_000)),
     )
+    # drawn last, so every other draw of a seed stays what it was before request batching
+    batch_ns = rng.choice((100_000, 1_000_000, 5_000_000)) if on(0.5) else 0
+    return msgspec.structs.replace(
+        options, cluster=msgspec.structs.replace(cluster, request_batch_ns=batch_ns))
 
 
 class Nemesis:

@@ -111,10 +111,16 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
     return 0
 
 
+def tune_gc() -> None:
+    """Startup objects leave the collector's view and collections get rarer: shorter, fewer
+    pauses (p99). Shared by the replica processes and the benchmark's client process."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def start(coroutine: Coroutine[object, object, int]) -> int:
     """Run a replica process's main coroutine with its GC settings, on uvloop."""
-    gc.freeze()  # startup objects leave the collector's view: shorter, rarer pauses (p99)
-    gc.set_threshold(50_000, 20, 100)
+    tune_gc()
     return uvloop.run(coroutine)
 
 

@@ -1,0 +1,102 @@
+"""The UDP client's batching and retry timer, without sockets: a fake transport records datagrams
+and a ``SimClock`` moves time, so each test states exactly what leaves and when."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+from agora.core.clock import SimClock
+from agora.decision.consensus.messages import (
+    Reply,
+    ReplyBatch,
+    Request,
+    RequestBatch,
+    decode,
+    encode,
+)
+from agora.decision.transport.client import ClusterClient
+from agora.decision.transport.udp import frames
+
+PEERS = [("127.0.0.1", 9001), ("127.0.0.1", 9002), ("127.0.0.1", 9003)]
+MS = 1_000_000
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sent: list[tuple[object, tuple[str, int]]] = []
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.sent.append((decode(data[1:]), addr))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _client(clock: SimClock) -> tuple[ClusterClient, FakeTransport]:
+    client = ClusterClient(1, PEERS, clock, pool=4, retry_ns=8 * MS)
+    transport = FakeTransport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    return client, transport
+
+
+def test_one_turn_of_requests_is_one_batch_and_a_batch_of_replies_answers_them():
+    async def main() -> None:
+        clock = SimClock(1_000)
+        client, transport = _client(clock)
+        futures = [client.submit(b"p%d" % i) for i in range(3)]
+        await asyncio.sleep(0)
+        [(batch, addr)] = transport.sent
+        assert isinstance(batch, RequestBatch) and addr == PEERS[0]
+        assert [(r.client_id, r.request_number, r.payload) for r in batch.requests] == [
+            (1, 1, b"p0"), (2, 1, b"p1"), (3, 1, b"p2")]
+        clock.advance(300_000)
+        replies = ReplyBatch(1, 0, tuple(Reply(1, 0, 0, r.client_id, 1, i + 1, False)
+                                         for i, r in enumerate(batch.requests)))
+        client.datagram_received(frames(encode(replies), 1)[0], PEERS[0])
+        outcomes = [f.result() for f in futures]
+        assert [o.reply.index for o in outcomes] == [1, 2, 3]
+        assert all(o.latency_ns == 300_000 for o in outcomes)
+        assert (client.requests_sent, client.request_datagrams) == (3, 1)
+        client.close()
+
+    uvloop.run(main())
+
+
+def test_retries_wait_for_several_smoothed_round_trips_and_go_batched_to_every_replica():
+    async def main() -> None:
+        clock = SimClock(1_000)
+        client, transport = _client(clock)
+        for number in range(1, 9):  # replies 40 ms after each attempt: a loaded cluster
+            future = client.submit(b"x")
+            await asyncio.sleep(0)
+            request = transport.sent[-1][0]
+            assert isinstance(request, Request)
+            clock.advance(40 * MS)
+            reply = Reply(1, 0, 0, request.client_id, request.request_number, number, False)
+            client.datagram_received(frames(encode(reply), 1)[0], PEERS[0])
+            assert future.done()
+        transport.sent.clear()
+        client.submit(b"late")
+        client.submit(b"later")
+        await asyncio.sleep(0)
+        clock.advance(30 * MS)  # past the 8 ms floor, within 4 smoothed round trips (> 30 ms)
+        client._tick()
+        await asyncio.sleep(0)
+        assert len(transport.sent) == 1, "no retry yet"
+        clock.advance(100 * MS)
+        client._tick()
+        await asyncio.sleep(0)
+        retries = transport.sent[1:]
+        assert sorted(addr for _, addr in retries) == PEERS  # one datagram per replica
+        assert all(isinstance(m, RequestBatch) and len(m.requests) == 2 for m, _ in retries)
+        client.close()
+
+    uvloop.run(main())

@@ -50,16 +50,20 @@ RULES = RulesConfig(members={a: Member(Role.STRATEGY, KEYS[a].public_bytes) for 
                     session=SESSION, collar_bps=None)
 
 
-def venue_config(tmp_path: Path, n: int) -> tuple[Path, int]:
-    """The venue on ephemeral ports; participant FIRM1 with one FIX session per node."""
-    sessions = "".join(f"""
+def node_sessions(n: int) -> str:
+    """Venue config: participant FIRM1 with one FIX session per node (comp id NODE<i>)."""
+    return "".join(f"""
 [[participants]]
 participant = "{FIRM}"
 username = "node{i}"
 password = "pw"
 fix_comp_id = "NODE{i}"
 """ for i in range(n))
-    path, tcp, _udp = venue_toml(tmp_path, sessions, fsync="none")
+
+
+def venue_config(tmp_path: Path, n: int) -> tuple[Path, int]:
+    """The venue on ephemeral ports; participant FIRM1 with one FIX session per node."""
+    path, tcp, _udp = venue_toml(tmp_path, node_sessions(n), fsync="none")
     return path, tcp[1]
 
 

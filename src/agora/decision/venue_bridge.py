@@ -23,6 +23,10 @@ venue order id: with ``hold_cancels=False`` a cancel goes out at once, its comma
 order id if known and 0 otherwise, and :attr:`Outgoing.target` names the target's
 ``client_order_id`` either way.
 
+Observers: ``on_outcome(entry, outcome)``, if given, sees every decoded entry with the rules'
+:class:`~agora.decision.rules.Outcome` (verdict, decision, committed fair value), in log order:
+how a node hosting agents feeds them what the log decided without a second aggregator.
+
 Replays: a restarted replica re-emits committed entries after its ``applied_index``. The applier
 is the application state that point refers to, so entries at or below the last index it
 consumed are skipped (they were already turned into commands); a gap raises, since the rules
@@ -32,6 +36,7 @@ must see every entry. Pure: no I/O, no clocks, no exchange import (layering).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import NamedTuple
 
 import msgspec
@@ -47,11 +52,13 @@ from agora.core.events import (
     Proposal,
 )
 from agora.decision.consensus.messages import Committed
-from agora.decision.rules import Aggregator, CommittedProposal, RulesConfig
+from agora.decision.rules import Aggregator, CommittedProposal, Outcome, RulesConfig
 
 VenueCommand = NewOrder | CancelOrder
 
 _proposal_decoder = msgspec.msgpack.Decoder(Proposal)
+
+OutcomeHook = Callable[[CommittedProposal, Outcome], None]
 
 
 class Outgoing(NamedTuple):
@@ -67,11 +74,12 @@ class DecisionApplier:
     """One replica's committed log -> decisions -> exchange commands (see the module notes)."""
 
     def __init__(self, config: RulesConfig, participant: str, *,
-                 hold_cancels: bool = True) -> None:
+                 hold_cancels: bool = True, on_outcome: OutcomeHook | None = None) -> None:
         if not participant:
             raise ValueError("participant must not be empty")
         self.participant = participant
         self.hold_cancels = hold_cancels  # False: the venue resolves the target's client id
+        self.on_outcome = on_outcome
         self.aggregator = Aggregator(config)
         self.applied_index = 0  # last committed index consumed (log indices start at 1)
         self.decisions: list[Decision] = []
@@ -100,12 +108,16 @@ class DecisionApplier:
             self.counts["undecodable"] += 1
             return []
         entry = CommittedProposal(item.index, proposal, item.abandoned)
+        outcome = self.aggregator.apply(entry)
         out: list[Outgoing] = []
-        for decision in self.aggregator.push(entry):
+        decision = outcome.decision
+        if decision is not None:
             self.decisions.append(decision)
             outgoing = self._outgoing(decision)
             if outgoing is not None:
                 out.append(outgoing)
+        if self.on_outcome is not None:
+            self.on_outcome(entry, outcome)
         return out
 
     def _outgoing(self, decision: Decision) -> Outgoing | None:
@@ -154,4 +166,4 @@ class DecisionApplier:
         return sorted(self._held.values(), key=lambda d: d.log_index)
 
 
-__all__ = ["DecisionApplier", "Outgoing", "VenueCommand"]
+__all__ = ["DecisionApplier", "OutcomeHook", "Outgoing", "VenueCommand"]

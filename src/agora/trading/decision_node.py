@@ -26,6 +26,12 @@ Design notes
   torn last line is skipped when read.
 * An unreachable venue is retried with exponential backoff (``--retry-min-ms`` to
   ``--retry-max-ms``); each failure is an ``error`` line and a line on stderr, never silent.
+* **Agents** (optional, ``--agents FILE``): the node hosts agents
+  (:mod:`agora.trading.agent_host`) fed by the venue's ITCH feed (``--itch`` binds the feed's
+  port, ``--retransmit`` is the venue's retransmission port), by the decisions and fair values
+  of this node's applier, by the fills its FIX session reports and by a periodic tick; their
+  signed proposals go to the cluster through a ClusterClient, and ``agents.log`` records them.
+  The ``--rules`` members must list every hosted agent (``agent_host.check_members``).
 
 Limitations: only LIMIT orders and full cancels (what the rules decide); a command the venue
 never answers (a lost connection before it was read) waits for the next logon to be re-sent;
@@ -38,7 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -50,67 +56,19 @@ from agora.decision.rules import RulesConfig
 from agora.decision.transport import replica_main
 from agora.decision.transport.udp import read_records
 from agora.decision.venue_bridge import DecisionApplier, Outgoing
-from agora.protocols.fix44.messages import (
-    BusinessMessageReject,
-    ExecutionReport,
-    FixStruct,
-    OrderCancelReject,
+from agora.protocols.fix44.messages import FixStruct
+from agora.trading.agent_host import (
+    CLIENT_POOL,
+    AgentHost,
+    AgentsFileError,
+    check_members,
+    client_epoch,
+    load_specs,
 )
 from agora.trading.clients.fix_client import FixClient, FixClientError
-
-
-class NodeEvent(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One line of ``venue.log``."""
-
-    event: str
-    at_ns: int
-    id: str = ""  # a ClOrdID
-    kind: str = ""  # new / cancel for decided and sent; ExecType name or reject kind for reports
-    index: int = 0  # the committed log index of a decision
-    detail: str = ""
-
-
-_event_decoder = msgspec.json.Decoder(NodeEvent)
-
-
-def read_node_log(path: Path) -> list[NodeEvent]:
-    """Every whole line of a node's ``venue.log`` (a torn last line is skipped)."""
-    try:
-        lines = Path(path).read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in lines:
-        with contextlib.suppress(msgspec.DecodeError):
-            events.append(_event_decoder.decode(line))
-    return events
-
-
-class NodeLog:
-    def __init__(self, path: Path, clock: Clock) -> None:
-        self.path = path
-        self.clock = clock
-        self._file = open(path, "ab")  # noqa: SIM115 - lives with the node
-
-    def write(self, event: str, **fields: object) -> None:
-        line = NodeEvent(event, self.clock.now_ns(), **fields)  # type: ignore[arg-type]
-        self._file.write(msgspec.json.encode(line) + b"\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def report_key(msg: FixStruct) -> tuple[str, str, str] | None:
-    """(ClOrdID, kind, text) of a report that resolves a command; None for anything else."""
-    if isinstance(msg, ExecutionReport):
-        return msg.cl_ord_id or "", msg.exec_type.name, msg.text or ""
-    if isinstance(msg, OrderCancelReject):
-        reason = msg.cxl_rej_reason.name if msg.cxl_rej_reason is not None else ""
-        return msg.cl_ord_id, f"CANCEL_REJECT {reason}".strip(), msg.text or ""
-    if isinstance(msg, BusinessMessageReject):
-        return msg.business_reject_ref_id or "", "BUSINESS_REJECT", msg.text or ""
-    return None
+from agora.trading.node_log import NodeEvent as NodeEvent  # re-exported: the log's reader
+from agora.trading.node_log import NodeLog, read_node_log
+from agora.trading.reports import report_key
 
 
 class DecisionNode:
@@ -118,8 +76,10 @@ class DecisionNode:
 
     def __init__(self, applier: DecisionApplier, client: FixClient, directory: Path, *,
                  clock: Clock | None = None, retry_min_s: float = 0.05,
-                 retry_max_s: float = 1.0) -> None:
+                 retry_max_s: float = 1.0,
+                 on_report: Callable[[FixStruct], None] | None = None) -> None:
         self.applier = applier
+        self.on_report = on_report  # sees every venue message (the agents' fills)
         self.client = client
         self.clock = clock or WallClock()
         self.retry_min_s, self.retry_max_s = retry_min_s, retry_max_s
@@ -203,6 +163,8 @@ class DecisionNode:
         return True
 
     def _on_report(self, msg: FixStruct) -> None:
+        if self.on_report is not None:
+            self.on_report(msg)
         key = report_key(msg)
         if key is None:
             self.log.write("error", detail=f"venue sent {type(msg).__name__}: {msg}")
@@ -243,29 +205,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-comp-id", default="AGORA")
     p.add_argument("--retry-min-ms", type=int, default=50)
     p.add_argument("--retry-max-ms", type=int, default=1_000)
+    a = p.add_argument_group("agents")
+    a.add_argument("--agents", type=Path, help="JSON list of agent specs to host")
+    a.add_argument("--itch", help="host:port to receive the venue's ITCH feed on")
+    a.add_argument("--retransmit", help="host:port of the venue's retransmission service")
+    a.add_argument("--symbols", default="", help="symbols to follow, comma-separated (all)")
+    a.add_argument("--book-interval-ms", type=float, default=5.0,
+                   help="at most one book view per symbol per interval")
+    a.add_argument("--tick-ms", type=int, default=100)
+    a.add_argument("--client-id-base", type=int,
+                   help="first consensus client id of the agents (default 1000000 * (id + 1)); "
+                        f"each start of the node takes the next {CLIENT_POOL}")
     return p
 
 
-def open_node(args: argparse.Namespace) -> DecisionNode:
+def open_host(args: argparse.Namespace, rules: RulesConfig) -> AgentHost | None:
+    """The agents of ``--agents``, checked against the rules; None without agents."""
+    if args.agents is None:
+        return None
+    specs = load_specs(args.agents)
+    check_members(rules, specs)
+    symbols = [s for s in args.symbols.split(",") if s]
+    log = NodeLog(args.dir / "agents.log", WallClock())
+    return AgentHost(specs, WallClock(), log, symbols=symbols,
+                     book_interval_ns=int(args.book_interval_ms * 1e6),
+                     tick_ns=args.tick_ms * 1_000_000)
+
+
+def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]:
     rules = msgspec.json.decode(args.rules.read_bytes(), type=RulesConfig)
     if args.session:
         rules = msgspec.structs.replace(rules, session=args.session)
     (host, port), = replica_main.parse_peers(args.venue)
     args.dir.mkdir(parents=True, exist_ok=True)
+    agents = open_host(args, rules)
     client = FixClient(host, port, args.comp_id, args.target_comp_id,
                        store_dir=args.dir / "fix", heartbeat_s=5)
-    applier = DecisionApplier(rules, args.participant, hold_cancels=False)
-    return DecisionNode(applier, client, args.dir, retry_min_s=args.retry_min_ms / 1000,
-                        retry_max_s=args.retry_max_ms / 1000)
+    applier = DecisionApplier(rules, args.participant, hold_cancels=False,
+                              on_outcome=agents.on_outcome if agents else None)
+    node = DecisionNode(applier, client, args.dir, retry_min_s=args.retry_min_ms / 1000,
+                        retry_max_s=args.retry_max_ms / 1000,
+                        on_report=agents.on_report if agents else None)
+    return node, agents
 
 
 async def serve(args: argparse.Namespace) -> int:
-    node = open_node(args)
+    try:
+        node, agents = open_node(args)
+    except AgentsFileError as exc:
+        print(f"decision node: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if agents is not None:  # after the node replayed its log into them
+        itch = replica_main.parse_peers(args.itch)[0] if args.itch else None
+        retransmit = replica_main.parse_peers(args.retransmit)[0] if args.retransmit else None
+        base = ((args.client_id_base or 1_000_000 * (args.id + 1))
+                + client_epoch(args.dir) * CLIENT_POOL)  # fresh ids on every start
+        await agents.start(args.cluster, replica_main.parse_peers(args.peers),
+                           client_id_base=base, itch=itch, retransmit=retransmit)
     task = asyncio.create_task(node.run())
     try:
         return await replica_main.main(args, on_committed=node.on_committed)
     finally:
         await node.close(task)
+        if agents is not None:
+            await agents.close()
+            agents.log.close()
 
 
 def run(argv: list[str] | None = None) -> int:

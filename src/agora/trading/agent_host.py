@@ -1,0 +1,373 @@
+"""Agents hosted by a decision node: the venue's feed and fills in, signed proposals out.
+
+An agents file (``--agents``) is a JSON list of :data:`AgentSpec`: ``kind`` (``market_view``,
+``risk``, ``market_maker``, ``momentum``), ``name``, ``seed`` (the Ed25519 key is derived from
+it, so every node and the rules' author derive the same public key), ``weight``, ``budget_ms``
+and the kind's ``config`` (its ``*Config``/``RiskLimits`` fields). :func:`roster` turns every
+node's file into the rules' members; :func:`check_members` refuses to start a node whose agents
+the ``--rules`` do not list with the same role, key and weight.
+
+Inputs, as :class:`AgentHost` feeds them:
+
+* ``on_book``: from the node's :class:`~agora.feed.live.ItchSubscriber`. Throttled per symbol:
+  a change marks the symbol dirty, and dirty symbols are flushed at most once per
+  ``book_interval_ns`` (the first change after a quiet interval is flushed at the end of its
+  event-loop turn), so a burst of ITCH messages becomes one view of the latest book.
+* ``on_decisions`` / ``on_fair_value``: from the node's own applier (its ``on_outcome`` hook)
+  over the committed log, so every node's agents see the same decisions and fair values in the
+  same order, with one exception: a **cancel decision is held until the venue answers this
+  node's copy of it** (cancelled, or refused as too late). Agents close an order when they see
+  its cancel decided, so a fill that the venue made before the cancel but that this node's FIX
+  session delivers after the decision would otherwise count as no one's (the makers' inventory
+  then differs between nodes); the venue reports the fill before that answer on every session.
+  A restart replays the log into the agents (their proposals then are dropped, cancels are not
+  held) and resumes each agent's ``seq`` above the highest one committed.
+* ``on_fill``: ExecutionReports with ExecType TRADE from the node's FIX session (the venue sends
+  every session of the participant every report), once per ExecID.
+* ``on_tick``: every ``tick_ns``.
+
+Every proposal goes to the cluster through this node's :class:`ClusterClient`. Its consensus
+client ids must differ between nodes (``client_id_base``) and between starts of one node: the
+replicas answer a known ``(client id, request number)`` with the old reply instead of committing
+the new request, so a restarted node that reused its ids would lose its first proposals to
+replies of the previous run. :func:`client_epoch` counts the starts in the node's directory and
+each start takes the next :data:`CLIENT_POOL` ids. ``agents.log`` (same line format as
+``venue.log``) records ``proposed`` (id = agent, index = seq, detail = what triggered it),
+``committed`` / ``abandoned`` (index = log index), ``fill``, ``state`` (an agent's position,
+inventory, fair values, as JSON) and ``stats`` (per agent, every second and at exit: proposed,
+committed, abandoned, in flight, and the rules' verdicts on its log entries: ``decided``,
+``pending``, ``absorbed``, ``applied``, ...; a restart recounts the verdicts from the log, the
+proposal counts start again).
+
+Limitations: the log holds no fills, so a restarted node's agents lose the fills reported before
+the crash (positions, inventory); reports made while it was down do arrive (the venue's PossDup
+resends), but ExecIDs are not persisted, so a fill resent twice would count twice. ITCH is
+anonymous: the views see the cluster's own quotes, which feed back into the fair value (a maker's
+``requote_threshold`` must exceed that effect, or it chases its own quotes). Entries a restarted
+replica catches up on after its replay reach the agents live, so they may propose on stale state
+(the rules absorb or refuse most of it: votes, ``ALREADY_CANCELLED``). Each node views its
+own feed, so nodes propose at slightly different moments; the agents run in the replica's
+process and event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from agora.core.clock import Clock
+from agora.core.events import CancelIntent, Decision, Proposal
+from agora.decision.agents import (
+    Agent,
+    MarketMakerAgent,
+    MarketMakerConfig,
+    MarketViewAgent,
+    MarketViewConfig,
+    MomentumAgent,
+    MomentumConfig,
+    RiskAgent,
+    RiskLimits,
+)
+from agora.decision.rules import CommittedProposal, Member, Outcome, RulesConfig
+from agora.decision.signing import AgentKey
+from agora.decision.transport.client import ClusterClient
+from agora.decision.transport.client import Outcome as Submitted
+from agora.feed.live import ItchSubscriber
+from agora.protocols.fix44.messages import ExecutionReport, FixStruct
+from agora.trading.node_log import NodeLog
+from agora.trading.reports import fill_of, report_key
+
+CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
+
+
+class AgentsFileError(ValueError):
+    """An agents file that cannot be read, or agents that do not match the rules."""
+
+
+class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    name: str
+    seed: str
+    weight: int = 1
+    budget_ms: int = 50  # the proposal's commit deadline (0: none)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.seed:
+            raise ValueError("name and seed must not be empty")
+        if self.weight < 0 or self.budget_ms < 0:
+            raise ValueError("weight and budget_ms must be >= 0")
+
+
+class MarketViewSpec(_Spec, frozen=True, tag="market_view"):
+    config: MarketViewConfig = msgspec.field(default_factory=MarketViewConfig)
+
+
+class RiskSpec(_Spec, frozen=True, tag="risk"):
+    config: RiskLimits = msgspec.field(default_factory=RiskLimits)
+
+
+class MarketMakerSpec(_Spec, frozen=True, tag="market_maker"):
+    config: MarketMakerConfig = msgspec.field(default_factory=MarketMakerConfig)
+
+
+class MomentumSpec(_Spec, frozen=True, tag="momentum"):
+    config: MomentumConfig = msgspec.field(default_factory=MomentumConfig)
+
+
+AgentSpec = MarketViewSpec | RiskSpec | MarketMakerSpec | MomentumSpec
+
+_AGENT_OF: dict[type, type[Agent]] = {
+    MarketViewSpec: MarketViewAgent,
+    RiskSpec: RiskAgent,
+    MarketMakerSpec: MarketMakerAgent,
+    MomentumSpec: MomentumAgent,
+}
+
+
+def load_specs(path: Path) -> list[AgentSpec]:
+    """An agents file, validated; :class:`AgentsFileError` names the file and the problem."""
+    try:
+        specs = msgspec.json.decode(Path(path).read_bytes(), type=list[AgentSpec])
+    except (OSError, msgspec.DecodeError) as exc:
+        raise AgentsFileError(f"agents file {path}: {exc}") from exc
+    names = Counter(spec.name for spec in specs)
+    twice = sorted(name for name, n in names.items() if n > 1)
+    if twice:
+        raise AgentsFileError(f"agents file {path}: names used twice: {twice}")
+    return specs
+
+
+def build_agent(spec: AgentSpec) -> Agent:
+    cls = _AGENT_OF[type(spec)]
+    return cls(spec.name, AgentKey.generate(spec.seed), spec.config,  # type: ignore[call-arg]
+               budget_ns=spec.budget_ms * 1_000_000)
+
+
+def member_of(spec: AgentSpec) -> Member:
+    return Member(_AGENT_OF[type(spec)].role, AgentKey.generate(spec.seed).public_bytes,
+                  spec.weight)
+
+
+def roster(paths: Iterable[Path]) -> dict[str, Member]:
+    """The rules' members for every node's agents file (one name, one member across files)."""
+    members: dict[str, Member] = {}
+    for path in paths:
+        for spec in load_specs(path):
+            member = member_of(spec)
+            if members.setdefault(spec.name, member) != member:
+                raise AgentsFileError(f"agent {spec.name!r} is defined differently in {path}")
+    return members
+
+
+def check_members(rules: RulesConfig, specs: Sequence[AgentSpec]) -> None:
+    """Every hosted agent must be a member of the rules as its spec says (else it would only
+    produce UNKNOWN_AGENT or BAD_SIGNATURE verdicts)."""
+    problems = []
+    for spec in specs:
+        have, want = rules.members.get(spec.name), member_of(spec)
+        if have is None:
+            problems.append(f"{spec.name!r} is not a member")
+        elif have != want:
+            problems.append(f"{spec.name!r} differs (role {have.role}/{want.role}, weight "
+                            f"{have.weight}/{want.weight}, key "
+                            f"{'same' if have.public_key == want.public_key else 'different'})")
+    if problems:
+        raise AgentsFileError("the rules' members do not match the agents: " + "; ".join(problems)
+                              + " (derive them with agora.trading.agent_host.roster)")
+
+
+def client_epoch(directory: Path) -> int:
+    """0 on the first start in ``directory``, then 1, 2, ...: persisted (atomically) before use."""
+    path = Path(directory) / "agents.epoch"
+    try:
+        epoch = int(path.read_text()) + 1
+    except FileNotFoundError:
+        epoch = 0
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(str(epoch))
+    os.replace(tmp, path)
+    return epoch
+
+
+def agent_state(agent: Agent) -> dict[str, Any]:
+    """What an agent holds that a test or an operator wants to see."""
+    state: dict[str, Any] = {"seq": agent.seq, "open_orders": len(agent.orders)}
+    if isinstance(agent, MarketMakerAgent):
+        state |= {"inventory": agent.inventory, "fair": agent.fair}
+    elif isinstance(agent, RiskAgent):
+        state |= {"position": {s: b.qty for s, b in agent.books.items()},
+                  "vetoes": sorted(s for s, v in agent.vetoes.items() if v.active)}
+    elif isinstance(agent, MarketViewAgent):
+        state |= {"fair": {s: f.price for s, f in agent.last.items()}}
+    return state
+
+
+class AgentHost:
+    """Runs a node's agents (see the module notes). ``start()`` before the replica runs."""
+
+    def __init__(self, specs: Sequence[AgentSpec], clock: Clock, log: NodeLog, *,
+                 symbols: Sequence[str] = (), book_interval_ns: int = 5_000_000,
+                 tick_ns: int = 100_000_000, depth: int = 10) -> None:
+        self.agents = [build_agent(spec) for spec in specs]
+        self.clock = clock
+        self.log = log
+        self.symbols = frozenset(symbols)  # empty: every symbol of the feed
+        self.book_interval_ns = book_interval_ns
+        self.tick_ns = tick_ns
+        self.depth = depth
+        self.replaying = True  # the node replays its committed log first: no proposals then
+        self.counts: dict[str, Counter[str]] = {a.name: Counter() for a in self.agents}
+        self.client: ClusterClient | None = None
+        self.feed: ItchSubscriber | None = None
+        self._dirty: dict[str, None] = {}  # symbols changed since the last flush, in order
+        self._flush: asyncio.TimerHandle | None = None
+        self._last_flush_ns = 0
+        self._exec_ids: set[str] = set()
+        self._held: dict[str, Decision] = {}  # cancel ClOrdID -> its decision, until answered
+        self._answered: set[str] = set()  # ClOrdIDs some report named
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self, cluster: int, peers: Sequence[tuple[str, int]], *, client_id_base: int,
+                    itch: tuple[str, int] | None = None,
+                    retransmit: tuple[str, int] | None = None) -> None:
+        self.replaying = False
+        self.client = await ClusterClient.connect(cluster, peers, self.clock,
+                                                  first_id=client_id_base, pool=CLIENT_POOL)
+        if itch is not None:
+            self.feed = ItchSubscriber(host=itch[0], port=itch[1], retransmit=retransmit,
+                                       on_events=self._on_feed)
+            await self.feed.start()
+        self._tasks.append(asyncio.create_task(self._ticks()))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._flush is not None:
+            self._flush.cancel()
+        if self.feed is not None:
+            await self.feed.close()
+        if self.client is not None:
+            self.client.close()
+        self.write_stats()
+
+    # ------------------------------------------------------------------ inputs
+
+    def on_outcome(self, entry: CommittedProposal, outcome: Outcome) -> None:
+        """The applier's hook: count the verdict, hand decisions and fair values to every agent."""
+        proposal = entry.proposal
+        counts = self.counts.get(proposal.agent)
+        if counts is not None:
+            counts[outcome.verdict.value] += 1
+            if self.replaying:  # resume above every seq the log has spent
+                agent = next(a for a in self.agents if a.name == proposal.agent)
+                agent.seq = max(agent.seq, proposal.seq)
+        decision = outcome.decision
+        if decision is not None:
+            held = isinstance(decision.action, CancelIntent) and not self.replaying
+            if held and decision.client_order_id not in self._answered:
+                self._held[decision.client_order_id] = decision  # see on_report
+            else:
+                self._decided(decision)
+        if outcome.fair_value is not None:
+            fair = outcome.fair_value
+            self._run("fair_value", lambda a: a.on_fair_value(fair))
+
+    def _decided(self, decision: Decision) -> None:
+        self._run("decision", lambda a: a.on_decisions([decision]))
+
+    def on_report(self, msg: FixStruct) -> None:
+        """A venue report from the node's FIX session: a fill goes to every agent (once per ExecID);
+        the answer to this node's copy of a cancel releases the cancel decision to the agents."""
+        key = report_key(msg)
+        if key is not None and key[0]:
+            self._answered.add(key[0])
+            held = self._held.pop(key[0], None)
+            if held is not None:
+                self._decided(held)
+        fill = fill_of(msg, self.clock.now_ns())
+        if fill is None or not isinstance(msg, ExecutionReport) or msg.exec_id in self._exec_ids:
+            return
+        self._exec_ids.add(msg.exec_id)
+        self.log.write("fill", id=fill.client_order_id, kind=fill.side.name, index=fill.qty,
+                       detail=f"{fill.symbol} px={fill.price} leaves={fill.leaves_qty}")
+        self._run("fill", lambda a: a.on_fill(fill))
+        for agent in self.agents:
+            self.log.write("state", id=agent.name, detail=json.dumps(agent_state(agent)))
+
+    def _on_feed(self, events: list) -> None:
+        for event in events:
+            symbol = getattr(event, "symbol", None)
+            if symbol and (not self.symbols or symbol in self.symbols):
+                self._dirty[symbol] = None
+        if self._dirty and self._flush is None:
+            wait_ns = max(0, self._last_flush_ns + self.book_interval_ns - self.clock.now_ns())
+            self._flush = asyncio.get_running_loop().call_later(wait_ns / 1e9, self._flush_books)
+
+    def _flush_books(self) -> None:
+        self._flush = None
+        self._last_flush_ns = now = self.clock.now_ns()
+        dirty, self._dirty = self._dirty, {}
+        if self.feed is None:
+            return
+        books = self.feed.handler.books
+        for symbol in dirty:
+            book = books.get(symbol)
+            if book is not None:
+                view = book.view(now, self.depth)
+                self._run("book", lambda a, view=view: a.on_book(view))
+
+    async def _ticks(self) -> None:
+        every, last_stats = self.tick_ns / 1e9, self.clock.now_ns()
+        while True:
+            await asyncio.sleep(every)
+            now = self.clock.now_ns()
+            self._run("tick", lambda a, now=now: a.on_tick(now))
+            if now - last_stats >= 1_000_000_000:
+                last_stats = now
+                self.write_stats()
+
+    # ------------------------------------------------------------------ proposals
+
+    def _run(self, trigger: str, call: Callable[[Agent], list[Proposal]]) -> None:
+        """Call every agent, submit what they propose (dropped while replaying)."""
+        for agent in self.agents:
+            proposals = call(agent)
+            if self.replaying or self.client is None:
+                continue
+            for proposal in proposals:
+                self._submit(agent.name, proposal, trigger)
+
+    def _submit(self, name: str, proposal: Proposal, trigger: str) -> None:
+        assert self.client is not None
+        self.counts[name]["proposed"] += 1
+        future = self.client.submit(msgspec.msgpack.encode(proposal), proposal.budget_ns)
+        self.log.write("proposed", id=name, kind=type(proposal.action).__name__,
+                       index=proposal.seq, detail=trigger)
+        future.add_done_callback(partial(self._replied, name, proposal.seq))
+
+    def _replied(self, name: str, seq: int, future: asyncio.Future[Submitted]) -> None:
+        if future.cancelled():
+            return
+        reply = future.result().reply
+        if reply is None:  # the client gave up (it does not, today)
+            return
+        event = "abandoned" if reply.abandoned else "committed"
+        self.counts[name][event] += 1
+        self.log.write(event, id=name, index=reply.index, detail=f"seq={seq}")
+
+    def write_stats(self) -> None:
+        for name, counts in self.counts.items():
+            zero = dict.fromkeys(("proposed", "committed", "abandoned"), 0)
+            detail = zero | dict(sorted(counts.items()))
+            detail["in_flight"] = detail["proposed"] - detail["committed"] - detail["abandoned"]
+            self.log.write("stats", id=name, detail=json.dumps(detail))

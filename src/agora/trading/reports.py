@@ -1,0 +1,45 @@
+"""What a venue FIX message means to a decision node: the command it resolves, the fill it carries.
+
+The venue sends every session of a participant every report (drop copies), so each node sees
+every fill of the cluster's account. A drop copy of a cancel names the cancelled order's ClOrdID;
+only the session that sent a cancel copy gets the answer naming the cancel's own ClOrdID.
+"""
+
+from __future__ import annotations
+
+from agora.core.enums import Side
+from agora.decision.agents import Fill
+from agora.protocols.fix44 import enums as fx
+from agora.protocols.fix44.messages import (
+    BusinessMessageReject,
+    ExecutionReport,
+    FixStruct,
+    OrderCancelReject,
+)
+
+_SIDES = {fx.Side.BUY: Side.BUY, fx.Side.SELL: Side.SELL}
+
+
+def report_key(msg: FixStruct) -> tuple[str, str, str] | None:
+    """(ClOrdID, kind, text) of a report that resolves a command; None for anything else."""
+    if isinstance(msg, ExecutionReport):
+        return msg.cl_ord_id or "", msg.exec_type.name, msg.text or ""
+    if isinstance(msg, OrderCancelReject):
+        reason = msg.cxl_rej_reason.name if msg.cxl_rej_reason is not None else ""
+        return msg.cl_ord_id, f"CANCEL_REJECT {reason}".strip(), msg.text or ""
+    if isinstance(msg, BusinessMessageReject):
+        return msg.business_reject_ref_id or "", "BUSINESS_REJECT", msg.text or ""
+    return None
+
+
+def fill_of(msg: FixStruct, ts: int) -> Fill | None:
+    """The Fill an ExecutionReport of ExecType TRADE carries; None for any other message."""
+    if not isinstance(msg, ExecutionReport) or msg.exec_type is not fx.ExecType.TRADE:
+        return None
+    if msg.last_qty is None or msg.last_px is None or msg.symbol is None:
+        return None
+    side = _SIDES.get(msg.side)
+    if side is None:
+        return None
+    return Fill(ts, msg.symbol, side, msg.last_qty, msg.last_px, msg.cl_ord_id or "",
+                msg.leaves_qty)

@@ -1,0 +1,250 @@
+"""The agent host without processes: agents files, the rules' roster, fills from FIX reports,
+cancels held until the venue answers them, the book throttle, fresh client ids per start, and the
+replay of a restarted node's log (proposals dropped, seqs resumed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from agora.core.clock import WallClock
+from agora.core.enums import Side
+from agora.core.events import CancelIntent, Decision, FairValue, OrderIntent, Proposal
+from agora.decision.agents import MomentumAgent
+from agora.decision.rules import CommittedProposal, Outcome, RulesConfig, Verdict
+from agora.feed.book import L3Book
+from agora.protocols.fix44 import enums as fx
+from agora.protocols.fix44.messages import ExecutionReport, OrderCancelReject
+from agora.trading import decision_node
+from agora.trading.agent_host import (
+    AgentHost,
+    AgentsFileError,
+    build_agent,
+    check_members,
+    client_epoch,
+    load_specs,
+    roster,
+)
+from agora.trading.decision_node import NodeLog, read_node_log
+from agora.trading.reports import fill_of
+
+SPECS = [
+    {"kind": "market_view", "name": "mv0", "seed": "host:mv0"},
+    {"kind": "market_maker", "name": "mm0", "seed": "host:mm0", "weight": 2,
+     "config": {"half_spread": 200, "qty": 100}},
+    {"kind": "risk", "name": "risk0", "seed": "host:risk0", "config": {"max_position": 5_000}},
+]
+
+
+def write(tmp_path: Path, specs: list, name: str = "agents.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(specs))
+    return path
+
+
+def test_an_agents_file_is_validated_with_clear_errors(tmp_path):
+    specs = load_specs(write(tmp_path, SPECS))
+    assert [(s.name, type(s).__name__) for s in specs] == [
+        ("mv0", "MarketViewSpec"), ("mm0", "MarketMakerSpec"), ("risk0", "RiskSpec")]
+    assert specs[1].config.qty == 100 and specs[2].config.max_position == 5_000
+    momentum = load_specs(write(tmp_path, [{"kind": "momentum", "name": "mo", "seed": "s",
+                                            "budget_ms": 0, "config": {"window": 7}}]))
+    agent = build_agent(momentum[0])
+    assert isinstance(agent, MomentumAgent) and agent.config.window == 7 and agent.budget_ns == 0
+    cases = {
+        "unknown kind": ([{"kind": "oracle", "name": "x", "seed": "s"}], "oracle"),
+        "bad config": ([{"kind": "market_maker", "name": "x", "seed": "s",
+                         "config": {"qty": 0}}], "qty"),
+        "unknown field": ([{"kind": "risk", "name": "x", "seed": "s", "sede": 1}], "sede"),
+        "no seed": ([{"kind": "risk", "name": "x"}], "seed"),
+        "twice": ([SPECS[0], SPECS[0]], "names used twice"),
+    }
+    for case, (bad, word) in cases.items():
+        with pytest.raises(AgentsFileError, match=word) as info:
+            load_specs(write(tmp_path, bad, "bad.json"))
+        assert "bad.json" in str(info.value), case
+    with pytest.raises(AgentsFileError, match=r"missing\.json"):
+        load_specs(tmp_path / "missing.json")
+
+
+def test_the_roster_of_every_nodes_file_is_what_the_rules_must_hold(tmp_path):
+    one = write(tmp_path, SPECS[:2], "one.json")
+    two = write(tmp_path, [SPECS[0], SPECS[2]], "two.json")  # mv0 on both nodes
+    members = roster([one, two])
+    assert list(members) == ["mv0", "mm0", "risk0"] and members["mm0"].weight == 2
+    rules = RulesConfig(members)
+    check_members(rules, load_specs(one))
+    other = write(tmp_path, [{**SPECS[0], "seed": "another"}], "three.json")
+    with pytest.raises(AgentsFileError, match="'mv0' is defined differently"):
+        roster([one, other])
+    with pytest.raises(AgentsFileError, match=r"'mv0' differs .*key different"):
+        check_members(rules, load_specs(other))
+    with pytest.raises(AgentsFileError, match="'risk0' is not a member"):
+        check_members(RulesConfig({"mv0": members["mv0"]}), load_specs(two))
+
+
+def test_a_node_refuses_agents_its_rules_do_not_list(tmp_path, capsys):
+    agents = write(tmp_path, SPECS)
+    rules = tmp_path / "rules.json"
+    rules.write_bytes(b'{"members": {}}')
+    args = decision_node.build_parser().parse_args([
+        "--id", "0", "--peers", "127.0.0.1:1", "--dir", str(tmp_path / "node"),
+        "--rules", str(rules), "--participant", "F", "--venue", "127.0.0.1:1",
+        "--comp-id", "N0", "--agents", str(agents)])
+    assert asyncio.run(decision_node.serve(args)) == 2
+    assert "'mv0' is not a member" in capsys.readouterr().err
+
+
+def test_each_start_of_a_node_takes_fresh_client_ids(tmp_path):
+    assert [client_epoch(tmp_path) for _ in range(3)] == [0, 1, 2]
+    assert (tmp_path / "agents.epoch").read_text() == "2"
+
+
+def report(exec_id: str, exec_type: fx.ExecType = fx.ExecType.TRADE, *, cl_ord_id: str = "H5",
+           side: fx.Side = fx.Side.SELL) -> ExecutionReport:
+    return ExecutionReport(
+        order_id="1", exec_id=exec_id, exec_type=exec_type, ord_status=fx.OrdStatus.FILLED,
+        side=side, leaves_qty=60, cum_qty=40, avg_px=1_900_000, cl_ord_id=cl_ord_id,
+        symbol="AAPL", last_qty=40, last_px=1_900_000)
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.submitted: list[tuple[bytes, int, asyncio.Future]] = []
+
+    def submit(self, payload: bytes, budget_ns: int = 0) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.submitted.append((payload, budget_ns, future))
+        return future
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Callable[..., AgentHost]]:
+    """Makes a host of SPECS logging to ``agents.log``; closes its log afterwards."""
+    made: list[AgentHost] = []
+
+    def make(**options) -> AgentHost:
+        log = NodeLog(tmp_path / "agents.log", WallClock())
+        made.append(AgentHost(load_specs(write(tmp_path, SPECS)), WallClock(), log, **options))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.log.close()
+
+
+def events(h: AgentHost, event: str) -> list:
+    return [e for e in read_node_log(h.log.path) if e.event == event]
+
+
+def test_fills_from_trade_reports_reach_every_agent_once(host):
+    assert fill_of(report("E1", fx.ExecType.NEW), 0) is None
+    fill = fill_of(report("E1"), 7)
+    assert (fill.side, fill.qty, fill.price, fill.leaves_qty) == (Side.SELL, 40, 1_900_000, 60)
+    h = host()
+    h.on_report(report("E1"))
+    h.on_report(report("E1"))  # a PossDup resend, or the same report twice
+    h.on_report(report("E2", fx.ExecType.NEW))
+    assert h.agents[2].books["AAPL"].qty == -40
+    assert [(e.id, e.kind, e.index) for e in events(h, "fill")] == [("H5", "SELL", 40)]
+    states = {e.id: json.loads(e.detail) for e in events(h, "state")}
+    assert states["risk0"]["position"] == {"AAPL": -40} and set(states) == {"mv0", "mm0", "risk0"}
+
+
+def test_a_replayed_log_spends_seqs_and_proposes_nothing_then_live_outcomes_submit(host):
+    async def scenario() -> None:
+        h = host()
+        h.client = FakeClient()  # type: ignore[assignment]
+        ballot = Proposal("mm0", 9, 0, OrderIntent("AAPL", Side.BUY, 100, 1_899_800))
+        fair = FairValue("AAPL", 1_900_000, 100)
+        h.on_outcome(CommittedProposal(1, ballot), Outcome(1, Verdict.PENDING))
+        h.on_outcome(CommittedProposal(2, Proposal("mv0", 3, 0, fair)),
+                     Outcome(2, Verdict.APPLIED, fair_value=fair))
+        assert h.client.submitted == [] and h.agents[1].seq >= 9 and h.agents[0].seq >= 3
+        seq = h.agents[1].seq
+        h.replaying = False
+        h.agents[1].quoted.clear()
+        h.agents[1].outstanding.clear()  # the replay's dropped quotes (they expire in time)
+        moved = FairValue("AAPL", 1_910_000, 100)
+        h.on_outcome(CommittedProposal(3, Proposal("mv0", 4, 0, moved)),
+                     Outcome(3, Verdict.APPLIED, fair_value=moved))
+        proposed = events(h, "proposed")
+        assert [(e.id, e.index, e.detail) for e in proposed] == [
+            ("mm0", seq + 1, "fair_value"), ("mm0", seq + 2, "fair_value")]
+        _, budget, first = h.client.submitted[0]
+        assert budget == 50_000_000  # budget_ms from the spec
+        first.set_result(SimpleNamespace(reply=SimpleNamespace(abandoned=True, index=4)))
+        await asyncio.sleep(0)
+        h.write_stats()
+        stats = {e.id: json.loads(e.detail) for e in events(h, "stats")}
+        assert stats["mm0"]["pending"] == 1 and stats["mm0"]["proposed"] == 2
+        assert stats["mm0"]["abandoned"] == 1 and stats["mv0"]["applied"] == 2
+
+    asyncio.run(scenario())
+
+
+def test_book_changes_are_flushed_at_most_once_per_interval(host):
+    async def scenario() -> None:
+        h = host(book_interval_ns=100_000_000, symbols=["AAPL"])
+        book = L3Book("AAPL")
+        book.add(1, Side.BUY, 1_890_000, 500)
+        book.add(2, Side.SELL, 1_910_000, 500)
+        h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
+        views: list = []
+        h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+        change = [SimpleNamespace(symbol="AAPL"), SimpleNamespace(symbol="MSFT")]
+        h._on_feed(change)
+        h._on_feed(change)  # same turn: one view
+        await asyncio.sleep(0.01)
+        assert [v.symbol for v in views] == ["AAPL"] and views[0].bids[0].qty == 500
+        book.add(3, Side.BUY, 1_895_000, 100)
+        h._on_feed(change)  # within the interval: waits for its end
+        await asyncio.sleep(0.02)
+        assert len(views) == 1
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(views) == 2:
+                break
+        assert views[1].bids[0].price == 1_895_000
+        assert (views[1].ts - views[0].ts) >= 100_000_000
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_reaches_the_agents_once_the_venue_answered_it(host):
+    """The fill the venue made before the cancel counts for the maker, whenever the log decided
+    the cancel: its FIX session reports the fill before the answer to its cancel copy."""
+    async def scenario() -> None:
+        h = host()
+        h.client = FakeClient()  # type: ignore[assignment]
+        h.replaying = False
+        maker = h.agents[1]
+        fair = FairValue("AAPL", 1_900_000, 100)
+        h.on_outcome(CommittedProposal(1, Proposal("mv0", 1, 0, fair)),
+                     Outcome(1, Verdict.APPLIED, fair_value=fair))
+        bid = next(a for _, a, _ in maker.outstanding if a.side is Side.BUY)
+        order = Decision("H2", 2, bid, "H2")
+        h.on_outcome(CommittedProposal(2, Proposal("mm0", 1, 0, bid)),
+                     Outcome(2, Verdict.DECIDED, order))
+        assert "H2" in maker.orders
+        cancel = Decision("H3", 3, CancelIntent("H2"), "H3")
+        h.on_outcome(CommittedProposal(3, Proposal("mm0", 9, 0, cancel.action)),
+                     Outcome(3, Verdict.DECIDED, cancel))
+        assert "H2" in maker.orders  # held: the venue has not answered H3
+        h.on_report(report("E1", cl_ord_id="H2", side=fx.Side.BUY))  # filled before the cancel
+        h.on_report(OrderCancelReject(order_id="NONE", cl_ord_id="H3", orig_cl_ord_id="H2",
+                                      ord_status=fx.OrdStatus.FILLED,
+                                      cxl_rej_response_to=fx.CxlRejResponseTo.ORDER_CANCEL))
+        assert maker.inventory == {"AAPL": 40} and "H2" not in maker.orders
+        answered = Decision("H5", 5, CancelIntent("H4"), "H5")
+        h.on_report(report("E9", fx.ExecType.CANCELED, cl_ord_id="H5"))  # answered first
+        h.on_outcome(CommittedProposal(5, Proposal("mm0", 10, 0, answered.action)),
+                     Outcome(5, Verdict.DECIDED, answered))
+        assert not h._held
+
+    asyncio.run(scenario())

@@ -13,28 +13,12 @@ from agora.core.errors import MalformedCommand
 from agora.core.events import CancelOrder, NewOrder, OrderAccepted
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
-
-CONFIG = """
-[venue]
-directory = "{directory}"
-fsync = "none"
-
-[[symbols]]
-symbol = "AAPL"
-reference_price = "190.00"
-
-[[participants]]
-participant = "FIRM1"
-username = "firm1"
-password = "pw1"
-"""
+from tests.exchange.venue.test_config_core import CONFIG, write
 
 
 @pytest.fixture
 def core(tmp_path):
-    path = tmp_path / "venue.toml"
-    path.write_text(CONFIG.format(directory=tmp_path / "journal"))
-    core = VenueCore(load_config(path))
+    core = VenueCore(load_config(write(tmp_path, CONFIG)))
     yield core
     core.close()
 

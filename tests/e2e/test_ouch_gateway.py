@@ -362,3 +362,37 @@ def test_enter_then_cancel_and_replace_in_the_same_write(config):
         await stop(core, gw, c1)
 
     run(main())
+
+
+def test_a_burst_cut_by_a_truncated_packet_and_a_drop_loses_no_accepted_order(config):
+    """Orders of a read that ends in half a packet, then the connection dropped: every whole
+    order is still committed (the group commit runs even though the client is gone) and a
+    reconnect from sequence 1 gets each answer exactly once."""
+
+    async def main():
+        core, gw = await start(config)
+        _, w = await asyncio.open_connection("127.0.0.1", gw.port)
+        w.write(soup.encode(soup.LoginRequest("firm1", "pw1", "", 1)))
+        orders = [
+            soup.encode(soup.UnsequencedData(ouch.encode(ouch.EnterOrder(
+                i, ouch.Side.BUY, 10, "AAPL", 180 * P, ouch.TimeInForce.DAY, ouch.Display.VISIBLE,
+                ouch.Capacity.AGENCY, ouch.IntermarketSweep.NOT_ELIGIBLE,
+                ouch.CrossType.CONTINUOUS, f"T{i}"))))
+            for i in range(1, 21)
+        ]
+        w.write(b"".join(orders) + orders[0][:7])  # 20 whole orders, then a truncated packet
+        w.transport.abort()  # dropped, not logged out
+        for _ in range(100):
+            if len(gw.logs.get("FIRM1", [])) >= 20:
+                break
+            await asyncio.sleep(0.01)
+        c1 = client(gw, "firm1", "pw1")
+        assert await c1.connect(1) == 1
+        got = await take(c1, 20)
+        assert [seq for seq, _ in got] == list(range(1, 21))
+        assert [m.user_ref_num for _, m in got] == list(range(1, 21))
+        assert all(isinstance(m, ouch.OrderAccepted) for _, m in got)
+        await quiet(c1)
+        await stop(core, gw, c1)
+
+    run(main())

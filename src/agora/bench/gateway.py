@@ -34,7 +34,8 @@ from rich.console import Console
 from rich.table import Table
 
 from agora.bench import venue_cpu
-from agora.bench.echo_floor import free_port, measure_echo
+from agora.bench.echo_floor import measure_echo
+from agora.bench.venue_setup import PRICE, SYMBOL, cancel_packet, enter_packet, write_config
 from agora.core.enums import Side
 from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
@@ -42,32 +43,6 @@ from agora.protocols import soupbintcp as soup
 from agora.trading.clients.fix_client import FixClient
 
 console = Console()
-PRICE = 1_000_000
-SYMBOL = "BENCH"
-
-
-def _write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
-    ouch_port, fix_port = free_port(), free_port()
-    itch_port, retransmit_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-    ouch_names = ["rtt", *(f"o{i}" for i in range(clients))]
-    fix_names = ["RTTF", *(f"F{i}" for i in range(clients))]
-    participants = "".join(
-        f'\n[[participants]]\nparticipant = "{name.upper()}"\nusername = "{name}"\n'
-        f'password = "pw"\n' for name in ouch_names
-    ) + "".join(  # FIX-only participants: no OUCH orders of theirs to drop-copy
-        f'\n[[participants]]\nparticipant = "X{name}"\nusername = "x{name.lower()}"\n'
-        f'password = "pw"\nfix_comp_id = "{name}"\n' for name in fix_names
-    )
-    path = directory / "venue.toml"
-    path.write_text(
-        f'[venue]\ndirectory = "{directory / "venue"}"\nfsync = "none"\n'
-        f"ouch_port = {ouch_port}\nfix_port = {fix_port}\n"
-        f"snapshot_port = {free_port()}\nitch_port = {itch_port}\n"
-        f"retransmit_port = {retransmit_port}\n"
-        f'\n[[symbols]]\nsymbol = "{SYMBOL}"\nreference_price = "100.00"\n{participants}'
-    )
-    return path, ouch_port, fix_port
-
 
 def _feed_ports(config: Path) -> tuple[int, int]:
     values = dict(line.split(" = ") for line in config.read_text().splitlines() if " = " in line)
@@ -114,16 +89,7 @@ class _OuchSession:
 
     def enter(self, side: ouch.Side, price: int) -> bytes:
         self.ref += 1
-        msg = ouch.EnterOrder(
-            self.ref, side, 100, SYMBOL, price, ouch.TimeInForce.DAY, ouch.Display.VISIBLE,
-            ouch.Capacity.AGENCY, ouch.IntermarketSweep.NOT_ELIGIBLE,
-            ouch.CrossType.CONTINUOUS, "",
-        )
-        return soup.encode(soup.UnsequencedData(ouch.encode(msg)))
-
-    def cancel(self, user_ref_num: int) -> bytes:
-        msg = ouch.CancelOrderRequest(user_ref_num, 0)
-        return soup.encode(soup.UnsequencedData(ouch.encode(msg)))
+        return enter_packet(self.ref, side, price)
 
     def wait_for(self, kind: type) -> None:
         while not isinstance(self.next_message(), kind):
@@ -140,7 +106,7 @@ def _ouch_round_trips(port: int, count: int, warmup: int) -> list[int]:
         session.sock.sendall(data)
         session.wait_for(ouch.OrderAccepted)
         elapsed = clock() - t0
-        session.sock.sendall(session.cancel(session.ref))
+        session.sock.sendall(cancel_packet(session.ref))
         session.wait_for(ouch.OrderCanceled)
         if i >= warmup:
             samples.append(elapsed)
@@ -262,7 +228,7 @@ def _flood(worker, port: int, clients: int, orders: int) -> float:
 
 def run(round_trips: int, orders: int, clients: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="agora-bench-gw-") as tmp:
-        config, port, fix_port = _write_config(Path(tmp), clients)
+        config, port, fix_port = write_config(Path(tmp), clients)
         itch_port, retransmit_port = _feed_ports(config)
         with console.status("raw TCP echo floor"):
             echo = _percentiles(measure_echo(round_trips))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import uvloop
 
+from agora.bench.venue_setup import PRICE, cancel_packet, enter_packet, write_config
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_gateway import FixGateway
@@ -27,8 +28,6 @@ from agora.exchange.venue.itch_publisher import ItchPublisher
 from agora.exchange.venue.ouch_gateway import OuchGateway
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
-
-PRICE = 1_000_000
 
 
 class _MemoryTransport(asyncio.Transport):
@@ -58,12 +57,8 @@ class _MemoryTransport(asyncio.Transport):
 def _orders(pairs: int) -> list[bytes]:
     out = []
     for k in range(1, pairs + 1):
-        enter = ouch.EnterOrder(
-            k, ouch.Side.BUY, 100, "BENCH", PRICE - 100 * (1 + k % 20), ouch.TimeInForce.DAY,
-            ouch.Display.VISIBLE, ouch.Capacity.AGENCY, ouch.IntermarketSweep.NOT_ELIGIBLE,
-            ouch.CrossType.CONTINUOUS, "")
-        out.append(soup.encode(soup.UnsequencedData(ouch.encode(enter))))
-        out.append(soup.encode(soup.UnsequencedData(ouch.encode(ouch.CancelOrderRequest(k, 0)))))
+        out.append(enter_packet(k, ouch.Side.BUY, PRICE - 100 * (1 + k % 20)))
+        out.append(cancel_packet(k))
     return out
 
 
@@ -102,10 +97,8 @@ async def _measure(config_path: Path, pairs: int, batch: int) -> dict:
 
 def measure(pairs: int = 10_000, batch: int = 1) -> dict:
     """Venue CPU per message for ``pairs`` enter/cancel pairs, ``batch`` messages per read."""
-    from agora.bench.gateway import _write_config
-
     with tempfile.TemporaryDirectory(prefix="agora-venue-cpu-") as tmp:
-        config_path, _, _ = _write_config(Path(tmp), 4)
+        config_path, _, _ = write_config(Path(tmp), 4)
         return uvloop.run(_measure(config_path, pairs, batch))
 
 

@@ -53,7 +53,7 @@ from agora.decision.consensus.messages import (
     decode,
     encode,
 )
-from agora.decision.transport.udp import Address, Reassembler, frames, tune_socket
+from agora.decision.transport.udp import Address, Reassembler, send_message, tune_socket
 
 REQUESTS_PER_DATAGRAM = 512
 RETRY_RTTS = 4  # retry after this many smoothed round trips, never sooner than ``retry_ns``
@@ -185,10 +185,7 @@ class ClusterClient(asyncio.DatagramProtocol):
         if self.transport is None or self.transport.is_closing():
             return
         self._message_id += 1
-        for datagram in frames(data, self._message_id):
-            for addr in addresses:
-                self.transport.sendto(datagram, addr)
-                self.datagrams_sent += 1
+        self.datagrams_sent += send_message(self.transport, data, self._message_id, addresses)[0]
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         whole = self.reassembler.feed(data, addr)

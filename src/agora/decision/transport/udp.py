@@ -61,6 +61,18 @@ def frames(data: bytes, message_id: int) -> list[bytes]:
             + data[i * CHUNK:(i + 1) * CHUNK] for i in range(count)]
 
 
+def send_message(transport: asyncio.DatagramTransport, data: bytes, message_id: int,
+                 addresses: list[Address]) -> tuple[int, int]:
+    """Send ``data`` (fragmented above :data:`CHUNK`) to every address; (datagrams, bytes)."""
+    datagrams = sent = 0
+    for datagram in frames(data, message_id):
+        for addr in addresses:
+            transport.sendto(datagram, addr)
+            datagrams += 1
+            sent += len(datagram)
+    return datagrams, sent
+
+
 class Reassembler:
     """Whole messages out of datagrams; bounded state for partial ones."""
 
@@ -336,11 +348,9 @@ class ReplicaNode(asyncio.DatagramProtocol):
         if transport is None or transport.is_closing():
             return
         self._message_id += 1
-        for datagram in frames(data, self._message_id):
-            for addr in addresses:
-                transport.sendto(datagram, addr)
-                self.stats.datagrams_sent += 1
-                self.stats.bytes_sent += len(datagram)
+        datagrams, sent = send_message(transport, data, self._message_id, addresses)
+        self.stats.datagrams_sent += datagrams
+        self.stats.bytes_sent += sent
 
     def error_received(self, exc: Exception) -> None:
         """ICMP port unreachable from a dead peer: UDP is lossy anyway, ignore."""

@@ -131,7 +131,7 @@ def parse_timestamp(text: str, tag: int = 52) -> int:
         frac = text[18:]
         if len(text) == 17 or (text[17] == "." and 0 < len(frac) <= 9 and frac.isdigit()
                                and frac.isascii()):
-            return memo.parsed_secs * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+            return memo.parsed_secs * 1_000_000_000 + int(frac.ljust(9, "0"))
     m = _TS_RE.fullmatch(text)
     if m is None:
         raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag)

@@ -46,7 +46,8 @@ class Net:
         self.replicas = [self._boot(r) for r in range(n)]
         self.queue: deque[tuple[int, int, bytes]] = deque()
         self.committed: dict[int, list[Committed]] = {r: [] for r in range(n)}
-        self.replies: list[Reply] = []
+        self.replies: list[Reply] = []  # the leader's
+        self.acks: list[Reply] = []  # backup acknowledgements
         self.sent: list[tuple[int, int, object]] = []
         self.down: set[int] = set()
 
@@ -74,7 +75,9 @@ class Net:
                     if dst != src:
                         self.queue.append((src, dst, encode(item.message)))
             elif isinstance(item, ToClient):
-                self.replies.append(item.message)
+                reply = item.message
+                leader = reply.replica == reply.view % self.n
+                (self.replies if leader else self.acks).append(reply)
             elif isinstance(item, Committed):
                 self.committed[src].append(item)
 
@@ -117,6 +120,48 @@ def test_a_request_commits_at_the_leader_after_one_round_trip():
     net.tick(3_000_000)  # heartbeat carries the commit number to the backups
     net.pump()
     assert all(net.committed[r] == net.committed[0] for r in range(3))
+
+
+def test_the_backups_after_the_leader_acknowledge_fresh_requests_without_a_deadline():
+    net = Net(3)
+    net.submit(1, 1, b"a")
+    net.submit(2, 1, b"b", budget_ns=5_000_000)  # a deadline: its verdict comes with commit
+    net.pump()
+    assert net.acks == [Reply(CLUSTER, 1, 0, 1, 1, 1, False)]  # replica 1 only (f = 1)
+    net.tick(3_000_000)  # the leader resends nothing acked; heartbeats: no second ack
+    net.pump()
+    assert len(net.acks) == 1
+    assert {(r.client_id, r.index) for r in net.replies} == {(1, 1), (2, 2)}
+
+    five = Net(5)
+    five.submit(7, 1)
+    five.pump()
+    assert sorted(r.replica for r in five.acks) == [1, 2]  # the f = 2 backups after the leader
+
+    quiet = Net(3, backup_acks=False)
+    quiet.submit(1, 1)
+    quiet.pump()
+    assert quiet.acks == [] and len(quiet.replies) == 1
+
+
+def test_a_client_settles_on_f_backup_acks_of_one_view_and_index_or_the_leaders_reply():
+    def client(n: int) -> Client:
+        c = Client(CLUSTER, 3, n)
+        c.request(b"p", 0, now_ns=0)
+        return c
+
+    ack = Reply(CLUSTER, 1, 0, 3, 1, 9, False)
+    assert client(3).on_reply(ack, 1) == ack  # f = 1
+    five = client(5)
+    assert five.on_reply(ack, 1) is None
+    assert five.on_reply(ack, 2) is None, "the same backup twice is one ack"
+    assert five.on_reply(Reply(CLUSTER, 2, 0, 3, 1, 8, False), 3) is None, "another index"
+    assert five.on_reply(Reply(CLUSTER, 2, 5, 3, 1, 9, False), 3) is None, "another view"
+    assert five.on_reply(Reply(CLUSTER, 2, 0, 3, 1, 9, True), 3) is None, "acks never abandon"
+    second = Reply(CLUSTER, 2, 0, 3, 1, 9, False)
+    assert five.on_reply(second, 4) == second and not five.busy
+    leader = client(5)
+    assert leader.on_reply(Reply(CLUSTER, 0, 5, 3, 1, 4, False), 1) is not None  # 5 % 5 = 0
 
 
 def test_pipeline_window_bounds_prepares_in_flight_and_batches_the_queue():

@@ -44,8 +44,28 @@ def test_each_violation_is_reported():
     c.on_committed(1, Committed(5, 0, 2, 1, b"C", False))  # validity: payload changed
     c.on_committed(1, Committed(6, 0, 0, 0, b"x", False))  # validity: no-op with payload
     c.on_committed(1, Committed(7, 0, 2, 1, b"c", True))  # deadline: no budget, abandoned
-    c.on_reply(Reply(9, 0, 0, 1, 1, 99, False))  # reply: nothing at 99
+    c.on_reply(Reply(9, 0, 0, 2, 1, 1, False))  # reply: index 1 holds client 1's request
     assert {"agreement", "order", "integrity", "validity", "deadline", "reply"} <= set(kinds(c))
+
+
+def test_a_reply_ahead_of_every_commit_is_checked_when_its_index_commits():
+    c = checker()
+    early = Reply(9, 1, 0, 1, 1, 1, False)  # a backup acknowledgement, before any Committed
+    c.on_reply(early)
+    assert c.ok and c.unconfirmed() == [early]
+    c.on_committed(0, Committed(1, 0, 1, 1, b"a", False))
+    assert c.ok and c.unconfirmed() == []
+    wrong = Reply(9, 1, 0, 2, 1, 2, False)  # names index 2 for client 2 ...
+    c.on_reply(wrong)
+    c.on_committed(0, Committed(2, 0, 1, 2, b"b", False))  # ... which holds client 1's
+    assert kinds(c) == ["reply"]
+
+
+def test_a_reply_whose_index_never_commits_blocks_convergence():
+    c = checker()
+    c.on_reply(Reply(9, 1, 0, 2, 1, 99, False))
+    assert not c.converged(3, clients_busy=False)
+    assert "index nobody committed" in c.liveness_report(3) and "index=99" in c.liveness_report(3)
 
 
 def test_liveness_report_names_what_is_missing():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
+import pytest
 
 from agora.decision.consensus import FsyncPolicy, ReplicaConfig, Status
 from agora.decision.sim import Cluster, ClusterOptions, NetworkOptions
@@ -168,11 +169,14 @@ def test_run_options_are_plain_data():
     assert msgspec.json.decode(msgspec.json.encode(options), type=ClusterOptions) == options
 
 
-def test_fast_path_costs_one_round_trip_between_replicas():
-    # every hop takes 100 us: client -> leader -> backups -> leader -> client is four hops
+@pytest.mark.parametrize(("backup_acks", "hops"), [(True, 3), (False, 4)])
+def test_fast_path_costs_one_round_trip_between_replicas(backup_acks: bool, hops: int):
+    # every hop takes 100 us. The leader's reply: client -> leader -> backups -> leader ->
+    # client, four hops; a backup's acknowledgement settles the request one hop sooner
     hop = NetworkOptions(delay_min_ns=100_000, delay_median_ns=100_001, delay_sigma=0.0)
-    cluster = make(3, clients=1, requests=30, think_ns_mean=1_000_000, network=hop)
+    cluster = make(3, clients=1, requests=30, think_ns_mean=1_000_000, network=hop,
+                   backup_acks=backup_acks)
     advance_until(cluster, lambda: top(cluster) >= 30)
     converge(cluster)
-    assert sorted(cluster.latencies_ns)[len(cluster.latencies_ns) // 2] <= 4 * 100_000 + 10
-    assert min(cluster.latencies_ns) >= 4 * 100_000
+    assert sorted(cluster.latencies_ns)[len(cluster.latencies_ns) // 2] <= hops * 100_000 + 10
+    assert min(cluster.latencies_ns) >= hops * 100_000

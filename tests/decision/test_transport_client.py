@@ -9,6 +9,7 @@ import uvloop
 
 from agora.core.clock import SimClock
 from agora.decision.consensus.messages import (
+    Hello,
     Reply,
     ReplyBatch,
     Request,
@@ -44,6 +45,8 @@ def _client(clock: SimClock) -> tuple[ClusterClient, FakeTransport]:
     client = ClusterClient(1, PEERS, clock, pool=4, retry_ns=8 * MS)
     transport = FakeTransport()
     client.connection_made(transport)  # type: ignore[arg-type]
+    assert transport.sent == [(Hello(1, 1, 4), peer) for peer in PEERS]
+    transport.sent.clear()
     return client, transport
 
 
@@ -97,6 +100,30 @@ def test_retries_wait_for_several_smoothed_round_trips_and_go_batched_to_every_r
         retries = transport.sent[1:]
         assert sorted(addr for _, addr in retries) == PEERS  # one datagram per replica
         assert all(isinstance(m, RequestBatch) and len(m.requests) == 2 for m, _ in retries)
+        client.close()
+
+    uvloop.run(main())
+
+
+def test_a_backup_acknowledgement_settles_a_request_and_hellos_repeat():
+    async def main() -> None:
+        clock = SimClock(1_000)
+        client, transport = _client(clock)
+        future = client.submit(b"x")
+        await asyncio.sleep(0)
+        [(request, _)] = transport.sent
+        clock.advance(200_000)
+        ack = Reply(1, 1, 0, request.client_id, request.request_number, 1, False)  # backup 1
+        client.datagram_received(frames(encode(ack), 1)[0], PEERS[1])
+        assert future.done() and future.result().reply == ack
+        assert future.result().latency_ns == 200_000
+        transport.sent.clear()
+        clock.advance(999 * MS)
+        client._tick()
+        assert transport.sent == []
+        clock.advance(2 * MS)
+        client._tick()
+        assert transport.sent == [(Hello(1, 1, 4), peer) for peer in PEERS]
         client.close()
 
     uvloop.run(main())

@@ -8,7 +8,10 @@ table needs for exactly-once. A retry carries the budget that remains on the cli
 attempt does not buy a fresh budget.
 
 The reply arrives only once the deadline verdict is known; ``abandoned`` tells the caller that
-every replica has dropped the request, so it must not act on it.
+every replica has dropped the request, so it must not act on it. A request without a deadline
+may instead be settled by ``f`` backup acknowledgements naming one view and index (see
+``Reply``): the leader of that view sent it to them, so ``f + 1`` replicas hold it. Acks for
+different views or indices never add up (a view change may have moved the request).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class Client:
         self.outstanding: Request | None = None
         self.sent_ns = 0
         self.last_try_ns = 0
+        self.f = (n - 1) // 2
+        self.acks: dict[tuple[int, int], set[int]] = {}  # (view, index) -> acknowledging backups
 
     @property
     def busy(self) -> bool:
@@ -52,13 +57,22 @@ class Client:
         return [Send(self.view % self.n, self.outstanding)]
 
     def on_reply(self, reply: Reply, now_ns: int) -> Reply | None:
-        """The reply to the outstanding request, or None for a stale or foreign one."""
+        """The reply that settles the outstanding request, or None (stale, foreign, or a
+        backup acknowledgement still short of ``f`` for its view and index)."""
         request = self.outstanding
         if (request is None or reply.cluster != self.cluster
                 or reply.client_id != self.client_id
                 or reply.request_number != request.request_number):
             return None
+        if reply.replica != reply.view % self.n:
+            if not 0 <= reply.replica < self.n or reply.abandoned:
+                return None
+            backups = self.acks.setdefault((reply.view, reply.index), set())
+            backups.add(reply.replica)
+            if len(backups) < self.f:
+                return None
         self.outstanding = None
+        self.acks.clear()
         self.view = max(self.view, reply.view)
         return reply
 

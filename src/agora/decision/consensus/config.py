@@ -35,6 +35,7 @@ class ReplicaConfig(msgspec.Struct, frozen=True, kw_only=True):
     pending_max: int = 4_096  # requests queued at the leader beyond the pipeline
     repair_max: int = 2_048  # entries per StartView / RecoveryResponse (a prefix is enough)
     canary: Canary = Canary.NONE
+    backup_acks: bool = True  # the f backups after the leader tell clients what they prepared
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.n % 2 == 0:

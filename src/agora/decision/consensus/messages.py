@@ -56,7 +56,15 @@ class Request(Message):
 
 
 class Reply(Message):
-    """The leader tells a client where its request committed and whether it was abandoned."""
+    """Where a client's request sits in the log, and whether it was abandoned.
+
+    From the leader of ``view`` (``replica == view % n``) it says the request committed. From a
+    backup it is a *backup acknowledgement*: the backup holds the request at ``index``, as
+    prepared by the leader of ``view`` (only for requests without a deadline, so ``abandoned``
+    is False). ``f`` such acknowledgements from distinct backups for the same view and index
+    mean ``f + 1`` replicas hold it (the leader sent it): committed, by VR's own rule, one
+    network hop sooner than the leader's reply can arrive. See ``client.py``.
+    """
 
     replica: int
     view: int
@@ -74,6 +82,15 @@ class RequestBatch(Message):
     """
 
     requests: tuple[Request, ...]
+
+
+class Hello(Message):
+    """A client process tells every replica where clients ``first_id .. first_id + count - 1``
+    listen (a transport matter: backups need it to send acknowledgements; replicas' state
+    machines ignore it)."""
+
+    first_id: int
+    count: int
 
 
 class ReplyBatch(Message):
@@ -181,7 +198,7 @@ ReplicaMessage = (
     | Recovery
     | RecoveryResponse
 )
-AnyMessage = Request | Reply | RequestBatch | ReplyBatch | ReplicaMessage
+AnyMessage = Request | Reply | RequestBatch | ReplyBatch | Hello | ReplicaMessage
 
 
 class Send(msgspec.Struct, frozen=True, gc=False):
@@ -198,7 +215,12 @@ class Broadcast(msgspec.Struct, frozen=True, gc=False):
 
 
 class ToClient(msgspec.Struct, frozen=True, gc=False):
-    """Outbox: send ``message`` (a :class:`Reply`) to client ``client_id``."""
+    """Outbox: send ``message`` (a :class:`Reply`) to client ``client_id``.
+
+    A leader's replies answer committed entries and must follow the step's ``Committed``
+    records; a backup's acknowledgements (``message.replica`` is not the view's leader) are
+    about entries it has not seen commit, so a transport may send them first.
+    """
 
     client_id: int
     message: Message

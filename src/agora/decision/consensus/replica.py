@@ -30,7 +30,12 @@ order, exactly once per incarnation. ``applied_index`` is the application's own 
 after a restart the replica emits every index above it again (from its storage, or once recovery
 or state transfer has fetched the entries), so an application that persists what it applied
 resumes without a gap or a repeat; one that persists nothing passes 0 and replays the whole log.
-Replies to clients go from the leader only, when the deadline verdict is known.
+Replies to clients go from the leader when an entry is committed and its deadline verdict
+known. Backup acknowledgements (``ReplicaConfig.backup_acks``, on by default) shorten the path:
+the ``f`` backups after the leader answer each client whose request without a deadline they
+appended from the leader's Prepare; a client holding ``f`` of them for one view and index knows
+``f + 1`` replicas hold it (VR's commit rule), one hop before the leader could tell it (client ->
+leader -> backup -> client instead of client -> leader -> backup -> leader -> client).
 
 Known limitation (VR's): a single replica that times out (for example one cut off from the
 leader) pulls everyone into a view change when it is heard again; there is no pre-vote.
@@ -57,6 +62,7 @@ from agora.decision.consensus.messages import (
     PrepareOk,
     Recovery,
     RecoveryResponse,
+    Reply,
     Request,
     RequestBatch,
     RequestStartView,
@@ -311,8 +317,25 @@ class Replica(ViewChange, Recovering):
         fresh = [e for e in m.entries if e.index > self.op]
         if fresh:
             self._append(fresh)
+            if self._acks_clients():
+                self._acknowledge(fresh, out)
         out.append(Send(m.replica, PrepareOk(self.config.cluster, self.me, self.view, self.op)))
         self._set_commit(m.commit, out)
+
+    def _acks_clients(self) -> bool:
+        """The ``commit_quorum - 1`` backups right after the leader acknowledge to clients
+        (fewer datagrams than every backup; if one is down, the leader's reply still comes)."""
+        offset = (self.me - self.leader_of(self.view)) % self.n
+        return self.config.backup_acks and 0 < offset < self.config.commit_quorum
+
+    def _acknowledge(self, entries: list[Entry], out: list[Outbox]) -> None:
+        """Tell each client whose request we now hold where it sits (see ``Reply``): only
+        requests without a deadline, whose verdict is known before they commit."""
+        cluster, me, view = self.config.cluster, self.me, self.view
+        for e in entries:
+            if e.client_id and not e.budget_ns:
+                out.append(ToClient(e.client_id, Reply(cluster, me, view, e.client_id,
+                                                       e.request_number, e.index, False)))
 
     def _on_commit(self, m: Commit, now: int, out: list[Outbox]) -> None:
         if self.is_leader or m.replica != self.leader_of(self.view):

@@ -11,7 +11,9 @@ of every replica incarnation, every reply a client accepts. Properties:
   (client 0) is empty and never abandoned;
 * **integrity**: a ``(client, request number)`` sits at one index only;
 * **deadlines**: a request without a budget is never abandoned (agreement covers the verdict);
-* **replies** match the committed entry they name;
+* **replies** match the committed entry they name (checked when the index commits: a backup
+  acknowledgement may settle a request before any replica emits it; after heal, a reply whose
+  index never committed is a failure);
 * **liveness** (after heal): every submitted request committed, every replica emitted every
   committed index, no client still waiting.
 
@@ -38,6 +40,7 @@ class Checker:
         self.by_request: dict[tuple[int, int], int] = {}
         self.next_index: dict[int, int] = {}  # replica -> next index its incarnation must emit
         self.replies = 0
+        self.early_replies: dict[int, list[Reply]] = {}
 
     @property
     def ok(self) -> bool:
@@ -67,6 +70,8 @@ class Checker:
             return
         if first is item:
             self._check_new(item)
+            for reply in self.early_replies.pop(item.index, ()):
+                self._check_reply(reply, item)
 
     def _check_new(self, item: Committed) -> None:
         key = (item.client_id, item.request_number)
@@ -88,11 +93,22 @@ class Checker:
             self.fail(f"integrity: request {key} committed at {index} and at {item.index}")
 
     def on_reply(self, reply: Reply) -> None:
+        """A reply a client accepted. Backup acknowledgements can settle a request before any
+        replica emits its index, so a reply naming an index nobody committed yet waits for it;
+        :meth:`unconfirmed` lists those that never were (a failure once the run has healed)."""
         self.replies += 1
         entry = self.committed.get(reply.index)
         if entry is None:
-            self.fail(f"reply: {reply} names index {reply.index}, which nobody committed")
-        elif (entry.client_id, entry.request_number, entry.abandoned) != (
+            self.early_replies.setdefault(reply.index, []).append(reply)
+        else:
+            self._check_reply(reply, entry)
+
+    def unconfirmed(self) -> list[Reply]:
+        """Accepted replies whose index no replica has committed."""
+        return [reply for replies in self.early_replies.values() for reply in replies]
+
+    def _check_reply(self, reply: Reply, entry: Committed) -> None:
+        if (entry.client_id, entry.request_number, entry.abandoned) != (
                 reply.client_id, reply.request_number, reply.abandoned):
             self.fail(f"reply: client {reply.client_id} request {reply.request_number} told "
                       f"index {reply.index} abandoned {reply.abandoned}, committed there: "
@@ -100,7 +116,7 @@ class Checker:
 
     def converged(self, replicas: int, clients_busy: bool) -> bool:
         """Liveness reached: all requests committed and emitted by every replica."""
-        if clients_busy or len(self.by_request) < len(self.submitted):
+        if clients_busy or len(self.by_request) < len(self.submitted) or self.early_replies:
             return False
         top = max(self.committed, default=0)
         return all(self.next_index.get(r, 1) == top + 1 for r in range(replicas))
@@ -110,9 +126,11 @@ class Checker:
         top = max(self.committed, default=0)
         behind = {r: self.next_index.get(r, 1) - 1 for r in range(replicas)
                   if self.next_index.get(r, 1) != top + 1}
+        early = self.unconfirmed()[:3]
         return (f"liveness: after heal, requests not committed {missing} "
                 f"({len(self.submitted) - len(self.by_request)} in all); highest index {top}; "
-                f"replicas behind (last emitted) {behind}")
+                f"replicas behind (last emitted) {behind}; replies naming an index nobody "
+                f"committed {early}")
 
     def deadline_figures(self) -> tuple[int, int]:
         """(requests with a budget, of which abandoned) over the committed log."""

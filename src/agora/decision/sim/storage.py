@@ -52,6 +52,9 @@ class SimStorage:
     def write_view(self, view: int, log_view: int) -> None:
         self.view = (view, log_view)
 
+    def drain(self) -> None:
+        """Nothing is held back (the simulated buffer is modelled by ``writeback``)."""
+
     def _write(self, record: LogRecord) -> None:
         if self.policy is FsyncPolicy.ALWAYS:
             self.records.append(record)

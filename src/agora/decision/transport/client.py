@@ -26,6 +26,10 @@ cluster is slowest (at 64,000 requests/s, one pair of runs: p99 32 ms with the f
 5.6 ms with this one). A retried request's sample is ambiguous (Karn): timed from the last
 attempt, it can only err short, and the timer never goes below ``retry_ns``.
 
+Replies: the leader's (committed) or, for requests without a deadline, ``f`` acknowledgements of
+backups that hold the request (see :class:`~agora.decision.consensus.Client`), one hop sooner.
+The pool announces its address to every replica with a ``Hello`` at connect and every second.
+
 Latency is measured on this process's clock from the ``submit`` call to the reply's arrival:
 proposer to commit as the client sees it (the leader replies once the entry is committed and its
 deadline verdict known).
@@ -43,6 +47,7 @@ from agora.core.clock import Clock
 from agora.decision.consensus.client import Client
 from agora.decision.consensus.messages import (
     Broadcast,
+    Hello,
     Message,
     Outbox,
     Reply,
@@ -59,6 +64,7 @@ REQUESTS_PER_DATAGRAM = 512
 RETRY_RTTS = 4  # retry after this many smoothed round trips, never sooner than ``retry_ns``
 RETRY_MAX_NS = 1_000_000_000
 BATCH_BYTES = 48_000  # request payload bytes per batch: one datagram, no fragments
+HELLO_NS = 1_000_000_000  # the pool's address goes to every replica this often
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -84,6 +90,8 @@ class ClusterClient(asyncio.DatagramProtocol):
         self.clock = clock
         self.clients = {first_id + i: Client(cluster, first_id + i, len(peers), retry_ns=retry_ns)
                         for i in range(pool)}
+        self.first_id = first_id
+        self.hello_ns = 0  # when the last Hello went out
         self.retry_floor_ns = retry_ns
         self.rtt_ns = 0.0  # smoothed time from the last attempt to its reply
         self.idle: deque[Client] = deque(self.clients.values())
@@ -116,7 +124,14 @@ class ClusterClient(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] - uvloop's is no subclass
         tune_socket(self.transport)
+        self._hello(self.clock.now_ns())
         self._timer = asyncio.get_running_loop().call_later(self.tick_s, self._tick)
+
+    def _hello(self, now: int) -> None:
+        """Tell every replica where this pool listens: backups send their acknowledgements
+        here. Repeated every :data:`HELLO_NS`, so a replica that restarts learns it again."""
+        self.hello_ns = now
+        self._send(encode(Hello(self.cluster, self.first_id, len(self.clients))), self.peers)
 
     @property
     def in_flight(self) -> int:
@@ -222,6 +237,8 @@ class ClusterClient(asyncio.DatagramProtocol):
 
     def _tick(self) -> None:
         now = self.clock.now_ns()
+        if not 0 <= now - self.hello_ns < HELLO_NS:
+            self._hello(now)
         retry_ns = int(min(RETRY_MAX_NS, max(self.retry_floor_ns, RETRY_RTTS * self.rtt_ns)))
         for client_id in self.waiting:
             client = self.clients[client_id]

@@ -117,7 +117,8 @@ class ProcessCluster:
         return last
 
     def check(self, submitted: Iterable[Request], replies: Iterable[Reply]) -> Checker:
-        """Run the checker over every replica's record and the client's log."""
+        """Run the checker over every replica's record and the client's log (a reply naming an
+        index no record holds yet keeps ``converged`` False, see ``Checker.on_reply``)."""
         checker = Checker()
         for request in submitted:
             checker.on_submit(request.client_id, request.request_number, request.payload,

@@ -8,10 +8,13 @@ Frame kinds (first byte of every datagram):
   evicted first); an incomplete message is dropped, like a lost datagram.
 
 The node is single-threaded on an asyncio (uvloop) loop: decode -> ``replica.on_message(msg,
-clock.now_ns())`` -> execute the outbox: committed records (flushed to the OS), then replies
-(one ``ReplyBatch`` datagram per client address when a step answers several requests), then the
-sends in outbox order. A timer calls ``on_tick`` every ``tick_ns``. Garbage datagrams are
-counted and dropped; a replica exception is a bug and ends the process (the test sees it die).
+clock.now_ns())`` -> execute the outbox: backup acknowledgements to clients, committed records
+(flushed to the OS), then the leader's replies (one ``ReplyBatch`` datagram per client address
+when a step answers several requests), then the sends in outbox order; then the storage writes
+the step held back (``drain``). Clients announce their addresses with a ``Hello`` (backups need
+them for acknowledgements; the leader also learns them from requests). A timer calls
+``on_tick`` every ``tick_ns``. Garbage datagrams are counted and dropped; a replica exception is
+a bug and ends the process (the test sees it die).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from agora.core.clock import Clock
 from agora.decision.consensus.messages import (
     Broadcast,
     Committed,
+    Hello,
     Outbox,
     Reply,
     ReplyBatch,
@@ -48,6 +52,7 @@ _WHOLE, _FRAGMENT = b"\x00", 1
 _FRAG = struct.Struct("<BIHH")
 SOCKET_BUFFER = 4 << 20
 REPLIES_PER_DATAGRAM = 1_024  # a Reply is ~20 bytes: well inside one unfragmented datagram
+HELLO_MAX = 65_536  # client ids one Hello may claim (bounds what a stray datagram can add)
 
 
 def frames(data: bytes, message_id: int) -> list[bytes]:
@@ -226,6 +231,9 @@ class ReplicaNode(asyncio.DatagramProtocol):
         self.replica = replica
         self.peers = list(peers)
         self.me = replica.config.replica
+        # every other replica, starting after this one: a leader's Prepare reaches first the
+        # backup that acknowledges to clients (see ``Replica._acks_clients``)
+        self.others = [self.peers[(self.me + k) % len(peers)] for k in range(1, len(peers))]
         self.clock = clock
         self.recorder = recorder
         self.tick_s = tick_ns / 1e9
@@ -271,6 +279,11 @@ class ReplicaNode(asyncio.DatagramProtocol):
             return
         if isinstance(message, Reply | ReplyBatch):
             return
+        if isinstance(message, Hello):
+            if message.cluster == self.replica.config.cluster and 0 < message.count <= HELLO_MAX:
+                self.clients.update(dict.fromkeys(
+                    range(message.first_id, message.first_id + message.count), addr))
+            return
         if isinstance(message, Request):
             self.clients[message.client_id] = addr
         elif isinstance(message, RequestBatch):
@@ -289,6 +302,7 @@ class ReplicaNode(asyncio.DatagramProtocol):
         try:
             out = step()
             self.execute(out)
+            self.replica.storage.drain()  # records the step held back, now its sends are out
         except BaseException as exc:  # a replica bug: stop serving, let the owner exit
             self.failed = exc
             if not self.stopped.done():
@@ -298,8 +312,8 @@ class ReplicaNode(asyncio.DatagramProtocol):
         self.stats.status = int(self.replica.status)
 
     def execute(self, out: list[Outbox]) -> None:
-        """Committed records first (to the OS), then replies grouped per client address, then
-        sends in outbox order.
+        """Backup acknowledgements, committed records (to the OS), the leader's replies grouped per
+        client address, then sends in outbox order.
 
         A client never hears of a commit the replica's record (the checker's oracle, and the
         embedding application's hook) does not hold yet, even if the replica is killed right
@@ -309,6 +323,8 @@ class ReplicaNode(asyncio.DatagramProtocol):
         recorder = self.recorder
         recorded = False
         replies: dict[Address, list[Reply]] = {}
+        acks: dict[Address, list[Reply]] = {}
+        n = len(self.peers)
         for item in out:
             if isinstance(item, Committed):
                 self.stats.committed += 1
@@ -318,7 +334,11 @@ class ReplicaNode(asyncio.DatagramProtocol):
             elif isinstance(item, ToClient):
                 addr = self.clients.get(item.client_id)
                 if addr is not None:
-                    replies.setdefault(addr, []).append(item.message)  # type: ignore[arg-type]
+                    reply: Reply = item.message  # type: ignore[assignment]
+                    group = replies if reply.replica == reply.view % n else acks
+                    group.setdefault(addr, []).append(reply)
+        for addr, group in acks.items():  # about uncommitted entries: no record to wait for
+            self._send_replies(group, addr)
         if recorded and recorder is not None:
             recorder.flush()
         for addr, group in replies.items():
@@ -328,9 +348,8 @@ class ReplicaNode(asyncio.DatagramProtocol):
                 self._send(encode(item.message), [self.peers[item.to]])
                 self.stats.peer_messages_sent += 1
             elif isinstance(item, Broadcast):
-                others = [p for i, p in enumerate(self.peers) if i != self.me]
-                self._send(encode(item.message), others)
-                self.stats.peer_messages_sent += len(others)
+                self._send(encode(item.message), self.others)
+                self.stats.peer_messages_sent += len(self.others)
 
     def _send_replies(self, group: list[Reply], addr: Address) -> None:
         """One datagram per :data:`REPLIES_PER_DATAGRAM` replies to one client process."""

@@ -18,7 +18,7 @@ from agora.decision.consensus.messages import (
     encode,
 )
 from agora.decision.transport.client import ClusterClient
-from agora.decision.transport.udp import frames
+from agora.decision.transport.framing import frames
 
 PEERS = [("127.0.0.1", 9001), ("127.0.0.1", 9002), ("127.0.0.1", 9003)]
 MS = 1_000_000

@@ -22,7 +22,7 @@ from agora.core.clock import WallClock
 from agora.decision.sim.checker import Checker
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
 from agora.decision.transport.cluster import ProcessCluster
-from agora.decision.transport.udp import read_records
+from agora.decision.transport.record import read_records
 
 pytestmark = pytest.mark.e2e
 CLOCK = WallClock()

@@ -15,7 +15,7 @@ from pathlib import Path
 from agora.bench.echo_floor import free_port
 from agora.core.enums import CancelReason, RejectReason
 from agora.core.events import OrderAccepted, OrderCancelled, OrderRejected
-from agora.decision.transport.udp import Recorder
+from agora.decision.transport.record import Recorder
 from agora.decision.venue_bridge import DecisionApplier
 from agora.trading.clients.fix_client import FixClient
 from agora.trading.decision_node import DecisionNode, NodeEvent, read_node_log

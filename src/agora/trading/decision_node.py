@@ -54,7 +54,7 @@ from agora.core.events import NewOrder
 from agora.decision.consensus.messages import Committed
 from agora.decision.rules import RulesConfig
 from agora.decision.transport import replica_main
-from agora.decision.transport.udp import read_records
+from agora.decision.transport.record import read_records
 from agora.decision.venue_bridge import DecisionApplier, Outgoing
 from agora.protocols.fix44.messages import FixStruct
 from agora.trading.agent_host import (

@@ -58,7 +58,7 @@ from agora.decision.consensus.messages import (
     decode,
     encode,
 )
-from agora.decision.transport.udp import Address, Reassembler, send_message, tune_socket
+from agora.decision.transport.framing import Address, Reassembler, send_message, tune_socket
 
 REQUESTS_PER_DATAGRAM = 512
 RETRY_RTTS = 4  # retry after this many smoothed round trips, never sooner than ``retry_ns``

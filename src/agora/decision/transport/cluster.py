@@ -19,7 +19,8 @@ from pathlib import Path
 
 from agora.decision.consensus.messages import Reply, Request
 from agora.decision.sim.checker import Checker
-from agora.decision.transport.udp import Address, Record, read_records
+from agora.decision.transport.framing import Address
+from agora.decision.transport.record import Record, read_records
 
 
 def free_udp_ports(count: int) -> list[int]:

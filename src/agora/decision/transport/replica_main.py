@@ -6,7 +6,9 @@
 A restart with the same ``--dir`` resumes: durable restart with ``--fsync always``, VR recovery
 otherwise, and the committed record continues after its last index.
 
-Prints ``ready`` once the socket is bound and the replica started. SIGTERM/SIGINT end it cleanly;
+The socket is served by a blocking ``recvfrom`` loop (``--io blocking``, the default: see
+``blocking.py``) or a uvloop event loop (``--io asyncio``). Prints ``ready`` once the socket is
+bound and the replica started. SIGTERM/SIGINT end it cleanly;
 a replica exception ends it with status 2 and the traceback on stderr.
 
 Embedding: ``main(args, on_committed=hook)`` calls ``hook(item)`` for every ``Committed`` right
@@ -33,7 +35,10 @@ from agora.decision.consensus.config import ReplicaConfig
 from agora.decision.consensus.messages import Committed
 from agora.decision.consensus.replica import Replica
 from agora.decision.consensus.storage import FileStorage, FsyncPolicy
-from agora.decision.transport.udp import Address, Recorder, ReplicaNode
+from agora.decision.transport.blocking import BlockingNode
+from agora.decision.transport.framing import Address
+from agora.decision.transport.record import Recorder
+from agora.decision.transport.udp import ReplicaNode
 
 
 def parse_peers(text: str) -> list[Address]:
@@ -57,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resend-us", type=int, default=3_000)
     p.add_argument("--batch-max", type=int, default=32)
     p.add_argument("--pipeline-max", type=int, default=8)
+    p.add_argument("--io", choices=["blocking", "asyncio"], default="blocking",
+                   help="Serve the socket with a blocking recvfrom loop (faster: one system "
+                        "call per wake-up) or on a uvloop event loop.")
+    p.add_argument("--no-backup-acks", action="store_true",
+                   help="Only the leader answers clients (one hop longer; for comparison).")
     p.add_argument("--repair-max", type=int, default=2_048,
                    help="Entries per StartView/RecoveryResponse; a lagging replica asks for "
                         "the rest (messages above one datagram are fragmented).")
@@ -78,13 +88,16 @@ class HookedRecorder(Recorder):
         self.hook(item)
 
 
-async def main(args: argparse.Namespace, on_committed: CommittedHook | None = None) -> int:
+def build(args: argparse.Namespace, on_committed: CommittedHook | None = None
+          ) -> tuple[Replica, list[Address], Recorder, FileStorage]:
+    """The replica, its peers, its committed record and its storage, from the options."""
     peers = parse_peers(args.peers)
     config = ReplicaConfig(
         cluster=args.cluster, replica=args.id, n=len(peers),
         heartbeat_ns=args.heartbeat_us * 1000, view_change_timeout_ns=args.view_change_us * 1000,
         resend_ns=args.resend_us * 1000, batch_max=args.batch_max,
-        pipeline_max=args.pipeline_max, repair_max=args.repair_max)
+        pipeline_max=args.pipeline_max, repair_max=args.repair_max,
+        backup_acks=not args.no_backup_acks)
     args.dir.mkdir(parents=True, exist_ok=True)
     storage = FileStorage(args.dir / "storage", FsyncPolicy(args.fsync))
     record = args.dir / "committed.log"
@@ -92,6 +105,12 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
                 else HookedRecorder(record, args.id, on_committed))
     replica = Replica(config, storage, applied_index=recorder.applied,
                       incarnation=recorder.incarnation)
+    return replica, peers, recorder, storage
+
+
+async def main(args: argparse.Namespace, on_committed: CommittedHook | None = None) -> int:
+    """The replica on this event loop (``--io asyncio``, and for programs that embed it)."""
+    replica, peers, recorder, storage = build(args, on_committed)
     node = await ReplicaNode.serve(replica, peers, WallClock(), recorder,
                                    tick_ns=args.tick_us * 1000)
     stats_path = args.dir / "stats.json"
@@ -111,6 +130,27 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
     return 0
 
 
+def serve_blocking(args: argparse.Namespace) -> int:
+    """The replica on a blocking socket (``--io blocking``, the default for this process)."""
+    replica, peers, recorder, storage = build(args)
+    node = BlockingNode(replica, peers, WallClock(), recorder, tick_ns=args.tick_us * 1000)
+    stats_path = args.dir / "stats.json"
+    signal.signal(signal.SIGUSR1, lambda *_: node.dump_stats(stats_path))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: node.close())
+    try:
+        node.open()
+        print("ready", flush=True)
+        node.serve()
+    finally:
+        node.dump_stats(stats_path)
+        storage.close()
+    if node.failed is not None:
+        traceback.print_exception(node.failed)
+        return 2
+    return 0
+
+
 def tune_gc() -> None:
     """Startup objects leave the collector's view and collections get rarer: shorter, fewer
     pauses (p99). Shared by the replica processes and the benchmark's client process."""
@@ -125,7 +165,11 @@ def start(coroutine: Coroutine[object, object, int]) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    return start(main(build_parser().parse_args(argv)))
+    args = build_parser().parse_args(argv)
+    if args.io == "asyncio":
+        return start(main(args))
+    tune_gc()
+    return serve_blocking(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""The blocking-socket replica driver in-process: a single replica served on a thread, a plain
+socket as the client. (The multi-process behaviour, kills and restarts included, is the e2e
+suite's: ``replica_main`` runs this driver by default.)"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agora.core.clock import WallClock
+from agora.decision.consensus import MemoryStorage, Replica, ReplicaConfig
+from agora.decision.consensus.messages import Hello, Reply, Request, decode, encode
+from agora.decision.transport.blocking import BlockingNode
+from agora.decision.transport.cluster import free_udp_ports
+from agora.decision.transport.framing import frames
+from agora.decision.transport.record import Recorder, read_records
+
+CLUSTER = 5
+
+
+class Raising(Replica):
+    def on_tick(self, now_ns: int) -> list:
+        if self.commit >= 2:
+            raise RuntimeError("a replica bug")
+        return super().on_tick(now_ns)
+
+
+@pytest.fixture
+def client() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    yield sock
+    sock.close()
+
+
+def serve(tmp_path: Path, replica_type: type[Replica] = Replica
+          ) -> tuple[BlockingNode, threading.Thread]:
+    port = free_udp_ports(1)[0]
+    replica = replica_type(ReplicaConfig(cluster=CLUSTER, replica=0, n=1), MemoryStorage())
+    node = BlockingNode(replica, [("127.0.0.1", port)], WallClock(),
+                        Recorder(tmp_path / "committed.log", 0), tick_ns=1_000_000)
+    node.open()
+    thread = threading.Thread(target=node.serve, daemon=True)
+    thread.start()
+    return node, thread
+
+
+def ask(client: socket.socket, node: BlockingNode, number: int) -> Reply:
+    request = Request(CLUSTER, 1, number, 0, b"order-%d" % number)
+    client.sendto(frames(encode(request), number)[0], node.peers[0])
+    reply = decode(client.recv(65_536)[1:])
+    assert isinstance(reply, Reply)
+    return reply
+
+
+def test_requests_commit_garbage_is_counted_ticks_run_and_close_ends_serve(tmp_path, client):
+    node, thread = serve(tmp_path)
+    try:
+        client.sendto(b"\x07not a frame", node.peers[0])
+        client.sendto(b"\x00\xc1", node.peers[0])  # our framing, undecodable body
+        client.sendto(frames(encode(Hello(CLUSTER, 1, 1)), 0)[0], node.peers[0])
+        assert [ask(client, node, k).index for k in (1, 2, 3)] == [1, 2, 3]
+        assert node.stats.garbage == 2
+        ticks = node.replica.marks["heartbeat"]
+        threading.Event().wait(0.02)  # idle: the receive timeout keeps the ticks coming
+        assert node.replica.marks["heartbeat"] > ticks
+    finally:
+        node.close()
+        thread.join(timeout=5)
+    assert not thread.is_alive() and node.failed is None
+    records = read_records(tmp_path / "committed.log")
+    assert [r.item.payload for r in records if r.item] == [b"order-1", b"order-2", b"order-3"]
+    with pytest.raises(OSError):
+        node.datagrams.sock.getsockname()  # closed with the node
+
+
+def test_a_replica_exception_stops_serving_and_is_kept(tmp_path, client):
+    node, thread = serve(tmp_path, Raising)
+    ask(client, node, 1)
+    ask(client, node, 2)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert isinstance(node.failed, RuntimeError)
+
+
+def test_a_send_the_kernel_refuses_is_counted_not_raised(tmp_path):
+    node, thread = serve(tmp_path)
+    try:
+        node.datagrams.sendto(b"x" * 70_000, ("127.0.0.1", 9))  # larger than a datagram
+        assert node.stats.send_errors == 1
+    finally:
+        node.close()
+        thread.join(timeout=5)

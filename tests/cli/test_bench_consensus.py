@@ -22,10 +22,12 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert last.startswith("RESULT ")
     figures = json.loads(last.removeprefix("RESULT "))
     for key in ("udp_floor_p50_us", "udp_floor_p99_us", "n3_p50_us", "n3_p99_us", "n3_p999_us",
+                "n3_sync_p50_us", "n3_sync_p99_us", "n3_sync_p999_us",
                 "n3_last_replica_p50_us", "n3_msgs_per_decision", "n3_failover_ms"):
         assert figures[key] > 0, key
     assert figures["n3_answered"] == 500
     assert figures["n3_p50_us"] >= figures["udp_floor_p50_us"]  # no faster than the wire
+    assert figures["n3_sync_p50_us"] >= figures["udp_floor_p50_us"]
     assert 0 <= figures["n3_miss_rate_250us"] <= 1 and 0 <= figures["n3_miss_rate_1ms"] <= 1
     assert figures["n3_decisions_per_s_at_p99_1ms"] >= 0
     assert figures["udp_idle_1ms_p50_us"] > 0

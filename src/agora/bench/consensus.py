@@ -1,12 +1,15 @@
 """``agora bench consensus``: the replicated decision log on real processes vs its baselines.
 
 For each cluster size ``n``: ``n`` replica processes (``agora.decision.transport.replica_main``,
-uvloop, FileStorage with fsync ``none`` unless told) on loopback and one client process (this
-one) with an open-loop load (a fixed rate, replies or not; latency from submit to the leader's
-commit reply, so queueing shows):
+blocking-socket driver, FileStorage with fsync ``none`` unless told) on loopback and one client
+process (this one):
 
-- commit latency p50/p99/p99.9 at ``base_rate``, and to the *last* replica (from the replicas'
-  committed records, whose stamps are the same host clock);
+- commit latency p50/p99/p99.9 of a *blocking proposer* (``SyncClient``: one request at a time,
+  one per millisecond, like the idle UDP floor), proposer to commit (the leader's reply or ``f``
+  backup acknowledgements, whichever settles it first);
+- the same at ``base_rate`` from the *asyncio pool* (``ClusterClient``) under open-loop load (a
+  fixed rate, replies or not, so queueing shows; the event loop's own cost is in it), and to the
+  *last* replica (from the replicas' committed records, whose stamps are the same host clock);
 - a rate search: the offered rate steps up (two seconds per step) until the cluster stops keeping
   up: a step is *sustained* when the client really offered >= 95% of the rate, at most 50 ms of
   offered load is unanswered when the last request goes out (the commit rate kept up: bounded
@@ -60,10 +63,12 @@ from agora.core.clock import WallClock
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
 from agora.decision.transport.cluster import ProcessCluster, free_udp_ports
 from agora.decision.transport.replica_main import tune_gc
+from agora.decision.transport.sync_client import SyncClient
 
 console = Console() if sys.stdout.isatty() else Console(width=170)  # a log keeps its columns
 CLOCK = WallClock()
 P99_TARGET_US = 1_000.0
+SYNC_CLIENT_ID = 1_000_000  # the blocking proposer's id: clear of the pool's 1..1024
 SUSTAIN_FRACTION = 0.95  # a sustained step offers >= 95% of its rate (the client keeps up) ...
 BACKLOG_S = 0.05  # ... leaves at most 50 ms of it unanswered at its end, and answers all
 REPLICA_OPTIONS = ("--pipeline-max", "1", "--batch-max", "256")
@@ -237,6 +242,20 @@ async def _failover(cluster: ProcessCluster, client: ClusterClient, rate: int) -
     return (min(later) - killed_ns) / 1e6 if later else float("nan")
 
 
+def _sync_latency(cluster: ProcessCluster, count: int, warmup: int = 500) -> list[int]:
+    """Commit latencies (ns) of a blocking proposer (:class:`SyncClient`), one request per
+    millisecond like the idle UDP floor: the protocol's path without an event loop's cost."""
+    samples = []
+    with SyncClient(cluster.cluster, cluster.peers, CLOCK, client_id=SYNC_CLIENT_ID) as client:
+        for i in range(warmup + count):
+            time.sleep(0.001)
+            start = time.perf_counter_ns()
+            client.commit(b"sync-%d" % i)
+            if i >= warmup:
+                samples.append(time.perf_counter_ns() - start)
+    return samples
+
+
 async def _agora(n: int, root: Path, fsync: str, requests: int, base_rate: int,
                  rates: list[int], step_s: float) -> dict:
     with ProcessCluster(root / f"n{n}", n, fsync=fsync, extra=REPLICA_OPTIONS) as cluster:
@@ -246,6 +265,8 @@ async def _agora(n: int, root: Path, fsync: str, requests: int, base_rate: int,
         try:
             for i in range(200):  # settle: replicas start ~100 ms apart (see the e2e tests)
                 await client.submit(b"warm-%d" % i)
+            sync = percentiles(_sync_latency(cluster, min(requests, 5_000),
+                                             warmup=min(500, requests // 5)))
             sent0 = await _datagrams(cluster) + client.datagrams_sent
             outcomes = await open_loop(client, CLOCK, rate=base_rate, count=requests)
             got = _answered(outcomes)
@@ -266,7 +287,7 @@ async def _agora(n: int, root: Path, fsync: str, requests: int, base_rate: int,
     sustained, best, steps = await _search_cluster(n, root, fsync, rates, step_s)
     lat = percentiles([o.latency_ns for o in got])
     last = percentiles(to_last) if to_last else (float("nan"),) * 3
-    return {"p50": lat[0], "p99": lat[1], "p999": lat[2], "last_p50": last[0],
+    return {"p50": lat[0], "p99": lat[1], "p999": lat[2], "sync": sync, "last_p50": last[0],
             "last_p99": last[1], "answered": len(got), "requests": requests,
             "msgs_per_decision": sent / max(1, len(got)), "sustained": sustained,
             "best": best, "steps": steps, "failover_ms": failover_ms, "miss_250us": misses[250],
@@ -485,7 +506,11 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
                   "", "", "", "", "", "")
     for n, f in figures.items():
         best: Step | None = f["best"]
-        table.add_row(f"agora VR n={n}", _fmt(f["p50"]), _fmt(f["p99"]), _fmt(f["p999"]),
+        sync = f["sync"]
+        table.add_row(f"agora VR n={n}, blocking proposer", _fmt(sync[0]), _fmt(sync[1]),
+                      _fmt(sync[2]), "", "", "", "", "", "")
+        table.add_row(f"agora VR n={n}, asyncio pool", _fmt(f["p50"]), _fmt(f["p99"]),
+                      _fmt(f["p999"]),
                       f"{_fmt(f['last_p50'])} / {_fmt(f['last_p99'])}", _fmt(f["sustained"], 0),
                       "none" if best is None else
                       f"{best.achieved:,.0f} ({best.batch:.1f}; {best.p50_us:,.0f} / "
@@ -503,7 +528,9 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
                 key + "max_sustained_msgs_per_decision": round(best.msgs_per_decision, 2)})
         result.update({
             key + "p50_us": round(f["p50"], 1), key + "p99_us": round(f["p99"], 1),
-            key + "p999_us": round(f["p999"], 1), key + "last_replica_p50_us":
+            key + "p999_us": round(f["p999"], 1), key + "sync_p50_us": round(sync[0], 1),
+            key + "sync_p99_us": round(sync[1], 1), key + "sync_p999_us": round(sync[2], 1),
+            key + "last_replica_p50_us":
             round(f["last_p50"], 1), key + "last_replica_p99_us": round(f["last_p99"], 1),
             key + "decisions_per_s_at_p99_1ms": round(f["sustained"]),
             key + "msgs_per_decision": round(f["msgs_per_decision"], 2),

@@ -1,0 +1,117 @@
+"""A blocking client of the replicated log: one request at a time, no event loop.
+
+The sans-IO :class:`~agora.decision.consensus.Client` (retries, the leader guess, settling on the
+leader's reply or ``f`` backup acknowledgements) driven by a plain UDP socket. It is the leanest
+proposer: a script, a test, or the benchmark's latency probe, where an asyncio pool
+(:class:`~agora.decision.transport.client.ClusterClient`) would add its event loop's cost to every
+round trip. One instance is one client id; ids must not be shared with any other client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import time
+
+import msgspec
+
+from agora.core.clock import Clock
+from agora.decision.consensus.client import Client
+from agora.decision.consensus.messages import (
+    Broadcast,
+    Hello,
+    Message,
+    Outbox,
+    Reply,
+    ReplyBatch,
+    Send,
+    decode,
+    encode,
+)
+from agora.decision.transport.framing import Address, Reassembler, frames
+
+HELLO_NS = 1_000_000_000  # the address goes to every replica again after this long
+TICK_US = 1_000  # how often the retry timer and the deadline are looked at while waiting
+
+
+class SyncClient:
+    """``commit(payload)`` blocks until the request is settled and returns its reply."""
+
+    def __init__(self, cluster: int, peers: list[Address], clock: Clock, *, client_id: int,
+                 retry_ns: int = 8_000_000, bind: Address = ("127.0.0.1", 0)) -> None:
+        self.cluster = cluster
+        self.peers = list(peers)
+        self.clock = clock
+        self.client = Client(cluster, client_id, len(peers), retry_ns=retry_ns)
+        self.reassembler = Reassembler()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(bind)
+        # a kernel receive timeout: one system call per wake-up (``settimeout`` polls first)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                             struct.pack("ll", 0, TICK_US))
+        self.hello_ns: int | None = None
+        self._message_id = 0
+
+    def commit(self, payload: bytes, budget_ns: int = 0, timeout_s: float = 10.0) -> Reply:
+        """Commit ``payload`` once (retried as the sans-IO client says). On ``TimeoutError``
+        the request stays outstanding: this client id cannot start another one."""
+        now = self.clock.now_ns()
+        if self.hello_ns is None or not 0 <= now - self.hello_ns < HELLO_NS:
+            self.hello_ns = now
+            self._send(Hello(self.cluster, self.client.client_id, 1), self.peers)
+        self._execute(self.client.request(payload, budget_ns, now))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"client {self.client.client_id}: request "
+                                   f"{self.client.request_number} not settled in {timeout_s} s")
+            try:
+                data, addr = self.sock.recvfrom(65_536)
+            except BlockingIOError:  # a tick without a datagram
+                self._execute(self.client.on_tick(self.clock.now_ns()))
+                continue
+            reply = self._settle(data, addr)
+            if reply is not None:
+                return reply
+
+    def _settle(self, data: bytes, addr: Address) -> Reply | None:
+        whole = self.reassembler.feed(data, addr)
+        if whole is None:
+            return None
+        try:
+            message = decode(whole)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        replies = (message.replies if isinstance(message, ReplyBatch)
+                   else (message,) if isinstance(message, Reply) else ())
+        now = self.clock.now_ns()
+        for reply in replies:
+            settled = self.client.on_reply(reply, now)
+            if settled is not None:
+                return settled
+        return None
+
+    def _execute(self, out: list[Outbox]) -> None:
+        for item in out:
+            if isinstance(item, Send):
+                self._send(item.message, [self.peers[item.to]])
+            elif isinstance(item, Broadcast):
+                self._send(item.message, self.peers)
+
+    def _send(self, message: Message, addresses: list[Address]) -> None:
+        self._message_id += 1
+        for datagram in frames(encode(message), self._message_id):
+            for addr in addresses:
+                with contextlib.suppress(OSError):  # an unreachable replica: retries go on
+                    self.sock.sendto(datagram, addr)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -18,6 +18,7 @@ from agora.decision.transport.blocking import BlockingNode
 from agora.decision.transport.cluster import free_udp_ports
 from agora.decision.transport.framing import frames
 from agora.decision.transport.record import Recorder, read_records
+from agora.decision.transport.sync_client import SyncClient
 
 CLUSTER = 5
 
@@ -96,3 +97,18 @@ def test_a_send_the_kernel_refuses_is_counted_not_raised(tmp_path):
     finally:
         node.close()
         thread.join(timeout=5)
+
+
+def test_a_sync_client_commits_in_turn_and_times_out_on_a_silent_cluster(tmp_path):
+    node, thread = serve(tmp_path)
+    try:
+        with SyncClient(CLUSTER, node.peers, WallClock(), client_id=3) as client:
+            assert [client.commit(b"a").index, client.commit(b"b").index] == [1, 2]
+            assert 3 in node.clients  # announced by Hello before the first request
+    finally:
+        node.close()
+        thread.join(timeout=5)
+    silent = free_udp_ports(1)
+    with SyncClient(CLUSTER, [("127.0.0.1", silent[0])], WallClock(), client_id=4,
+                    retry_ns=1_000_000) as client, pytest.raises(TimeoutError, match="client 4"):
+        client.commit(b"lost", timeout_s=0.05)

@@ -13,7 +13,15 @@ import pytest
 
 from agora.core.clock import WallClock
 from agora.decision.consensus import MemoryStorage, Replica, ReplicaConfig
-from agora.decision.consensus.messages import Hello, Reply, Request, decode, encode
+from agora.decision.consensus.messages import (
+    Entry,
+    Hello,
+    Prepare,
+    Reply,
+    Request,
+    decode,
+    encode,
+)
 from agora.decision.transport.blocking import BlockingNode
 from agora.decision.transport.cluster import free_udp_ports
 from agora.decision.transport.framing import frames
@@ -112,3 +120,59 @@ def test_a_sync_client_commits_in_turn_and_times_out_on_a_silent_cluster(tmp_pat
     with SyncClient(CLUSTER, [("127.0.0.1", silent[0])], WallClock(), client_id=4,
                     retry_ns=1_000_000) as client, pytest.raises(TimeoutError, match="client 4"):
         client.commit(b"lost", timeout_s=0.05)
+
+
+def _drained(replica_index: int, config: dict, datagrams: list[tuple[str, bytes]]
+             ) -> BlockingNode:
+    """A node of a 3-replica cluster, bound but not serving: ``datagrams`` ((sender, bytes),
+    sender "peer" = replica 0's address or "client") are queued, then one drain runs."""
+    peers = [("127.0.0.1", port) for port in free_udp_ports(3)]
+    replica = Replica(ReplicaConfig(cluster=CLUSTER, replica=replica_index, n=3, **config),
+                      MemoryStorage())
+    node = BlockingNode(replica, peers, WallClock(), None)
+    node.open()
+    order: list[str] = []
+    step = node.on_datagram
+    node.on_datagram = lambda data, addr: (order.append(  # type: ignore[method-assign]
+        "peer" if addr in node.peer_addresses else "client"), step(data, addr))
+    senders = {"peer": socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+               "client": socket.socket(socket.AF_INET, socket.SOCK_DGRAM)}
+    try:
+        if replica_index != 0:
+            senders["peer"].bind(peers[0])
+        for sender, data in datagrams:
+            senders[sender].sendto(data, peers[replica_index])
+        threading.Event().wait(0.05)
+        node._drain(node.datagrams.sock)
+    finally:
+        for sock in senders.values():
+            sock.close()
+        node.close()
+        node._shut()
+    node.order = order  # type: ignore[attr-defined]
+    return node
+
+
+def _request(number: int) -> bytes:
+    return frames(encode(Request(CLUSTER, 1, number, 0, b"x")), number)[0]
+
+
+def test_a_loaded_backup_steps_on_the_leaders_prepare_first_and_sheds_client_retries():
+    prepare = Prepare(CLUSTER, 0, 0, 0, (Entry(1, 0, 2, 1, 0, 1, 1, 0, b"p"),))
+    node = _drained(1, {}, [("client", _request(k)) for k in range(1, 11)]
+                    + [("peer", frames(encode(prepare), 99)[0])])
+    assert node.order == ["peer"]  # the Prepare, queued last, went first; no retry was read
+    assert node.replica.op == 1
+    assert node.stats.client_datagrams_shed == 10
+    few = _drained(1, {}, [("client", _request(k)) for k in range(1, 4)]
+                   + [("peer", frames(encode(prepare), 99)[0])])
+    assert few.order == ["peer", "client", "client", "client"]  # read, after the Prepare
+    assert few.stats.client_datagrams_shed == 0
+
+
+def test_the_leader_stops_reading_clients_once_its_request_queue_is_full():
+    node = _drained(0, {"pipeline_max": 1, "batch_max": 1, "pending_max": 1},
+                    [("client", frames(encode(Request(CLUSTER, k, 1, 0, b"x")), k)[0])
+                     for k in range(1, 5)])
+    assert node.replica.op == 1 and len(node.replica.pending) == 1  # one prepared, one queued
+    assert node.stats.client_datagrams_shed == 2

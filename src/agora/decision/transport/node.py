@@ -55,6 +55,7 @@ class NodeStats(msgspec.Struct):
     replies_sent: int = 0
     garbage: int = 0  # datagrams that are not our framing, or frame something undecodable
     send_errors: int = 0  # datagrams the kernel refused to send (blocking driver only)
+    client_datagrams_shed: int = 0  # dropped unread under overload (blocking driver only)
     committed: int = 0
     view: int = 0
     status: int = 0

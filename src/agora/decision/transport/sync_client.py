@@ -32,7 +32,9 @@ from agora.decision.consensus.messages import (
 from agora.decision.transport.framing import Address, Reassembler, frames
 
 HELLO_NS = 1_000_000_000  # the address goes to every replica again after this long
-TICK_US = 1_000  # how often the retry timer and the deadline are looked at while waiting
+TICK_US = 1_000  # a receive timeout: the retry timer and the deadline are looked at that often
+# at best (the kernel counts it in scheduler ticks: every 4-8 ms with HZ = 250), which is fine
+# for retries of 8 ms and more; the replica driver, whose heartbeats need better, polls instead
 
 
 class SyncClient:

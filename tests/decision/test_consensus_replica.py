@@ -115,7 +115,8 @@ def test_a_request_commits_at_the_leader_after_one_round_trip():
     # leader -> 2 backups (Prepare), first PrepareOk back: f = 1 backup + the leader suffice
     assert kinds == ["Prepare", "Prepare", "PrepareOk"]
     assert net.committed[0] == [Committed(1, 0, 1, 1, b"hello", False)]
-    assert net.replies == [Reply(CLUSTER, 0, 0, 1, 1, 1, False)]
+    # backup 1 told the client before its PrepareOk, so the leader does not repeat it
+    assert net.acks == [Reply(CLUSTER, 1, 0, 1, 1, 1, False)] and net.replies == []
     net.pump()
     net.tick(3_000_000)  # heartbeat carries the commit number to the backups
     net.pump()
@@ -131,12 +132,19 @@ def test_the_backups_after_the_leader_acknowledge_fresh_requests_without_a_deadl
     net.tick(3_000_000)  # the leader resends nothing acked; heartbeats: no second ack
     net.pump()
     assert len(net.acks) == 1
-    assert {(r.client_id, r.index) for r in net.replies} == {(1, 1), (2, 2)}
+    # the leader answers only what no acknowledgement covered: the request with a deadline
+    assert [(r.client_id, r.index) for r in net.replies] == [(2, 2)]
 
     five = Net(5)
     five.submit(7, 1)
     five.pump()
     assert sorted(r.replica for r in five.acks) == [1, 2]  # the f = 2 backups after the leader
+
+    acker_down = Net(3)
+    acker_down.down = {1}
+    acker_down.submit(3, 1)
+    acker_down.pump()  # commits through backup 2, which does not acknowledge: the leader does
+    assert acker_down.acks == [] and acker_down.replies == [Reply(CLUSTER, 0, 0, 3, 1, 1, False)]
 
     quiet = Net(3, backup_acks=False)
     quiet.submit(1, 1)
@@ -202,8 +210,8 @@ def test_a_request_batch_is_one_prepare_and_keeps_exactly_once_per_client():
     assert [len(p.entries) for p in prepares] == [1, 3]
     assert [(c.client_id, c.payload) for c in net.committed[0]] == [
         (9, b"done"), (1, b"a"), (2, b"b"), (4, b"d")]
-    assert sorted((r.client_id, r.index) for r in net.replies) == [
-        (1, 2), (2, 3), (4, 4), (9, 1), (9, 1)]
+    assert sorted((r.client_id, r.index) for r in net.acks) == [(1, 2), (2, 3), (4, 4), (9, 1)]
+    assert [(r.client_id, r.index) for r in net.replies] == [(9, 1)]  # the retry: cached
     assert net.replicas[1].on_message(batch, net.now) == []  # a backup ignores requests
 
 
@@ -216,7 +224,8 @@ def test_duplicates_and_retries_commit_once_and_get_the_cached_reply():
     net.submit(5, 0 + 1, b"a")
     net.pump()
     assert [c.index for c in net.committed[0]] == [1]
-    assert net.replies == [Reply(CLUSTER, 0, 0, 5, 1, 1, False)] * 3
+    assert net.acks == [Reply(CLUSTER, 1, 0, 5, 1, 1, False)]  # the commit itself
+    assert net.replies == [Reply(CLUSTER, 0, 0, 5, 1, 1, False)] * 2  # the two retries
     net.submit(5, 2, b"b")
     net.pump()
     net.submit(5, 1, b"a")  # older than the last committed: ignored

@@ -473,7 +473,7 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
         baselines: bool = True) -> dict:
     base_rate = 1_000
     rates = [500, 1_000, 2_000] if quick else [1_000, 2_000, 4_000, 8_000, 16_000, 24_000,
-                                               32_000, 48_000, 64_000, 96_000, 128_000]
+                                               32_000, 48_000, 64_000, 80_000, 96_000, 128_000]
     step_s = 0.3 if quick else 2.0
     result: dict[str, float | int | str] = {"fsync": fsync}
     with console.status("UDP floor (blocking sockets, two processes)"):

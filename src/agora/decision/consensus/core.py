@@ -215,7 +215,7 @@ class ReplicaCore(abc.ABC):
             self.applied = index
             if entry.client_id:
                 self.clients[entry.client_id] = ClientSlot(entry.request_number, index, abandoned)
-                if reply:
+                if reply and not self._acknowledged(entry, index):
                     out.append(ToClient(entry.client_id, self._reply(entry.client_id)))
             if index > self.app_index:
                 self.stats.committed += 1
@@ -229,6 +229,17 @@ class ReplicaCore(abc.ABC):
                         abandoned,
                     )
                 )
+
+    def _acknowledged(self, entry: Entry, index: int) -> bool:
+        """Leader: every acknowledging backup already told the client (see ``Replica``): it
+        prepared the entry from our Prepare of this view and its PrepareOk, which it sends after
+        its acknowledgements, covers ``index``. The reply would be a duplicate; if the
+        acknowledgement was lost, the client's retry gets the reply from the client table."""
+        ackers = self.config.commit_quorum - 1
+        if not self.config.backup_acks or not ackers or entry.budget_ns or entry.view != self.view:
+            return False
+        acked = self.acked
+        return all(acked.get((self.me + k) % self.n, 0) >= index for k in range(1, ackers + 1))
 
     def _enter_normal_backup(self, commit: int, now: int, out: list[Outbox]) -> None:
         """Shared by StartView and recovery: we hold a prefix of the leader's log of ``view``."""

@@ -35,7 +35,10 @@ known. Backup acknowledgements (``ReplicaConfig.backup_acks``, on by default) sh
 the ``f`` backups after the leader answer each client whose request without a deadline they
 appended from the leader's Prepare; a client holding ``f`` of them for one view and index knows
 ``f + 1`` replicas hold it (VR's commit rule), one hop before the leader could tell it (client ->
-leader -> backup -> client instead of client -> leader -> backup -> leader -> client).
+leader -> backup -> client instead of client -> leader -> backup -> leader -> client). The leader
+then skips its own reply when every acknowledging backup's PrepareOk (sent after its
+acknowledgements) already covers the entry; a lost acknowledgement costs the client a retry,
+which the client table answers.
 
 Known limitation (VR's): a single replica that times out (for example one cut off from the
 leader) pulls everyone into a view change when it is heard again; there is no pre-vote.

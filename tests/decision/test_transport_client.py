@@ -42,7 +42,7 @@ class FakeTransport:
 
 
 def _client(clock: SimClock) -> tuple[ClusterClient, FakeTransport]:
-    client = ClusterClient(1, PEERS, clock, pool=4, retry_ns=8 * MS)
+    client = ClusterClient(1, PEERS, clock, first_id=1, pool=4, retry_ns=8 * MS)
     transport = FakeTransport()
     client.connection_made(transport)  # type: ignore[arg-type]
     assert transport.sent == [(Hello(1, 1, 4), peer) for peer in PEERS]
@@ -125,5 +125,16 @@ def test_a_backup_acknowledgement_settles_a_request_and_hellos_repeat():
         client._tick()
         assert transport.sent == [(Hello(1, 1, 4), peer) for peer in PEERS]
         client.close()
+
+    uvloop.run(main())
+
+
+def test_pools_draw_fresh_random_ids_unless_given():
+    async def main() -> None:
+        clock = SimClock(1_000)
+        pools = [ClusterClient(1, PEERS, clock, pool=1_024) for _ in range(2)]
+        firsts = [min(p.clients) for p in pools]
+        assert firsts[0] != firsts[1] and all(f >= 1 for f in firsts)
+        assert all(max(p.clients) == min(p.clients) + 1_023 < 1 << 62 for p in pools)
 
     uvloop.run(main())

@@ -68,7 +68,6 @@ from agora.decision.transport.sync_client import SyncClient
 console = Console() if sys.stdout.isatty() else Console(width=170)  # a log keeps its columns
 CLOCK = WallClock()
 P99_TARGET_US = 1_000.0
-SYNC_CLIENT_ID = 1_000_000  # the blocking proposer's id: clear of the pool's 1..1024
 SUSTAIN_FRACTION = 0.95  # a sustained step offers >= 95% of its rate (the client keeps up) ...
 BACKLOG_S = 0.05  # ... leaves at most 50 ms of it unanswered at its end, and answers all
 REPLICA_OPTIONS = ("--pipeline-max", "1", "--batch-max", "256")
@@ -246,7 +245,7 @@ def _sync_latency(cluster: ProcessCluster, count: int, warmup: int = 500) -> lis
     """Commit latencies (ns) of a blocking proposer (:class:`SyncClient`), one request per
     millisecond like the idle UDP floor: the protocol's path without an event loop's cost."""
     samples = []
-    with SyncClient(cluster.cluster, cluster.peers, CLOCK, client_id=SYNC_CLIENT_ID) as client:
+    with SyncClient(cluster.cluster, cluster.peers, CLOCK) as client:
         for i in range(warmup + count):
             time.sleep(0.001)
             start = time.perf_counter_ns()

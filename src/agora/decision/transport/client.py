@@ -4,7 +4,15 @@ The sans-IO :class:`~agora.decision.consensus.Client` allows one outstanding req
 replicas' exactly-once table needs it), so this client owns a pool of them with consecutive
 client ids starting at ``first_id``: a submission takes an idle one, or waits in a FIFO backlog
 when all are busy (its latency then includes the wait, so an open-loop run does not hide
-queueing). Client ids must not be shared between concurrently running client processes.
+queueing).
+
+Client ids must never be reused, by a concurrent process or by a later start of the same one:
+the replicas' exactly-once table remembers each id's last request for as long as the log lives,
+so a restarted process that numbers from 1 again would have its first requests ignored (older
+than the table's) or answered with the old reply (a request that never committed reported as
+committed). By default each client draws a random base (:func:`fresh_client_ids`, 62 bits: a
+collision between two pools of 1,024 has probability ~2^-42); pass ``first_id`` only with ids
+kept unique some other way (``agora.trading.agent_host`` persists an epoch per node).
 
 The pool shares what it learns about the view: a reply in view ``v`` moves every idle sans-IO
 client to ``v``, so after a failover one reply redirects the whole pool to the new leader
@@ -38,6 +46,7 @@ deadline verdict known).
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
@@ -65,6 +74,12 @@ RETRY_RTTS = 4  # retry after this many smoothed round trips, never sooner than 
 RETRY_MAX_NS = 1_000_000_000
 BATCH_BYTES = 48_000  # request payload bytes per batch: one datagram, no fragments
 HELLO_NS = 1_000_000_000  # the pool's address goes to every replica this often
+CLIENT_ID_SPACE = 1 << 62  # random client ids are drawn below this (msgpack ints, 8 bytes)
+
+
+def fresh_client_ids(count: int) -> int:
+    """A random first id for ``count`` consecutive client ids nobody has used (see above)."""
+    return secrets.randbelow(CLIENT_ID_SPACE - count) + 1
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -82,12 +97,15 @@ class Outcome(msgspec.Struct, frozen=True):
 
 
 class ClusterClient(asyncio.DatagramProtocol):
-    def __init__(self, cluster: int, peers: Sequence[Address], clock: Clock, *, first_id: int = 1,
+    def __init__(self, cluster: int, peers: Sequence[Address], clock: Clock, *,
+                 first_id: int | None = None,
                  pool: int = 256, retry_ns: int = 8_000_000, tick_ns: int = 1_000_000,
                  keep_log: bool = False, batch: bool = True) -> None:
         self.cluster = cluster
         self.peers = list(peers)
         self.clock = clock
+        if first_id is None:
+            first_id = fresh_client_ids(pool)
         self.clients = {first_id + i: Client(cluster, first_id + i, len(peers), retry_ns=retry_ns)
                         for i in range(pool)}
         self.first_id = first_id

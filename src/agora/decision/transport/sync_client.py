@@ -4,7 +4,8 @@ The sans-IO :class:`~agora.decision.consensus.Client` (retries, the leader guess
 leader's reply or ``f`` backup acknowledgements) driven by a plain UDP socket. It is the leanest
 proposer: a script, a test, or the benchmark's latency probe, where an asyncio pool
 (:class:`~agora.decision.transport.client.ClusterClient`) would add its event loop's cost to every
-round trip. One instance is one client id; ids must not be shared with any other client.
+round trip. One instance is one client id, random unless given (ids must never be reused: see
+``client.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from agora.decision.consensus.messages import (
     decode,
     encode,
 )
+from agora.decision.transport.client import fresh_client_ids
 from agora.decision.transport.framing import Address, Reassembler, frames
 
 HELLO_NS = 1_000_000_000  # the address goes to every replica again after this long
@@ -40,11 +42,14 @@ TICK_US = 1_000  # a receive timeout: the retry timer and the deadline are looke
 class SyncClient:
     """``commit(payload)`` blocks until the request is settled and returns its reply."""
 
-    def __init__(self, cluster: int, peers: list[Address], clock: Clock, *, client_id: int,
+    def __init__(self, cluster: int, peers: list[Address], clock: Clock, *,
+                 client_id: int | None = None,
                  retry_ns: int = 8_000_000, bind: Address = ("127.0.0.1", 0)) -> None:
         self.cluster = cluster
         self.peers = list(peers)
         self.clock = clock
+        if client_id is None:
+            client_id = fresh_client_ids(1)
         self.client = Client(cluster, client_id, len(peers), retry_ns=retry_ns)
         self.reassembler = Reassembler()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

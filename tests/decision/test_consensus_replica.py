@@ -28,7 +28,14 @@ from agora.decision.consensus import (
     decode,
     encode,
 )
-from agora.decision.consensus.messages import Commit, Prepare, PrepareOk, RequestBatch
+from agora.decision.consensus.messages import (
+    Commit,
+    Prepare,
+    PrepareOk,
+    PreVote,
+    PreVoteOk,
+    RequestBatch,
+)
 from agora.decision.consensus.storage import FsyncPolicy
 from agora.decision.sim.storage import SimStorage
 
@@ -264,6 +271,47 @@ def test_a_backup_without_its_leader_starts_a_view_change_and_a_new_leader_commi
     assert [c.client_id for c in net.committed[1]] == [1, 2]
     assert [c.view for c in net.committed[1]] == [0, 1]
     assert net.replicas[2].log == net.replicas[1].log
+
+
+@pytest.mark.parametrize("pre_vote", [True, False])
+def test_a_backup_cut_off_alone_asks_first_and_leaves_a_healthy_cluster_alone(pre_vote: bool):
+    net = Net(3, pre_vote=pre_vote)
+    net.submit(1, 1)
+    net.pump()
+    net.down.add(2)  # cut off (or stopped) for 30 ms: the leader and backup 1 carry on
+    for _ in range(30):
+        net.tick(1_000_000)
+        net.pump()
+    net.down.clear()
+    out = net.replicas[2].on_tick(net.now)  # it wakes: its leader has been silent for 30 ms
+    asks = [type(item.message).__name__ for item in out if isinstance(item, Broadcast)]
+    assert asks == (["PreVote"] if pre_vote else ["StartViewChange"])
+    net.route(2, out)
+    net.pump()
+    for _ in range(5):
+        net.tick(1_000_000)
+        net.pump()
+    views = [replica.view for replica in net.replicas]
+    if pre_vote:  # nobody agreed (the leader is alive, backup 1 hears it): nothing happened
+        assert views == [0, 0, 0]
+        assert all(replica.status is Status.NORMAL for replica in net.replicas)
+    else:  # VR without a pre-vote: the whole cluster follows it into a view change
+        assert min(views) >= 1
+
+
+def test_a_pre_vote_is_refused_by_a_replica_that_hears_its_leader_and_granted_otherwise():
+    net = Net(3)
+    net.submit(1, 1)
+    net.pump()
+    backup = net.replicas[1]
+    ask = PreVote(CLUSTER, 2, 1)
+    assert backup.on_message(ask, net.now) == []  # it heard the leader just now
+    assert net.replicas[0].on_message(ask, net.now) == []  # a leader never agrees
+    later = net.now + 100_000_000  # nothing heard from the leader for 100 ms
+    assert [item.message for item in backup.on_message(ask, later)] == [
+        PreVoteOk(CLUSTER, 1, 1)]
+    assert backup.view == 0 and backup.status is Status.NORMAL  # answering changes nothing
+    assert backup.on_message(PreVote(CLUSTER, 2, 0), later) == []  # behind us: no
 
 
 def test_durable_restart_re_emits_from_the_application_point():

@@ -36,6 +36,7 @@ class ReplicaConfig(msgspec.Struct, frozen=True, kw_only=True):
     repair_max: int = 2_048  # entries per StartView / RecoveryResponse (a prefix is enough)
     canary: Canary = Canary.NONE
     backup_acks: bool = True  # the f backups after the leader tell clients what they prepared
+    pre_vote: bool = True  # ask f others before starting a view change on a silent leader
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.n % 2 == 0:

@@ -74,7 +74,7 @@ class ReplicaStats(msgspec.Struct):
         return self.deadline_abandoned / self.deadline_total if self.deadline_total else 0.0
 
 
-_MARKS = ("heard", "heartbeat", "progress", "repair", "view_change", "resend")
+_MARKS = ("heard", "heartbeat", "progress", "repair", "view_change", "resend", "pre_vote")
 
 
 class ReplicaCore(abc.ABC):
@@ -122,6 +122,8 @@ class ReplicaCore(abc.ABC):
         self.vc_attempts = 0
         self.nonce = 0
         self.responses: dict[int, RecoveryResponse] = {}
+        self.pre_vote_view = 0  # the view this replica asked to start (0: not asking)
+        self.pre_votes: set[int] = set()  # replicas that agreed, this one included
         self.stats = ReplicaStats()
 
     # ---------------------------------------------------------------- small helpers

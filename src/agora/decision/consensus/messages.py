@@ -167,6 +167,21 @@ class RequestStartView(Message):
     base: int
 
 
+class PreVote(Message):
+    """A backup that has not heard from its leader asks whether the others have not either,
+    before starting ``view`` (it persists nothing and changes nothing by asking)."""
+
+    replica: int
+    view: int
+
+
+class PreVoteOk(Message):
+    """The sender has not heard from its leader either (or is itself changing views)."""
+
+    replica: int
+    view: int
+
+
 class Recovery(Message):
     """A replica whose storage may have lost writes asks the cluster for its state."""
 
@@ -195,6 +210,8 @@ ReplicaMessage = (
     | DoViewChange
     | StartView
     | RequestStartView
+    | PreVote
+    | PreVoteOk
     | Recovery
     | RecoveryResponse
 )

@@ -40,8 +40,9 @@ then skips its own reply when every acknowledging backup's PrepareOk (sent after
 acknowledgements) already covers the entry; a lost acknowledgement costs the client a retry,
 which the client table answers.
 
-Known limitation (VR's): a single replica that times out (for example one cut off from the
-leader) pulls everyone into a view change when it is heard again; there is no pre-vote.
+A backup that times out on its leader asks the others first (pre-vote, ``view_change.py``), so a
+single replica cut off from the leader does not pull everyone into a view change when it is
+heard again.
 
 View change and state transfer are in ``view_change.py``, restart and recovery in
 ``recovery.py``, the deadline rule in ``deadline.py``. Not here yet: Byzantine replicas, the real
@@ -63,6 +64,8 @@ from agora.decision.consensus.messages import (
     Outbox,
     Prepare,
     PrepareOk,
+    PreVote,
+    PreVoteOk,
     Recovery,
     RecoveryResponse,
     Reply,
@@ -184,6 +187,10 @@ class Replica(ViewChange, Recovering):
                 self._on_start_view(m, now, out)
             case Recovery():
                 self._on_recovery(m, out)
+            case PreVote():
+                self._on_pre_vote(m, now, out)
+            case PreVoteOk():
+                self._on_pre_vote_ok(m, now, out)
             case Prepare() | Commit() | PrepareOk() | RequestStartView():
                 if m.view > self.view:
                     self._behind(m.view, now, out)
@@ -351,6 +358,6 @@ class Replica(ViewChange, Recovering):
 
     def _tick_backup(self, now: int, out: list[Outbox]) -> None:
         if self._expired("heard", now, self._vc_timeout()):
-            self._start_view_change(self.view + 1, now, out)
+            self._suspect_leader(now, out)
         elif self.commit_seen > self.op:
             self._request_start_view(now, out)

@@ -25,6 +25,18 @@ promised those entries.
 
 Liveness: each failed view change lengthens the next timeout (up to 7x) plus a per-replica,
 per-view offset, so competing candidates stop colliding.
+
+Pre-vote (``ReplicaConfig.pre_vote``, on by default): a normal backup whose leader went silent
+does not start ``view + 1`` at once; it asks with PreVote (nothing persisted, nothing changed)
+and starts the view change only when ``f`` others agree (PreVoteOk), each of which has not heard
+from its own leader within its view-change timeout either, is itself changing views, or is in
+an older view than the asker's; the leader of the view being left never agrees. (Found by the
+simulator: a stale leader of view 1 refusing a replica of view 2 whose leader was recovering
+stalled the cluster for good.) A replica cut off alone (a partition, a SIGSTOP, a slow host)
+therefore cannot pull a healthy cluster into a view change when it is heard again; it asks again
+every resend interval and rejoins when it hears the leader. Safety is untouched (a pre-vote only
+delays a view change); a real leader failure costs the time until ``f + 1`` replicas have timed
+out, at most one resend interval more.
 """
 
 from __future__ import annotations
@@ -35,6 +47,8 @@ from agora.decision.consensus.messages import (
     DoViewChange,
     Outbox,
     PrepareOk,
+    PreVote,
+    PreVoteOk,
     RequestStartView,
     Send,
     StartView,
@@ -203,6 +217,40 @@ class ViewChange(ReplicaCore):
         entries = tuple(self.log[base:base + self.config.repair_max])
         out.append(Send(m.replica, StartView(self.config.cluster, self.me, self.view, self.commit,
                                              base, entries)))
+
+    def _suspect_leader(self, now: int, out: list[Outbox]) -> None:
+        """Our leader is silent: start the next view, after a pre-vote if configured."""
+        view = self.view + 1
+        if not self.config.pre_vote or self.f == 0:
+            self._start_view_change(view, now, out)
+            return
+        if self.pre_vote_view != view:
+            self.pre_vote_view, self.pre_votes = view, {self.me}
+        elif not self._expired("pre_vote", now, self.config.resend_ns):
+            return
+        self._mark("pre_vote", now)
+        out.append(Broadcast(PreVote(self.config.cluster, self.me, view)))
+
+    def _on_pre_vote(self, m: PreVote, now: int, out: list[Outbox]) -> None:
+        """Agree unless the asker is behind us, or it asks to leave our own view while that
+        view has a live leader (we are it, or heard from it within the timeout). An asker two
+        or more views ahead has seen a view we missed: our leader, even ourselves, is stale."""
+        normal = self.status is Status.NORMAL
+        if normal and m.view <= self.view:
+            return
+        if normal and m.view == self.view + 1 and (
+                self.is_leader or not self._expired("heard", now, self._vc_timeout())):
+            return
+        out.append(Send(m.replica, PreVoteOk(self.config.cluster, self.me, m.view)))
+
+    def _on_pre_vote_ok(self, m: PreVoteOk, now: int, out: list[Outbox]) -> None:
+        if (m.view != self.pre_vote_view or m.view != self.view + 1
+                or self.status is not Status.NORMAL or self.is_leader):
+            return
+        self.pre_votes.add(m.replica)
+        if len(self.pre_votes) >= self.f + 1:
+            self.pre_vote_view, self.pre_votes = 0, set()
+            self._start_view_change(m.view, now, out)
 
     def _behind(self, view: int, now: int, out: list[Outbox]) -> None:
         """Some replica is in a later view than ours: join it and ask its leader for the log."""

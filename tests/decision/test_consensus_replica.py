@@ -314,6 +314,23 @@ def test_a_pre_vote_is_refused_by_a_replica_that_hears_its_leader_and_granted_ot
     assert backup.on_message(PreVote(CLUSTER, 2, 0), later) == []  # behind us: no
 
 
+def test_pre_vote_grants_from_an_earlier_silence_do_not_count_again():
+    net = Net(5)
+    net.submit(1, 1)
+    net.pump()
+    backup = net.replicas[1]
+    silent = net.now + 100_000_000
+    backup.on_tick(silent)  # asks for view 1
+    backup.on_message(PreVoteOk(CLUSTER, 2, 1), silent)
+    assert backup.pre_votes == {1, 2} and backup.view == 0  # f = 2: one more needed
+    later = silent + 50_000_000  # it heard its leader meanwhile; now silence again
+    backup.marks["heard"] = silent + 10_000_000
+    backup.on_tick(later)
+    assert backup.pre_votes == {1}, "a new round starts from scratch"
+    backup.on_message(PreVoteOk(CLUSTER, 3, 1), later)
+    assert backup.view == 0 and backup.status is Status.NORMAL
+
+
 def test_durable_restart_re_emits_from_the_application_point():
     net = Net(3)
     for client in range(1, 5):

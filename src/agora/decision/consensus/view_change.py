@@ -224,9 +224,12 @@ class ViewChange(ReplicaCore):
         if not self.config.pre_vote or self.f == 0:
             self._start_view_change(view, now, out)
             return
-        if self.pre_vote_view != view:
+        resend = self.config.resend_ns
+        if self.pre_vote_view != view or self._expired("pre_vote", now, 2 * resend):
+            # a new episode (we asked for another view, or heard our leader again since the
+            # last ask): grants from an earlier one no longer say the leader is silent now
             self.pre_vote_view, self.pre_votes = view, {self.me}
-        elif not self._expired("pre_vote", now, self.config.resend_ns):
+        elif not self._expired("pre_vote", now, resend):
             return
         self._mark("pre_vote", now)
         out.append(Broadcast(PreVote(self.config.cluster, self.me, view)))

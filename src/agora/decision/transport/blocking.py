@@ -1,4 +1,4 @@
-"""The standalone replica process's driver: one blocking UDP socket, no event loop.
+"""The standalone replica process's driver: one UDP socket and ``poll``, no event loop.
 
 A replica process that only replicates has one socket and one timer, so it needs no event loop:
 ``poll`` waits for the socket until the next tick is due (millisecond resolution on a

@@ -96,6 +96,11 @@ class ReplicaCore(abc.ABC):
         self.n = config.n
         self.f = config.f
         self.peers = tuple(r for r in range(config.n) if r != config.replica)
+        # leader -> the backups that acknowledge to its clients: the commit_quorum - 1 right
+        # after it (fewer datagrams than every backup; one down, the leader's reply still comes)
+        acks = config.commit_quorum - 1 if config.backup_acks else 0
+        self.ackers = tuple(tuple((leader + k) % config.n for k in range(1, acks + 1))
+                            for leader in range(config.n))
         self.incarnation = incarnation
         self.checks = config.canary is Canary.NONE
         self.view = 0
@@ -237,11 +242,11 @@ class ReplicaCore(abc.ABC):
         prepared the entry from our Prepare of this view and its PrepareOk, which it sends after
         its acknowledgements, covers ``index``. The reply would be a duplicate; if the
         acknowledgement was lost, the client's retry gets the reply from the client table."""
-        ackers = self.config.commit_quorum - 1
-        if not self.config.backup_acks or not ackers or entry.budget_ns or entry.view != self.view:
+        ackers = self.ackers[self.me]
+        if not ackers or entry.budget_ns or entry.view != self.view:
             return False
         acked = self.acked
-        return all(acked.get((self.me + k) % self.n, 0) >= index for k in range(1, ackers + 1))
+        return all(acked.get(replica, 0) >= index for replica in ackers)
 
     def _enter_normal_backup(self, commit: int, now: int, out: list[Outbox]) -> None:
         """Shared by StartView and recovery: we hold a prefix of the leader's log of ``view``."""

@@ -333,10 +333,8 @@ class Replica(ViewChange, Recovering):
         self._set_commit(m.commit, out)
 
     def _acks_clients(self) -> bool:
-        """The ``commit_quorum - 1`` backups right after the leader acknowledge to clients
-        (fewer datagrams than every backup; if one is down, the leader's reply still comes)."""
-        offset = (self.me - self.leader_of(self.view)) % self.n
-        return self.config.backup_acks and 0 < offset < self.config.commit_quorum
+        """Whether we acknowledge to clients in this view (``ackers``: see ``core.py``)."""
+        return self.me in self.ackers[self.leader_of(self.view)]
 
     def _acknowledge(self, entries: list[Entry], out: list[Outbox]) -> None:
         """Tell each client whose request we now hold where it sits (see ``Reply``): only

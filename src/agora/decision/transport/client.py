@@ -82,6 +82,21 @@ def fresh_client_ids(count: int) -> int:
     return secrets.randbelow(CLIENT_ID_SPACE - count) + 1
 
 
+def replies_in(reassembler: Reassembler, data: bytes, addr: Address) -> tuple[Reply, ...]:
+    """The replies a datagram completes (a ``Reply`` or a ``ReplyBatch``); anything else, a
+    fragment still waiting for the rest, or garbage: none."""
+    whole = reassembler.feed(data, addr)
+    if whole is None:
+        return ()
+    try:
+        message = decode(whole)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ()
+    if isinstance(message, ReplyBatch):
+        return message.replies
+    return (message,) if isinstance(message, Reply) else ()
+
+
 class Outcome(msgspec.Struct, frozen=True):
     """What became of one submission (``reply`` None: still pending when the run gave up)."""
 
@@ -221,18 +236,10 @@ class ClusterClient(asyncio.DatagramProtocol):
         self.datagrams_sent += send_message(self.transport, data, self._message_id, addresses)[0]
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        whole = self.reassembler.feed(data, addr)
-        if whole is None:
-            return
-        try:
-            message = decode(whole)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        now = self.clock.now_ns()
-        if isinstance(message, Reply):
-            self._on_reply(message, now)
-        elif isinstance(message, ReplyBatch):
-            for reply in message.replies:
+        replies = replies_in(self.reassembler, data, addr)
+        if replies:
+            now = self.clock.now_ns()
+            for reply in replies:
                 self._on_reply(reply, now)
 
     def _on_reply(self, reply: Reply, now: int) -> None:

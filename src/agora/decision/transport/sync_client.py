@@ -15,8 +15,6 @@ import socket
 import struct
 import time
 
-import msgspec
-
 from agora.core.clock import Clock
 from agora.decision.consensus.client import Client
 from agora.decision.consensus.messages import (
@@ -25,12 +23,10 @@ from agora.decision.consensus.messages import (
     Message,
     Outbox,
     Reply,
-    ReplyBatch,
     Send,
-    decode,
     encode,
 )
-from agora.decision.transport.client import fresh_client_ids
+from agora.decision.transport.client import fresh_client_ids, replies_in
 from agora.decision.transport.framing import Address, Reassembler, frames
 
 HELLO_NS = 1_000_000_000  # the address goes to every replica again after this long
@@ -84,17 +80,8 @@ class SyncClient:
                 return reply
 
     def _settle(self, data: bytes, addr: Address) -> Reply | None:
-        whole = self.reassembler.feed(data, addr)
-        if whole is None:
-            return None
-        try:
-            message = decode(whole)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        replies = (message.replies if isinstance(message, ReplyBatch)
-                   else (message,) if isinstance(message, Reply) else ())
         now = self.clock.now_ns()
-        for reply in replies:
+        for reply in replies_in(self.reassembler, data, addr):
             settled = self.client.on_reply(reply, now)
             if settled is not None:
                 return settled

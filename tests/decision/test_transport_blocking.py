@@ -25,6 +25,7 @@ from agora.decision.consensus.messages import (
 from agora.decision.transport.blocking import BlockingNode
 from agora.decision.transport.cluster import free_udp_ports
 from agora.decision.transport.framing import frames
+from agora.decision.transport.node import HELLO_MAX
 from agora.decision.transport.record import Recorder, read_records
 from agora.decision.transport.sync_client import SyncClient
 
@@ -176,3 +177,20 @@ def test_the_leader_stops_reading_clients_once_its_request_queue_is_full():
                      for k in range(1, 5)])
     assert node.replica.op == 1 and len(node.replica.pending) == 1  # one prepared, one queued
     assert node.stats.client_datagrams_shed == 2
+
+
+def test_hello_registers_a_client_range_and_bad_ones_are_ignored():
+    port = free_udp_ports(1)[0]
+    replica = Replica(ReplicaConfig(cluster=CLUSTER, replica=0, n=1), MemoryStorage())
+    node = BlockingNode(replica, [("127.0.0.1", port)], WallClock(), None)
+    node.open()  # bound, not serving: this test steps it by hand
+    try:
+        for hello in (Hello(CLUSTER + 1, 10, 5),  # another cluster
+                      Hello(CLUSTER, 100, 0),  # no ids
+                      Hello(CLUSTER, 200, HELLO_MAX + 1)):  # more than one Hello may claim
+            node.on_datagram(frames(encode(hello), 1)[0], ("127.0.0.1", 7))
+        assert node.clients == {}
+        node.on_datagram(frames(encode(Hello(CLUSTER, 40, 3)), 1)[0], ("127.0.0.1", 7))
+        assert node.clients == dict.fromkeys((40, 41, 42), ("127.0.0.1", 7))
+    finally:
+        node._shut()

@@ -311,3 +311,45 @@ def test_two_sessions_of_one_participant_share_orders_and_dedup(tmp_path):
         assert (venue.tmp / "fix" / "CLIENT1B").is_dir()  # a store of its own
 
     run(body, tmp_path, config=CONFIG + SECOND_SESSION)
+
+
+@contextlib.contextmanager
+def one_write(client: FixClient):
+    """Hold the client's messages and send them in one TCP write (one read at the venue)."""
+    writer, held = client._writer, []
+    client._writer = type("Held", (), {"write": staticmethod(held.append)})()
+    try:
+        yield
+    finally:
+        client._writer = writer
+        writer.write(b"".join(held))
+
+
+def test_requests_of_one_read_are_answered_in_request_order(tmp_path):
+    """One read, one group commit: a cancel finds the order entered just before it, and the
+    venue's reports, the gateway's own replies and a session Reject keep the requests' order."""
+
+    async def body(venue: Venue):
+        a = venue.client("CLIENT1")
+        await a.connect()
+        with one_write(a):
+            a.new_order("N1", "AAPL", Side.BUY, 10, PX)
+            a.cancel("N1", "C1", "AAPL", Side.BUY)  # the order of this very read
+            a.cancel("NOPE", "C2", "AAPL", Side.BUY)  # the gateway's own reject
+            a.status("N1", "AAPL", Side.BUY)  # the gateway's own report
+            a.send(("D", [(11, "N2"), (55, "AAPL"), (60, "20240102-10:00:00"), (38, 5),
+                          (40, "2"), (44, "190")]))  # no Side: a session Reject
+            a.new_order("N1", "AAPL", Side.BUY, 10, PX)  # a duplicate: the venue's reject
+        await expect(a, exec_type=ExecType.NEW, cl_ord_id="N1")
+        await expect(a, exec_type=ExecType.CANCELED, cl_ord_id="C1", orig_cl_ord_id="N1")
+        await expect(a, cl_ord_id="C2", cxl_rej_reason=CxlRejReason.UNKNOWN_ORDER)
+        status = await expect(a, exec_type=ExecType.ORDER_STATUS, ord_status=OrdStatus.CANCELED)
+        await expect(a, ref_tag_id=54, session_reject_reason=1)
+        await expect(a, exec_type=ExecType.REJECTED, cl_ord_id="N1",
+                     ord_rej_reason=OrdRejReason.DUPLICATE_ORDER)
+        await no_more(a)
+        # the gateway's own report is identified by the MsgSeqNum it went out with
+        assert status.exec_id == f"L{a.session.next_target - 3}"
+        await a.logout()
+
+    run(body, tmp_path)

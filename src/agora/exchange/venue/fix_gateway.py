@@ -14,10 +14,19 @@ Design notes
   rejects and cancel rejects go only to the session that sent the request. Each session keeps
   its own ``FixOrders`` fed with every batch, so OrigClOrdID in a cancel/replace resolves
   against all of the participant's orders, and the venue's duplicate ClOrdID check (per
-  participant) refuses a ClOrdID another session already used. Requests are submitted one at a
-  time (``VenueCore.submit`` publishes before returning), so two sessions' pending requests are
-  never in one batch. Limitation: a cancel's own ClOrdID joins the order's chain only in the
-  session that sent it.
+  participant) refuses a ClOrdID another session already used. Limitation: a cancel's own
+  ClOrdID joins the order's chain only in the session that sent it.
+* **Group commit.** Requests go to the core with ``submit(group=True)`` and the gateway is an
+  *early* listener: each command's events update every session's ``FixOrders`` inside
+  ``submit``, before the next request of the read is mapped (a cancel finds the order entered
+  just before it; a request's reject is matched to its session's pending request before
+  another session's could take its place). What a session must send (reports, the gateway's
+  own replies, session Rejects of unparsable requests) waits in its *outbox*, in request order;
+  at the end of each read the gateway flushes the core (one journal write for the read's
+  requests, the ITCH feed's datagrams) and the flush hook numbers, stores and writes every
+  outbox, one socket write per session. Nothing is sent before it is committed, and MsgSeqNums
+  follow request order. Reports caused by other gateways' orders (fills, drop copies) go out
+  at the flush of those orders.
 * Reports are produced by the core listener for every committed batch, whether or not the client
   is connected. Connected and ACTIVE: ``Session.send_app`` (numbered, stored, written).
   Otherwise the report is numbered and stored the same way without being written; when the
@@ -45,6 +54,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
+
 from agora.core.clock import Clock, WallClock
 from agora.core.errors import MalformedCommand
 from agora.core.events import Event
@@ -53,7 +64,7 @@ from agora.exchange.venue.config import VenueConfig
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_mapping import FixOrders, Submit
 from agora.protocols.fix44.codec import FixError, FixFramer, FixFramingError, decode, encode
-from agora.protocols.fix44.messages import FixStruct, to_fields
+from agora.protocols.fix44.messages import ExecutionReport, FixStruct, to_fields
 from agora.protocols.fix44.session import (
     Deliver,
     Disconnect,
@@ -66,6 +77,7 @@ from agora.protocols.fix44.session import (
 from agora.protocols.fix44.store import CounterFile, FileSeqStore
 
 _EXEC_ID = re.compile(rb"\x0117=(\d+)-\d+\x01")
+LOCAL_EXEC_ID = "L"  # placeholder ExecID of the gateway's own reports, see _send_outbox
 MAX_LOGON_BYTES = 8192
 
 
@@ -96,6 +108,8 @@ class _Member:
         self.session = Session(cfg, gateway.clock, self.store)
         self.orders = FixOrders(participant)
         self.conn: _Conn | None = None
+        self.outbox: list[FixStruct | FixError] = []  # committed or local, awaiting the flush
+        self.outbox_seq = 0  # the last venue seq whose reports joined the outbox
         self.watermark_path = directory / "reported"
         fresh = not self.watermark_path.exists() and self.store.next_sender == 1
         self.watermark_file = CounterFile(self.watermark_path, fsync=gateway.fsync)
@@ -148,7 +162,7 @@ class FixGateway:
         self._by_participant: dict[str, list[_Member]] = {}
         for m in self.members.values():
             self._by_participant.setdefault(m.participant, []).append(m)
-        core.subscribe(self._on_events, replay=True)
+        core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -190,33 +204,49 @@ class FixGateway:
     # ------------------------------------------------------------------ venue -> clients
 
     def _on_events(self, seq: int, events: Sequence[Event]) -> None:
+        """Early listener: the sessions' orders follow the engine now; reports wait for the
+        commit in their outboxes (see the module notes)."""
         if self._closed:
             return
         by_participant = self._by_participant
         for participant in FixOrders.participants_of(events):
             for m in by_participant.get(participant, ()):
-                self._apply(m, seq, events)
+                messages = m.orders.apply(seq, events)
+                if messages and seq > m.watermark:
+                    m.outbox.extend(messages)
+                    m.outbox_seq = seq
 
-    def _apply(self, m: _Member, seq: int, events: Sequence[Event]) -> None:
-        """A batch that concerns ``m``'s participant: update its orders, report past the mark."""
-        messages = m.orders.apply(seq, events)
-        if not messages or seq <= m.watermark:
-            return
-        for msg in messages:
-            self._emit(m, msg)
-        m.save_watermark(seq)
+    def _on_flushed(self) -> None:
+        for m in self.members.values():
+            if m.outbox:
+                self._send_outbox(m)
 
-    def _emit(self, m: _Member, msg: FixStruct) -> None:
+    def _send_outbox(self, m: _Member) -> None:
+        """Number, store and (when logged on) write ``m``'s outbox in order, one socket write;
+        then raise the watermark past the reports it held."""
+        outbox, m.outbox = m.outbox, []
         session = m.session
-        if session.state is State.ACTIVE and m.conn is not None:
-            m.conn.write(session.send_app(msg))
-            return
-        # not logged on: number and store it exactly as Session.send_app would, unsent
-        seq = m.store.next_sender
-        raw = encode(msg.MSG_TYPE, to_fields(msg), sender=self.comp_id, target=m.comp_id,
-                     seq_num=seq, sending_time=self.clock.now_ns())
-        m.store.store_message(seq, raw)
-        m.store.set_next_sender(seq + 1)
+        live = session.state is State.ACTIVE and m.conn is not None
+        out = []
+        for item in outbox:
+            if isinstance(item, FixError):
+                if live:
+                    out.append(session.reject(item))
+                continue
+            if isinstance(item, ExecutionReport) and item.exec_id == LOCAL_EXEC_ID:
+                item = msgspec.structs.replace(item, exec_id=f"L{m.store.next_sender}")
+            if live:
+                out.append(session.send_app(item))
+            else:  # not logged on: number and store it exactly as send_app would, unsent
+                seq = m.store.next_sender
+                raw = encode(item.MSG_TYPE, to_fields(item), sender=self.comp_id,
+                             target=m.comp_id, seq_num=seq, sending_time=self.clock.now_ns())
+                m.store.store_message(seq, raw)
+                m.store.set_next_sender(seq + 1)
+        if out and m.conn is not None:
+            m.conn.write(b"".join(out))
+        if m.outbox_seq > m.watermark:
+            m.save_watermark(m.outbox_seq)
 
     # ------------------------------------------------------------------ clients -> venue
 
@@ -239,6 +269,10 @@ class FixGateway:
                         self._perform(member, member.session.on_bytes(bytes(pending)))
                 else:
                     self._perform(member, member.session.on_bytes(data))
+                if member is not None:
+                    self.core.flush()  # this read's requests: one commit, then the reports
+                    if member.outbox:  # replies of a read that submitted nothing
+                        self._send_outbox(member)
                 if not conn.closed:
                     await writer.drain()
         except (ConnectionError, OSError):
@@ -315,22 +349,21 @@ class FixGateway:
     def _on_app(self, m: _Member, msg) -> None:
         if msg.msg_type == "3":
             return  # a session Reject from the client: nothing to do at the application level
-        local_id = f"L{m.store.next_sender}"
+        local_id = LOCAL_EXEC_ID  # becomes L<MsgSeqNum> when the reply is numbered
         try:
             result = m.orders.inbound(msg, local_id)
         except FixError as exc:
-            if m.session.state is State.ACTIVE and m.conn is not None:
-                m.conn.write(m.session.reject(exc))
+            m.outbox.append(exc)
             return
         if isinstance(result, Submit):
             try:
-                self.core.submit(result.command)
+                self.core.submit(result.command, group=True)  # its events: _on_events, now
             except MalformedCommand as exc:
-                self._emit(m, m.orders.malformed(result, str(exc), local_id))
+                m.outbox.append(m.orders.malformed(result, str(exc), local_id))
             finally:
                 m.orders.done(result)
         else:
-            self._emit(m, result)
+            m.outbox.append(result)
 
     async def _tick(self) -> None:
         while True:

@@ -375,6 +375,40 @@ def test_lossy_restart_recovers_from_the_cluster_before_taking_part():
     assert [c.client_id for c in net.committed[2]] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("pre_vote", [True, False])
+def test_a_replica_that_joined_a_view_late_asks_before_moving_the_cluster_on(pre_vote: bool):
+    """Found on real links (``test_consensus_netns``): an old leader, its link mended, hears view
+    1's leader and joins view 1 in view-change status, but its StartView is slow to come (ARP
+    had to resolve again). Its view-change timer must not drag a cluster with a live leader
+    through view after view: with pre-vote it keeps asking for the StartView instead."""
+    net = Net(3, pre_vote=pre_vote)
+    net.submit(1, 1)
+    net.pump()
+    net.down.add(0)  # the leader is cut off; 1 and 2 go on in view 1
+    for _ in range(40):
+        net.tick(1_000_000)
+        net.pump()
+    assert [(r.view, r.status) for r in net.replicas[1:]] == [(1, Status.NORMAL)] * 2
+    old = net.replicas[0]
+    old.on_message(Commit(CLUSTER, 1, 1, net.replicas[1].commit), net.now)  # heard once
+    assert old.status is Status.VIEW_CHANGE and old.view == 1
+    for _ in range(60):  # 60 ms in which nothing reaches it (what it sends gets through)
+        net.now += 1_000_000
+        for r, replica in enumerate(net.replicas):
+            net.route(r, replica.on_tick(net.now))
+        net.pump()
+    if not pre_vote:  # VR as written: the others follow it into the next views
+        assert min(r.view for r in net.replicas[1:]) >= 2
+        return
+    assert [r.view for r in net.replicas] == [1, 1, 1]
+    assert [r.status for r in net.replicas[1:]] == [Status.NORMAL] * 2
+    net.down.clear()
+    for _ in range(5):
+        net.tick(1_000_000)
+        net.pump()
+    assert old.status is Status.NORMAL and old.view == 1 and old.log == net.replicas[1].log
+
+
 def test_commit_messages_from_a_later_view_make_a_replica_catch_up():
     net = Net(3)
     net.submit(1, 1)

@@ -46,7 +46,7 @@ def test_options_are_drawn_from_the_seed():
 
 @pytest.mark.parametrize(("canary", "seeds"), [
     (Canary.SMALL_QUORUM, range(0, 12)),
-    (Canary.TRUST_LOSSY_STORAGE, range(0, 30)),
+    (Canary.TRUST_LOSSY_STORAGE, range(0, 100)),
 ])
 def test_canary_is_caught_by_the_checker(canary, seeds):
     caught = []

@@ -14,6 +14,7 @@ import json
 import signal
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -56,13 +57,16 @@ async def settle(client: ClusterClient) -> int:
 
 
 def run_cluster(tmp_path, scenario: Callable[[ProcessCluster, ClusterClient],
-                                             Awaitable[list[Outcome]]]) -> tuple[Checker,
-                                                                                  list[Outcome]]:
+                                             Awaitable[list[Outcome]]],
+                make: Callable[[Path], ProcessCluster] = lambda root: ProcessCluster(root, 3),
+                ) -> tuple[Checker, list[Outcome]]:
+    """``make`` builds the cluster (three replicas on loopback unless told otherwise)."""
     async def main() -> tuple[Checker, list[Outcome]]:
-        with ProcessCluster(tmp_path, 3) as cluster:
+        with make(tmp_path) as cluster:
             cluster.start()
-            client = await ClusterClient.connect(cluster.cluster, cluster.peers, CLOCK,
-                                                 keep_log=True, pool=64)
+            client = await ClusterClient.connect(
+                cluster.cluster, cluster.peers, CLOCK, keep_log=True, pool=64,
+                local_host=getattr(cluster, "client_host", "127.0.0.1"))
             try:
                 await settle(client)
                 outcomes = await scenario(cluster, client)

@@ -146,12 +146,13 @@ class ClusterClient(asyncio.DatagramProtocol):
         self._message_id = 0
 
     @classmethod
-    async def connect(cls, cluster: int, peers: Sequence[Address], clock: Clock,
-                      **options: object) -> ClusterClient:
+    async def connect(cls, cluster: int, peers: Sequence[Address], clock: Clock, *,
+                      local_host: str = "127.0.0.1", **options: object) -> ClusterClient:
+        """Bind an ephemeral port on ``local_host`` (an address the replicas can reach)."""
         loop = asyncio.get_running_loop()
         _, client = await loop.create_datagram_endpoint(
             lambda: cls(cluster, peers, clock, **options),  # type: ignore[arg-type]
-            local_addr=("127.0.0.1", 0))
+            local_addr=(local_host, 0))
         return client
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -39,9 +39,11 @@ class ProcessCluster:
     def __init__(self, root: Path, n: int, *, fsync: str = "none", cluster: int = 1,
                  extra: Sequence[str] = (),
                  module: str = "agora.decision.transport.replica_main",
-                 per_replica: Callable[[int], Sequence[str]] | None = None) -> None:
+                 per_replica: Callable[[int], Sequence[str]] | None = None,
+                 peers: Sequence[Address] | None = None) -> None:
         """``module`` and ``per_replica`` (options for one replica) start a program that embeds
-        the replica, such as ``agora.trading.decision_node``."""
+        the replica, such as ``agora.trading.decision_node``; ``peers``: the replicas'
+        addresses (default: free ports on 127.0.0.1)."""
         self.root = Path(root)
         self.n = n
         self.fsync = fsync
@@ -49,8 +51,13 @@ class ProcessCluster:
         self.extra = list(extra)
         self.module = module
         self.per_replica = per_replica
-        self.peers: list[Address] = [("127.0.0.1", p) for p in free_udp_ports(n)]
+        self.peers: list[Address] = (list(peers) if peers is not None
+                                     else [("127.0.0.1", p) for p in free_udp_ports(n)])
         self.procs: dict[int, subprocess.Popen[str]] = {}
+
+    def launcher(self, replica: int) -> list[str]:
+        """What runs a replica's Python (a subclass may wrap it, e.g. in a network namespace)."""
+        return [sys.executable]
 
     def directory(self, replica: int) -> Path:
         return self.root / f"r{replica}"
@@ -68,7 +75,7 @@ class ProcessCluster:
                     old.stdout.close()
             own = self.per_replica(i) if self.per_replica is not None else ()
             self.procs[i] = subprocess.Popen(
-                [sys.executable, "-m", self.module, "--id", str(i),
+                [*self.launcher(i), "-m", self.module, "--id", str(i),
                  "--peers", peers, "--dir", str(self.directory(i)), "--fsync", self.fsync,
                  "--cluster", str(self.cluster), *self.extra, *own],
                 stdout=subprocess.PIPE, text=True)

@@ -112,12 +112,15 @@ def test_a_risk_veto_stops_new_quotes_but_not_cancels():
     live = list(makers[0].orders)
     loop.fill(Fill(2_000, "AAA", Side.BUY, 100, 999_800, live[0], leaves_qty=0))
     # worst case after the requote's new bid: 100 long + 100 open = 200: vetoed
-    assert guard.vetoes["AAA"].active
+    assert guard.vetoes[("AAA", Side.BUY)].active
     vetoed_at = next(i for i, (a, v) in enumerate(loop.verdicts) if a == "risk") + 1
     later = [d for d in loop.decisions if d.log_index > vetoed_at]
-    assert orders(later) == [] and loop.aggregator.vetoed("AAA")
-    loop.book(book(3_000, 1_000_400, 1_000_600))  # a move: cancels pass, quotes do not
+    assert loop.aggregator.vetoed("AAA", Side.BUY)
+    assert not loop.aggregator.vetoed("AAA", Side.SELL)  # a sell reduces the long
+    assert all(o.side is Side.SELL for o in orders(later))
+    loop.book(book(3_000, 1_000_400, 1_000_600))  # a move: cancels pass, new bids do not
     cancels = [d for d in loop.decisions if isinstance(d.action, CancelIntent)]
     assert cancels and cancels[-1].log_index > vetoed_at
-    assert orders([d for d in loop.decisions if d.log_index > vetoed_at]) == []
+    later = orders([d for d in loop.decisions if d.log_index > vetoed_at])
+    assert all(o.side is Side.SELL for o in later)
     assert Verdict.VETOED in [v for _, v in loop.verdicts[vetoed_at:]]

@@ -21,8 +21,8 @@ def decision(index: int, action) -> Decision:
     return Decision(f"T{index}", index, action, f"T{index}")
 
 
-def vetoes(proposals) -> list[tuple[str, bool]]:
-    return [(p.action.symbol, p.action.active) for p in proposals]
+def vetoes(proposals) -> list[tuple[str, Side | None, bool]]:
+    return [(p.action.symbol, p.action.side, p.action.active) for p in proposals]
 
 
 def test_average_cost_accounting_by_hand():
@@ -78,23 +78,36 @@ def test_position_limit_counts_open_orders_and_lifts_below_release():
     buy = OrderIntent("AAA", B, 600, 1_000_000)
     assert agent.on_decisions([decision(1, buy)]) == []
     out = agent.on_decisions([decision(2, OrderIntent("AAA", B, 400, 1_000_000))])
-    assert vetoes(out) == [("AAA", True)]  # 600 + 400 open: one more share would breach
+    assert vetoes(out) == [("AAA", B, True)]  # 600 + 400 open: one more share would breach
     assert out[0].action.reason == "position 1000 >= 1000"
     assert agent.on_decisions([decision(3, OrderIntent("BBB", S, 10, 1_000_000))]) == []
     assert vetoes(agent.on_fill(Fill(5, "AAA", B, 50, 1_000_000, "T2", leaves_qty=350))) == []
     out = agent.on_decisions([decision(4, CancelIntent("T2"))])  # worst now 650
-    assert vetoes(out) == [("AAA", False)]
+    assert vetoes(out) == [("AAA", B, False)]
     assert agent.books["AAA"].qty == 50 and agent.books["AAA"].open_buy == 600
+
+
+def test_at_a_position_limit_only_the_side_that_adds_to_it_is_vetoed():
+    agent = RiskAgent("risk", KEY, RiskLimits(max_position=1_000, release_pct=90))
+    agent.on_fill(Fill(1, "AAA", B, 1_000, 1_000_000, "X"))  # long 1000: at the limit
+    assert agent.vetoes[("AAA", B)].active and ("AAA", S) not in agent.vetoes
+    # selling 1,500 would reduce the long and then go short 500: no veto of either side
+    out = agent.on_decisions([decision(1, OrderIntent("AAA", S, 1_500, 1_000_000))])
+    assert vetoes(out) == []
+    out = agent.on_fill(Fill(2, "AAA", S, 1_500, 1_000_000, "T1", leaves_qty=0))
+    assert vetoes(out) == [("AAA", B, False)]  # short 500: the long side is far from its limit
+    out = agent.on_decisions([decision(2, OrderIntent("AAA", S, 500, 1_000_000))])
+    assert vetoes(out) == [("AAA", S, True)]  # short 500 + 500 open to sell: the other side
 
 
 def test_release_gap_keeps_a_veto_until_usage_falls_far_enough():
     agent = RiskAgent("risk", KEY, RiskLimits(max_position=1_000, release_pct=90))
     agent.on_decisions([decision(1, OrderIntent("AAA", S, 1_000, 1_000_000))])
-    assert agent.vetoes["AAA"].active
+    assert agent.vetoes[("AAA", S)].active and ("AAA", B) not in agent.vetoes
     out = agent.on_fill(Fill(1, "AAA", S, 1_000, 1_000_000, "T1", leaves_qty=0))
     assert out == []  # still short 1000
     assert agent.on_fill(Fill(2, "AAA", B, 50, 1_000_000, "X")) == []  # 950: inside the gap
-    assert vetoes(agent.on_fill(Fill(3, "AAA", B, 51, 1_000_000, "X"))) == [("AAA", False)]
+    assert vetoes(agent.on_fill(Fill(3, "AAA", B, 51, 1_000_000, "X"))) == [("AAA", S, False)]
 
 
 def test_notional_limit_uses_the_mark():
@@ -104,7 +117,7 @@ def test_notional_limit_uses_the_mark():
     assert agent.on_decisions([decision(1, OrderIntent("AAA", B, 99, 1_000_000))]) == []
     book = BookView("AAA", 2, [Level(1_020_000, 5, 1)], [Level(1_020_200, 5, 1)])
     out = agent.on_book(book)  # 99 x 1_020_100 >= 100 x 1_000_000
-    assert vetoes(out) == [("AAA", True)] and out[0].action.reason.startswith("notional")
+    assert vetoes(out) == [("AAA", B, True)] and out[0].action.reason.startswith("notional")
 
 
 def test_loss_limit_vetoes_every_symbol_and_reasserts():
@@ -113,12 +126,12 @@ def test_loss_limit_vetoes_every_symbol_and_reasserts():
     agent.on_fill(Fill(10, "AAA", B, 100, 1_000_000, "T1"))
     down = BookView("AAA", 20, [Level(998_900, 1, 1)], [Level(999_100, 1, 1)])  # mark 999_000
     out = agent.on_book(down)  # unrealized -100 x 1_000 = -100_000
-    assert vetoes(out) == [("", True)] and agent.pnl == -100_000
+    assert vetoes(out) == [("", None, True)] and agent.pnl == -100_000
     assert agent.on_tick(500) == []
     again = agent.on_tick(1_020)
     assert [p.action for p in again] == [Veto("", "loss 100000 >= 100000", True)]
     up = BookView("AAA", 1_100, [Level(999_500, 1, 1)], [Level(999_700, 1, 1)])  # -40_000
-    assert vetoes(agent.on_book(up)) == [("", False)]
+    assert vetoes(agent.on_book(up)) == [("", None, False)]
     assert agent.on_tick(5_000)[0].action == Veto("", "within limits", False)  # lifts repeat too
 
 

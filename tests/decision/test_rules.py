@@ -67,8 +67,8 @@ def fv(price: int = P, unc: int = 100, sym: str = "AAA") -> FairValue:
     return FairValue(sym, price, unc)
 
 
-def veto(sym: str = "AAA", on: bool = True) -> Veto:
-    return Veto(sym, "limit", on)
+def veto(sym: str = "AAA", on: bool = True, side: Side | None = None) -> Veto:
+    return Veto(sym, "limit", on, side)
 
 
 def cancel(index: int) -> CancelIntent:
@@ -367,7 +367,7 @@ def build_log(specs: list[tuple]) -> Log:
         elif kind == "fv":
             action = fv(P + offset // 10, 100, symbol)
         else:
-            action = veto(sym, kind == "veto_on")
+            action = veto(sym, kind == "veto_on", (None, Side.BUY, Side.SELL)[back - 1])
         log.add(agent, action, flags if log.entries or flags != "dup" else "")
         if kind in ("buy", "sell"):
             orders.append(len(log.entries))
@@ -393,9 +393,10 @@ def encoded(decisions: list[Decision]) -> bytes:
 
 
 def veto_violations(log: Log, decisions: list[Decision]) -> list[int]:
-    """Indices where an order was decided while a veto covered its symbol (independent model)."""
+    """Indices where an order was decided while a veto covered its symbol and side (independent
+    model)."""
     decided = {d.log_index: d.action for d in decisions}
-    state: dict[tuple[str, str], tuple[int, bool]] = {}
+    state: dict[tuple[str, str, Side | None], tuple[int, bool]] = {}
     seen: set[tuple[str, int]] = set()
     bad = []
     for index, proposal, abandoned in log.entries:
@@ -405,13 +406,15 @@ def veto_violations(log: Log, decisions: list[Decision]) -> list[int]:
         if authentic:
             seen.add((agent, proposal.seq))
         if valid and isinstance(action, Veto) and ROLES[agent] is Role.RISK:
-            previous = state.get((agent, action.symbol), (-1, False))
+            key = (agent, action.symbol, action.side)
+            previous = state.get(key, (-1, False))
             if proposal.seq >= previous[0]:
-                state[(agent, action.symbol)] = (proposal.seq, action.active)
+                state[key] = (proposal.seq, action.active)
         order = decided.get(index)
         if isinstance(order, OrderIntent):
-            active = {sym for (_, sym), (_, on) in state.items() if on}
-            if active & {"", order.symbol}:
+            active = {(sym, side) for (_, sym, side), (_, on) in state.items() if on}
+            if any(sym in ("", order.symbol) and side in (None, order.side)
+                   for sym, side in active):
                 bad.append(index)
     return bad
 
@@ -466,12 +469,30 @@ def test_invariants_of_every_log(specs, cfg):
 VETOED_LOG = [("r1", veto("AAA"), ""), ("solo", buy(), ""), ("s1", buy(P, sym="BBB"), "")]
 
 
+def test_a_one_sided_veto_blocks_that_side_only_and_lifts_on_its_own():
+    log = Log()
+    log.add("r1", veto(side=Side.BUY), "")  # at a long limit
+    log.add("solo", buy(), "")  # vetoed
+    log.add("solo", sell(), "")  # reduces the long: decided
+    log.add("r1", veto(side=Side.SELL), "")  # now the short side too (a separate veto)
+    log.add("r1", veto(on=False, side=Side.BUY), "")  # lifts the buy side only
+    log.add("solo", sell(P + 100), "")  # vetoed
+    log.add("solo", buy(P - 100), "")  # decided
+    aggregator = Aggregator(config())
+    verdicts = [aggregator.apply(entry).verdict for entry in log.entries]
+    assert verdicts == [V.APPLIED, V.VETOED, V.DECIDED, V.APPLIED, V.APPLIED, V.VETOED,
+                        V.DECIDED]
+    assert aggregator.vetoed("AAA", Side.SELL) and not aggregator.vetoed("AAA", Side.BUY)
+    assert aggregator.vetoed("AAA")  # either side
+    assert veto_violations(log, decide(log.entries, config())) == []
+
+
 def test_canary_a_rule_that_ignores_vetoes_is_caught(monkeypatch):
     log = Log()
     for agent, action, flags in VETOED_LOG:
         log.add(agent, action, flags)
     assert veto_violations(log, decide(log.entries, config())) == []
-    monkeypatch.setattr(Aggregator, "vetoed", lambda self, symbol: False)
+    monkeypatch.setattr(Aggregator, "vetoed", lambda self, symbol, side=None: False)
     assert veto_violations(log, decide(log.entries, config())) == [2]
 
 

@@ -339,11 +339,14 @@ class CancelIntent(Record):
 
 
 class Veto(Record):
-    """A risk agent blocks new orders on ``symbol`` ("" = every symbol) until lifted."""
+    """A risk agent blocks new orders on ``symbol`` ("" = every symbol) until lifted: orders of
+    ``side`` only (at a long limit, buys; sells still reduce the position), or of both sides
+    when ``side`` is None. A veto on one side and one on both are separate vetoes."""
 
     symbol: str
     reason: str
     active: bool = True
+    side: Side | None = None
 
 
 class FairValue(Record):

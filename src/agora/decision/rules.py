@@ -22,9 +22,10 @@ Each entry gets one :class:`Verdict`, checked in this order (the first that appl
    no older than ``view_max_age`` log positions, once at least ``view_quorum`` agents have one;
    its uncertainty is the lower median of theirs. With ``n >= 2f + 1`` views, f liars cannot move
    the median outside the range of honest values.
-4. Veto (risk): per ``(agent, symbol)`` the highest ``seq`` wins (an older one is ``STALE``, so a
-   reordered lift cannot undo a newer veto). A symbol is vetoed while any risk agent's veto on it
-   or on ``""`` (all symbols) is active. Activating a veto drops the pending votes it covers.
+4. Veto (risk): per ``(agent, symbol, side)`` the highest ``seq`` wins (an older one is
+   ``STALE``, so a reordered lift cannot undo a newer veto). An order of a side is vetoed while
+   any risk agent's veto on its symbol or on ``""`` (all symbols), for that side or for both
+   (``side`` None), is active. Activating a veto drops the pending votes it covers.
 5. OrderIntent (strategies): ``VETOED`` while vetoed; with a collar set, ``NO_FAIR_VALUE`` when
    the symbol has no committed fair value and ``COLLAR`` when
    ``|price - fair| * 10_000 > collar_bps * fair`` (exact integer test). Then the vote below.
@@ -219,8 +220,9 @@ class Aggregator:
         self._last_index = -1
         self._seen: set[tuple[str, int]] = set()
         self._views: dict[str, dict[str, tuple[int, int, FairValue]]] = {}  # sym->agent->(seq,i,fv)
-        self._vetoes: dict[tuple[str, str], tuple[int, bool]] = {}  # (agent, sym) -> (seq, on)
-        self._vetoed: Counter[str] = Counter()  # symbol ("" = all) -> active vetoes
+        # (agent, symbol, side) -> (seq, on); (symbol ("" = all), side (None = both)) -> active
+        self._vetoes: dict[tuple[str, str, Side | None], tuple[int, bool]] = {}
+        self._vetoed: Counter[tuple[str, Side | None]] = Counter()
         self._ballots: dict[tuple, dict[str, _Ballot]] = {}  # key -> agent -> pending ballot
         self._groups: dict[tuple, deque[_Group]] = {}
         self._live: dict[str, str] = {}  # order decision id -> symbol
@@ -247,8 +249,11 @@ class Aggregator:
         """The committed fair value of ``symbol`` as of the last entry consumed."""
         return self._fair_value(symbol, self._last_index)
 
-    def vetoed(self, symbol: str) -> bool:
-        return self._vetoed[symbol] > 0 or self._vetoed[""] > 0
+    def vetoed(self, symbol: str, side: Side | None = None) -> bool:
+        """Whether an order of ``side`` on ``symbol`` is vetoed (``side`` None: of either side)."""
+        sides = (None, side) if side is not None else (None, Side.BUY, Side.SELL)
+        vetoed = self._vetoed
+        return any(vetoed[(sym, s)] > 0 for sym in (symbol, "") for s in sides)
 
     # ------------------------------------------------------------------ validity
 
@@ -305,19 +310,20 @@ class Aggregator:
         return FairValue(symbol, price, sorted(f.uncertainty for f in fresh)[middle])
 
     def _on_veto(self, proposal: Proposal, veto: Veto) -> Verdict:
-        key = (proposal.agent, veto.symbol)
+        key = (proposal.agent, veto.symbol, veto.side)
         previous = self._vetoes.get(key)
         if previous is not None and previous[0] > proposal.seq:
             return Verdict.STALE
         was_on = previous is not None and previous[1]
         self._vetoes[key] = (proposal.seq, veto.active)
         if veto.active and not was_on:
-            self._vetoed[veto.symbol] += 1
+            self._vetoed[(veto.symbol, veto.side)] += 1
             for ballot_key, pending in self._ballots.items():
-                if ballot_key[0] == "order" and veto.symbol in ("", ballot_key[1]):
+                if (ballot_key[0] == "order" and veto.symbol in ("", ballot_key[1])
+                        and veto.side in (None, ballot_key[2])):
                     pending.clear()
         elif was_on and not veto.active:
-            self._vetoed[veto.symbol] -= 1
+            self._vetoed[(veto.symbol, veto.side)] -= 1
         return Verdict.APPLIED
 
     # ------------------------------------------------------------------ orders and cancels
@@ -336,7 +342,7 @@ class Aggregator:
         index = ballot.index
         if intent.qty <= 0 or intent.price <= 0:
             return Outcome(index, Verdict.INVALID)
-        if self.vetoed(intent.symbol):
+        if self.vetoed(intent.symbol, intent.side):
             return Outcome(index, Verdict.VETOED)
         refused = self._collar(intent.symbol, intent.price, index)
         if refused is not None:

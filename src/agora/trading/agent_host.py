@@ -204,7 +204,8 @@ def agent_state(agent: Agent) -> dict[str, Any]:
         state |= {"inventory": agent.inventory, "fair": agent.fair}
     elif isinstance(agent, RiskAgent):
         state |= {"position": {s: b.qty for s, b in agent.books.items()},
-                  "vetoes": sorted(s for s, v in agent.vetoes.items() if v.active)}
+                  "vetoes": sorted(f"{v.symbol or '*'}:{v.side.name if v.side else 'BOTH'}"
+                                   for v in agent.vetoes.values() if v.active)}
     elif isinstance(agent, MarketViewAgent):
         state |= {"fair": {s: f.price for s, f in agent.last.items()}}
     return state

@@ -10,23 +10,24 @@ Accounting is exact integer arithmetic. Closing ``c`` of a position ``q`` with c
 floor's remainder stays in the position's cost, so once flat, realized P&L equals the net cash of
 all fills exactly. Unrealized is ``q * mark - C``.
 
-Limits (:class:`RiskLimits`), with usage measured against the worst case of the open orders
-filling (``worst = max(|q + open_buy|, |q - open_sell|)``):
+Limits (:class:`RiskLimits`), with usage measured per side against the worst case of that
+side's open orders filling: long ``max(0, q + open_buy)``, short ``max(0, open_sell - q)``:
 
-- position: ``worst >= max_position`` vetoes the symbol (one more share would breach it);
-- notional: ``worst * mark >= max_notional`` vetoes the symbol;
-- loss: ``-(realized + unrealized)`` over all symbols ``>= max_loss`` vetoes every symbol
-  (``Veto("")``).
+- position: a side's worst case ``>= max_position`` vetoes that side of the symbol (one more
+  share would breach the limit; ``Veto(symbol, side=BUY)`` at the long limit), so the orders
+  that reduce the position still pass;
+- notional: a side's worst case ``* mark >= max_notional`` vetoes that side of the symbol;
+- loss: ``-(realized + unrealized)`` over all symbols ``>= max_loss`` vetoes both sides of every
+  symbol (``Veto("")``).
 
 A veto is lifted (``Veto(active=False)``) once every usage it covers is below ``release_pct`` %
 of its limit: the gap keeps a position sitting at a limit from flapping vetoes into the log. The
 agent re-proposes its current veto states every ``reassert_ns`` (a veto lost to a missed deadline
 must not stay lost); the rules treat a repeat as a no-op.
 
-Limitations: a veto has no side, so at a position limit it blocks the reducing orders too (a
-``side`` field on Veto would fix it); cancels are taken as done when decided, although the venue
-may still fill the order before it cancels (fills after that are still counted in the position);
-marks come from book mids, so a one-sided book leaves the mark stale.
+Limitations: cancels are taken as done when decided, although the venue may still fill the order
+before it cancels (fills after that are still counted in the position); marks come from book
+mids, so a one-sided book leaves the mark stale.
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ class Book(msgspec.Struct):
     def unrealized(self) -> int:
         return self.qty * self.mark - self.cost
 
-    @property
-    def worst(self) -> int:
-        """The largest |position| if every open order filled."""
-        return max(abs(self.qty + self.open_buy), abs(self.qty - self.open_sell))
+    def worst(self, side: Side) -> int:
+        """The largest position on ``side`` (long for BUY, short for SELL) if every open order
+        of that side filled; 0 if it would not even reach that side."""
+        if side is Side.BUY:
+            return max(0, self.qty + self.open_buy)
+        return max(0, self.open_sell - self.qty)
 
 
 class RiskAgent(Agent):
@@ -108,8 +111,9 @@ class RiskAgent(Agent):
         self.books: dict[str, Book] = {}
         self.open: dict[str, tuple[str, Side, int]] = {}  # client id -> (symbol, side, leaves)
         self._client_of: dict[str, str] = {}  # decision id -> client order id
-        self.vetoes: dict[str, Veto] = {}  # symbol ("" = all) -> last veto state proposed
-        self._sent_ns: dict[str, int] = {}
+        # (symbol ("" = all), side (None = both)) -> last veto state proposed, and when
+        self.vetoes: dict[tuple[str, Side | None], Veto] = {}
+        self._sent_ns: dict[tuple[str, Side | None], int] = {}
 
     def book(self, symbol: str) -> Book:
         return self.books.setdefault(symbol, Book())
@@ -150,9 +154,9 @@ class RiskAgent(Agent):
 
     def _tick(self, now_ns: int) -> list[Action]:
         due = self.now_ns - self.limits.reassert_ns
-        again = [veto for sym, veto in self.vetoes.items() if self._sent_ns[sym] <= due]
+        again = [veto for key, veto in self.vetoes.items() if self._sent_ns[key] <= due]
         for veto in again:
-            self._sent_ns[veto.symbol] = self.now_ns
+            self._sent_ns[(veto.symbol, veto.side)] = self.now_ns
         return [*again, *self._check_loss()]
 
     # ------------------------------------------------------------------ limits
@@ -172,16 +176,20 @@ class RiskAgent(Agent):
 
     def _check(self, symbol: str) -> list[Action]:
         lim, book = self.limits, self.book(symbol)
-        worst, notional = book.worst, book.worst * book.mark
-        if worst >= lim.max_position:
-            reason: str | None = f"position {worst} >= {lim.max_position}"
-        elif notional >= lim.max_notional:
-            reason = f"notional {notional} >= {lim.max_notional}"
-        else:
-            below = worst * 100 < lim.release_pct * lim.max_position
-            below = below and notional * 100 < lim.release_pct * lim.max_notional
-            reason = None if below else ""  # "": within limits, not yet far enough to lift
-        return self._set_veto(symbol, reason) + self._check_loss()
+        actions: list[Action] = []
+        for side in (Side.BUY, Side.SELL):
+            worst = book.worst(side)
+            notional = worst * book.mark
+            if worst >= lim.max_position:
+                reason: str | None = f"position {worst} >= {lim.max_position}"
+            elif notional >= lim.max_notional:
+                reason = f"notional {notional} >= {lim.max_notional}"
+            else:
+                below = worst * 100 < lim.release_pct * lim.max_position
+                below = below and notional * 100 < lim.release_pct * lim.max_notional
+                reason = None if below else ""  # "": within limits, not yet far enough to lift
+            actions += self._set_veto(symbol, side, reason)
+        return actions + self._check_loss()
 
     def _check_loss(self) -> list[Action]:
         lim, loss = self.limits, -self.pnl
@@ -189,20 +197,21 @@ class RiskAgent(Agent):
             reason: str | None = f"loss {loss} >= {lim.max_loss}"
         else:
             reason = None if loss * 100 < lim.release_pct * lim.max_loss else ""
-        return self._set_veto(ALL_SYMBOLS, reason)
+        return self._set_veto(ALL_SYMBOLS, None, reason)
 
-    def _set_veto(self, symbol: str, reason: str | None) -> list[Action]:
+    def _set_veto(self, symbol: str, side: Side | None, reason: str | None) -> list[Action]:
         """reason: a breach (veto on), None (lift), "" (in the gap: keep the current state)."""
-        current = self.vetoes.get(symbol)
+        key = (symbol, side)
+        current = self.vetoes.get(key)
         active = current is not None and current.active
         if reason:
             if active:
                 return []
-            veto = Veto(symbol, reason, True)
+            veto = Veto(symbol, reason, True, side)
         elif reason is None and active:
-            veto = Veto(symbol, "within limits", False)
+            veto = Veto(symbol, "within limits", False, side)
         else:
             return []
-        self.vetoes[symbol] = veto
-        self._sent_ns[symbol] = self.now_ns
+        self.vetoes[key] = veto
+        self._sent_ns[key] = self.now_ns
         return [veto]

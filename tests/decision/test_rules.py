@@ -262,6 +262,21 @@ def test_table(name):
     ]
 
 
+def test_a_decision_names_the_agents_whose_ballots_made_it():
+    decided = {}
+    for name in ("vote", "cancel"):
+        rows, overrides = TABLES[name]
+        aggregator, log = Aggregator(config(**overrides)), Log()
+        for agent, action, flags, _, _ in rows:
+            outcome = aggregator.apply(log.add(agent, action, flags))
+            if outcome.decision is not None:
+                decided[(name, outcome.index)] = outcome.decision.voters
+    # the straggler absorbed at row 3 came after decision 2 was made: not among its voters
+    assert [decided[("vote", i)] for i in (2, 6, 9, 10)] == [
+        ("s1", "s2"), ("s1", "s3"), ("solo",), ("s1", "s3")]
+    assert all(len(v) >= 1 and list(v) == sorted(v) for v in decided.values())
+
+
 def test_invalid_entries_are_counted():
     aggregator, _ = run_table(VALIDITY, config())
     counts = aggregator.counts

@@ -378,3 +378,5 @@ class Decision(Record):
     log_index: int
     action: OrderIntent | CancelIntent
     client_order_id: str
+    voters: tuple[str, ...] = ()
+    """The agents whose ballots made it, by name (the audit trail of who decided an order)."""

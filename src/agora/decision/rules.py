@@ -373,7 +373,7 @@ class Aggregator:
 
     def _decide_order(self, key: tuple, group: list[_Ballot], intent: OrderIntent) -> Outcome:
         index = max(b.index for b in group)  # the entry that completed the vote
-        decision = self._decision(index, intent)
+        decision = self._decision(index, intent, group)
         self._live[decision.decision_id] = intent.symbol
         prices = [b.price for b in group]
         voted = _Group(index, {b.agent for b in group}, min(prices), max(prices))
@@ -411,7 +411,8 @@ class Aggregator:
         del self._ballots[("cancel", target)]
         del self._live[target]
         self._cancelled.add(target)
-        return Outcome(index, Verdict.DECIDED, self._decision(index, cancel))
+        return Outcome(index, Verdict.DECIDED,
+                       self._decision(index, cancel, list(pending.values())))
 
     def _pending(self, key: tuple, index: int) -> dict[str, _Ballot]:
         """The key's pending ballots, those older than the window dropped."""
@@ -421,9 +422,10 @@ class Aggregator:
             del pending[agent]
         return pending
 
-    def _decision(self, index: int, action: OrderIntent | CancelIntent) -> Decision:
+    def _decision(self, index: int, action: OrderIntent | CancelIntent,
+                  ballots: list[_Ballot]) -> Decision:
         ident = decision_id(self.config.session, index)
-        return Decision(ident, index, action, ident)
+        return Decision(ident, index, action, ident, tuple(sorted(b.agent for b in ballots)))
 
 
 def _heaviest_group(

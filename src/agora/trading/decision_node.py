@@ -107,7 +107,7 @@ class DecisionNode:
         """The replica's hook: decide, log, and send at once when logged on."""
         for o in self._decide(item):
             self.log.write("decided", id=o.command.client_order_id, kind=_kind(o),
-                           index=o.decision.log_index)
+                           index=o.decision.log_index, detail=",".join(o.decision.voters))
             if self.client.logged_on:
                 self._send(o, "")
 

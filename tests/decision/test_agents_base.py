@@ -84,6 +84,22 @@ def test_own_decisions_are_claimed_by_equal_action_first_in_first_out():
     assert agent.outstanding_for("AAA") == [BUY, SELL] and agent.outstanding_for("BBB") == []
 
 
+def test_a_voter_recognises_the_consolidated_order_of_a_vote_as_its_own():
+    agent = Scripted()
+    agent.queue = [BUY, SELL, OrderIntent("AAA", Side.BUY, 50, 999_900)]  # revised its bid
+    agent.on_tick(0)
+    # the vote agreed on a price and size neither ballot had; the agent is among its voters
+    agreed = OrderIntent("AAA", Side.BUY, 40, 999_800)
+    voted = Decision("T9", 9, agreed, "T9", ("other", "scripted"))
+    not_voted = Decision("TA", 10, OrderIntent("AAA", Side.SELL, 1, 1), "TA", ("other",))
+    agent.on_decisions([voted, not_voted])
+    assert agent.seen == [("decided", "T9", True), ("decided", "TA", False)]
+    assert agent.orders["T9"].intent == agreed and agent.orders["T9"].leaves_qty == 40
+    # the oldest outstanding ballot of that key is settled; the rest still waits
+    assert [a for _, a, _ in agent.outstanding] == [SELL, OrderIntent("AAA", Side.BUY, 50,
+                                                                      999_900)]
+
+
 def test_undecided_actions_expire_after_the_ttl_and_are_handed_back():
     agent = Scripted(budget_ns=1_000)  # ttl: twice the budget
     agent.queue = [BUY]

@@ -347,7 +347,7 @@ class Aggregator:
         refused = self._collar(intent.symbol, intent.price, index)
         if refused is not None:
             return Outcome(index, refused)
-        key = ("order", intent.symbol, intent.side, intent.tif)
+        key = vote_key(intent)
         pending = self._pending(key, index)
         previous = pending.get(ballot.agent)
         if previous is not None and previous.seq > ballot.seq:
@@ -404,11 +404,12 @@ class Aggregator:
             return Outcome(index, Verdict.ALREADY_CANCELLED)
         if target not in self._live:
             return Outcome(index, Verdict.UNKNOWN_ORDER)
-        pending = self._pending(("cancel", target), index)
+        key = vote_key(cancel)
+        pending = self._pending(key, index)
         pending[ballot.agent] = ballot
         if sum(b.weight for b in pending.values()) < self.config.vote_threshold:
             return Outcome(index, Verdict.PENDING)
-        del self._ballots[("cancel", target)]
+        del self._ballots[key]
         del self._live[target]
         self._cancelled.add(target)
         return Outcome(index, Verdict.DECIDED,
@@ -426,6 +427,14 @@ class Aggregator:
                   ballots: list[_Ballot]) -> Decision:
         ident = decision_id(self.config.session, index)
         return Decision(ident, index, action, ident, tuple(sorted(b.agent for b in ballots)))
+
+
+def vote_key(action: OrderIntent | CancelIntent) -> tuple:
+    """What ballots are counted under: ``("order", symbol, side, tif)`` or ``("cancel", target
+    decision id)``; an agent has at most one pending ballot per key."""
+    if isinstance(action, OrderIntent):
+        return ("order", action.symbol, action.side, action.tif)
+    return ("cancel", action.decision_id)
 
 
 def _heaviest_group(

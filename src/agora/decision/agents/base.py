@@ -16,19 +16,20 @@ an Ed25519 signature (``signing.py``).
 Subclasses implement hooks that return bare actions (OrderIntent, CancelIntent, Veto, FairValue);
 this base turns them into signed proposals and keeps the bookkeeping every agent needs:
 
-- *outstanding*: actions proposed and not yet seen decided. A decision whose action equals an
-  outstanding action (FIFO) is the agent's own; one not seen within ``pending_ttl_ns`` of being
+- *outstanding*: actions proposed and not yet seen decided. A decision is the agent's own when
+  it voted for it (``Decision.voters``: the oldest outstanding action of the decision's vote key
+  is settled, so a vote between agents that proposed different prices yields an order each of
+  them recognises), or when an outstanding action equals its action (FIFO): a straggler whose
+  ballot the rules absorb after the decision was made, as replicas of one deterministic strategy
+  propose identical intents. An action not seen decided within ``pending_ttl_ns`` of being
   proposed (default twice the budget) is handed to ``_expired`` (refused, vetoed, abandoned).
 - *orders*: the agent's decided orders still open (by decision id), with their leaves quantity,
   updated by fills (``client_order_id``) and by any decided cancel that names them.
 
-Limitations: a decision is recognised as one's own by equality of its action, because
-:class:`~agora.core.events.Decision` does not say who proposed it. Replicas of one deterministic
-strategy propose identical intents, so this is exact for them; but a vote between agents that
-proposed different prices yields a consolidated intent none of them recognises, and an identical
-intent of another agent, decided while one's own is outstanding, is taken for one's own. A
-decision that arrives after its action expired is not recognised either (the TTL is twice the
-commit budget to make that unlikely). A ``Decision.voters`` field would remove all three.
+Limitations: the equality rule cannot tell a straggler from another agent's identical intent
+decided while one's own is outstanding (taken for one's own), and a decision that arrives after
+its action expired is recognised only through ``voters`` (the TTL is twice the commit budget to
+make a late one unlikely).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from agora.core.events import (
     Proposal,
     Veto,
 )
-from agora.decision.rules import Member, Role
+from agora.decision.rules import Member, Role, vote_key
 from agora.decision.signing import AgentKey, sign
 from agora.feed.book import BookView
 
@@ -146,7 +147,7 @@ class Agent:
     def on_decisions(self, decisions: Sequence[Decision]) -> list[Proposal]:
         actions: list[Action] = []
         for decision in decisions:
-            mine = self._claim(decision.action)
+            mine = self._claim(decision)
             action = decision.action
             if isinstance(action, CancelIntent):
                 self._close(action.decision_id)
@@ -219,14 +220,20 @@ class Agent:
             actions += self._expired(action)
         return actions
 
-    def _claim(self, action: OrderIntent | CancelIntent) -> bool:
+    def _claim(self, decision: Decision) -> bool:
+        """Whether ``decision`` is this agent's, settling the outstanding action it answers
+        (see the module notes)."""
+        action = decision.action
+        voted = self.name in decision.voters
+        key = vote_key(action)
         for i, (_, mine, _) in enumerate(self.outstanding):
-            if mine == action:
+            if mine == action or (voted and vote_key(mine) == key):
                 del self.outstanding[i]
                 return True
-        return False
+        return voted
 
     def _close(self, decision_id: str) -> None:
         order = self.orders.pop(decision_id, None)
         if order is not None:
             self._by_client_id.pop(order.client_order_id, None)
+

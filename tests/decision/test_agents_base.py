@@ -129,6 +129,27 @@ def test_fills_update_and_close_own_orders_cancels_close_them_too():
     assert agent.orders == {}
 
 
+def test_a_cancelled_orders_late_fill_is_still_its_own_until_the_venue_is_done():
+    agent = Scripted(closing_max=2)
+    agent.queue = [BUY, SELL]
+    agent.on_tick(0)
+    agent.on_decisions([decision(1, BUY), decision(2, SELL), decision(3, CancelIntent("T1"))])
+    assert list(agent.orders) == ["T2"]  # the strategy no longer counts on T1
+    agent.on_fill(Fill(5, "AAA", Side.BUY, 30, 1_000_000, "T1", leaves_qty=70))  # made earlier
+    assert agent.seen[-1] == ("fill", "T1", True)
+    agent.on_order_done("T1", 6)  # the venue's answer: cancelled (or too late)
+    agent.on_fill(Fill(7, "AAA", Side.BUY, 30, 1_000_000, "T1", leaves_qty=40))
+    assert agent.seen[-1] == ("fill", "T1", False)
+    agent.on_order_done("T2", 8)  # the venue ended an open order on its own (an expiry)
+    assert agent.orders == {}
+    # a driver that never says: only the newest ``closing_max`` cancelled orders are kept
+    agent.queue = [BUY, BUY, BUY]
+    agent.on_tick(9)
+    agent.on_decisions([decision(i, BUY) for i in (10, 11, 12)])
+    agent.on_decisions([decision(i + 3, CancelIntent(f"T{i}")) for i in (10, 11, 12)])
+    assert list(agent._closing) == ["T11", "T12"]
+
+
 def test_fills_for_takes_the_participants_side_of_a_trade():
     trade = Execution(
         ts=9, symbol="AAA", trade_id=1, price=1_000_100, qty=30, aggressor=Side.BUY,

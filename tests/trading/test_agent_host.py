@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 
 from agora.core.clock import WallClock
@@ -31,7 +32,7 @@ from agora.trading.agent_host import (
     roster,
 )
 from agora.trading.decision_node import NodeLog, read_node_log
-from agora.trading.reports import fill_of
+from agora.trading.reports import ended_order_of, fill_of
 
 SPECS = [
     {"kind": "market_view", "name": "mv0", "seed": "host:mv0"},
@@ -216,9 +217,27 @@ def test_book_changes_are_flushed_at_most_once_per_interval(host):
     asyncio.run(scenario())
 
 
-def test_a_cancel_reaches_the_agents_once_the_venue_answered_it(host):
-    """The fill the venue made before the cancel counts for the maker, whenever the log decided
-    the cancel: its FIX session reports the fill before the answer to its cancel copy."""
+def test_only_reports_every_session_gets_end_an_order():
+    assert ended_order_of(report("E1", fx.ExecType.CANCELED, cl_ord_id="H2")) == "H2"
+    assert ended_order_of(msgspec.structs.replace(
+        report("E2", fx.ExecType.CANCELED, cl_ord_id="C1"), orig_cl_ord_id="H2")) == "H2"
+    assert ended_order_of(report("E3", fx.ExecType.EXPIRED, cl_ord_id="H2")) == "H2"
+    # this node's copy refused as a duplicate while the order lives; a real reject reaches one
+    # node only: neither ends the order for the agents
+    assert ended_order_of(report("E4", fx.ExecType.REJECTED, cl_ord_id="H2")) is None
+    assert ended_order_of(report("E5", cl_ord_id="H2")) is None  # a fill: on_fill's business
+    too_late = OrderCancelReject(order_id="1", cl_ord_id="C1", orig_cl_ord_id="H2",
+                                 ord_status=fx.OrdStatus.FILLED,
+                                 cxl_rej_response_to=fx.CxlRejResponseTo.ORDER_CANCEL)
+    assert ended_order_of(too_late) == "H2"
+    live = msgspec.structs.replace(too_late, ord_status=fx.OrdStatus.NEW)
+    assert ended_order_of(live) is None
+
+
+def test_a_fill_reported_after_its_cancel_was_decided_still_counts_for_the_order(host):
+    """The venue filled the order before the cancel reached it; this node's FIX session reports
+    the fill after the log decided the cancel. The maker no longer counts on the order, but the
+    fill is its own: every node's makers hold the same inventory."""
     async def scenario() -> None:
         h = host()
         h.client = FakeClient()  # type: ignore[assignment]
@@ -228,23 +247,21 @@ def test_a_cancel_reaches_the_agents_once_the_venue_answered_it(host):
         h.on_outcome(CommittedProposal(1, Proposal("mv0", 1, 0, fair)),
                      Outcome(1, Verdict.APPLIED, fair_value=fair))
         bid = next(a for _, a, _ in maker.outstanding if a.side is Side.BUY)
-        order = Decision("H2", 2, bid, "H2")
+        order = Decision("H2", 2, bid, "H2", ("mm0",))
         h.on_outcome(CommittedProposal(2, Proposal("mm0", 1, 0, bid)),
                      Outcome(2, Verdict.DECIDED, order))
         assert "H2" in maker.orders
-        cancel = Decision("H3", 3, CancelIntent("H2"), "H3")
+        cancel = Decision("H3", 3, CancelIntent("H2"), "H3", ("mm0",))
         h.on_outcome(CommittedProposal(3, Proposal("mm0", 9, 0, cancel.action)),
                      Outcome(3, Verdict.DECIDED, cancel))
-        assert "H2" in maker.orders  # held: the venue has not answered H3
+        assert "H2" not in maker.orders  # at once, as on every node
         h.on_report(report("E1", cl_ord_id="H2", side=fx.Side.BUY))  # filled before the cancel
+        assert maker.inventory == {"AAPL": 40}
         h.on_report(OrderCancelReject(order_id="NONE", cl_ord_id="H3", orig_cl_ord_id="H2",
                                       ord_status=fx.OrdStatus.FILLED,
                                       cxl_rej_response_to=fx.CxlRejResponseTo.ORDER_CANCEL))
-        assert maker.inventory == {"AAPL": 40} and "H2" not in maker.orders
-        answered = Decision("H5", 5, CancelIntent("H4"), "H5")
-        h.on_report(report("E9", fx.ExecType.CANCELED, cl_ord_id="H5"))  # answered first
-        h.on_outcome(CommittedProposal(5, Proposal("mm0", 10, 0, answered.action)),
-                     Outcome(5, Verdict.DECIDED, answered))
-        assert not h._held
+        assert all("H2" not in agent._closing for agent in h.agents)  # the venue is done
+        h.on_report(report("E2", cl_ord_id="H2", side=fx.Side.BUY))  # nothing is open any more
+        assert maker.inventory == {"AAPL": 40}
 
     asyncio.run(scenario())

@@ -15,15 +15,15 @@ Inputs, as :class:`AgentHost` feeds them:
   event-loop turn), so a burst of ITCH messages becomes one view of the latest book.
 * ``on_decisions`` / ``on_fair_value``: from the node's own applier (its ``on_outcome`` hook)
   over the committed log, so every node's agents see the same decisions and fair values in the
-  same order, with one exception: a **cancel decision is held until the venue answers this
-  node's copy of it** (cancelled, or refused as too late). Agents close an order when they see
-  its cancel decided, so a fill that the venue made before the cancel but that this node's FIX
-  session delivers after the decision would otherwise count as no one's (the makers' inventory
-  then differs between nodes); the venue reports the fill before that answer on every session.
-  A restart replays the log into the agents (their proposals then are dropped, cancels are not
-  held) and resumes each agent's ``seq`` above the highest one committed.
+  same order. A restart replays the log into the agents (their proposals then are dropped) and
+  resumes each agent's ``seq`` above the highest one committed.
 * ``on_fill``: ExecutionReports with ExecType TRADE from the node's FIX session (the venue sends
-  every session of the participant every report), once per ExecID.
+  every session of the participant every report), once per ExecID. A fill the venue made before
+  a cancel but this node hears after the cancel was decided still counts for the order (the
+  Agent base keeps a cancelled order's fills until the venue is done with it), so every node's
+  makers hold the same inventory.
+* ``on_order_done``: a report that ends an order (cancelled, expired, rejected, a cancel refused
+  because the order is final).
 * ``on_tick``: every ``tick_ns``.
 
 Every proposal goes to the cluster through this node's :class:`ClusterClient`. Its consensus
@@ -65,7 +65,7 @@ from typing import Any
 import msgspec
 
 from agora.core.clock import Clock
-from agora.core.events import CancelIntent, Decision, Proposal
+from agora.core.events import Proposal
 from agora.decision.agents import (
     Agent,
     MarketMakerAgent,
@@ -84,7 +84,7 @@ from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
 from agora.trading.node_log import NodeLog
-from agora.trading.reports import fill_of, report_key
+from agora.trading.reports import ended_order_of, fill_of
 
 CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
 
@@ -232,8 +232,6 @@ class AgentHost:
         self._flush: asyncio.TimerHandle | None = None
         self._last_flush_ns = 0
         self._exec_ids: set[str] = set()
-        self._held: dict[str, Decision] = {}  # cancel ClOrdID -> its decision, until answered
-        self._answered: set[str] = set()  # ClOrdIDs some report named
         self._tasks: list[asyncio.Task] = []
 
     async def start(self, cluster: int, peers: Sequence[tuple[str, int]], *, client_id_base: int,
@@ -274,27 +272,18 @@ class AgentHost:
                 agent.seq = max(agent.seq, proposal.seq)
         decision = outcome.decision
         if decision is not None:
-            held = isinstance(decision.action, CancelIntent) and not self.replaying
-            if held and decision.client_order_id not in self._answered:
-                self._held[decision.client_order_id] = decision  # see on_report
-            else:
-                self._decided(decision)
+            self._run("decision", lambda a: a.on_decisions([decision]))
         if outcome.fair_value is not None:
             fair = outcome.fair_value
             self._run("fair_value", lambda a: a.on_fair_value(fair))
 
-    def _decided(self, decision: Decision) -> None:
-        self._run("decision", lambda a: a.on_decisions([decision]))
-
     def on_report(self, msg: FixStruct) -> None:
-        """A venue report from the node's FIX session: a fill goes to every agent (once per ExecID);
-        the answer to this node's copy of a cancel releases the cancel decision to the agents."""
-        key = report_key(msg)
-        if key is not None and key[0]:
-            self._answered.add(key[0])
-            held = self._held.pop(key[0], None)
-            if held is not None:
-                self._decided(held)
+        """A venue report from the node's FIX session: a fill goes to every agent (once per ExecID),
+        and so does the end of an order."""
+        ended = ended_order_of(msg)
+        if ended is not None:
+            now = self.clock.now_ns()
+            self._run("done", lambda a: a.on_order_done(ended, now))
         fill = fill_of(msg, self.clock.now_ns())
         if fill is None or not isinstance(msg, ExecutionReport) or msg.exec_id in self._exec_ids:
             return

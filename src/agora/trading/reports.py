@@ -1,4 +1,5 @@
-"""What a venue FIX message means to a decision node: the command it resolves, the fill it carries.
+"""What a venue FIX message means to a decision node: the command it resolves, the fill it carries,
+the order it ends.
 
 The venue sends every session of a participant every report (drop copies), so each node sees
 every fill of the cluster's account. A drop copy of a cancel names the cancelled order's ClOrdID;
@@ -43,3 +44,23 @@ def fill_of(msg: FixStruct, ts: int) -> Fill | None:
         return None
     return Fill(ts, msg.symbol, side, msg.last_qty, msg.last_px, msg.cl_ord_id or "",
                 msg.leaves_qty)
+
+
+_ENDED = frozenset((fx.ExecType.CANCELED, fx.ExecType.EXPIRED))
+_FINAL = frozenset((fx.OrdStatus.FILLED, fx.OrdStatus.CANCELED, fx.OrdStatus.EXPIRED))
+
+
+def ended_order_of(msg: FixStruct) -> str | None:
+    """The ClOrdID of the order a report says the venue is done with (cancelled, expired, or a
+    cancel refused because the order is already final); None otherwise. A fill that leaves
+    nothing ends its order too, but arrives as a :class:`Fill` (``leaves_qty`` 0).
+
+    Not a reject of a new order: every replica sends each decided order, so each node but the
+    first gets its own copy rejected as a duplicate while the order lives; and a real reject
+    reaches only the node whose copy came first (no drop copy), so acting on it would make that
+    node's agents differ from the others'."""
+    if isinstance(msg, ExecutionReport) and msg.exec_type in _ENDED:
+        return msg.orig_cl_ord_id or msg.cl_ord_id or None
+    if isinstance(msg, OrderCancelReject) and msg.ord_status in _FINAL:
+        return msg.orig_cl_ord_id or None
+    return None

@@ -6,7 +6,9 @@ An :class:`Agent` is called with what happened and returns the proposals it want
 - ``on_fill(fill)``: one of the account's own executions (:class:`Fill`; see :func:`fills_for`);
 - ``on_decisions(decisions)``: what the aggregation rules made of the committed log;
 - ``on_fair_value(fair)``: a symbol's committed fair value (the rules' median of the views);
-- ``on_tick(now_ns)``: time passing.
+- ``on_tick(now_ns)``: time passing;
+- ``on_order_done(client_order_id, ts)``: the venue says an order is over (cancelled, expired,
+  rejected, or a cancel refused because the order had filled).
 
 Agents never read a clock: time comes in the calls (``view.ts``, ``fill.ts``, ``now_ns``) and
 ``now_ns`` is the largest seen so far. Each proposal carries the agent's name, a ``seq`` that
@@ -24,7 +26,11 @@ this base turns them into signed proposals and keeps the bookkeeping every agent
   propose identical intents. An action not seen decided within ``pending_ttl_ns`` of being
   proposed (default twice the budget) is handed to ``_expired`` (refused, vetoed, abandoned).
 - *orders*: the agent's decided orders still open (by decision id), with their leaves quantity,
-  updated by fills (``client_order_id``) and by any decided cancel that names them.
+  updated by fills (``client_order_id``). A decided cancel takes its order out of ``orders`` at
+  once (the strategy stops counting on it) but not out of the account: the venue may have filled
+  it before the cancel reached it, and such a fill, reported after the decision, still belongs
+  to the order (``_fill`` gets it) until ``on_order_done`` says the venue finished with it (for
+  drivers that never say, the oldest are forgotten past ``closing_max`` of them).
 
 Limitations: the equality rule cannot tell a straggler from another agent's identical intent
 decided while one's own is outstanding (taken for one's own), and a decision that arrives after
@@ -56,6 +62,7 @@ from agora.feed.book import BookView
 Action = OrderIntent | CancelIntent | Veto | FairValue
 
 DEFAULT_BUDGET_NS = 50_000_000  # 50 ms to commit, then the proposal is abandoned
+DEFAULT_CLOSING_MAX = 4_096  # cancelled orders whose late fills still count, at most
 
 
 class Fill(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -107,6 +114,7 @@ class Agent:
         budget_ns: int = DEFAULT_BUDGET_NS,
         pending_ttl_ns: int | None = None,
         last_seq: int = 0,
+        closing_max: int = DEFAULT_CLOSING_MAX,
     ) -> None:
         """``last_seq``: the highest seq this agent ever proposed; a restarted agent must resume
         above it, or the rules drop its proposals as duplicates."""
@@ -124,6 +132,9 @@ class Agent:
         self.outstanding: list[tuple[int, Action, str | None]] = []
         self.orders: dict[str, LiveOrder] = {}  # decision id -> my open decided order
         self._by_client_id: dict[str, str] = {}  # client order id -> decision id
+        # client order id -> order: its cancel decided, the venue not done with it, oldest first
+        self._closing: dict[str, LiveOrder] = {}
+        self.closing_max = closing_max
 
     def member(self, weight: int = 1) -> Member:
         """This agent's roster entry for :class:`~agora.decision.rules.RulesConfig`."""
@@ -138,11 +149,22 @@ class Agent:
         actions = self._observe(fill.ts)
         decision_id = self._by_client_id.get(fill.client_order_id)
         order = self.orders.get(decision_id) if decision_id is not None else None
+        if order is None and fill.client_order_id in self._closing:
+            order = self._closing[fill.client_order_id]
         if order is not None:
             order.leaves_qty = fill.leaves_qty
             if fill.leaves_qty <= 0:
                 self._close(order.decision_id)
+                self._closing.pop(order.client_order_id, None)
         return self._propose(actions + self._fill(fill, order))
+
+    def on_order_done(self, client_order_id: str, ts: int) -> list[Proposal]:
+        actions = self._observe(ts)
+        self._closing.pop(client_order_id, None)
+        decision_id = self._by_client_id.get(client_order_id)
+        if decision_id is not None:  # ended by the venue itself (expiry, kill switch, reject)
+            self._close(decision_id)
+        return self._propose(actions)
 
     def on_decisions(self, decisions: Sequence[Decision]) -> list[Proposal]:
         actions: list[Action] = []
@@ -150,7 +172,7 @@ class Agent:
             mine = self._claim(decision)
             action = decision.action
             if isinstance(action, CancelIntent):
-                self._close(action.decision_id)
+                self._cancelling(action.decision_id)
             elif mine:
                 order = LiveOrder(
                     decision.decision_id, decision.client_order_id, action, action.qty
@@ -231,6 +253,15 @@ class Agent:
                 del self.outstanding[i]
                 return True
         return voted
+
+    def _cancelling(self, decision_id: str) -> None:
+        """A cancel of the order was decided: closed for the strategy, its fills still counted."""
+        order = self.orders.get(decision_id)
+        if order is not None:
+            self._close(decision_id)
+            self._closing[order.client_order_id] = order
+            if len(self._closing) > self.closing_max:
+                del self._closing[next(iter(self._closing))]
 
     def _close(self, decision_id: str) -> None:
         order = self.orders.pop(decision_id, None)

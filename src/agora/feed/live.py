@@ -7,6 +7,12 @@ on, so replies come back on the same path; a timer re-requests every open gap ea
 (lost requests and lost replies are both recovered that way). Heartbeats carry the next
 sequence number, so a lost tail is noticed at the next heartbeat.
 
+Multicast: when ``host`` is a multicast group, the feed socket joins it (on ``interface``, the
+default one unless given) bound to the group and port with ``SO_REUSEPORT``, so every receiver on
+the host gets every datagram; requests for retransmission then leave from a second, unicast
+socket of this subscriber's own (bound to ``request_host``), since unicast replies to a port that
+several sockets share reach only one of them.
+
 Book: a :class:`~agora.feed.handler.FeedHandler` (the same one that reads day files) keeps every
 symbol's L3 book and the integrity report; each message's "offset" in that report is its MoldUDP64
 sequence number. A detected sequence gap is reported as ``SEQUENCE_GAP`` (and recovered through
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 from collections.abc import Callable
 
@@ -61,10 +68,14 @@ class ItchSubscriber(asyncio.DatagramProtocol):
         retry_ms: int = 50,
         rcvbuf: int = 4 << 20,
         on_events: Callable[[list], None] | None = None,
+        interface: str = "0.0.0.0",
+        request_host: str = "127.0.0.1",
     ) -> None:
         self.rcvbuf = rcvbuf
         self.host = host
         self.port = port
+        self.interface = interface
+        self.request_host = request_host
         self.retransmit = retransmit
         self.drop = drop
         self.retry_s = retry_ms / 1000
@@ -81,6 +92,7 @@ class ItchSubscriber(asyncio.DatagramProtocol):
         self.requests_sent = 0
         self.bad_packets = 0
         self._transport: asyncio.DatagramTransport | None = None
+        self._requests: asyncio.DatagramTransport | None = None  # multicast: the unicast side
         self._retry_task: asyncio.Task | None = None
         self._buffering: list[bytes] | None = None
         self._changed: asyncio.Event | None = None
@@ -92,9 +104,15 @@ class ItchSubscriber(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self._lost = loop.create_future()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=(self.host, self.port)
-        )
+        if ipaddress.ip_address(self.host).is_multicast:
+            self._transport, _ = await loop.create_datagram_endpoint(
+                lambda: self, sock=_group_socket(self.host, self.port, self.interface))
+            self._requests, _ = await loop.create_datagram_endpoint(
+                lambda: _Replies(self), local_addr=(self.request_host, 0))
+        else:
+            self._transport, _ = await loop.create_datagram_endpoint(
+                lambda: self, local_addr=(self.host, self.port)
+            )
         self.port = self._transport.get_extra_info("sockname")[1]
         sock = self._transport.get_extra_info("socket")
         with contextlib.suppress(OSError):  # the kernel caps it at net.core.rmem_max
@@ -107,6 +125,9 @@ class ItchSubscriber(asyncio.DatagramProtocol):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retry_task
             self._retry_task = None
+        if self._requests is not None:
+            self._requests.close()
+            self._requests = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -163,10 +184,11 @@ class ItchSubscriber(asyncio.DatagramProtocol):
             self._changed.set()
 
     def _send_requests(self, requests: list[RequestPacket]) -> None:
-        if not requests or self.retransmit is None or self._transport is None:
+        transport = self._requests or self._transport
+        if not requests or self.retransmit is None or transport is None:
             return
         for request in requests:
-            self._transport.sendto(encode_request(request), self.retransmit)
+            transport.sendto(encode_request(request), self.retransmit)
             self.requests_sent += 1
 
     async def _retry_loop(self) -> None:
@@ -240,6 +262,32 @@ class ItchSubscriber(asyncio.DatagramProtocol):
         if self._changed is not None:
             self._changed.set()
         return next_sequence
+
+
+def _group_socket(group: str, port: int, interface: str) -> socket.socket:
+    """A socket that receives ``group``:``port`` beside any other receiver on this host."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((group, port))
+        membership = socket.inet_aton(group) + socket.inet_aton(interface)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _Replies(asyncio.DatagramProtocol):
+    """The unicast socket a multicast subscriber asks for retransmissions from: the venue's
+    replies arrive here and join the feed."""
+
+    def __init__(self, subscriber: ItchSubscriber) -> None:
+        self.subscriber = subscriber
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+        self.subscriber.datagram_received(data, addr)
 
 
 async def _fetch_snapshot(

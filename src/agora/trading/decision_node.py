@@ -207,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-max-ms", type=int, default=1_000)
     a = p.add_argument_group("agents")
     a.add_argument("--agents", type=Path, help="JSON list of agent specs to host")
-    a.add_argument("--itch", help="host:port to receive the venue's ITCH feed on")
+    a.add_argument("--itch", help="host:port to receive the venue's ITCH feed on (a multicast "
+                                  "group lets every node of the host share one feed)")
     a.add_argument("--retransmit", help="host:port of the venue's retransmission service")
     a.add_argument("--symbols", default="", help="symbols to follow, comma-separated (all)")
     a.add_argument("--book-interval-ms", type=float, default=5.0,

@@ -46,8 +46,10 @@ class VenueSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "127.0.0.1"
     ouch_port: int = 15_000
     fix_port: int = 15_001
-    itch_address: str = "127.0.0.1"  # unicast by default; a multicast group where allowed
+    itch_address: str = "127.0.0.1"  # unicast by default, or a multicast group (239.x.y.z)
     itch_port: int = 15_002
+    itch_multicast_ttl: int = 1  # hops a multicast feed may cross (0: this host only)
+    itch_interface: str = ""  # the interface address a multicast feed leaves by ("": default)
     retransmit_port: int = 15_003
     snapshot_port: int = 15_004
     session: str = "AGORA00001"  # MoldUDP64 / SoupBinTCP session name, 10 characters

@@ -31,9 +31,15 @@ only stored, not sent, so a restarted venue continues the feed with the same seq
 can retransmit everything published before the restart. Hence 'S' 'C' (end of messages) is only
 sent by ``close(end_of_messages=True)``: a restart would not reproduce it.
 
+Multicast: when ``itch_address`` is a multicast group, the feed socket is bound to the wildcard
+address (or ``itch_interface``), sends with ``itch_multicast_ttl`` (0 keeps the feed on this
+host) and loops its datagrams back to subscribers on this host, so several receivers (the
+decision nodes, a recorder) share one feed; each asks for retransmissions from its own unicast
+socket. It needs a route to the group (the default route does; a host without one gets
+``OSError`` at the first send).
+
 Limitations: VenueCore has no unsubscribe, so after ``close()`` the listener stays registered
-and ignores further batches. Unicast by default; a multicast ``itch_address`` works only where
-the host routes it (no TTL/interface options are set). An ITCH mapping error (a price beyond
+and ignores further batches. An ITCH mapping error (a price beyond
 Price(4)) propagates out of ``VenueCore.submit`` after the command was committed: the feed is then
 wrong and the venue must stop, which is better than silently skipping a message.
 """
@@ -42,10 +48,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 from collections.abc import Sequence
 
 from agora.core.enums import Side
-from agora.exchange.venue.config import VenueConfig
+from agora.exchange.venue.config import VenueConfig, VenueSection
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.itch_feed import ItchMapper
 from agora.protocols import itch50, soupbintcp
@@ -74,6 +82,26 @@ def parse_end_of_snapshot(message: bytes) -> int | None:
     if len(message) != 21 or message[:1] != END_OF_SNAPSHOT:
         return None
     return int(message[1:].strip())
+
+
+def feed_socket(venue: VenueSection) -> socket.socket:
+    """The socket the feed leaves from: on ``venue.host`` for a unicast destination; for a
+    multicast group, on the wildcard address or ``itch_interface``, with the group options."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        if not ipaddress.ip_address(venue.itch_address).is_multicast:
+            sock.bind((venue.host, 0))
+            return sock
+        sock.bind((venue.itch_interface, 0))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, venue.itch_multicast_ttl)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        if venue.itch_interface:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                            socket.inet_aton(venue.itch_interface))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _RetransmitProtocol(asyncio.DatagramProtocol):
@@ -133,7 +161,7 @@ class ItchPublisher:
         loop = self._loop = asyncio.get_running_loop()
         venue = self.config.venue
         self._feed, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=(venue.host, 0)
+            asyncio.DatagramProtocol, sock=feed_socket(venue)
         )
         self._retransmit, _ = await loop.create_datagram_endpoint(
             lambda: _RetransmitProtocol(self), local_addr=(venue.host, venue.retransmit_port)

@@ -217,6 +217,38 @@ def test_book_changes_are_flushed_at_most_once_per_interval(host):
     asyncio.run(scenario())
 
 
+def test_a_restarted_host_gets_its_fills_back_and_does_not_count_a_resend_twice(host):
+    def replay(h: AgentHost) -> None:
+        fair = FairValue("AAPL", 1_900_000, 100)
+        h.on_outcome(CommittedProposal(1, Proposal("mv0", 1, 0, fair)),
+                     Outcome(1, Verdict.APPLIED, fair_value=fair))
+        bid = OrderIntent("AAPL", Side.BUY, 100, 1_899_800)
+        h.on_outcome(CommittedProposal(2, Proposal("mm0", 1, 0, bid)),
+                     Outcome(2, Verdict.DECIDED, Decision("H2", 2, bid, "H2", ("mm0",))))
+
+    async def scenario() -> None:
+        first = host()
+        first.client = FakeClient()  # type: ignore[assignment]
+        replay(first)
+        first.replaying = False
+        first.on_report(report("E1", cl_ord_id="H2", side=fx.Side.BUY))
+        assert first.agents[1].inventory == {"AAPL": 40}
+        first.log.close()  # the node is killed
+        again = host()
+        replay(again)  # the committed log, as the node replays it at start
+        assert again.agents[1].inventory == {}
+        assert again.restore_fills() == 1
+        maker, risk = again.agents[1], again.agents[2]
+        assert maker.inventory == {"AAPL": 40} and risk.books["AAPL"].qty == 40
+        again.client = FakeClient()  # type: ignore[assignment]
+        again.replaying = False
+        again.on_report(report("E1", cl_ord_id="H2", side=fx.Side.BUY))  # the venue's resend
+        again.on_report(report("E2", cl_ord_id="H2", side=fx.Side.BUY))
+        assert maker.inventory == {"AAPL": 80} and risk.books["AAPL"].qty == 80
+
+    asyncio.run(scenario())
+
+
 def test_only_reports_every_session_gets_end_an_order():
     assert ended_order_of(report("E1", fx.ExecType.CANCELED, cl_ord_id="H2")) == "H2"
     assert ended_order_of(msgspec.structs.replace(

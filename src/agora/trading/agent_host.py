@@ -39,9 +39,12 @@ committed, abandoned, in flight, and the rules' verdicts on its log entries: ``d
 ``pending``, ``absorbed``, ``applied``, ...; a restart recounts the verdicts from the log, the
 proposal counts start again).
 
-Limitations: the log holds no fills, so a restarted node's agents lose the fills reported before
-the crash (positions, inventory); reports made while it was down do arrive (the venue's PossDup
-resends), but ExecIDs are not persisted, so a fill resent twice would count twice. ITCH is
+Restart: the committed log holds no fills, so a restarted node first replays the log into the
+agents, then the fills its ``agents.log`` recorded (:meth:`AgentHost.restore_fills`, with their
+ExecIDs, so a PossDup resend of one does not count twice); reports made while it was down arrive
+as the venue's resends. Limitations: the restored fills follow all the replayed decisions instead
+of falling between them, and a fill the venue reported just before the crash but that did not
+reach ``agents.log`` comes back only as a resend (if the FIX session had not yet stored it). ITCH is
 anonymous: the views see the cluster's own quotes, which feed back into the fair value (a maker's
 ``requote_threshold`` must exceed that effect, or it chases its own quotes). Entries a restarted
 replica catches up on after its replay reach the agents live, so they may propose on stale state
@@ -65,9 +68,11 @@ from typing import Any
 import msgspec
 
 from agora.core.clock import Clock
+from agora.core.enums import Side
 from agora.core.events import Proposal
 from agora.decision.agents import (
     Agent,
+    Fill,
     MarketMakerAgent,
     MarketMakerConfig,
     MarketViewAgent,
@@ -83,7 +88,7 @@ from agora.decision.transport.client import ClusterClient
 from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
-from agora.trading.node_log import NodeLog
+from agora.trading.node_log import NodeLog, read_node_log
 from agora.trading.reports import ended_order_of, fill_of
 
 CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
@@ -289,10 +294,34 @@ class AgentHost:
             return
         self._exec_ids.add(msg.exec_id)
         self.log.write("fill", id=fill.client_order_id, kind=fill.side.name, index=fill.qty,
-                       detail=f"{fill.symbol} px={fill.price} leaves={fill.leaves_qty}")
+                       detail=f"{fill.symbol} px={fill.price} leaves={fill.leaves_qty} "
+                              f"exec={msg.exec_id}")
         self._run("fill", lambda a: a.on_fill(fill))
         for agent in self.agents:
             self.log.write("state", id=agent.name, detail=json.dumps(agent_state(agent)))
+
+    def restore_fills(self) -> int:
+        """After the node replayed its committed log into the agents, and before ``start``: the
+        fills of earlier runs (this node's ``agents.log``) go to the agents again (positions and
+        inventory survive a restart) and their ExecIDs are known (the venue's PossDup resend of
+        one is not counted twice). The fills come after every replayed decision, not between
+        them as they happened. Returns how many were restored."""
+        restored = 0
+        for event in read_node_log(self.log.path):
+            if event.event != "fill":
+                continue
+            symbol, *fields = event.detail.split()
+            values = dict(f.split("=", 1) for f in fields)
+            exec_id = values.get("exec")
+            if exec_id is not None:
+                if exec_id in self._exec_ids:
+                    continue
+                self._exec_ids.add(exec_id)
+            fill = Fill(event.at_ns, symbol, Side[event.kind], event.index, int(values["px"]),
+                        event.id, int(values["leaves"]))
+            self._run("fill", lambda a, fill=fill: a.on_fill(fill))
+            restored += 1
+        return restored
 
     def _on_feed(self, events: list) -> None:
         for event in events:

@@ -257,6 +257,7 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"decision node: {exc}", file=sys.stderr, flush=True)
         return 2
     if agents is not None:  # after the node replayed its log into them
+        agents.restore_fills()
         itch = replica_main.parse_peers(args.itch)[0] if args.itch else None
         retransmit = replica_main.parse_peers(args.retransmit)[0] if args.retransmit else None
         base = ((args.client_id_base or 1_000_000 * (args.id + 1))

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from agora.protocols.errors import ProtocolError
 from agora.protocols.fix44.codec import (
     FixError,
-    FixFramer,
     FixFramingError,
     decode,
     encode,
     format_timestamp,
     parse_timestamp,
 )
+from agora.protocols.fix44.framer import FixFramer
 
 T0 = 1_704_164_645_678_000_000  # 2024-01-02 03:04:05.678 UTC
 

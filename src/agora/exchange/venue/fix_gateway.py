@@ -63,7 +63,8 @@ from agora.exchange.journal import FsyncPolicy
 from agora.exchange.venue.config import VenueConfig
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_mapping import FixOrders, Submit
-from agora.protocols.fix44.codec import FixError, FixFramer, FixFramingError, decode, encode
+from agora.protocols.fix44.codec import FixError, FixFramingError, decode, encode
+from agora.protocols.fix44.framer import FixFramer
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct, to_fields
 from agora.protocols.fix44.session import (
     Deliver,

@@ -17,6 +17,11 @@ Design notes
   format, 11 unknown MsgType), the tag, and the message's MsgSeqNum/MsgType for the Reject.
 * Only the commonly used optional fields are modelled; other tags of a received message are
   ignored by ``from_message`` (they remain available on the ``FixMessage``).
+* ``to_fields``/``from_message`` run from per-class rows precomputed from ``FIX_FIELDS`` (tag,
+  kind, how to render or parse its common case inline); any value outside that common case
+  goes through ``_render``/``_parse``. ``_checked_to_fields``/``_checked_from_message`` are the
+  plain loops over ``FIX_FIELDS`` that the fast ones must match (tests/protocols/
+  test_fix44_fast_paths.py).
 """
 
 from __future__ import annotations
@@ -59,6 +64,16 @@ STR, INT, SEQ, QTY, PRICE, BOOL, TIME = "str", "int", "seq", "qty", "price", "bo
 
 def parse_price(text: str, tag: int = 44) -> int:
     """FIX PRICE decimal string -> Price(4) int, exactly (never through float)."""
+    whole, dot, frac = text.partition(".")
+    # the common case by int arithmetic: unsigned, at most 4 decimals, short enough that the
+    # Decimal path (28 significant digits) would be exact too
+    if (len(text) <= 24 and whole.isdigit() and text.isascii()
+            and (frac.isdigit() if dot else True) and len(frac) <= 4):
+        return int(whole) * 10_000 + (int(frac.ljust(4, "0")) if frac else 0)
+    return _checked_parse_price(text, tag)
+
+
+def _checked_parse_price(text: str, tag: int) -> int:
     m = _DECIMAL_RE.fullmatch(text)
     if m is None:
         raise FixError(f"tag {tag}: not a decimal price: {text!r}", reason=6, tag=tag)
@@ -72,6 +87,9 @@ def parse_price(text: str, tag: int = 44) -> int:
 
 def format_price(units: int) -> str:
     """Price(4) int -> shortest exact FIX decimal ("12.34", "100", "-0.0001")."""
+    if type(units) is int and units >= 0:
+        whole, frac = divmod(units, 10_000)
+        return f"{whole}.{frac:04d}".rstrip("0") if frac else str(whole)
     sign = "-" if units < 0 else ""
     whole, frac = divmod(abs(units), 10_000)
     tail = f"{frac:04d}".rstrip("0")
@@ -153,9 +171,56 @@ def _register(msg_type: str, *fields: F):
         names = set(cls.__struct_fields__)
         assert {f.attr for f in fields} == names, (cls.__name__, names ^ {f.attr for f in fields})
         _BY_TYPE[msg_type] = cls
+        _READERS[msg_type] = cls, tuple(_reader(f) for f in fields)
+        _WRITERS[cls] = tuple(_writer(f, cls.__struct_fields__.index(f.attr)) for f in fields)
         return cls
 
     return deco
+
+
+# The hot paths (``from_message``, ``to_fields``) read one precomputed row per field: how to
+# parse or render its kind in the common case, inline. Whatever that does not cover goes to
+# ``_parse``/``_render``, which decide (and name errors) exactly as the checked paths do.
+_R_STR, _R_DIGITS, _R_ENUM, _R_PRICE, _R_TIME, _R_OTHER = range(6)
+_W_PLAIN, _W_STR_ENUM, _W_INT_ENUM, _W_PRICE, _W_TIME, _W_BOOL = range(6)
+_READERS: dict[str, tuple[type[FixStruct], tuple[tuple[Any, ...], ...]]] = {}
+_WRITERS: dict[type[FixStruct], tuple[tuple[Any, ...], ...]] = {}
+_astuple = msgspec.structs.astuple
+
+
+def _reader(f: F) -> tuple[Any, ...]:
+    """(tag, attr, kind, code, table, required); ``table``: wire text -> member of an enum."""
+    table = None
+    if f.kind == STR:
+        code = _R_STR
+    elif f.kind in (INT, SEQ, QTY):
+        code = _R_DIGITS  # plain digits: int(text) is what each of these parsers returns
+    elif f.kind == PRICE:
+        code = _R_PRICE
+    elif f.kind == TIME:
+        code = _R_TIME
+    elif isinstance(f.kind, type) and issubclass(f.kind, Enum):
+        code = _R_ENUM  # kind(int(text)) or kind(text), by the canonical text of each value
+        table = {str(value): member for value, member in f.kind._value2member_map_.items()}
+    else:
+        code = _R_OTHER
+    return f.tag, f.attr, f.kind, code, table, f.required
+
+
+def _writer(f: F, position: int) -> tuple[Any, ...]:
+    """(position in ``astuple``, tag, kind, code, required)."""
+    kind = f.kind
+    if kind == PRICE:
+        code = _W_PRICE
+    elif kind == TIME:
+        code = _W_TIME
+    elif kind == BOOL:
+        code = _W_BOOL
+    elif isinstance(kind, type) and issubclass(kind, Enum) and issubclass(kind, str | int):
+        code = _W_STR_ENUM if issubclass(kind, str) else _W_INT_ENUM
+    else:
+        code = _W_PLAIN
+    return position, f.tag, kind, code, f.required
 
 
 # -- session (admin) messages
@@ -367,6 +432,36 @@ ADMIN_TYPES = frozenset("A012345")
 
 def to_fields(msg: FixStruct) -> list[tuple[int, str]]:
     """Body fields of a typed message, in dictionary order; ``None`` attributes are omitted."""
+    rows = _WRITERS.get(type(msg))
+    if rows is None:  # not one of the registered classes itself
+        return _checked_to_fields(msg)
+    values = _astuple(msg)
+    out = []
+    for position, tag, kind, code, required in rows:
+        value = values[position]
+        if value is None:
+            if required:
+                return _checked_to_fields(msg)  # raises, naming the first missing field
+            continue
+        t = type(value)
+        if code == _W_PLAIN:
+            text = value if t is str else str(value) if t is int else _render(kind, value)
+        elif code == _W_STR_ENUM:
+            text = value._value_ if t is kind else _render(kind, value)
+        elif code == _W_PRICE:
+            text = format_price(value)
+        elif code == _W_TIME:
+            text = format_timestamp(value)
+        elif code == _W_BOOL:
+            text = "Y" if value else "N"
+        else:  # _W_INT_ENUM
+            text = str(value._value_) if t is kind else _render(kind, value)
+        out.append((tag, text))
+    return out
+
+
+def _checked_to_fields(msg: FixStruct) -> list[tuple[int, str]]:
+    """``to_fields`` field by field through ``_render`` (the reference for the fast path)."""
     out = []
     for f in msg.FIX_FIELDS:
         value = getattr(msg, f.attr)
@@ -381,9 +476,51 @@ def to_fields(msg: FixStruct) -> list[tuple[int, str]]:
 
 def from_message(msg: FixMessage) -> FixStruct:
     """Typed view of a decoded message; raises FixError (with reason, tag, RefSeqNum)."""
+    get = msg._index.get if type(msg) is FixMessage else msg.get
+    mt = get(35)
+    seq_text = get(34)
+    seq = (int(seq_text) if seq_text is not None and seq_text.isascii() and seq_text.isdigit()
+           else None)
+    reader = _READERS.get(mt or "")
+    if reader is None:
+        raise FixError(f"unsupported MsgType {mt!r}", reason=11, tag=35, seq_num=seq,
+                       msg_type=mt)
+    cls, rows = reader
+    kwargs: dict[str, Any] = {}
+    try:
+        for tag, attr, kind, code, table, required in rows:
+            text = get(tag)
+            if text is None:
+                if required:
+                    raise FixError(f"{cls.__name__}: required tag {tag} ({attr}) missing",
+                                   reason=1, tag=tag)
+                continue
+            if code == _R_STR:
+                kwargs[attr] = text
+            elif code == _R_DIGITS:
+                kwargs[attr] = (int(text) if text.isdigit() and text.isascii()
+                                else _parse(kind, text, tag))
+            elif code == _R_ENUM:
+                member = table.get(text)
+                kwargs[attr] = member if member is not None else _parse(kind, text, tag)
+            elif code == _R_PRICE:
+                kwargs[attr] = parse_price(text, tag)
+            elif code == _R_TIME:
+                kwargs[attr] = parse_timestamp(text, tag)
+            else:
+                kwargs[attr] = _parse(kind, text, tag)
+    except FixError as exc:
+        exc.seq_num, exc.msg_type = seq, mt
+        raise
+    return cls(**kwargs)
+
+
+def _checked_from_message(msg: FixMessage) -> FixStruct:
+    """``from_message`` field by field through ``_parse`` (the reference for the fast path)."""
     mt = msg.get(35)
     seq_text = msg.get(34)
-    seq = int(seq_text) if seq_text is not None and seq_text.isdigit() else None
+    seq = (int(seq_text) if seq_text is not None and seq_text.isascii() and seq_text.isdigit()
+           else None)
     cls = _BY_TYPE.get(mt or "")
     if cls is None:
         raise FixError(f"unsupported MsgType {mt!r}", reason=11, tag=35, seq_num=seq,

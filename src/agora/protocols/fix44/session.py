@@ -34,12 +34,12 @@ from typing import Any
 from agora.core.clock import Clock
 from agora.protocols.fix44.codec import (
     FixError,
-    FixFramer,
     FixFramingError,
     FixMessage,
     decode,
     encode,
 )
+from agora.protocols.fix44.framer import FixFramer
 from agora.protocols.fix44.messages import (
     ADMIN_TYPES,
     FixStruct,

@@ -25,7 +25,8 @@ from pathlib import Path
 from agora.core.clock import Clock, WallClock
 from agora.core.enums import OrderType, Side, TimeInForce
 from agora.protocols.fix44 import enums as fx
-from agora.protocols.fix44.codec import FixError, FixFramer, FixFramingError, FixMessage, decode
+from agora.protocols.fix44.codec import FixError, FixFramingError, FixMessage, decode
+from agora.protocols.fix44.framer import FixFramer
 from agora.protocols.fix44.messages import (
     FixStruct,
     NewOrderSingle,

@@ -1,0 +1,90 @@
+"""FIX 4.4 stream framer: split a byte stream into complete messages by BodyLength.
+
+``FixFramer`` never raises away good frames: a feed that met garbage raises ``FixFramingError``
+whose ``frames`` holds every complete frame of that feed, and the framer has already
+resynchronised on the next ``8=FIX.4.4<SOH>9=``. CheckSum is verified later, by ``decode``.
+"""
+
+from __future__ import annotations
+
+from agora.protocols.fix44.codec import FRAME_START, MAX_BODY_LENGTH, SOH, FixFramingError
+
+
+class FixFramer:
+    """Split a byte stream into complete FIX messages using BodyLength.
+
+    ``feed`` returns complete frames (CheckSum is verified later by ``decode``). Bytes that
+    cannot start a frame, a BodyLength above ``max_body_length``, or a frame whose BodyLength
+    does not land on ``10=NNN<SOH>`` are discarded up to the next ``8=FIX.4.4<SOH>9=`` and
+    reported by raising ``FixFramingError`` once the whole feed is processed.
+    """
+
+    __slots__ = ("_buf", "discarded", "max_body_length")
+
+    def __init__(self, max_body_length: int = MAX_BODY_LENGTH) -> None:
+        self._buf = bytearray()
+        self.max_body_length = max_body_length
+        self.discarded = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        frames: list[bytes] = []
+        problems: list[str] = []
+        dropped = 0
+        buf = self._buf
+        while buf:
+            problem = None
+            if not buf.startswith(FRAME_START):
+                if FRAME_START.startswith(bytes(buf[: len(FRAME_START)])):
+                    break  # a possible frame start, wait for more bytes
+                problem = "garbage before 8=FIX.4.4"
+            else:
+                end9 = buf.find(SOH, len(FRAME_START), len(FRAME_START) + 11)
+                digits = bytes(buf[len(FRAME_START) : end9 if end9 >= 0 else len(buf)])
+                if not digits.isdigit() and digits:
+                    problem = f"bad BodyLength {digits[:12]!r}"
+                elif end9 < 0:
+                    if len(digits) > 10:
+                        problem = "BodyLength too long"
+                    else:
+                        break
+                elif not digits:
+                    problem = "empty BodyLength"
+                elif int(digits) > self.max_body_length:
+                    problem = f"BodyLength {int(digits)} exceeds {self.max_body_length}"
+                else:
+                    trailer = end9 + 1 + int(digits)
+                    total = trailer + 7
+                    if len(buf) < total:
+                        break
+                    if (
+                        buf[trailer - 1] == 1
+                        and buf[trailer : trailer + 3] == b"10="
+                        and bytes(buf[trailer + 3 : trailer + 6]).isdigit()
+                        and buf[total - 1] == 1
+                    ):
+                        frames.append(bytes(buf[:total]))
+                        del buf[:total]
+                        continue
+                    problem = "BodyLength does not end at 10=NNN<SOH>"
+            # resynchronise: drop bytes up to the next frame start (or a possible partial one)
+            nxt = buf.find(FRAME_START, 1)
+            if nxt < 0:
+                nxt = len(buf)
+                for k in range(min(len(FRAME_START) - 1, len(buf) - 1), 0, -1):
+                    if FRAME_START.startswith(bytes(buf[-k:])):
+                        nxt = len(buf) - k
+                        break
+            dropped += nxt
+            del buf[:nxt]
+            problems.append(problem)
+        if problems:
+            self.discarded += dropped
+            raise FixFramingError(
+                f"discarded {dropped} bytes: " + "; ".join(dict.fromkeys(problems)), frames, dropped
+            )
+        return frames

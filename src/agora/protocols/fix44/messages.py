@@ -474,17 +474,26 @@ def _checked_to_fields(msg: FixStruct) -> list[tuple[int, str]]:
     return out
 
 
+def _type_and_seq(msg: FixMessage) -> tuple[str | None, int | None]:
+    """MsgType and MsgSeqNum as a Reject needs them (None when absent or not ASCII digits:
+    ``str.isdigit`` also takes '²', which ``int`` refuses)."""
+    seq_text = msg.get(34)
+    seq = (int(seq_text) if seq_text is not None and seq_text.isascii() and seq_text.isdigit()
+           else None)
+    return msg.get(35), seq
+
+
+def _unsupported(mt: str | None, seq: int | None) -> FixError:
+    return FixError(f"unsupported MsgType {mt!r}", reason=11, tag=35, seq_num=seq, msg_type=mt)
+
+
 def from_message(msg: FixMessage) -> FixStruct:
     """Typed view of a decoded message; raises FixError (with reason, tag, RefSeqNum)."""
     get = msg._index.get if type(msg) is FixMessage else msg.get
-    mt = get(35)
-    seq_text = get(34)
-    seq = (int(seq_text) if seq_text is not None and seq_text.isascii() and seq_text.isdigit()
-           else None)
+    mt, seq = _type_and_seq(msg)
     reader = _READERS.get(mt or "")
     if reader is None:
-        raise FixError(f"unsupported MsgType {mt!r}", reason=11, tag=35, seq_num=seq,
-                       msg_type=mt)
+        raise _unsupported(mt, seq)
     cls, rows = reader
     kwargs: dict[str, Any] = {}
     try:
@@ -517,14 +526,10 @@ def from_message(msg: FixMessage) -> FixStruct:
 
 def _checked_from_message(msg: FixMessage) -> FixStruct:
     """``from_message`` field by field through ``_parse`` (the reference for the fast path)."""
-    mt = msg.get(35)
-    seq_text = msg.get(34)
-    seq = (int(seq_text) if seq_text is not None and seq_text.isascii() and seq_text.isdigit()
-           else None)
+    mt, seq = _type_and_seq(msg)
     cls = _BY_TYPE.get(mt or "")
     if cls is None:
-        raise FixError(f"unsupported MsgType {mt!r}", reason=11, tag=35, seq_num=seq,
-                       msg_type=mt)
+        raise _unsupported(mt, seq)
     kwargs: dict[str, Any] = {}
     try:
         for f in cls.FIX_FIELDS:

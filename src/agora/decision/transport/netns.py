@@ -24,6 +24,7 @@ run killed before it cleaned up leaves them for ``ip netns del`` / ``ip link del
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ from pathlib import Path
 from agora.decision.transport.cluster import ProcessCluster
 
 PORT = 7_000  # every replica listens on this port of its own address
+_SERIAL = itertools.count()
 _SUBNET = "10.231"
 
 
@@ -71,7 +73,9 @@ def _free_net() -> int:
 
 class NetnsCluster(ProcessCluster):
     def __init__(self, root: Path, n: int, **options: object) -> None:
-        self.tag = f"{os.getpid() % 100_000:05d}"
+        # unique per cluster (interface names have 15 characters): a deleted namespace's links
+        # may outlive it for a moment, so a next cluster of this process must not reuse them
+        self.tag = f"{os.getpid() % 100_000:05d}{next(_SERIAL) % 100:02d}"
         self.net = _free_net()
         self.client_host = f"{_SUBNET}.{self.net}.254"
         self.bridges = (f"agb{self.tag}", f"agc{self.tag}")  # the clients' side, the other
@@ -101,6 +105,7 @@ class NetnsCluster(ProcessCluster):
             self._made.append(("netns", "del", ns))  # takes the veth pair with it
             inner = f"agi{self.tag}{i}"
             _ip("link", "add", link, "type", "veth", "peer", "name", inner)
+            self._made.append(("link", "del", link))  # at once, both ends (before the netns)
             _ip("link", "set", inner, "netns", ns)
             _ip("link", "set", link, "master", main)
             _ip("link", "set", link, "up")

@@ -376,7 +376,10 @@ def test_max_open_orders_counts_all_symbols_and_any_order(make_venue):
     ioc = buy("L", "l3", 10, tif=IOC)
     assert v.send(ioc) == [rejected(ioc, R.MAX_OPEN_ORDERS)]
     v.prep(CancelOrder("L", 1))
-    assert v.send(ioc) == [accepted(ioc, 3), cancelled(3, "L", "l3", 10, 0, C.IMMEDIATE_OR_CANCEL)]
+    assert v.send(ioc) == [rejected(ioc, R.DUPLICATE_CLIENT_ORDER_ID)]  # its id is spent
+    again = buy("L", "l4", 10, tif=IOC)
+    assert v.send(again) == [accepted(again, 3),
+                             cancelled(3, "L", "l4", 10, 0, C.IMMEDIATE_OR_CANCEL)]
 
 
 def test_client_order_ids_are_remembered_per_participant(venue):
@@ -386,10 +389,14 @@ def test_client_order_ids_are_remembered_per_participant(venue):
     assert venue.send(again) == [rejected(again, R.DUPLICATE_CLIENT_ORDER_ID)]
     other = buy("B", "x", 10)  # another participant may use it
     assert venue.send(other) == [accepted(other, 2), add(2, BUY, P, 10)]
-    bad = buy("A", "y", 0)  # a rejected order's id is not remembered
+    bad = buy("A", "y", 0)  # a rejected order's id is spent too: the first verdict is final
     assert venue.send(bad) == [rejected(bad, R.INVALID_QUANTITY)]
-    good = buy("A", "y", 10)
+    retry = buy("A", "y", 10)
+    assert venue.send(retry) == [rejected(retry, R.DUPLICATE_CLIENT_ORDER_ID)]
+    good = buy("A", "z", 10)
     assert venue.send(good) == [accepted(good, 3), add(3, BUY, P, 10)]
+    ghost = buy("NOBODY", "w", 10)  # nothing to remember it by: an unknown participant
+    assert venue.send(ghost) == [rejected(ghost, R.UNKNOWN_PARTICIPANT)]
 
 
 @pytest.mark.parametrize("display", [None, 0], ids=["displayed", "hidden"])

@@ -117,6 +117,8 @@ class MatchingEngine:
             else:
                 problem = check_new_order(cmd, p, sym)
         if problem is not None:
+            if p is not None and client_order_id:  # the first verdict is final: see the rules
+                p.client_order_ids.add(client_order_id)
             return [OrderRejected(ts, cmd.participant, client_order_id, *problem)]
         order_id = self.next_order_id
         self.next_order_id = order_id + 1

@@ -269,6 +269,9 @@ class ReferenceEngine:
     def new_order(self, cmd: NewOrder, ts: int) -> list[Event]:
         problem = self.new_order_problem(cmd)
         if problem:
+            known = self.participants.get(cmd.participant)
+            if known is not None and cmd.client_order_id:  # a refused id is spent too
+                known.used_client_order_ids.add(cmd.client_order_id)
             return [OrderRejected(ts, cmd.participant, cmd.client_order_id, *problem)]
         p = self.participants[cmd.participant]
         sym = self.symbols[cmd.symbol]

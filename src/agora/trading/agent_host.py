@@ -88,7 +88,7 @@ from agora.decision.transport.client import ClusterClient
 from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
-from agora.trading.node_log import NodeLog, read_node_log
+from agora.trading.node_log import NodeEvent, NodeLog, read_node_log
 from agora.trading.reports import ended_order_of, fill_of
 
 CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
@@ -202,6 +202,22 @@ def client_epoch(directory: Path) -> int:
     return epoch
 
 
+def fill_detail(fill: Fill, exec_id: str) -> str:
+    """The ``detail`` of an ``agents.log`` fill line (the line's id, kind and index carry the
+    ClOrdID, side and quantity); :func:`fill_of_line` reads it back."""
+    return f"{fill.symbol} px={fill.price} leaves={fill.leaves_qty} exec={exec_id}"
+
+
+def fill_of_line(event: NodeEvent) -> tuple[Fill, str | None]:
+    """The fill an ``agents.log`` fill line recorded and its ExecID (None on lines written
+    before ExecIDs were)."""
+    symbol, *fields = event.detail.split()
+    values = dict(f.split("=", 1) for f in fields)
+    fill = Fill(event.at_ns, symbol, Side[event.kind], event.index, int(values["px"]), event.id,
+                int(values["leaves"]))
+    return fill, values.get("exec")
+
+
 def agent_state(agent: Agent) -> dict[str, Any]:
     """What an agent holds that a test or an operator wants to see."""
     state: dict[str, Any] = {"seq": agent.seq, "open_orders": len(agent.orders)}
@@ -285,17 +301,16 @@ class AgentHost:
     def on_report(self, msg: FixStruct) -> None:
         """A venue report from the node's FIX session: a fill goes to every agent (once per ExecID),
         and so does the end of an order."""
+        now = self.clock.now_ns()
         ended = ended_order_of(msg)
         if ended is not None:
-            now = self.clock.now_ns()
             self._run("done", lambda a: a.on_order_done(ended, now))
-        fill = fill_of(msg, self.clock.now_ns())
+        fill = fill_of(msg, now)
         if fill is None or not isinstance(msg, ExecutionReport) or msg.exec_id in self._exec_ids:
             return
         self._exec_ids.add(msg.exec_id)
         self.log.write("fill", id=fill.client_order_id, kind=fill.side.name, index=fill.qty,
-                       detail=f"{fill.symbol} px={fill.price} leaves={fill.leaves_qty} "
-                              f"exec={msg.exec_id}")
+                       detail=fill_detail(fill, msg.exec_id))
         self._run("fill", lambda a: a.on_fill(fill))
         for agent in self.agents:
             self.log.write("state", id=agent.name, detail=json.dumps(agent_state(agent)))
@@ -310,15 +325,11 @@ class AgentHost:
         for event in read_node_log(self.log.path):
             if event.event != "fill":
                 continue
-            symbol, *fields = event.detail.split()
-            values = dict(f.split("=", 1) for f in fields)
-            exec_id = values.get("exec")
+            fill, exec_id = fill_of_line(event)
             if exec_id is not None:
                 if exec_id in self._exec_ids:
                     continue
                 self._exec_ids.add(exec_id)
-            fill = Fill(event.at_ns, symbol, Side[event.kind], event.index, int(values["px"]),
-                        event.id, int(values["leaves"]))
             self._run("fill", lambda a, fill=fill: a.on_fill(fill))
             restored += 1
         return restored

@@ -65,7 +65,7 @@ from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_mapping import FixOrders, Submit
 from agora.protocols.fix44.codec import FixError, FixFramingError, decode, encode
 from agora.protocols.fix44.framer import FixFramer
-from agora.protocols.fix44.messages import ExecutionReport, FixStruct, to_fields
+from agora.protocols.fix44.messages import ExecutionReport, FixStruct
 from agora.protocols.fix44.session import (
     Deliver,
     Disconnect,
@@ -235,15 +235,11 @@ class FixGateway:
                     out.append(session.reject(item))
                 continue
             if isinstance(item, ExecutionReport) and item.exec_id == LOCAL_EXEC_ID:
-                item = msgspec.structs.replace(item, exec_id=f"L{m.store.next_sender}")
+                item = msgspec.structs.replace(item, exec_id=f"L{session.next_sender}")
             if live:
                 out.append(session.send_app(item))
-            else:  # not logged on: number and store it exactly as send_app would, unsent
-                seq = m.store.next_sender
-                raw = encode(item.MSG_TYPE, to_fields(item), sender=self.comp_id,
-                             target=m.comp_id, seq_num=seq, sending_time=self.clock.now_ns())
-                m.store.store_message(seq, raw)
-                m.store.set_next_sender(seq + 1)
+            else:  # not logged on: numbered and stored, resent when it asks
+                session.store_app(item)
         if out and m.conn is not None:
             m.conn.write(b"".join(out))
         if m.outbox_seq > m.watermark:

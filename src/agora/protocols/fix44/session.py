@@ -179,6 +179,11 @@ class Session:
             raise FixError(f"cannot send application messages in state {self.state.value}")
         return self._send(msg, self.clock.now_ns()).data
 
+    def store_app(self, msg: FixStruct | tuple[str, list[tuple[int, Any]]]) -> None:
+        """Number and store an application message without sending it, in any state (the
+        counterparty is away: its ResendRequest after the next Logon gets it as a PossDup)."""
+        self._send(msg, self.clock.now_ns())
+
     def reject(self, err: FixError) -> bytes:
         """Session Reject for a delivered message the application could not parse."""
         return self._reject(err, self.clock.now_ns()).data

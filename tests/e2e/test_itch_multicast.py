@@ -20,6 +20,7 @@ from agora.bench.workload import engine_workload
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.itch_publisher import ItchPublisher
 from agora.feed.live import ItchSubscriber
+from agora.protocols.moldudp64 import is_multicast
 from tests.e2e.test_itch_feed_e2e import SYMBOLS, lossy, make_config, settle, submit_all
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +56,22 @@ def multicast_unavailable() -> str | None:
 
 
 REASON = multicast_unavailable()
+
+
+def test_only_a_group_address_means_multicast():
+    assert is_multicast("239.1.2.3") and is_multicast("224.0.0.1")
+    assert not is_multicast("127.0.0.1") and not is_multicast("10.0.0.1")
+    assert not is_multicast("localhost")  # a host name stays unicast, as before multicast
+
+
+def test_a_host_name_still_works_for_a_unicast_subscriber():
+    async def scenario() -> None:
+        sub = ItchSubscriber(host="localhost")
+        await sub.start()
+        assert sub.port > 0
+        await sub.close()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.skipif(REASON is not None, reason=str(REASON))

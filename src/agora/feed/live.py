@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 from collections.abc import Callable
 
@@ -43,7 +42,13 @@ from agora.feed.handler import FeedHandler
 from agora.feed.integrity import IssueKind
 from agora.protocols import itch50, soupbintcp
 from agora.protocols.errors import ProtocolError
-from agora.protocols.moldudp64 import GapDetector, RequestPacket, decode_packet, encode_request
+from agora.protocols.moldudp64 import (
+    GapDetector,
+    RequestPacket,
+    decode_packet,
+    encode_request,
+    is_multicast,
+)
 
 Drop = Callable[[bytes], bool]
 BookLevels = dict[tuple[str, str], list[tuple[int, tuple[tuple[int, int], ...]]]]
@@ -104,7 +109,7 @@ class ItchSubscriber(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self._lost = loop.create_future()
-        if ipaddress.ip_address(self.host).is_multicast:
+        if is_multicast(self.host):
             self._transport, _ = await loop.create_datagram_endpoint(
                 lambda: self, sock=_group_socket(self.host, self.port, self.interface))
             self._requests, _ = await loop.create_datagram_endpoint(

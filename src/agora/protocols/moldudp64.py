@@ -41,6 +41,7 @@ flood of requests. ``RetransmissionStore`` bounds its memory by message count, n
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections import deque
 from collections.abc import Iterable
@@ -578,3 +579,11 @@ class GapDetector:
                 self._outstanding[start] = start + count
                 start += count
         return out
+
+
+def is_multicast(host: str) -> bool:
+    """Whether a feed address is a multicast group (a host name, ``localhost`` say, is not)."""
+    try:
+        return ipaddress.ip_address(host).is_multicast
+    except ValueError:
+        return False

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 from collections.abc import Sequence
 
@@ -65,6 +64,7 @@ from agora.protocols.moldudp64 import (
     RetransmissionStore,
     decode_request,
     encode_packet,
+    is_multicast,
 )
 
 END_OF_SNAPSHOT = b"G"
@@ -89,7 +89,7 @@ def feed_socket(venue: VenueSection) -> socket.socket:
     multicast group, on the wildcard address or ``itch_interface``, with the group options."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        if not ipaddress.ip_address(venue.itch_address).is_multicast:
+        if not is_multicast(venue.itch_address):
             sock.bind((venue.host, 0))
             return sock
         sock.bind((venue.itch_interface, 0))

@@ -233,11 +233,14 @@ def test_a_restarted_host_gets_its_fills_back_and_does_not_count_a_resend_twice(
         first.replaying = False
         first.on_report(report("E1", cl_ord_id="H2", side=fx.Side.BUY))
         assert first.agents[1].inventory == {"AAPL": 40}
-        first.log.close()  # the node is killed
+        first.log.write("fill", id="H2", kind="BUY", index=5, detail="AAPL px=oops leaves=0")
+        first.log.close()  # the node is killed (after a damaged line, say)
         again = host()
         replay(again)  # the committed log, as the node replays it at start
         assert again.agents[1].inventory == {}
         assert again.restore_fills() == 1
+        errors = [e for e in read_node_log(again.log.path) if e.event == "error"]
+        assert len(errors) == 1 and "px=oops" in errors[0].detail
         maker, risk = again.agents[1], again.agents[2]
         assert maker.inventory == {"AAPL": 40} and risk.books["AAPL"].qty == 40
         again.client = FakeClient()  # type: ignore[assignment]

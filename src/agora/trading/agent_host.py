@@ -210,11 +210,15 @@ def fill_detail(fill: Fill, exec_id: str) -> str:
 
 def fill_of_line(event: NodeEvent) -> tuple[Fill, str | None]:
     """The fill an ``agents.log`` fill line recorded and its ExecID (None on lines written
-    before ExecIDs were)."""
-    symbol, *fields = event.detail.split()
-    values = dict(f.split("=", 1) for f in fields)
-    fill = Fill(event.at_ns, symbol, Side[event.kind], event.index, int(values["px"]), event.id,
-                int(values["leaves"]))
+    before ExecIDs were); ValueError naming the line's problem if it is not one."""
+    try:
+        symbol, *fields = event.detail.split()
+        values = dict(f.split("=", 1) for f in fields)
+        fill = Fill(event.at_ns, symbol, Side[event.kind], event.index, int(values["px"]),
+                    event.id, int(values["leaves"]))
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"not a fill line ({exc!r}): {event.kind} {event.index} "
+                         f"{event.detail!r}") from None
     return fill, values.get("exec")
 
 
@@ -325,7 +329,11 @@ class AgentHost:
         for event in read_node_log(self.log.path):
             if event.event != "fill":
                 continue
-            fill, exec_id = fill_of_line(event)
+            try:
+                fill, exec_id = fill_of_line(event)
+            except ValueError as exc:  # a damaged line: say so, restore the others
+                self.log.write("error", id=event.id, detail=f"fill not restored: {exc}")
+                continue
             if exec_id is not None:
                 if exec_id in self._exec_ids:
                     continue

@@ -19,6 +19,7 @@ from agora.decision.bft.messages import (
     Prepare,
     QEntry,
     Sealed,
+    Status,
     ViewChange,
     decode,
     decode_inner,
@@ -261,3 +262,30 @@ def test_the_trust_claims_canary_lets_one_liar_rewrite_a_committed_batch():
            _vc(1, [PEntry(1, 2, dg, good)], [QEntry(1, 2, dg)])]
     assert decide(vcs, 1).choices[1].digest == dg
     assert decide(vcs, 1, claims=1).choices[1].digest == de  # what rule A2 prevents
+
+
+def _behind_replica(ahead: list[tuple[int, int]]) -> BftReplica:
+    """Replica 3 knows a request whose pre-prepare never reached it, then hears the Status of
+    peers (sender, view) that executed 5 batches."""
+    keys = Keyring("test", 4)
+    replica = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), keys)
+    replica.start(0)
+    [request] = BftClient(CLUSTER, 1, keys).request(b"x", 0, 0)
+    replica.on_message(request.message, 0)
+    for sender, view in ahead:
+        status = Status(CLUSTER, sender, view, 5)
+        replica.on_message(keys.seal(sender, status, AuthMode.MACS), 1_000)
+    return replica
+
+
+def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
+    timeout = BftConfig(cluster=CLUSTER, replica=0, n=4).request_timeout_ns
+    live = _behind_replica([(1, 0), (2, 0)])  # f + 1 peers progressed under this primary
+    live.on_tick(timeout + 1)
+    assert live.phase is Phase.NORMAL and live.view == 0
+    live.on_tick(2 * timeout)  # the timers restarted: still waiting for the Fill
+    assert live.phase is Phase.NORMAL and live.stats.view_changes_begun == 0
+    for ahead in ([(1, 0)], [(1, 0), (2, 1)]):  # f peers (maybe liars), or another view
+        suspicious = _behind_replica(ahead)
+        suspicious.on_tick(timeout + 1)
+        assert suspicious.phase is Phase.VIEW_CHANGE and suspicious.view == 1, ahead

@@ -25,6 +25,11 @@ construction (votes are sets keyed by view, sequence number and digest; old view
 Deadlines are not supported in this mode: the CFT rule trusts the leader's clock stamps, which a
 Byzantine primary could forge; ``budget_ns`` travels with the request and nothing is abandoned.
 Crash-restart is not supported either (no storage: a crashed replica counts as one of the f).
+A replica that fell behind (paused, or its datagrams lost) and whose request timers fire does not
+start a view change while f + 1 peers' Status messages of its view show them executed past it:
+one of them is correct, so this primary makes progress; it restarts its timers and catches up
+(a view change there would only take it out of the view alone, as nobody else would follow).
+Processes: ``decision.transport.bft_node`` runs this replica on a UDP socket.
 
 API: ``BftReplica(config, keyring)``, ``start(now)``, ``on_message(message, now)``,
 ``on_tick(now)``; each returns a list of ``Send``/``Broadcast``/``ToClient``/``Committed``
@@ -98,6 +103,7 @@ class BftReplica(ViewChanges):
         self.last_ckpt = 0
         self.last_exec_ns = 0
         self.last_status_ns = 0
+        self.peers_executed: dict[int, int] = {}  # replica -> executed, Status of this view
         # view change
         self.vcs: dict[int, dict[int, tuple[ViewChange, Sealed]]] = {}
         self.my_vc: Sealed | None = None
@@ -191,10 +197,23 @@ class BftReplica(ViewChanges):
         if self.phase is Phase.VIEW_CHANGE:
             self._tick_view_change(now, out)
         elif any(now - seen >= cfg.request_timeout_ns for _, seen in self.waiting.values()):
-            self._start_view_change(self.view + 1, now, out)
+            if self._view_is_live():
+                for key, (request, _) in list(self.waiting.items()):
+                    self.waiting[key] = (request, now)  # catching up: a fresh timeout
+            else:
+                self._start_view_change(self.view + 1, now, out)
         else:
             self._flush(out)
         return out
+
+    def _view_is_live(self) -> bool:
+        """f + 1 peers in this view executed past us, so at least one correct replica made
+        progress under this primary: we are behind (a paused process, lost datagrams), and a
+        view change now would only take us out of the view (nobody else would follow). We
+        catch up by Fill and retransmission instead. At most f liars cannot make this true,
+        and it stops being true once we reach the correct replicas' point."""
+        ahead = sum(1 for executed in self.peers_executed.values() if executed > self.executed)
+        return ahead >= self.f + 1
 
     def _dispatch(self, m: Inner, sealed: Sealed, now: int, out: list[Outbox]) -> None:
         match m:
@@ -404,6 +423,8 @@ class BftReplica(ViewChanges):
         self._execute(out)
 
     def _on_status(self, m: Status, out: list[Outbox]) -> None:
+        if m.view == self.view and self.phase is Phase.NORMAL:
+            self.peers_executed[m.replica] = m.executed
         if m.view < self.view and self.phase is Phase.NORMAL and self.new_view is not None:
             out.append(Send(m.replica, self.new_view))
         if m.view == self.view and self.phase is Phase.NORMAL:

@@ -158,6 +158,7 @@ class ViewChanges:
     def _start_view_change(self, view: int, now: int, out: list[Outbox]) -> None:
         self.stats.view_changes_begun += 1
         self.view, self.phase = view, Phase.VIEW_CHANGE
+        self.peers_executed.clear()
         self.early = [m for m in self.early if m.view >= view]
         self.slots.clear()
         self.slot_ns.clear()
@@ -233,6 +234,7 @@ class ViewChanges:
             return
         if m.view > self.view:
             self.view = m.view
+            self.peers_executed.clear()
             self.prepares.clear()
             self.commits.clear()
             self.commit_sent.clear()

@@ -39,3 +39,8 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert figures["fsync"] == "none"
     assert figures["pysyncobj"] == figures["etcd"] == "skipped (--quick)"
     assert "n5_p50_us" not in figures
+    # the Byzantine mode ran too: slower than crash mode (three phases, n^2 messages), and its
+    # failover is at least the backups' request timer (20 ms)
+    assert figures["bft_n4_sync_p50_us"] > figures["udp_floor_p50_us"]
+    assert figures["bft_n4_msgs_per_decision"] > figures["n3_msgs_per_decision"]
+    assert figures["bft_n4_failover_ms"] >= 20

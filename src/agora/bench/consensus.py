@@ -21,7 +21,9 @@ process (this one):
   ``RequestBatch``) and datagrams per decision;
 - datagrams per decision (every replica's and the client's datagrams during the latency phase);
 - deadline-miss rate at 250 us and 1 ms budgets (abandoned, or no reply);
-- failover gap: SIGKILL the leader under load; time to the first reply from a later view.
+- failover gap: SIGKILL the leader under load; time to the first reply from a later view;
+- the Byzantine mode (PBFT, n = 4, MACs): blocking-proposer latency, datagrams per decision and
+  the failover gap after a SIGKILL of its primary (``consensus_bft.py``; ``--no-bft`` skips it).
 
 Baselines in the same run: the floor (a UDP round trip between two processes with plain blocking
 sockets, back to back, and one per millisecond, where both ends wake from idle), PySyncObj (Raft
@@ -59,6 +61,7 @@ from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
+from agora.bench import consensus_bft
 from agora.core.clock import WallClock
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
 from agora.decision.transport.cluster import ProcessCluster, free_udp_ports
@@ -469,7 +472,7 @@ def _fmt(value: float, digits: int = 1) -> str:
 
 
 def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = False,
-        baselines: bool = True) -> dict:
+        baselines: bool = True, bft: bool = True) -> dict:
     base_rate = 1_000
     rates = [500, 1_000, 2_000] if quick else [1_000, 2_000, 4_000, 8_000, 16_000, 24_000,
                                                32_000, 48_000, 64_000, 80_000, 96_000, 128_000]
@@ -487,6 +490,10 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
             with console.status(f"agora VR, n = {n}"):
                 figures[n] = uvloop.run(_agora(n, Path(tmp), fsync, requests, base_rate, rates,
                                                step_s))
+        if bft:
+            with console.status("agora PBFT, n = 4"):
+                pbft = consensus_bft.measure(Path(tmp) / "bft", requests=300 if quick else 3_000,
+                                             warmup=50 if quick else 300)
         skip = "skipped (--quick)" if quick or not baselines else None
         with console.status("PySyncObj, n = 3"):
             pso = skip or _pysyncobj(min(requests, 5_000), Path(tmp))
@@ -536,6 +543,15 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
             key + "failover_ms": round(f["failover_ms"], 2),
             key + "miss_rate_250us": round(f["miss_250us"], 4),
             key + "miss_rate_1ms": round(f["miss_1ms"], 4), key + "answered": f["answered"]})
+    if bft:
+        lat = percentiles(pbft["samples"])
+        table.add_row("agora PBFT n=4 (MACs), blocking proposer", _fmt(lat[0]), _fmt(lat[1]),
+                      _fmt(lat[2]), "", "", "", _fmt(pbft["msgs_per_decision"]),
+                      _fmt(pbft["failover_ms"]), "")
+        result.update(bft_n4_sync_p50_us=round(lat[0], 1), bft_n4_sync_p99_us=round(lat[1], 1),
+                      bft_n4_sync_p999_us=round(lat[2], 1),
+                      bft_n4_msgs_per_decision=round(pbft["msgs_per_decision"], 2),
+                      bft_n4_failover_ms=round(pbft["failover_ms"], 2))
     for name, base in (("PySyncObj n=3 (Raft, Python)", pso), ("etcd n=3 (v3 JSON gateway)", etcd)):
         key = "pysyncobj" if name.startswith("Py") else "etcd"
         if isinstance(base, str):

@@ -71,6 +71,7 @@ def consensus(
     requests: int = typer.Option(5_000, min=100, help="Requests in the latency phase per n."),
     fsync: str = typer.Option("none", help="Replica log fsync policy: none, batch or always."),
     quick: bool = typer.Option(False, help="A small run for CI smoke tests (no baselines)."),
+    bft: bool = typer.Option(True, help="Also measure the Byzantine mode (PBFT, n = 4)."),
 ) -> None:
     """Replicated decision log on real processes vs the UDP floor, PySyncObj and etcd."""
     from agora.bench.consensus import run
@@ -78,4 +79,4 @@ def consensus(
     sizes = [int(x) for x in n.split(",") if x.strip()]
     if quick:
         requests = min(requests, 500)
-    run(sizes=sizes, requests=requests, fsync=fsync, quick=quick)
+    run(sizes=sizes, requests=requests, fsync=fsync, quick=quick, bft=bft)

@@ -124,14 +124,17 @@ class ProcessCluster:
             last = record.item.index if record.item is not None else record.applied
         return last
 
-    def check(self, submitted: Iterable[Request], replies: Iterable[Reply]) -> Checker:
-        """Run the checker over every replica's record and the client's log (a reply naming an
-        index no record holds yet keeps ``converged`` False, see ``Checker.on_reply``)."""
-        checker = Checker()
+    def check(self, submitted: Iterable[Request], replies: Iterable[Reply], *,
+              replicas: Iterable[int] | None = None, checker: Checker | None = None) -> Checker:
+        """Run the checker over the replicas' records (every replica's, or those of
+        ``replicas``: the correct ones of a Byzantine-mode cluster) and the client's log (a reply
+        naming an index no record holds yet keeps ``converged`` False, see
+        ``Checker.on_reply``)."""
+        checker = checker if checker is not None else Checker()
         for request in submitted:
             checker.on_submit(request.client_id, request.request_number, request.payload,
                               request.budget_ns)
-        for replica in range(self.n):
+        for replica in range(self.n) if replicas is None else replicas:
             for record in self.records(replica):
                 if record.item is None:
                     checker.on_start(replica, record.applied)

@@ -125,11 +125,14 @@ class NodeCore:
         try:
             out = step()
             self.execute(out)
-            self.replica.storage.drain()  # records the step held back, now its sends are out
+            self.after_step()
         except BaseException as exc:  # a replica bug: stop serving, let the owner exit
             self.failed = exc
             self.on_failure(exc)
-            return
+
+    def after_step(self) -> None:
+        """Once a step's outbox is out: the storage writes it held back, then the counters."""
+        self.replica.storage.drain()
         self.stats.view = self.replica.view
         self.stats.status = int(self.replica.status)
 

@@ -11,6 +11,13 @@ The socket is served by a blocking ``recvfrom`` loop (``--io blocking``, the def
 bound and the replica started. SIGTERM/SIGINT end it cleanly;
 a replica exception ends it with status 2 and the traceback on stderr.
 
+``--mode bft`` runs the Byzantine-tolerant replica (``decision.bft``, n = 3f + 1) instead, on
+the blocking driver (``bft_node.py``): its keys come from the cluster secret in
+``--secret-file`` (every replica and client of the cluster holds the same file), ``--auth``
+picks MACs or signatures for the normal case, and ``--byzantine`` makes this replica misbehave
+on purpose (tests only; see ``sim/byzantine.py``). That mode keeps no durable state, so it
+refuses to start over an earlier incarnation's record (``BftRestartRefused``).
+
 Embedding: ``main(args, on_committed=hook)`` calls ``hook(item)`` for every ``Committed`` right
 after it is recorded (an exception in the hook ends the process like a replica bug), and
 ``start`` runs such a coroutine with this process's GC and event-loop settings; the decision
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import random
 import signal
 import sys
 import traceback
@@ -31,10 +39,15 @@ from pathlib import Path
 import uvloop
 
 from agora.core.clock import WallClock
+from agora.decision.bft.auth import Keyring
+from agora.decision.bft.config import AuthMode, BftConfig
+from agora.decision.bft.replica import BftReplica
 from agora.decision.consensus.config import ReplicaConfig
 from agora.decision.consensus.messages import Committed
 from agora.decision.consensus.replica import Replica
 from agora.decision.consensus.storage import FileStorage, FsyncPolicy
+from agora.decision.sim.byzantine import BEHAVIOURS, Byzantine
+from agora.decision.transport.bft_node import BftNode, BftRestartRefused
 from agora.decision.transport.blocking import BlockingNode
 from agora.decision.transport.framing import Address
 from agora.decision.transport.record import Recorder
@@ -70,7 +83,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair-max", type=int, default=2_048,
                    help="Entries per StartView/RecoveryResponse; a lagging replica asks for "
                         "the rest (messages above one datagram are fragmented).")
+    bft = p.add_argument_group("Byzantine mode (--mode bft)")
+    p.add_argument("--mode", choices=["cft", "bft"], default="cft",
+                   help="Crash-tolerant VR (n = 2f + 1, the default) or PBFT (n = 3f + 1).")
+    bft.add_argument("--secret-file", type=Path,
+                     help="The cluster secret every replica and client derives its keys from.")
+    bft.add_argument("--auth", choices=[m.value for m in AuthMode], default="macs")
+    bft.add_argument("--request-timeout-us", type=int, default=20_000,
+                     help="A request known but not executed this long starts a view change.")
+    bft.add_argument("--byzantine", default="",
+                     help="Comma-separated faults this replica commits on purpose (tests): "
+                          + ", ".join(BEHAVIOURS))
     return p
+
+
+def read_secret(path: Path | None) -> bytes:
+    """The cluster secret of a Byzantine-mode cluster (ValueError names what is wrong)."""
+    if path is None:
+        raise ValueError("--mode bft needs --secret-file (the cluster's shared secret)")
+    secret = path.read_bytes().strip()
+    if len(secret) < 16:
+        raise ValueError(f"{path}: the cluster secret must be at least 16 bytes")
+    return secret
+
+
+def build_bft(args: argparse.Namespace) -> BftNode:
+    """The Byzantine-mode replica's node, from the options (``--io`` must be blocking)."""
+    if args.io != "blocking":
+        raise ValueError("--mode bft runs on the blocking driver only (--io blocking)")
+    peers = parse_peers(args.peers)
+    keyring = Keyring(read_secret(args.secret_file), len(peers))
+    config = BftConfig(
+        cluster=args.cluster, replica=args.id, n=len(peers), auth=AuthMode(args.auth),
+        request_timeout_ns=args.request_timeout_us * 1000,
+        view_change_timeout_ns=args.view_change_us * 1000, resend_ns=args.resend_us * 1000,
+        batch_max=args.batch_max, pipeline_max=args.pipeline_max)
+    kinds = frozenset(k for k in args.byzantine.split(",") if k)
+    byzantine = (Byzantine(args.id, len(peers), kinds, keyring, config.auth,
+                           random.Random(args.id)) if kinds else None)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    recorder = Recorder(args.dir / "committed.log", args.id)
+    try:
+        return BftNode(BftReplica(config, keyring), peers, WallClock(), recorder,
+                       tick_ns=args.tick_us * 1000, byzantine=byzantine)
+    except BaseException:
+        recorder.close()
+        raise
 
 
 CommittedHook = Callable[[Committed], None]
@@ -132,8 +190,16 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
 
 def serve_blocking(args: argparse.Namespace) -> int:
     """The replica on a blocking socket (``--io blocking``, the default for this process)."""
-    replica, peers, recorder, storage = build(args)
-    node = BlockingNode(replica, peers, WallClock(), recorder, tick_ns=args.tick_us * 1000)
+    storage: FileStorage | None = None
+    if args.mode == "bft":
+        try:
+            node: BlockingNode = build_bft(args)
+        except BftRestartRefused as exc:
+            print(f"replica_main: {exc}", file=sys.stderr)
+            return 2
+    else:
+        replica, peers, recorder, storage = build(args)
+        node = BlockingNode(replica, peers, WallClock(), recorder, tick_ns=args.tick_us * 1000)
     stats_path = args.dir / "stats.json"
     signal.signal(signal.SIGUSR1, lambda *_: node.dump_stats(stats_path))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -144,7 +210,8 @@ def serve_blocking(args: argparse.Namespace) -> int:
         node.serve()
     finally:
         node.dump_stats(stats_path)
-        storage.close()
+        if storage is not None:
+            storage.close()
     if node.failed is not None:
         traceback.print_exception(node.failed)
         return 2
@@ -165,7 +232,18 @@ def start(coroutine: Coroutine[object, object, int]) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.mode == "bft":
+        try:
+            read_secret(args.secret_file)
+            unknown = set(args.byzantine.split(",")) - set(BEHAVIOURS) - {""}
+            if unknown:
+                raise ValueError(f"--byzantine: unknown behaviours {sorted(unknown)}")
+            if args.io != "blocking":
+                raise ValueError("--mode bft runs on the blocking driver only (--io blocking)")
+        except (OSError, ValueError) as exc:
+            parser.error(str(exc))
     if args.io == "asyncio":
         return start(main(args))
     tune_gc()

@@ -14,6 +14,7 @@ import contextlib
 import socket
 import struct
 import time
+from collections.abc import Sequence
 
 from agora.core.clock import Clock
 from agora.decision.consensus.client import Client
@@ -46,7 +47,7 @@ class SyncClient:
         self.clock = clock
         if client_id is None:
             client_id = fresh_client_ids(1)
-        self.client = Client(cluster, client_id, len(peers), retry_ns=retry_ns)
+        self.client = self._sans_io(client_id, retry_ns)
         self.reassembler = Reassembler()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(bind)
@@ -55,14 +56,13 @@ class SyncClient:
                              struct.pack("ll", 0, TICK_US))
         self.hello_ns: int | None = None
         self._message_id = 0
+        self.datagrams_sent = 0
 
     def commit(self, payload: bytes, budget_ns: int = 0, timeout_s: float = 10.0) -> Reply:
         """Commit ``payload`` once (retried as the sans-IO client says). On ``TimeoutError``
         the request stays outstanding: this client id cannot start another one."""
         now = self.clock.now_ns()
-        if self.hello_ns is None or not 0 <= now - self.hello_ns < HELLO_NS:
-            self.hello_ns = now
-            self._send(Hello(self.cluster, self.client.client_id, 1), self.peers)
+        self._announce(now)
         self._execute(self.client.request(payload, budget_ns, now))
         deadline = time.monotonic() + timeout_s
         while True:
@@ -79,10 +79,31 @@ class SyncClient:
             if reply is not None:
                 return reply
 
+    # ------------------------------------------------ what a mode of the cluster changes
+
+    def _sans_io(self, client_id: int, retry_ns: int) -> Client:
+        """The protocol's client state machine (``request``, ``on_reply``, ``on_tick``)."""
+        return Client(self.cluster, client_id, len(self.peers), retry_ns=retry_ns)
+
+    def _announce(self, now: int) -> None:
+        """Tell every replica this client's address (backups acknowledge to it), again
+        after :data:`HELLO_NS`."""
+        if self.hello_ns is None or not 0 <= now - self.hello_ns < HELLO_NS:
+            self.hello_ns = now
+            self._send(Hello(self.cluster, self.client.client_id, 1), self.peers)
+
+    def _replies(self, data: bytes, addr: Address) -> Sequence[object]:
+        """The replies one datagram completes (garbage and fragments: none)."""
+        return replies_in(self.reassembler, data, addr)
+
+    _encode = staticmethod(encode)
+
+    # ------------------------------------------------
+
     def _settle(self, data: bytes, addr: Address) -> Reply | None:
         now = self.clock.now_ns()
-        for reply in replies_in(self.reassembler, data, addr):
-            settled = self.client.on_reply(reply, now)
+        for reply in self._replies(data, addr):
+            settled = self.client.on_reply(reply, now)  # type: ignore[arg-type]
             if settled is not None:
                 return settled
         return None
@@ -96,8 +117,9 @@ class SyncClient:
 
     def _send(self, message: Message, addresses: list[Address]) -> None:
         self._message_id += 1
-        for datagram in frames(encode(message), self._message_id):
+        for datagram in frames(self._encode(message), self._message_id):
             for addr in addresses:
+                self.datagrams_sent += 1
                 with contextlib.suppress(OSError):  # an unreachable replica: retries go on
                     self.sock.sendto(datagram, addr)
 

@@ -1,0 +1,124 @@
+"""A Byzantine-mode replica process's node: the PBFT replica (``decision.bft``) on a UDP socket.
+
+The same blocking driver as the crash-tolerant replica (:class:`BlockingNode`: ``poll``, one
+``recvfrom`` per wake-up, peers' datagrams before clients' under load) with the BFT wire types:
+every datagram carries a ``Sealed`` replica message, a ``ClientRequest`` or (never expected
+here) a ``ClientReply``, framed as in ``framing.py``. Authentication happens inside the replica
+(``Keyring.open``): the node only decodes, and counts what does not decode as garbage.
+
+What differs from crash mode:
+
+* **Clients broadcast** each request to every replica (backups must see it to time a withholding
+  primary out), so every replica learns the client's address from the request itself; no
+  ``Hello``. Every replica replies once the request executes and the client accepts ``f + 1``
+  matching replies.
+* **Committed record before replies**, as in crash mode: a replica's reply never announces an
+  index its record (the checker's oracle) does not hold yet.
+* **No durable state** (as in ``bft/replica.py``): a process that starts over a record of an
+  earlier incarnation refuses to run (:class:`BftRestartRefused`), because an empty replica
+  could vote against what it voted before it crashed. Rejoining means a new, empty directory:
+  the replica is then one of the ``f`` the cluster tolerates until it has caught up.
+* **Deliberate faults for tests** (``byzantine``): the simulator's
+  :class:`~agora.decision.sim.byzantine.Byzantine` filter rewrites what this replica sends
+  (equivocation, forged and replayed votes, wrong digests, silence, withholding, lying view
+  changes). Its committed record is written unfiltered and checked by nobody: a faulty
+  replica's output proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from agora.core.clock import Clock
+from agora.decision.bft.messages import ClientReply, ClientRequest, Sealed, decode, encode
+from agora.decision.bft.replica import BftReplica
+from agora.decision.consensus.messages import Broadcast, Committed, Outbox, Send, ToClient
+from agora.decision.sim.byzantine import Byzantine
+from agora.decision.transport.blocking import SHED_AT, BlockingNode
+from agora.decision.transport.framing import Address
+from agora.decision.transport.record import Recorder
+
+WAITING_MAX = 4_096  # requests a primary holds unordered before it stops reading clients
+
+
+class BftRestartRefused(RuntimeError):
+    """A BFT replica was started over the committed record of an earlier incarnation."""
+
+
+class BftNode(BlockingNode):
+    """Steps one :class:`BftReplica` on a blocking UDP socket (see the module notes)."""
+
+    def __init__(self, replica: BftReplica, peers: Sequence[Address], clock: Clock,
+                 recorder: Recorder | None = None, *, tick_ns: int = 1_000_000,
+                 byzantine: Byzantine | None = None) -> None:
+        if recorder is not None and recorder.incarnation > 0:
+            raise BftRestartRefused(
+                f"replica {replica.me}: {recorder.path} holds an earlier incarnation; the "
+                "Byzantine mode keeps no durable state, so a restarted replica could contradict "
+                "its own earlier votes. Rejoin with an empty --dir instead (the replica then "
+                "counts as one of the f faults until it has caught up)")
+        super().__init__(replica, peers, clock, recorder, tick_ns=tick_ns)  # type: ignore[arg-type]
+        self.bft = replica
+        self.byzantine = byzantine
+
+    def on_datagram(self, data: bytes, addr: Address) -> None:
+        self.stats.datagrams_received += 1
+        before = self.reassembler.malformed
+        whole = self.reassembler.feed(data, addr)
+        if whole is None:
+            self.stats.garbage += self.reassembler.malformed - before
+            return
+        try:
+            message = decode(whole)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.stats.garbage += 1
+            return
+        if isinstance(message, ClientReply):
+            return
+        if isinstance(message, ClientRequest):
+            if message.client_id > 0:
+                self.clients[message.client_id] = addr
+        elif self.byzantine is not None and isinstance(message, Sealed):
+            self.byzantine.capture(message)
+        self._run(lambda: self.bft.on_message(message, self.clock.now_ns()))
+
+    def execute(self, out: list[Outbox]) -> None:
+        """Committed records (flushed to the OS), then replies, then replica messages."""
+        recorder = self.recorder
+        if self.byzantine is not None:
+            out = self.byzantine.rewrite(out)
+        replies: list[tuple[ClientReply, Address]] = []
+        for item in out:
+            if isinstance(item, Committed):
+                self.stats.committed += 1
+                if recorder is not None:
+                    recorder.committed(item, self.clock.now_ns())
+            elif isinstance(item, ToClient):
+                addr = self.clients.get(item.client_id)
+                if addr is not None:
+                    replies.append((item.message, addr))  # type: ignore[arg-type]
+        if recorder is not None:
+            recorder.flush()
+        for reply, addr in replies:
+            self.stats.replies_sent += 1
+            self._send(encode(reply), [addr])
+        for item in out:
+            if isinstance(item, Send):
+                self._send(encode(item.message), [self.peers[item.to]])
+                self.stats.peer_messages_sent += 1
+            elif isinstance(item, Broadcast):
+                self._send(encode(item.message), self.others)
+                self.stats.peer_messages_sent += len(self.others)
+
+    def after_step(self) -> None:
+        self.stats.view = self.bft.view
+        self.stats.status = int(self.bft.phase)
+
+    def _admits_clients(self, queued: int) -> bool:
+        """The primary reads clients while it holds few unordered requests; a backup (which
+        only needs a request to time the primary out) unless clients are flooding it."""
+        if self.bft.is_primary:
+            return len(self.bft.waiting) < WAITING_MAX
+        return queued < SHED_AT

@@ -1,0 +1,204 @@
+"""The Byzantine-tolerant mode on real processes: 4 replicas (f = 1) over UDP on loopback.
+
+Clients run in threads (blocking :class:`BftSyncClient`s, each request broadcast to every
+replica and settled by f + 1 matching MACed replies) while the test kills, pauses or corrupts a
+replica. The simulator's checker then runs over the committed records of the correct replicas,
+the requests submitted and the replies accepted (agreement, order, exactly once, validity,
+integrity, replies) and waits until every correct live replica emitted every committed index.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agora.core.clock import WallClock
+from agora.decision.bft.auth import Keyring
+from agora.decision.consensus.messages import Reply, Request
+from agora.decision.sim.bft_cluster import BftChecker
+from agora.decision.sim.checker import Checker
+from agora.decision.transport.bft_sync_client import BftSyncClient
+from agora.decision.transport.cluster import ProcessCluster
+
+pytestmark = pytest.mark.e2e
+SECRET = b"agora-e2e-bft-cluster-secret"
+CLOCK = WallClock()
+N = 4
+
+
+class Load:
+    """``clients`` threads, each committing numbered payloads one at a time until stopped."""
+
+    def __init__(self, cluster: ProcessCluster, clients: int = 2) -> None:
+        self.cluster = cluster
+        self.submitted: list[tuple[int, int, bytes]] = []  # (client, request number, payload)
+        self.replies: list[Reply] = []
+        self.errors: list[BaseException] = []
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(k,)) for k in range(clients)]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def _run(self, k: int) -> None:
+        keyring = Keyring(SECRET, N)
+        with BftSyncClient(1, self.cluster.peers, CLOCK, keyring) as client:
+            i = 0
+            while not self.stopping.is_set():
+                data = b"decision-%d-%06d" % (k, i)
+                with self.lock:
+                    self.submitted.append((client.client.client_id, i + 1, data))
+                try:
+                    reply = client.commit(data, timeout_s=15)
+                except BaseException as exc:  # surfaced by the test, never swallowed
+                    self.errors.append(exc)
+                    return
+                with self.lock:
+                    self.replies.append(reply)
+                i += 1
+
+    def wait_replies(self, count: int, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.replies) < count:
+            assert not self.errors, self.errors
+            if time.monotonic() > deadline:
+                pytest.fail(f"only {len(self.replies)} of {count} replies within {timeout_s} s")
+            time.sleep(0.01)
+
+    def check(self, correct: set[int], live: set[int] | None = None) -> Checker:
+        """The checker over the correct replicas' records; waits until every live correct one
+        emitted every committed index."""
+        assert not self.errors, self.errors
+        deadline = time.monotonic() + 20
+        while True:
+            checker = self.cluster.check(
+                [_request(*s) for s in self.submitted], self.replies, replicas=sorted(correct),
+                checker=BftChecker(frozenset(live if live is not None else correct)))
+            if not checker.ok or checker.converged(N, False):
+                assert checker.ok, checker.failures
+                return checker
+            if time.monotonic() > deadline:
+                pytest.fail(checker.liveness_report(N))
+            time.sleep(0.05)
+
+
+def _request(client_id: int, number: int, payload: bytes) -> Request:
+    return Request(1, client_id, number, 0, payload)
+
+
+def bft_cluster(tmp_path: Path, byzantine: dict[int, str] | None = None) -> ProcessCluster:
+    secret = tmp_path / "secret"
+    secret.write_bytes(SECRET + b"\n")
+    faults = byzantine or {}
+    return ProcessCluster(
+        tmp_path, N, extra=["--mode", "bft", "--secret-file", str(secret)],
+        per_replica=lambda i: ["--byzantine", faults[i]] if i in faults else [])
+
+
+def test_four_replicas_agree_and_a_killed_backup_does_not_stop_them(tmp_path):
+    with bft_cluster(tmp_path) as cluster:
+        cluster.start()
+        with Load(cluster) as load:
+            load.wait_replies(200)
+            cluster.signal(3, signal.SIGKILL)  # f = 1: three replicas still make 2f + 1
+            done = len(load.replies)
+            load.wait_replies(done + 300)
+        checker = load.check(correct={0, 1, 2, 3}, live={0, 1, 2})
+        codes = cluster.stop()
+    assert codes[0] == codes[1] == codes[2] == 0, codes
+    assert checker.replies == len(load.replies) >= 500
+    assert cluster.last_index(3) < cluster.last_index(0), "the killed replica stopped"
+    assert {cluster.stats(r)["view"] for r in range(3)} == {0}, "a dead backup: no view change"
+
+
+def test_paused_primary_is_replaced_then_catches_up(tmp_path):
+    with bft_cluster(tmp_path) as cluster:
+        cluster.start()
+        with Load(cluster) as load:
+            load.wait_replies(100)
+            cluster.signal(0, signal.SIGSTOP)  # the primary of view 0
+            done = len(load.replies)
+            load.wait_replies(done + 200)  # backups timed the requests out: a new view
+            cluster.signal(0, signal.SIGCONT)
+            load.wait_replies(len(load.replies) + 100)
+        checker = load.check(correct={0, 1, 2, 3})
+        for r in range(N):
+            cluster.signal(r, signal.SIGUSR1)
+        time.sleep(0.2)
+        views = [cluster.stats(r)["view"] for r in range(N)]
+        assert cluster.stop() == dict.fromkeys(range(N), 0)
+    assert min(views) >= 1 and len(set(views)) == 1, f"all in the new view: {views}"
+    assert checker.replies == len(load.replies)
+
+
+def test_equivocating_forging_primary_cannot_split_the_correct_replicas(tmp_path):
+    with bft_cluster(tmp_path, {0: "equivocate,forge,replay"}) as cluster:
+        cluster.start()
+        with Load(cluster) as load:
+            load.wait_replies(300)
+        checker = load.check(correct={1, 2, 3})
+        for r in (1, 2, 3):
+            cluster.signal(r, signal.SIGUSR1)
+        time.sleep(0.2)
+        stats = [cluster.stats(r) for r in (1, 2, 3)]
+        codes = cluster.stop()
+    assert all(code == 0 for code in codes.values()), codes
+    assert all(s["view"] >= 1 for s in stats), "the lying primary was voted out"
+    assert checker.replies == len(load.replies)
+
+
+def test_restart_over_an_earlier_record_is_refused_and_garbage_is_counted(tmp_path):
+    with bft_cluster(tmp_path) as cluster:
+        cluster.start()
+        with Load(cluster, clients=1) as load:
+            load.wait_replies(50)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for datagram in (b"", b"\x07x", b"\x00\xff", b"\x00\x93\xa4Nope\x01\x02"):
+                    sender.sendto(datagram, cluster.peers[1])
+            load.wait_replies(100)
+        cluster.signal(1, signal.SIGUSR1)
+        time.sleep(0.2)
+        assert cluster.stats(1)["garbage"] == 4
+        cluster.signal(2, signal.SIGKILL)
+        restarted = subprocess.run(
+            [sys.executable, "-m", "agora.decision.transport.replica_main", "--id", "2",
+             "--peers", ",".join(f"{h}:{p}" for h, p in cluster.peers),
+             "--dir", str(cluster.directory(2)), "--mode", "bft",
+             "--secret-file", str(tmp_path / "secret")],
+            capture_output=True, text=True, timeout=30)
+        cluster.stop()
+    assert restarted.returncode == 2
+    assert "earlier incarnation" in restarted.stderr and "empty --dir" in restarted.stderr
+
+
+@pytest.mark.parametrize(("extra", "reason"), [
+    ([], "--secret-file"),
+    (["--secret-file", "{short}"], "at least 16 bytes"),
+    (["--secret-file", "{secret}", "--byzantine", "sneaky"], "unknown behaviours"),
+    (["--secret-file", "{secret}", "--io", "asyncio"], "blocking driver only"),
+])
+def test_bad_bft_options_are_refused_with_a_reason(tmp_path, extra, reason):
+    (tmp_path / "short").write_bytes(b"tiny")
+    (tmp_path / "secret").write_bytes(SECRET)
+    args = [a.format(short=tmp_path / "short", secret=tmp_path / "secret") for a in extra]
+    result = subprocess.run(
+        [sys.executable, "-m", "agora.decision.transport.replica_main", "--id", "0",
+         "--peers", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4", "--dir",
+         str(tmp_path / "r0"), "--mode", "bft", *args],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and reason in result.stderr, result.stderr

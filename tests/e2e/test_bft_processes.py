@@ -9,6 +9,7 @@ integrity, replies) and waits until every correct live replica emitted every com
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -202,3 +203,22 @@ def test_bad_bft_options_are_refused_with_a_reason(tmp_path, extra, reason):
          str(tmp_path / "r0"), "--mode", "bft", *args],
         capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and reason in result.stderr, result.stderr
+
+
+def test_a_replica_replaced_with_an_empty_directory_catches_up_by_state_transfer(tmp_path):
+    with bft_cluster(tmp_path) as cluster:
+        cluster.start()
+        with Load(cluster) as load:
+            load.wait_replies(150)
+            cluster.signal(2, signal.SIGKILL)
+            shutil.rmtree(cluster.directory(2))  # its state is gone: it rejoins as a new member
+            load.wait_replies(len(load.replies) + 150)
+            cluster.start(2)
+            load.wait_replies(len(load.replies) + 150)
+        checker = load.check(correct={0, 1, 2, 3})  # the new replica's record: from index 1
+        cluster.signal(2, signal.SIGUSR1)
+        time.sleep(0.2)
+        codes = cluster.stop()
+    assert all(code == 0 for code in codes.values()), codes
+    assert cluster.records(2)[1].item.index == 1, "it emitted the whole log, from the start"
+    assert checker.replies == len(load.replies)

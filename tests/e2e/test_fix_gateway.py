@@ -11,8 +11,10 @@ from agora.core.enums import OrderType, Side
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_gateway import FixGateway
+from agora.protocols.fix44.codec import decode
 from agora.protocols.fix44.enums import CxlRejReason, ExecType, OrdRejReason, OrdStatus
-from agora.protocols.fix44.messages import ExecutionReport, OrderCancelReject
+from agora.protocols.fix44.framer import FixFramer
+from agora.protocols.fix44.messages import ADMIN_TYPES, ExecutionReport, OrderCancelReject
 from agora.trading.clients.fix_client import FixClient, FixClientError
 
 pytestmark = pytest.mark.e2e
@@ -350,6 +352,39 @@ def test_requests_of_one_read_are_answered_in_request_order(tmp_path):
         await no_more(a)
         # the gateway's own report is identified by the MsgSeqNum it went out with
         assert status.exec_id == f"L{a.session.next_target - 3}"
+        await a.logout()
+
+    run(body, tmp_path)
+
+
+def test_reports_are_stored_before_they_are_written(tmp_path):
+    """A flush's reports reach the session's message log (one batch) before the socket write
+    that carries them, so a resend after a crash can never miss a report the client saw."""
+
+    async def body(venue: Venue):
+        a = venue.client("CLIENT1")
+        await a.connect()
+        member = venue.gateway.members["CLIENT1"]
+        log = venue.tmp / "fix" / "CLIENT1" / "messages.log"
+        written = []
+        socket_write = member.conn.write
+
+        def write(data: bytes) -> None:
+            stored = log.read_bytes()
+            for frame in FixFramer().feed(data):
+                if decode(frame).msg_type not in ADMIN_TYPES:
+                    written.append(frame in stored)
+            socket_write(data)
+
+        member.conn.write = write
+        with one_write(a):
+            for n in range(5):
+                a.new_order(f"N{n}", "AAPL", Side.BUY, 10, PX - 100 * n)
+            a.cancel("NOPE", "C1", "AAPL", Side.BUY)
+        for _ in range(5):
+            await expect(a, exec_type=ExecType.NEW)
+        await expect(a, cl_ord_id="C1", cxl_rej_reason=CxlRejReason.UNKNOWN_ORDER)
+        assert written == [True] * 6
         await a.logout()
 
     run(body, tmp_path)

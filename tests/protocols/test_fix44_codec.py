@@ -322,11 +322,11 @@ def test_fast_split_equals_the_checked_split_whenever_it_answers(fields, termina
        st.sampled_from(["", ".", ".5", ".123", ".123456789", ".1234567890", ".12a", "x", ".+1"]))
 @settings(max_examples=300, deadline=None)
 def test_timestamp_memo_answers_like_the_full_parse(ns, tail):
-    from agora.protocols.fix44.codec import _memo, format_timestamp, parse_timestamp
+    from agora.protocols.fix44.timestamps import _memo, format_timestamp, parse_timestamp
 
     text = format_timestamp(ns)[:17] + tail
     outcomes = []
-    for _ in range(2):  # the second parse of the same second takes the memo path
+    for _ in range(2):  # the second parse of the same text takes a memo path
         try:
             outcomes.append(parse_timestamp(text))
         except FixError:

@@ -1,7 +1,8 @@
 """FIX 4.4 hot paths against their checked paths: the same bytes, values and errors.
 
 Each fast path (``encode``, ``decode``, ``_check_frame``, ``checksum``, ``to_fields``,
-``from_message``, ``parse_price``, ``format_price``, ``format_timestamp``) must answer exactly as
+``encode_message``, ``from_message``, ``parse_price``, ``format_price``, ``format_timestamp``,
+``parse_timestamp``) must answer exactly as
 the checked path beside it, for well-formed messages and for mutated ones: the same result, or
 an exception of the same type with the same text, ``reason``, ``tag``, ``seq_num``,
 ``msg_type`` and ``garbled``. Mutated frames get a correct BodyLength and CheckSum (most
@@ -16,10 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agora.protocols.fix44 import codec, messages
+from agora.protocols.fix44 import codec, messages, timestamps
 from agora.protocols.fix44.codec import FixError, FixMessage, decode, encode
 from agora.protocols.fix44.enums import ExecType, OrdStatus, SessionRejectReason, Side
-from agora.protocols.fix44.messages import MESSAGE_TYPES, from_message, to_fields
+from agora.protocols.fix44.messages import (
+    MESSAGE_TYPES,
+    encode_message,
+    from_message,
+    to_fields,
+)
 
 T0 = 1_704_164_645_678_000_000  # 2024-01-02 03:04:05.678 UTC
 T0_TEXT_US = "20240102-03:04:05.678123"
@@ -33,7 +39,8 @@ def outcome(fn, *args, **kwargs):
         return ("raised", type(exc), str(exc), *(getattr(exc, name, None) for name in
                 ("reason", "tag", "seq_num", "msg_type", "garbled")))
     if isinstance(result, FixMessage):
-        return ("ok", result.fields, result.raw, list(result._index.items()))
+        return ("ok", result.fields, result.raw, list(result._index.items()),
+                result._sending_time)
     if isinstance(result, msgspec.Struct):
         return ("ok", type(result),
                 [(k, type(v), v) for k, v in msgspec.structs.asdict(result).items()])
@@ -151,6 +158,18 @@ def test_decode_of_mutated_frames_answers_like_the_checked_decode(body, ops, ref
     assert outcome(decode, raw) == outcome(checked_decode, raw)
     assert outcome(codec._check_frame, raw) == outcome(codec._checked_frame, raw)
     assert outcome(decode, bytearray(raw)) == outcome(checked_decode, bytearray(raw))
+
+
+@settings(max_examples=300, deadline=None)
+@given(fix_bodies(), st.booleans())
+def test_decode_keeps_the_sending_time_it_parsed(body, validate):
+    """What ``sending_time`` answers without a second parse is what parsing the text gives."""
+    try:
+        msg = decode(frame(body), validate_formats=validate)
+    except FixError:
+        return
+    assert msg._sending_time is None or validate
+    assert outcome(lambda: msg.sending_time) == outcome(codec.parse_timestamp, msg[52])
 
 
 def test_decode_known_cases_agree():
@@ -281,6 +300,61 @@ def test_format_timestamp_matches_a_plain_format(stamps):
     for ns in stamps:  # several in turn: the memo moves between seconds
         assert codec.format_timestamp(ns) == reference_format_timestamp(ns)
         assert codec.format_timestamp(ns + 1_000_000) == reference_format_timestamp(ns + 10**6)
+
+
+def reference_parse_timestamp(text, tag=52):
+    """UTCTIMESTAMP by regex and datetime, with no memo."""
+    m = timestamps._TS_RE.fullmatch(text)
+    try:
+        t = dt.datetime(*map(int, m.groups()[:6]))
+    except (AttributeError, ValueError):
+        raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag) from None
+    secs = (t - dt.datetime(1970, 1, 1)) // dt.timedelta(seconds=1)
+    return secs * 1_000_000_000 + int((m.group(7) or "").ljust(9, "0"))
+
+
+_STAMP_TAILS = st.sampled_from(["", ".", ".5", ".678", ".678123", ".123456789", ".1234567890",
+                                ".12a", ".\u0661", "x", ".+1", "\x00"])
+
+
+@st.composite
+def stamp_texts(draw):
+    """Texts in one or two seconds, often repeated (the memos' hits) and sometimes broken."""
+    base = draw(st.integers(0, 4 * 10**18))
+    texts = []
+    for _ in range(draw(st.integers(1, 6))):
+        if texts and draw(st.booleans()):
+            texts.append(draw(st.sampled_from(texts)))  # the very text just seen
+        else:
+            ns = base + draw(st.sampled_from([0, 1, 999_999_999, 10**9]))
+            texts.append(codec.format_timestamp(ns)[:17] + draw(_STAMP_TAILS))
+        if not draw(st.integers(0, 7)):
+            texts[-1] = draw(st.sampled_from(["", "2024", "20241302-03:04:05", "20240230-00:00:00",
+                                              "20240102-03:04:05.678 ", "\u0662" * 8]))
+    return texts
+
+
+@settings(max_examples=400, deadline=None)
+@given(stamp_texts())
+def test_parse_timestamp_answers_like_a_plain_parse(texts):
+    codec.parse_timestamp("20240102-03:04:05.678")  # the memos hold something
+    for text in texts:  # in turn: each memo moves or is hit
+        assert outcome(codec.parse_timestamp, text, 60) == outcome(
+            reference_parse_timestamp, text, 60)
+
+
+def test_parse_timestamp_memos_in_turn():
+    """Each memo path after each other: a new second with and without a fraction, the same
+    second again, the very text again, a bad text between them."""
+    texts = ["20240102-03:04:05.678", "20240102-03:04:05", "20240102-03:04:05.5",
+             "20240102-03:04:05.5", "20240102-03:04:05", "20240102-03:04:05.678123",
+             "20240102-03:04:06", "20240102-03:04:06.1", "20240102-03:04:05.678", "2024",
+             "20240102-03:04:05.678", "20240102-03:04:05.6780", "20240102-03:04:05.x"]
+    for first in texts:
+        for text in texts:
+            outcome(codec.parse_timestamp, first)  # the memos as that text leaves them
+            assert outcome(codec.parse_timestamp, text, 52) == outcome(
+                reference_parse_timestamp, text, 52)
 
 
 # ---------------------------------------------------------------------------------- typed
@@ -452,3 +526,50 @@ def test_enum_of_another_class_renders_like_the_checked_loop():
                                    ord_status=_Plain.A, side="1", leaves_qty=True, cum_qty=0,
                                    avg_px=0)
     assert outcome(to_fields, msg) == outcome(messages._checked_to_fields, msg)
+
+
+_RENDER_ODD_ARGS = {
+    "sender": _NAMES, "target": _NAMES,
+    "seq_num": st.sampled_from([1, 10**12, 0, -1, True, "5"]),
+    "sending_time": st.sampled_from(["20240102-03:04:05", "", True, -1, 10**30, 0]),
+}
+
+
+@settings(max_examples=500, deadline=None)
+@given(typed_messages(), st.data())
+def test_encode_message_answers_like_to_fields_then_encode(msg, data):
+    kw = {"sender": "AGORA", "target": "CLIENT1", "seq_num": data.draw(st.integers(1, 10**9)),
+          "sending_time": data.draw(st.integers(0, 4 * 10**18))}
+    for name, odd in _RENDER_ODD_ARGS.items():
+        if not data.draw(st.integers(0, 7)):
+            kw[name] = data.draw(odd)
+    got = outcome(encode_message, msg, **kw)
+    assert got == outcome(lambda: encode(msg.MSG_TYPE, to_fields(msg), **kw))
+    assert got == outcome(lambda: checked_encode(msg.MSG_TYPE, messages._checked_to_fields(msg),
+                                                 **kw))
+
+
+def test_encode_message_edge_values_in_every_field():
+    """Each field in turn holds a value the one pass must hand to the reference (or render
+    exactly as it would): empty, '=' last, SOH inside, None, another type."""
+    for cls in MESSAGE_TYPES.values():
+        base = {f.attr: typical(f.kind) for f in cls.FIX_FIELDS}
+        for f in cls.FIX_FIELDS:
+            for value in (None, "", "=", "a=", "=a", "a\x01b", "\x01", "é", 0, -1, True, 1.5,
+                          b"x", _Plain.A, 10**20):
+                msg = cls(**{**base, f.attr: value})
+                # "C=": the header ends a value with '='; 10**30: SendingTime cannot be written
+                for target, stamp in (("CLIENT1", T0), ("C=", T0), ("CLIENT1", 10**30)):
+                    kw = {"sender": "AGORA", "target": target, "seq_num": 9,
+                          "sending_time": stamp}
+                    assert outcome(encode_message, msg, **kw) == outcome(
+                        lambda msg=msg, kw=kw: checked_encode(
+                            msg.MSG_TYPE, messages._checked_to_fields(msg), **kw))
+
+
+def test_encode_message_of_a_subclass_takes_the_reference():
+    class Later(messages.Heartbeat, frozen=True, kw_only=True):
+        pass
+
+    kw = {"sender": "AGORA", "target": "CLIENT1", "seq_num": 3, "sending_time": T0}
+    assert encode_message(Later(test_req_id="x"), **kw) == encode("0", [(112, "x")], **kw)

@@ -24,9 +24,10 @@ Design notes
   own replies, session Rejects of unparsable requests) waits in its *outbox*, in request order;
   at the end of each read the gateway flushes the core (one journal write for the read's
   requests, the ITCH feed's datagrams) and the flush hook numbers, stores and writes every
-  outbox, one socket write per session. Nothing is sent before it is committed, and MsgSeqNums
-  follow request order. Reports caused by other gateways' orders (fills, drop copies) go out
-  at the flush of those orders.
+  outbox, one store batch (one log flush) and one socket write per session, in that order.
+  Nothing is sent before it is committed and stored, and MsgSeqNums follow request order.
+  Reports caused by other gateways' orders (fills, drop copies) go out at the flush of those
+  orders.
 * Reports are produced by the core listener for every committed batch, whether or not the client
   is connected. Connected and ACTIVE: ``Session.send_app`` (numbered, stored, written).
   Otherwise the report is numbered and stored the same way without being written; when the
@@ -229,17 +230,18 @@ class FixGateway:
         session = m.session
         live = session.state is State.ACTIVE and m.conn is not None
         out = []
-        for item in outbox:
-            if isinstance(item, FixError):
+        with m.store.batch():  # one log flush and seqnums write, before the socket write
+            for item in outbox:
+                if isinstance(item, FixError):
+                    if live:
+                        out.append(session.reject(item))
+                    continue
+                if isinstance(item, ExecutionReport) and item.exec_id == LOCAL_EXEC_ID:
+                    item = msgspec.structs.replace(item, exec_id=f"L{session.next_sender}")
                 if live:
-                    out.append(session.reject(item))
-                continue
-            if isinstance(item, ExecutionReport) and item.exec_id == LOCAL_EXEC_ID:
-                item = msgspec.structs.replace(item, exec_id=f"L{session.next_sender}")
-            if live:
-                out.append(session.send_app(item))
-            else:  # not logged on: numbered and stored, resent when it asks
-                session.store_app(item)
+                    out.append(session.send_app(item))
+                else:  # not logged on: numbered and stored, resent when it asks
+                    session.store_app(item)
         if out and m.conn is not None:
             m.conn.write(b"".join(out))
         if m.outbox_seq > m.watermark:

@@ -22,18 +22,21 @@ Design notes
   first with few passes in Python (C-level str/bytes methods over the whole message), and hand
   anything else, valid or not, to the checked path beside them (``_checked_*``), which decides
   and names errors; tests/protocols/test_fix44_fast_paths.py holds each pair to the same answer.
+* ``FixError`` lives in ``errors`` and the UTCTIMESTAMP text in ``timestamps``; both are
+  imported here, where the rest of the package has always found them.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from enum import Enum
 from typing import Final
 
-from agora.protocols.errors import ProtocolError
+from agora.protocols.fix44.errors import FixError
+from agora.protocols.fix44.errors import FixFramingError as FixFramingError
+from agora.protocols.fix44.timestamps import format_timestamp, parse_timestamp
 
 SOH: Final = b"\x01"
 BEGIN_STRING: Final = "FIX.4.4"
@@ -61,104 +64,9 @@ GROUP_TAGS: Final = frozenset(
 
 _TAG_RE = re.compile(rb"[1-9][0-9]{0,8}")
 _INT_RE = re.compile(r"-?[0-9]+")
-_TS_RE = re.compile(  # ASCII digits only (\d would take any script's)
-    r"([0-9]{4})([0-9]{2})([0-9]{2})-([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?")
-
-
-class FixError(ProtocolError):
-    """A FIX message that cannot be accepted.
-
-    ``reason``: SessionRejectReason code (int) when one applies, else ``None``.
-    ``tag``: the offending tag (RefTagID), ``seq_num``/``msg_type``: of the offending message
-    when they could be read (RefSeqNum/RefMsgType), ``garbled``: framing failure, to be dropped
-    silently rather than rejected.
-    """
-
-    def __init__(
-        self,
-        text: str,
-        *,
-        reason: int | None = None,
-        tag: int | None = None,
-        seq_num: int | None = None,
-        msg_type: str | None = None,
-        garbled: bool = False,
-    ) -> None:
-        super().__init__(text)
-        self.text = text
-        self.reason = reason
-        self.tag = tag
-        self.seq_num = seq_num
-        self.msg_type = msg_type
-        self.garbled = garbled
-
-
-class FixFramingError(FixError):
-    """Garbage or an oversized frame in a stream; ``frames`` are the good frames of that feed."""
-
-    def __init__(self, text: str, frames: list[bytes], discarded: int) -> None:
-        super().__init__(text, garbled=True)
-        self.frames = frames
-        self.discarded = discarded
 
 
 # ---------------------------------------------------------------------------------- values
-
-
-class _SecondMemo:
-    """The last second's text and value: consecutive timestamps share their second, and
-    building or parsing a datetime costs microseconds (twice per message on the hot path)."""
-
-    __slots__ = ("parsed", "parsed_secs", "secs", "text")
-
-    def __init__(self) -> None:
-        self.secs, self.text = -1, ""
-        self.parsed, self.parsed_secs = "", 0
-
-
-_memo = _SecondMemo()
-
-
-def format_timestamp(ns: int) -> str:
-    """UTCTIMESTAMP with milliseconds (``YYYYMMDD-HH:MM:SS.sss``); sub-ms digits are truncated."""
-    secs, rem = divmod(ns, 1_000_000_000)
-    memo = _memo
-    if secs != memo.secs:
-        t = _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=secs)
-        memo.secs, memo.text = secs, f"{t:%Y%m%d-%H:%M:%S}"
-    ms = rem // 1_000_000
-    if type(ms) is int:
-        return memo.text + _MILLIS[ms]
-    return f"{memo.text}.{ms:03d}"
-
-
-_MILLIS: Final = tuple(f".{ms:03d}" for ms in range(1000))
-
-
-def parse_timestamp(text: str, tag: int = 52) -> int:
-    """UTCTIMESTAMP (0 to 9 fractional digits accepted) -> int ns since the epoch."""
-    memo = _memo
-    if text[:17] == memo.parsed:  # the memoised second: only the fraction is left to check
-        frac = text[18:]
-        if len(text) == 17 or (text[17] == "." and 0 < len(frac) <= 9 and frac.isdigit()
-                               and frac.isascii()):
-            return memo.parsed_secs * 1_000_000_000 + int(frac.ljust(9, "0"))
-    m = _TS_RE.fullmatch(text)
-    if m is None:
-        raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag)
-    frac = m.group(7)
-    whole = text[:17]
-    if whole == memo.parsed:
-        secs = memo.parsed_secs
-    else:
-        y, mo, d, h, mi, s = m.groups()[:6]
-        try:
-            t = _dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
-        except ValueError as exc:
-            raise FixError(f"tag {tag}: bad UTCTIMESTAMP {text!r}", reason=6, tag=tag) from exc
-        secs = (t - _dt.datetime(1970, 1, 1)) // _dt.timedelta(seconds=1)
-        memo.parsed, memo.parsed_secs = whole, secs
-    return secs * 1_000_000_000 + int((frac or "").ljust(9, "0"))
 
 
 def parse_int(text: str, tag: int) -> int:
@@ -228,19 +136,15 @@ def encode(
     if type(seq_num) is not int or seq_num < 1:
         raise FixError(f"MsgSeqNum must be a positive int, got {seq_num!r}", reason=5, tag=34)
     st = format_timestamp(sending_time) if isinstance(sending_time, int) else sending_time
-    if (not poss_dup and orig_sending_time is None and header == ()
-            and type(msg_type) is str and type(sender) is str and type(target) is str
-            and type(st) is str and msg_type and sender and target and st):
+    if not poss_dup and orig_sending_time is None and header == ():
         # the common message: the standard header in one piece, then the fast body
+        head = common_header(msg_type, sender, target, seq_num, st)
         fields = fields if type(fields) is list else list(fields)
-        text = _fast_text(fields)
+        text = None if head is None else _fast_text(fields)
         if text is not None:
-            text = (f"35={msg_type}\x0149={sender}\x0156={target}\x0134={seq_num}"
-                    f"\x0152={st}\x01{text}")
+            text = f"{head}\x01{text}"
             if text.count("\x01") == 5 + len(fields):  # no SOH inside a header value
-                body = text.encode()
-                msg = b"8=FIX.4.4\x019=%d\x01%b" % (len(body), body)
-                return msg + b"10=%03d\x01" % checksum(msg)
+                return envelope(text)
     head: list[tuple[int, object]] = [
         (35, msg_type), (49, sender), (56, target), (34, str(seq_num))]  # str: the fast path
     if poss_dup:
@@ -252,8 +156,24 @@ def encode(
     head.extend(header)
     items = (*head, *fields)
     body = _fast_body(items)
-    if body is None:
-        body = _checked_body(items)
+    return envelope(_checked_body(items) if body is None else body)
+
+
+def common_header(msg_type: object, sender: object, target: object, seq_num: int,
+                  st: object) -> str | None:
+    """The standard header ``35=...<SOH>...52=<st>`` (no SOH after it) when every value is a
+    non-empty str, as in the common message; None sends the caller to its general path. A SOH
+    inside a value is the caller's to find (it counts them over the whole message once)."""
+    if (type(msg_type) is str and type(sender) is str and type(target) is str
+            and type(st) is str and msg_type and sender and target and st):
+        return f"35={msg_type}\x0149={sender}\x0156={target}\x0134={seq_num}\x0152={st}"
+    return None
+
+
+def envelope(body: bytes | str) -> bytes:
+    """BeginString, BodyLength and CheckSum around ``body`` (str: UTF-8 on the wire)."""
+    if type(body) is str:
+        body = body.encode()
     msg = b"8=FIX.4.4\x019=%d\x01%b" % (len(body), body)
     return msg + b"10=%03d\x01" % checksum(msg)
 
@@ -305,17 +225,31 @@ def _checked_body(items: Sequence[tuple[int, object]]) -> bytes:
 
 
 class FixMessage:
-    """A decoded message: ordered ``fields`` (tag, value) plus first-occurrence dict access."""
+    """A decoded message: ordered ``fields`` (tag, value) plus first-occurrence dict access.
 
-    __slots__ = ("_index", "fields", "raw")
+    ``decode`` keeps the SendingTime it parsed while validating (``sending_time`` reads it
+    instead of parsing the text again: the session checks it on every message), and the tags
+    and values it split: the (tag, value) pairs are made on the first read of ``fields``
+    (the hot path reads the index only)."""
+
+    __slots__ = ("_columns", "_fields", "_index", "_sending_time", "raw")
 
     def __init__(self, fields: Sequence[tuple[int, str]], raw: bytes = b"") -> None:
-        self.fields: tuple[tuple[int, str], ...] = tuple(fields)
+        self._fields: tuple[tuple[int, str], ...] | None = tuple(fields)
+        self._columns: tuple[list[int], list[str]] | None = None
         self.raw = raw
+        self._sending_time: int | None = None
         index: dict[int, str] = {}
-        for tag, value in self.fields:
+        for tag, value in self._fields:
             index.setdefault(tag, value)
         self._index = index
+
+    @property
+    def fields(self) -> tuple[tuple[int, str], ...]:
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = tuple(_pairs(self._columns))  # type: ignore[arg-type]
+        return fields
 
     def __getitem__(self, tag: int) -> str:
         return self._index[tag]
@@ -355,7 +289,8 @@ class FixMessage:
 
     @property
     def sending_time(self) -> int:
-        return parse_timestamp(self._index[52])
+        ns = self._sending_time
+        return parse_timestamp(self._index[52]) if ns is None else ns
 
     @property
     def poss_dup(self) -> bool:
@@ -367,11 +302,14 @@ class FixMessage:
 
 
 def _message(
-    fields: tuple[tuple[int, str], ...], raw: bytes, index: dict[int, str]
+    columns: tuple[list[int], list[str]], raw: bytes, index: dict[int, str],
+    sending_time: int | None,
 ) -> FixMessage:
-    """``FixMessage(fields, raw)`` when the caller already holds its tuple and index."""
+    """``FixMessage(fields, raw)`` when the caller already holds its tags and values, index
+    and parsed SendingTime (None: not parsed)."""
     msg = _new_message(FixMessage)
-    msg.fields, msg.raw, msg._index = fields, raw, index
+    msg._fields, msg._columns, msg.raw, msg._index = None, columns, raw, index
+    msg._sending_time = sending_time
     return msg
 
 
@@ -423,6 +361,17 @@ def _checked_frame(data: bytes) -> int:
 
 
 def _fast_split(data: bytes, end: int) -> list[tuple[int, str]] | None:
+    """``_fast_columns`` as (tag, value) pairs."""
+    columns = _fast_columns(data, end)
+    return None if columns is None else _pairs(columns)
+
+
+def _pairs(columns: tuple[list[int], list[str]]) -> list[tuple[int, str]]:
+    tags, values = columns
+    return list(zip(tags, values, strict=True))
+
+
+def _fast_columns(data: bytes, end: int) -> tuple[list[int], list[str]] | None:
     """The common case without a loop in Python: ASCII, every field ``tag=value<SOH>`` with a
     plain tag and no ``=`` in the value, no data-length field. None sends the caller to the
     checked path, which reads anything valid and reports any problem precisely."""
@@ -448,7 +397,7 @@ def _fast_split(data: bytes, end: int) -> list[tuple[int, str]] | None:
             return None
     if not _LENGTH_TAGS.isdisjoint(tags):
         return None
-    return list(zip(tags, values))  # noqa: B905 (equal by construction; strict= costs 0.2 us)
+    return tags, values
 
 
 _NOT_SEPARATORS: Final = bytes(b for b in range(256) if b not in b"=\x01")
@@ -500,29 +449,31 @@ def decode(data: bytes, *, validate_formats: bool = True) -> FixMessage:
             raise FixError("decode expects bytes")
         data = bytes(data)
     trailer = _check_frame(data)
-    fields = _fast_split(data, len(data))  # with the trailer, a well-formed 10=NNN<SOH>
-    if fields is None:
+    columns = _fast_columns(data, len(data))  # with the trailer, a well-formed 10=NNN<SOH>
+    if columns is None:
         fields = _checked_split(data, trailer)
         fields.append((10, data[trailer + 3 : trailer + 6].decode()))
         return _checked_message(data, fields, validate_formats)
+    tags, values = columns
     # The common message passes every check of _checked_message at once: no repeated tag (so
     # 8, 9, 35 and 10 are where the frame and the split put them), no tag above 956, the
     # header complete, MsgSeqNum and SendingTime well formed, no 43/97/122 to check. Anything
     # else, valid or not, takes the checked path, which also names the first problem.
-    index = dict(fields)
-    if (len(index) != len(fields) or fields[2][0] != 35 or max(index) > MAX_FIX44_TAG
+    index = dict(zip(tags, values))  # noqa: B905 (equal by construction)
+    if (len(index) != len(tags) or tags[2] != 35 or max(index) > MAX_FIX44_TAG
             or not index.keys() >= _REQUIRED_HEADER_SET):
-        return _checked_message(data, fields, validate_formats)
+        return _checked_message(data, _pairs(columns), validate_formats)
+    sending_time = None
     if validate_formats:
         seq_text = index[34]
         if (not seq_text.isdigit() or int(seq_text) < 1
                 or 122 in index or 43 in index or 97 in index):
-            return _checked_message(data, fields, validate_formats)
+            return _checked_message(data, _pairs(columns), validate_formats)
         try:
-            parse_timestamp(index[52], 52)
+            sending_time = parse_timestamp(index[52], 52)
         except FixError:
-            return _checked_message(data, fields, validate_formats)
-    return _message(tuple(fields), data, index)
+            return _checked_message(data, _pairs(columns), validate_formats)
+    return _message(columns, data, index, sending_time)
 
 
 def _checked_message(
@@ -560,7 +511,7 @@ def _checked_message(
             if seq is None or seq < 1:
                 raise FixError(f"MsgSeqNum must be a positive integer: {seq_text!r}", reason=6,
                                tag=34)
-            parse_timestamp(msg[52], 52)
+            msg._sending_time = parse_timestamp(msg[52], 52)
             if 122 in msg:
                 parse_timestamp(msg[122], 122)
             for tag in (43, 97):

@@ -31,8 +31,41 @@ class FixFramer:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
+        """Complete frames first by offsets over one copy of the buffer, while they are well
+        formed back to back; whatever follows (a partial frame, anything odd) is left to
+        ``_checked_feed``, which decides and reports exactly as if it had read it all."""
+        buf = self._buf
+        buf += data
         frames: list[bytes] = []
+        if buf.startswith(FRAME_START):
+            view = bytes(buf)
+            size, pos, limit = len(view), 0, self.max_body_length
+            while True:
+                end9 = view.find(b"\x01", pos + 12, pos + 23)
+                digits = view[pos + 12 : end9]
+                if end9 < 0 or not digits.isdigit():
+                    break
+                length = int(digits)
+                trailer = end9 + 1 + length
+                total = trailer + 7
+                if length > limit:
+                    break
+                if not (total <= size and view[trailer - 1] == 1
+                        and view.startswith(b"10=", trailer)
+                        and view[trailer + 3 : trailer + 6].isdigit() and view[total - 1] == 1):
+                    break
+                frames.append(view[pos:total])
+                pos = total
+                if not view.startswith(FRAME_START, pos):
+                    break
+            del buf[:pos]
+            if not buf:
+                return frames
+        return self._checked_feed(frames)
+
+    def _checked_feed(self, frames: list[bytes]) -> list[bytes]:
+        """The buffer one check at a time: frames, waits for more bytes, or drops garbage up
+        to the next frame start (raising ``FixFramingError`` with every frame of the feed)."""
         problems: list[str] = []
         dropped = 0
         buf = self._buf

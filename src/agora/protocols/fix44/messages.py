@@ -22,6 +22,9 @@ Design notes
   goes through ``_render``/``_parse``. ``_checked_to_fields``/``_checked_from_message`` are the
   plain loops over ``FIX_FIELDS`` that the fast ones must match (tests/protocols/
   test_fix44_fast_paths.py).
+* ``encode_message`` writes a typed message in one pass over the same rows, each text after
+  its ``<SOH>tag=``; ``encode(msg.MSG_TYPE, to_fields(msg), ...)`` is its reference and takes
+  anything outside the common message.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from agora.core.price import parse_price as price_units
 from agora.protocols.fix44.codec import (
     FixError,
     FixMessage,
+    common_header,
+    encode,
+    envelope,
     format_timestamp,
     parse_bool,
     parse_int,
@@ -425,6 +431,11 @@ class BusinessMessageReject(FixStruct, frozen=True, kw_only=True):
 
 MESSAGE_TYPES: dict[str, type[FixStruct]] = dict(_BY_TYPE)
 ADMIN_TYPES = frozenset("A012345")
+_PREFIXED: dict[type[FixStruct], tuple[tuple[Any, ...], ...]] = {
+    cls: tuple((position, f"\x01{tag}=", *rest) for position, tag, *rest in rows)
+    for cls, rows in _WRITERS.items()
+}
+"""``_WRITERS`` keyed by each field's ``<SOH>tag=`` prefix, for ``encode_message``."""
 
 
 # ---------------------------------------------------------------------------------- mapping
@@ -433,15 +444,45 @@ ADMIN_TYPES = frozenset("A012345")
 def to_fields(msg: FixStruct) -> list[tuple[int, str]]:
     """Body fields of a typed message, in dictionary order; ``None`` attributes are omitted."""
     rows = _WRITERS.get(type(msg))
-    if rows is None:  # not one of the registered classes itself
+    flat = None if rows is None else _fast_texts(msg, rows)
+    if flat is None:
         return _checked_to_fields(msg)
+    return list(zip(flat[::2], flat[1::2]))  # noqa: B905 (pairs by construction)
+
+
+def encode_message(msg: FixStruct, *, sender: str, target: str, seq_num: int,
+                   sending_time: int) -> bytes:
+    """``encode(msg.MSG_TYPE, to_fields(msg), ...)`` in one pass over the typed message: each
+    text lands after its field's ``<SOH>tag=`` (``_PREFIXED``) in the list that is joined into
+    the body, with no (tag, text) pairs for ``encode`` to walk again. Anything but the common
+    message goes to that reference."""
+    rows = _PREFIXED.get(type(msg))
+    if rows is not None and type(sending_time) is int and type(seq_num) is int and seq_num > 0:
+        flat = _fast_texts(msg, rows)  # first, as the reference renders before it frames
+        head = None if flat is None else common_header(
+            msg.MSG_TYPE, sender, target, seq_num, format_timestamp(sending_time))
+        if head is not None:
+            flat.append("\x01")
+            text = head + "".join(flat)
+            # an empty value would leave "=<SOH>"; a SOH inside a value, one SOH too many
+            if "=\x01" not in text and text.count("\x01") == 5 + len(flat) // 2:
+                return envelope(text)
+    return encode(msg.MSG_TYPE, to_fields(msg), sender=sender, target=target, seq_num=seq_num,
+                  sending_time=sending_time)
+
+
+def _fast_texts(msg: FixStruct, rows: tuple[tuple[Any, ...], ...]) -> list[Any] | None:
+    """key, text, key, text... for the present attributes of ``msg`` by its class's rows (key:
+    the tag, or its ``<SOH>tag=`` prefix); None when a required attribute is missing (the
+    checked loop names it). Values outside the common case of their kind go to ``_render``."""
     values = _astuple(msg)
-    out = []
-    for position, tag, kind, code, required in rows:
+    out: list[Any] = []
+    add = out.append
+    for position, key, kind, code, required in rows:
         value = values[position]
         if value is None:
             if required:
-                return _checked_to_fields(msg)  # raises, naming the first missing field
+                return None
             continue
         t = type(value)
         if code == _W_PLAIN:
@@ -456,7 +497,8 @@ def to_fields(msg: FixStruct) -> list[tuple[int, str]]:
             text = "Y" if value else "N"
         else:  # _W_INT_ENUM
             text = str(value._value_) if t is kind else _render(kind, value)
-        out.append((tag, text))
+        add(key)
+        add(text)
     return out
 
 
@@ -490,10 +532,9 @@ def _unsupported(mt: str | None, seq: int | None) -> FixError:
 def from_message(msg: FixMessage) -> FixStruct:
     """Typed view of a decoded message; raises FixError (with reason, tag, RefSeqNum)."""
     get = msg._index.get if type(msg) is FixMessage else msg.get
-    mt, seq = _type_and_seq(msg)
-    reader = _READERS.get(mt or "")
+    reader = _READERS.get(get(35) or "")
     if reader is None:
-        raise _unsupported(mt, seq)
+        raise _unsupported(*_type_and_seq(msg))
     cls, rows = reader
     kwargs: dict[str, Any] = {}
     try:
@@ -518,8 +559,8 @@ def from_message(msg: FixMessage) -> FixStruct:
                 kwargs[attr] = parse_timestamp(text, tag)
             else:
                 kwargs[attr] = _parse(kind, text, tag)
-    except FixError as exc:
-        exc.seq_num, exc.msg_type = seq, mt
+    except FixError as exc:  # MsgType and MsgSeqNum are read for a Reject only
+        exc.msg_type, exc.seq_num = _type_and_seq(msg)
         raise
     return cls(**kwargs)
 

@@ -8,7 +8,9 @@ Design notes
   for the application), ``Disconnect`` (close the transport, then call ``disconnected``),
   plus informational ``LoggedOn`` / ``Ignored``. Time comes from the injected ``Clock``.
 * Sequence numbers live in a store (``store.FileSeqStore`` for durability). Every sent message
-  consumes the next sender number; application messages are stored raw for resends.
+  consumes the next sender number; application messages are stored raw for resends. A read
+  (``on_bytes``) is one store batch: its messages' number updates reach the disk once, at its
+  end, before the owner performs any action (store.py's notes).
 * Inbound MsgSeqNum (spec §2, secondary): equal -> process; higher -> queue it, send one
   ResendRequest(expected, 0) and process the queue in order once the gap is filled; lower
   without PossDupFlag=Y -> Logout with text and Disconnect; lower with PossDupFlag -> ignored.
@@ -50,6 +52,7 @@ from agora.protocols.fix44.messages import (
     ResendRequest,
     SequenceReset,
     TestRequest,
+    encode_message,
     from_message,
     to_fields,
 )
@@ -100,6 +103,9 @@ class State(Enum):
     ACTIVE = "active"
     LOGOUT_SENT = "logout_sent"  # we started the logout; we close on the answer
     LOGOUT_RECEIVED = "logout_received"  # we answered; the peer closes
+
+
+_LOGGING_ON = (State.AWAITING_LOGON, State.LOGON_SENT)  # a tuple: found by identity, no hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,33 +183,35 @@ class Session:
         """Encode, number and store an application message; returns the bytes to write."""
         if self.state is not State.ACTIVE:
             raise FixError(f"cannot send application messages in state {self.state.value}")
-        return self._send(msg, self.clock.now_ns()).data
+        return self._number(msg, self.clock.now_ns())[0]
 
     def store_app(self, msg: FixStruct | tuple[str, list[tuple[int, Any]]]) -> None:
         """Number and store an application message without sending it, in any state (the
         counterparty is away: its ResendRequest after the next Logon gets it as a PossDup)."""
-        self._send(msg, self.clock.now_ns())
+        self._number(msg, self.clock.now_ns())
 
     def reject(self, err: FixError) -> bytes:
         """Session Reject for a delivered message the application could not parse."""
         return self._reject(err, self.clock.now_ns()).data
 
     def on_bytes(self, data: bytes) -> list[Action]:
+        """The actions for a read; its messages' store writes are made once, at its end."""
         actions: list[Action] = []
         try:
             frames = self.framer.feed(data)
         except FixFramingError as exc:
             frames = exc.frames
             actions.append(Ignored(exc.text))
-        for frame in frames:
-            try:
-                msg = decode(frame)
-            except FixError as exc:
-                actions += self._on_bad(exc)
-            else:
-                actions += self.on_message(msg)
-            if self.state is State.DISCONNECTED:
-                break
+        with self.store.batch():  # nothing leaves before we return (store.py's notes)
+            for frame in frames:
+                try:
+                    msg = decode(frame)
+                except FixError as exc:
+                    actions += self._on_bad(exc)
+                else:
+                    actions += self.on_message(msg)
+                if self.state is State.DISCONNECTED:
+                    break
         return actions
 
     def on_message(self, msg: FixMessage) -> list[Action]:
@@ -213,9 +221,10 @@ class Session:
         self._last_recv = now
         self._test_req = None  # any inbound traffic proves the peer alive
         cfg = self.config
-        if msg.sender != cfg.target_comp_id or msg.target != cfg.sender_comp_id:
-            tag = 49 if msg.sender != cfg.target_comp_id else 56
-            err = FixError(f"CompID problem: {msg.sender}->{msg.target}", reason=9, tag=tag,
+        sender, target = msg.sender, msg.target
+        if sender != cfg.target_comp_id or target != cfg.sender_comp_id:
+            tag = 49 if sender != cfg.target_comp_id else 56
+            err = FixError(f"CompID problem: {sender}->{target}", reason=9, tag=tag,
                            seq_num=msg.seq_num, msg_type=msg.msg_type)
             return self._fatal(now, err.text, err if self.state is State.ACTIVE else None)
         skew = cfg.max_clock_skew_s
@@ -223,7 +232,7 @@ class Session:
             err = FixError("SendingTime accuracy problem", reason=10, tag=52,
                            seq_num=msg.seq_num, msg_type=msg.msg_type)
             return self._fatal(now, err.text, err if self.state is State.ACTIVE else None)
-        if self.state in (State.AWAITING_LOGON, State.LOGON_SENT):
+        if self.state in _LOGGING_ON:
             if msg.msg_type != "A":
                 self.disconnected()
                 return [Disconnect(f"expected Logon, got MsgType {msg.msg_type}")]
@@ -252,7 +261,7 @@ class Session:
                 actions.append(self._send(ResendRequest(begin_seq_no=expected, end_seq_no=0), now))
             return actions
         actions = self._process(msg, now)
-        while self.state is State.ACTIVE and self.next_target in self._queue:
+        while self._queue and self.state is State.ACTIVE and self.next_target in self._queue:
             actions += self._process(self._queue.pop(self.next_target), now)
         if self._resend_until is not None and self.next_target > self._resend_until:
             self._resend_until = None
@@ -261,7 +270,7 @@ class Session:
     def on_timer(self) -> list[Action]:
         now = self.clock.now_ns()
         st = self.state
-        if st in (State.AWAITING_LOGON, State.LOGON_SENT):
+        if st in _LOGGING_ON:
             if now - self._since >= self.config.logon_timeout_s * NS:
                 self.disconnected()
                 return [Disconnect("logon timeout")]
@@ -290,18 +299,28 @@ class Session:
     # ------------------------------------------------------------------ internals
 
     def _send(self, msg: FixStruct | tuple[str, list[tuple[int, Any]]], now: int) -> Send:
+        return Send(*self._number(msg, now))
+
+    def _number(self, msg: FixStruct | tuple[str, list[tuple[int, Any]]],
+                now: int) -> tuple[bytes, str, int]:
+        """Encode ``msg`` with the next MsgSeqNum, store it if it is an application message,
+        advance; (bytes, MsgType, MsgSeqNum), with no ``Send`` for the callers that only
+        want the bytes (a report costs a frozen dataclass less)."""
+        seq = self.store.next_sender
+        cfg = self.config
         if isinstance(msg, FixStruct):
-            mt, fields = msg.MSG_TYPE, to_fields(msg)
+            mt = msg.MSG_TYPE
+            raw = encode_message(msg, sender=cfg.sender_comp_id, target=cfg.target_comp_id,
+                                 seq_num=seq, sending_time=now)
         else:
             mt, fields = msg
-        seq = self.store.next_sender
-        raw = encode(mt, fields, sender=self.config.sender_comp_id,
-                     target=self.config.target_comp_id, seq_num=seq, sending_time=now)
+            raw = encode(mt, fields, sender=cfg.sender_comp_id, target=cfg.target_comp_id,
+                         seq_num=seq, sending_time=now)
         if mt not in ADMIN_TYPES:
             self.store.store_message(seq, raw)
         self.store.set_next_sender(seq + 1)
         self._last_sent = now
-        return Send(raw, mt, seq)
+        return raw, mt, seq
 
     def _reject(self, err: FixError, now: int) -> Send:
         reason = err.reason if err.reason is not None else 99
@@ -322,8 +341,9 @@ class Session:
 
     def _advance(self, n: int) -> None:
         self.store.set_next_target(n)
-        for s in [s for s in self._queue if s < n]:
-            del self._queue[s]
+        if self._queue:
+            for s in [s for s in self._queue if s < n]:
+                del self._queue[s]
 
     def _on_bad(self, err: FixError) -> list[Action]:
         now = self.clock.now_ns()
@@ -394,7 +414,7 @@ class Session:
             return [self._reject(exc, now)]
         self._advance(reset.new_seq_no)
         actions: list[Action] = []
-        while self.state is State.ACTIVE and self.next_target in self._queue:
+        while self._queue and self.state is State.ACTIVE and self.next_target in self._queue:
             actions += self._process(self._queue.pop(self.next_target), now)
         if self._resend_until is not None and self.next_target > self._resend_until:
             self._resend_until = None

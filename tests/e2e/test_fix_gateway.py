@@ -388,3 +388,40 @@ def test_reports_are_stored_before_they_are_written(tmp_path):
         await a.logout()
 
     run(body, tmp_path)
+
+
+def test_the_inbound_seqnum_reaches_the_disk_after_the_journal_commits_the_read(tmp_path):
+    """A crash between the two must make the client resend the read's orders (refused as
+    duplicates if they were committed), never leave the venue expecting numbers past orders
+    its journal does not hold."""
+
+    async def body(venue: Venue):
+        a = venue.client("CLIENT1")
+        await a.connect()
+        member = venue.gateway.members["CLIENT1"]
+        events: list[tuple[str, int]] = []
+        counter_write, flush = member.store._seqnums.write, venue.core.flush
+
+        def write(sender: int, target: int) -> None:
+            events.append(("seqnums", target))
+            counter_write(sender, target)
+
+        def committing() -> None:
+            events.append(("commit", member.session.store.next_target))
+            flush()
+
+        member.store._seqnums.write = write
+        venue.core.flush = committing
+        with one_write(a):
+            for n in range(3):
+                a.new_order(f"S{n}", "AAPL", Side.BUY, 10, PX - 100 * n)
+        for _ in range(3):
+            await expect(a, exec_type=ExecType.NEW)
+        target = member.store.next_target
+        first_commit = events.index(("commit", target))
+        written = [i for i, (what, value) in enumerate(events)
+                   if what == "seqnums" and value == target]
+        assert written and written[0] > first_commit, events
+        await a.logout()
+
+    run(body, tmp_path)

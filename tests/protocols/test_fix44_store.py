@@ -129,3 +129,28 @@ def test_session_reads_answer_and_store_like_an_immediate_store(reads):
             assert answers[0] == answers[1]
         for _session, _peer, store, _directory in sessions:
             store.close()
+
+
+def test_hold_target_keeps_the_inbound_number_on_disk_until_its_end(tmp_path):
+    store = FileSeqStore(tmp_path, fsync=False)
+    store.set_next_target(5)
+    on_disk = lambda: (tmp_path / "seqnums").read_text().split()  # noqa: E731
+    with store.hold_target():
+        with store.batch():
+            store.set_next_target(9)
+        assert [int(x) for x in on_disk()] == [1, 5]
+        store.set_next_sender(7)  # not implied by the message log: written at once ...
+        assert [int(x) for x in on_disk()] == [7, 5]  # ... with the held inbound number
+        with store.hold_target():  # nested: the outer block writes
+            store.set_next_target(10)
+        assert [int(x) for x in on_disk()] == [7, 5]
+    assert [int(x) for x in on_disk()] == [7, 10]
+    with store.hold_target():
+        store.set_next_target(12)
+        store.reset()  # a session reset is not a read's orders: 1 1 at once and at the end
+        assert [int(x) for x in on_disk()] == [1, 1]
+        store.set_next_sender(3)  # the held inbound number is the reset's now
+        assert [int(x) for x in on_disk()] == [3, 1]
+        store.set_next_sender(1)
+    assert [int(x) for x in on_disk()] == [1, 1]
+    store.close()

@@ -265,13 +265,9 @@ class FixGateway:
                     pending += data
                     member = self._bind(conn, pending)
                     if member is not None:
-                        self._perform(member, member.session.on_bytes(bytes(pending)))
+                        self._read(member, bytes(pending))
                 else:
-                    self._perform(member, member.session.on_bytes(data))
-                if member is not None:
-                    self.core.flush()  # this read's requests: one commit, then the reports
-                    if member.outbox:  # replies of a read that submitted nothing
-                        self._send_outbox(member)
+                    self._read(member, data)
                 if not conn.closed:
                     await writer.drain()
         except (ConnectionError, OSError):
@@ -284,6 +280,16 @@ class FixGateway:
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)
+
+    def _read(self, member: _Member, data: bytes) -> None:
+        """One read: its requests applied, then one commit, then the reports. The inbound
+        MsgSeqNum reaches the disk only after that commit (``store.hold_target``): a crash
+        between the two makes the client resend the read, never skips its orders."""
+        with member.store.hold_target():
+            self._perform(member, member.session.on_bytes(data))
+            self.core.flush()
+            if member.outbox:  # replies of a read that submitted nothing
+                self._send_outbox(member)
 
     def _bind(self, conn: _Conn, pending: bytearray) -> _Member | None:
         """Identify the session from the first frame; refuse (Logout + close) if we cannot."""

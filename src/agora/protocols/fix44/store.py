@@ -20,6 +20,11 @@ Design notes
   of the process inside the block (the session only returns its ``Send``s; the gateway
   writes a flush's replies after it), so what a peer or the journal can have seen is on disk
   exactly as without the batch.
+* ``hold_target()``: inside it, the *inbound* number on disk stays at its value at the block's
+  start (the sender number is written as usual); it reaches the disk at the end. A venue
+  holds it over a read until the journal has committed the read's orders: a crash in between
+  then makes the client resend them (the duplicates are refused by ClOrdID), instead of the
+  venue expecting numbers past orders it never committed (silently lost).
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ class MemorySeqStore:
     def batch(self) -> Iterator[None]:
         """Writes made inside reach the disk at its end (see the module notes); in memory
         there is nothing to defer."""
+        yield
+
+    @contextmanager
+    def hold_target(self) -> Iterator[None]:
+        """The inbound number reaches the disk at the end (module notes); in memory: nothing."""
         yield
 
     def close(self) -> None:
@@ -113,6 +123,7 @@ class FileSeqStore(MemorySeqStore):
         self._logged_next = 0  # 1 + the last stored message's seq (0: none this run)
         self._batching = False
         self._seqnums_due = self._log_due = False  # what the batch's end must write
+        self._held_target: int | None = None  # the inbound number on disk (hold_target)
         self._load()
         self._log = open(self._log_path, "ab")  # noqa: SIM115 - held open for appends
 
@@ -147,7 +158,8 @@ class FileSeqStore(MemorySeqStore):
         if self._batching:
             self._seqnums_due = True
         else:
-            self._seqnums.write(self.next_sender, self.next_target)
+            held = self._held_target
+            self._seqnums.write(self.next_sender, self.next_target if held is None else held)
 
     def set_next_sender(self, n: int) -> None:
         super().set_next_sender(n)
@@ -190,11 +202,27 @@ class FileSeqStore(MemorySeqStore):
                 self._seqnums_due = False
                 self._write_seqnums()
 
+    @contextmanager
+    def hold_target(self) -> Iterator[None]:
+        """The inbound number on disk stays as it is until the end (see the module notes)."""
+        if self._held_target is not None:  # nested: the outer block writes
+            yield
+            return
+        self._held_target = start = self.next_target
+        try:
+            yield
+        finally:
+            self._held_target = None
+            if self.next_target != start:
+                self._write_seqnums()
+
     def reset(self) -> None:
         super().reset()
         self._logged_next = 0
         self._log.truncate(0)
         self._log.seek(0)
+        if self._held_target is not None:
+            self._held_target = 1  # a reset is the session's, not a read's orders
         self._seqnums.write(1, 1)  # at once, even in a batch: the log is already empty
 
     def close(self) -> None:

@@ -315,6 +315,30 @@ def test_two_sessions_of_one_participant_share_orders_and_dedup(tmp_path):
     run(body, tmp_path, config=CONFIG + SECOND_SESSION)
 
 
+def test_a_venue_reject_reaches_every_session_of_the_participant_a_duplicate_does_not(tmp_path):
+    """Decision nodes each send every decided order: the node whose copy came second must
+    still learn that the venue refused the order (its own copy is only a duplicate)."""
+
+    async def body(venue: Venue):
+        a, a2, b = venue.client("CLIENT1"), venue.client("CLIENT1B"), venue.client("CLIENT2")
+        for client in (a, a2, b):
+            await client.connect()
+        a.new_order("R1", "AAPL", Side.BUY, 100, PX + 1)  # off the 0.01 tick
+        own = await expect(a, exec_type=ExecType.REJECTED, cl_ord_id="R1")
+        copy = await expect(a2, exec_type=ExecType.REJECTED, cl_ord_id="R1")
+        assert copy.exec_id == own.exec_id + "D"
+        assert (copy.ord_rej_reason, copy.text, copy.symbol, copy.side, copy.order_qty) == (
+            own.ord_rej_reason, own.text, "AAPL", own.side, 100)
+        assert own.text.startswith("INVALID_TICK")
+        a2.new_order("R1", "AAPL", Side.BUY, 100, PX + 1)  # the second node's copy
+        await expect(a2, cl_ord_id="R1", ord_rej_reason=OrdRejReason.DUPLICATE_ORDER)
+        for client in (a, a2, b):
+            await no_more(client)
+            await client.logout()
+
+    run(body, tmp_path, config=CONFIG + SECOND_SESSION)
+
+
 @contextlib.contextmanager
 def one_write(client: FixClient):
     """Hold the client's messages and send them in one TCP write (one read at the venue)."""

@@ -252,14 +252,18 @@ def test_a_restarted_host_gets_its_fills_back_and_does_not_count_a_resend_twice(
     asyncio.run(scenario())
 
 
-def test_only_reports_every_session_gets_end_an_order():
+def test_only_the_venues_verdicts_end_an_order():
     assert ended_order_of(report("E1", fx.ExecType.CANCELED, cl_ord_id="H2")) == "H2"
     assert ended_order_of(msgspec.structs.replace(
         report("E2", fx.ExecType.CANCELED, cl_ord_id="C1"), orig_cl_ord_id="H2")) == "H2"
     assert ended_order_of(report("E3", fx.ExecType.EXPIRED, cl_ord_id="H2")) == "H2"
-    # this node's copy refused as a duplicate while the order lives; a real reject reaches one
-    # node only: neither ends the order for the agents
-    assert ended_order_of(report("E4", fx.ExecType.REJECTED, cl_ord_id="H2")) is None
+    # the venue's verdict (every session gets it) ends the order; this node's own copy refused
+    # as a duplicate says nothing about the order
+    refused = msgspec.structs.replace(report("E4", fx.ExecType.REJECTED, cl_ord_id="H2"),
+                                      ord_rej_reason=fx.OrdRejReason.EXCHANGE_CLOSED)
+    assert ended_order_of(refused) == "H2"
+    duplicate = msgspec.structs.replace(refused, ord_rej_reason=fx.OrdRejReason.DUPLICATE_ORDER)
+    assert ended_order_of(duplicate) is None
     assert ended_order_of(report("E5", cl_ord_id="H2")) is None  # a fill: on_fill's business
     too_late = OrderCancelReject(order_id="1", cl_ord_id="C1", orig_cl_ord_id="H2",
                                  ord_status=fx.OrdStatus.FILLED,

@@ -51,16 +51,24 @@ _FINAL = frozenset((fx.OrdStatus.FILLED, fx.OrdStatus.CANCELED, fx.OrdStatus.EXP
 
 
 def ended_order_of(msg: FixStruct) -> str | None:
-    """The ClOrdID of the order a report says the venue is done with (cancelled, expired, or a
-    cancel refused because the order is already final); None otherwise. A fill that leaves
-    nothing ends its order too, but arrives as a :class:`Fill` (``leaves_qty`` 0).
+    """The ClOrdID of the order a report says the venue is done with (cancelled, expired,
+    rejected by the venue, or a cancel refused because the order is already final); None
+    otherwise. A fill that leaves nothing ends its order too, but arrives as a :class:`Fill`
+    (``leaves_qty`` 0).
 
-    Not a reject of a new order: every replica sends each decided order, so each node but the
-    first gets its own copy rejected as a duplicate while the order lives; and a real reject
-    reaches only the node whose copy came first (no drop copy), so acting on it would make that
-    node's agents differ from the others'."""
-    if isinstance(msg, ExecutionReport) and msg.exec_type in _ENDED:
-        return msg.orig_cl_ord_id or msg.cl_ord_id or None
+    A reject ends the order unless it says *duplicate*: every replica sends each decided order,
+    so each node but the first gets its own copy refused as a duplicate whatever became of the
+    order (alive, filled or rejected): the engine looks for a used client order id before any
+    other check of a new order (only the kill switch comes first, and it cancels every order of
+    the participant anyway). The venue's verdict on the first copy reaches every session of the
+    participant (the reject's drop copy), so every node's agents learn it."""
+    if isinstance(msg, ExecutionReport):
+        if msg.exec_type in _ENDED:
+            return msg.orig_cl_ord_id or msg.cl_ord_id or None
+        if (msg.exec_type is fx.ExecType.REJECTED
+                and msg.ord_rej_reason is not fx.OrdRejReason.DUPLICATE_ORDER):
+            return msg.cl_ord_id or None
+        return None
     if isinstance(msg, OrderCancelReject) and msg.ord_status in _FINAL:
         return msg.orig_cl_ord_id or None
     return None

@@ -63,7 +63,7 @@ from agora.core.events import Event
 from agora.exchange.journal import FsyncPolicy
 from agora.exchange.venue.config import VenueConfig
 from agora.exchange.venue.core import VenueCore
-from agora.exchange.venue.fix_mapping import FixOrders, Submit
+from agora.exchange.venue.fix_mapping import FixOrders, Submit, reject_drop_copy
 from agora.protocols.fix44.codec import FixError, FixFramingError, decode, encode
 from agora.protocols.fix44.framer import FixFramer
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
@@ -212,11 +212,21 @@ class FixGateway:
             return
         by_participant = self._by_participant
         for participant in FixOrders.participants_of(events):
-            for m in by_participant.get(participant, ()):
+            members = by_participant.get(participant, ())
+            copies: list[tuple[_Member, FixStruct]] = []
+            for m in members:
                 messages = m.orders.apply(seq, events)
                 if messages and seq > m.watermark:
                     m.outbox.extend(messages)
                     m.outbox_seq = seq
+                if len(members) > 1:
+                    copies.extend((m, copy) for msg in messages
+                                  if (copy := reject_drop_copy(msg)) is not None)
+            for source, copy in copies:  # a venue verdict: every session of the participant
+                for m in members:
+                    if m is not source and seq > m.watermark:
+                        m.outbox.append(copy)
+                        m.outbox_seq = seq
 
     def _on_flushed(self) -> None:
         for m in self.members.values():

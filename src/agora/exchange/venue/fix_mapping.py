@@ -14,7 +14,10 @@ Design notes
 * Every accepted order of the participant is reported (drop-copy semantics, whichever gateway
   or FIX session entered it); rejects and cancel rejects only for requests this session sent
   (``pending``). One ``FixOrders`` per FIX session: sessions of one participant each see every
-  event of the participant, so each resolves OrigClOrdID against all of its orders.
+  event of the participant, so each resolves OrigClOrdID against all of its orders. The venue's
+  verdict refusing a new order also reaches the participant's other sessions
+  (:func:`reject_drop_copy`, ExecID suffixed ``D``), unless it is a duplicate ClOrdID: that
+  reject concerns only the copy its session sent, not the order the ClOrdID names.
 * AvgPx is Price(4): notional / CumQty rounded half-up to 1/10,000.
 
 Inbound (NewOrderSingle 35=D)
@@ -43,6 +46,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import msgspec
 
 from agora.core import enums as core
 from agora.core.events import (
@@ -433,6 +438,15 @@ class FixOrders:
             ord_type=FROM_ORD_TYPE[info.ord_type],
             price=info.price if info.ord_type is core.OrderType.LIMIT else None,
             time_in_force=FROM_TIF[info.tif], transact_time=ts, **extra)
+
+
+def reject_drop_copy(msg: FixStruct) -> ExecutionReport | None:
+    """The copy of a venue reject of a new order for the participant's other sessions, or None
+    (any other message, and a duplicate ClOrdID's reject; see the module notes)."""
+    if (isinstance(msg, ExecutionReport) and msg.exec_type is ExecType.REJECTED
+            and msg.ord_rej_reason is not OrdRejReason.DUPLICATE_ORDER):
+        return msgspec.structs.replace(msg, exec_id=msg.exec_id + "D")
+    return None
 
 
 def _missing(m: FixStruct) -> str | None:

@@ -285,7 +285,40 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
     assert live.phase is Phase.NORMAL and live.view == 0
     live.on_tick(2 * timeout)  # the timers restarted: still waiting for the Fill
     assert live.phase is Phase.NORMAL and live.stats.view_changes_begun == 0
+    # one of them left the view (its Status names another): its progress no longer counts
+    moved_on = live.keys.seal(2, Status(CLUSTER, 2, 1, 5), AuthMode.MACS)
+    live.on_message(moved_on, 2 * timeout)
+    live.on_tick(3 * timeout + 1)
+    assert live.phase is Phase.VIEW_CHANGE and live.view == 1
     for ahead in ([(1, 0)], [(1, 0), (2, 1)]):  # f peers (maybe liars), or another view
         suspicious = _behind_replica(ahead)
         suspicious.on_tick(timeout + 1)
         assert suspicious.phase is Phase.VIEW_CHANGE and suspicious.view == 1, ahead
+
+
+def test_a_replica_ahead_resends_its_old_view_change_to_a_peer_still_gathering_that_view():
+    """Replica 0 sent ViewChange(1), then moved on to view 2; its ViewChange(1) was lost on the
+    way to replica 1, which still gathers 2f + 1 of them for view 1 (its timer has not even
+    started). Hearing replica 1's ViewChange(1), replica 0 sends its own again."""
+    net = Net()
+    ahead, behind = net.replicas[0], net.replicas[1]
+    ahead._start_view_change(1, 0, [])
+    ahead._start_view_change(2, 0, [])
+    out: list = []
+    behind._start_view_change(1, 0, out)
+    [vc] = [item.message for item in out if isinstance(item, Broadcast)]
+    resent = ahead.on_message(vc, 1_000)
+    assert len(resent) == 1 and isinstance(resent[0], Send) and resent[0].to == 1
+    again = decode_inner(resent[0].message.body)
+    assert isinstance(again, ViewChange) and again.view == 1 and again.replica == 0
+    behind.on_message(resent[0].message, 2_000)
+    assert set(behind.vcs[1]) == {0, 1}
+    assert ahead.on_message(vc, 3_000) == []  # at most once per resend_ns per peer and view
+    # two replicas past view 1 never answer each other's (replayed) old view changes: one that
+    # has shown us a later view change has moved on
+    moved: list = []
+    behind._start_view_change(2, 0, moved)
+    [vc2] = [item.message for item in moved if isinstance(item, Broadcast)]
+    ahead.on_message(vc2, 4_000)
+    later = ahead.config.resend_ns + 10_000
+    assert ahead.on_message(vc, later) == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agora.decision.bft import AuthMode, BftConfig
-from agora.decision.sim.bft_cluster import BftCluster, UnsupportedFault
+from agora.decision.sim.bft_cluster import BftCluster
 from agora.decision.sim.cluster import ClusterOptions
 from agora.decision.sim.network import NetworkOptions
 from agora.decision.sim.swarm import SimOptions, run
@@ -81,9 +81,23 @@ def test_f_byzantine_of_seven_with_lossy_network():
              n=7, drop=0.05, seed=3)
 
 
-def test_crash_is_refused_with_the_reason_not_ignored():
-    options = ClusterOptions(n=4, clients=1, requests=1, tick_ns=2_000_000)
-    cluster = BftCluster(options, 1, BftConfig(cluster=7, replica=0, n=4), {})
-    with pytest.raises(UnsupportedFault, match="silent"):
-        cluster.crash(1)
-    assert cluster.replicas[1] is not None  # nothing was half-done
+def test_crashed_replicas_restart_from_their_records_beside_a_byzantine_one():
+    """Backups crash and restart from their records (the primary equivocates meanwhile): each
+    comes back honest and the correct replicas still agree and catch up."""
+    holder: dict[str, BftCluster] = {}
+
+    def make(options: ClusterOptions, s: int) -> BftCluster:
+        cluster = holder["c"] = BftCluster(options, s, BftConfig(cluster=7, replica=0, n=7),
+                                           {0: frozenset({"equivocate"})})
+        for at, victim in ((30_000_000, 3), (60_000_000, 5), (90_000_000, 3)):
+            cluster.after(at, lambda v=victim: cluster.crash(v))
+            cluster.after(at + 15_000_000, lambda v=victim: cluster.restart(v))
+        return cluster
+
+    options = SimOptions(seed=5, safety_ns=200_000_000, cluster=ClusterOptions(
+        n=7, clients=3, requests=60, tick_ns=2_000_000, client_retry_ns=20_000_000))
+    result = run(options, make_cluster=make)
+    assert result.ok, result.failures
+    assert result.commits == result.requests == 60 and result.crashes == 3
+    cluster = holder["c"]
+    assert cluster.replicas[3].stats.recoveries == 1 and cluster.incarnations[3] == 3

@@ -102,12 +102,13 @@ def _request(client_id: int, number: int, payload: bytes) -> Request:
     return Request(1, client_id, number, 0, payload)
 
 
-def bft_cluster(tmp_path: Path, byzantine: dict[int, str] | None = None) -> ProcessCluster:
+def bft_cluster(tmp_path: Path, byzantine: dict[int, str] | None = None, *,
+                fsync: str = "none") -> ProcessCluster:
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET + b"\n")
     faults = byzantine or {}
     return ProcessCluster(
-        tmp_path, N, extra=["--mode", "bft", "--secret-file", str(secret)],
+        tmp_path, N, fsync=fsync, extra=["--mode", "bft", "--secret-file", str(secret)],
         per_replica=lambda i: ["--byzantine", faults[i]] if i in faults else [])
 
 
@@ -163,8 +164,9 @@ def test_equivocating_forging_primary_cannot_split_the_correct_replicas(tmp_path
     assert checker.replies == len(load.replies)
 
 
-def test_restart_over_an_earlier_record_is_refused_and_garbage_is_counted(tmp_path):
-    with bft_cluster(tmp_path) as cluster:
+@pytest.mark.parametrize("fsync", ["none", "always"])
+def test_killed_replica_restarts_from_its_records_and_garbage_is_counted(tmp_path, fsync):
+    with bft_cluster(tmp_path, fsync=fsync) as cluster:
         cluster.start()
         with Load(cluster, clients=1) as load:
             load.wait_replies(50)
@@ -172,10 +174,28 @@ def test_restart_over_an_earlier_record_is_refused_and_garbage_is_counted(tmp_pa
                 for datagram in (b"", b"\x07x", b"\x00\xff", b"\x00\x93\xa4Nope\x01\x02"):
                     sender.sendto(datagram, cluster.peers[1])
             load.wait_replies(100)
-        cluster.signal(1, signal.SIGUSR1)
-        time.sleep(0.2)
-        assert cluster.stats(1)["garbage"] == 4
+            cluster.signal(1, signal.SIGUSR1)
+            time.sleep(0.2)
+            assert cluster.stats(1)["garbage"] == 4
+            cluster.signal(2, signal.SIGKILL)
+            load.wait_replies(len(load.replies) + 100)
+            cluster.start(2)  # same directory: its records, then catch up
+            load.wait_replies(len(load.replies) + 100)
+        checker = load.check(correct={0, 1, 2, 3})
+        codes = cluster.stop()
+    assert all(code == 0 for code in codes.values()), codes
+    starts = [r for r in cluster.records(2) if r.item is None]
+    assert len(starts) == 2 and starts[1].applied >= 50, "resumed after its recorded prefix"
+    assert checker.replies == len(load.replies)
+
+
+def test_a_replica_whose_storage_lost_what_it_applied_refuses_to_start(tmp_path):
+    with bft_cluster(tmp_path) as cluster:
+        cluster.start()
+        with Load(cluster, clients=1) as load:
+            load.wait_replies(30)
         cluster.signal(2, signal.SIGKILL)
+        shutil.rmtree(cluster.directory(2) / "storage")  # the votes are gone, the record is not
         restarted = subprocess.run(
             [sys.executable, "-m", "agora.decision.transport.replica_main", "--id", "2",
              "--peers", ",".join(f"{h}:{p}" for h, p in cluster.peers),
@@ -184,7 +204,7 @@ def test_restart_over_an_earlier_record_is_refused_and_garbage_is_counted(tmp_pa
             capture_output=True, text=True, timeout=30)
         cluster.stop()
     assert restarted.returncode == 2
-    assert "earlier incarnation" in restarted.stderr and "empty --dir" in restarted.stderr
+    assert "StorageBehind" in restarted.stderr and "empty directory" in restarted.stderr
 
 
 @pytest.mark.parametrize(("extra", "reason"), [
@@ -192,6 +212,7 @@ def test_restart_over_an_earlier_record_is_refused_and_garbage_is_counted(tmp_pa
     (["--secret-file", "{short}"], "at least 16 bytes"),
     (["--secret-file", "{secret}", "--byzantine", "sneaky"], "unknown behaviours"),
     (["--secret-file", "{secret}", "--io", "asyncio"], "blocking driver only"),
+    (["--secret-file", "{secret}", "--fsync", "batch"], "unsafe in --mode bft"),
 ])
 def test_bad_bft_options_are_refused_with_a_reason(tmp_path, extra, reason):
     (tmp_path / "short").write_bytes(b"tiny")

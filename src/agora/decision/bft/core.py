@@ -18,7 +18,7 @@ class BftStats(msgspec.Struct):
     views_started: int = 0  # views this replica installed as their primary
     view_changes_begun: int = 0
     committed: int = 0
-    recoveries: int = 0  # always 0 (no crash-restart in this mode); kept for the sim summary
+    recoveries: int = 0  # restarts that rebuilt state from the replica's records
     fills: int = 0  # state transfers applied
     dropped_auth: int = 0  # bad MAC/signature, non-member, body naming another sender
     dropped_view: int = 0  # wrong view (old or replayed), or wrong phase

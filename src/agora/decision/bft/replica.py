@@ -24,7 +24,11 @@ construction (votes are sets keyed by view, sequence number and digest; old view
 
 Deadlines are not supported in this mode: the CFT rule trusts the leader's clock stamps, which a
 Byzantine primary could forge; ``budget_ns`` travels with the request and nothing is abandoned.
-Crash-restart is not supported either (no storage: a crashed replica counts as one of the f).
+Crash-restart: with a storage (``storage.py``, ``durable.py``) a replica records its view, the
+batch it voted for at each slot, its P set, the executed log and the stable checkpoint before
+any message of the step leaves (the transport flushes it first), and a restart rebuilds that
+state, so it never votes against its own past; without one, a crashed replica counts as one of
+the f.
 A replica that fell behind (paused, or its datagrams lost) and whose request timers fire does not
 start a view change while f + 1 peers' Status messages of its view show them executed past it:
 one of them is correct, so this primary makes progress; it restarts its timers and catches up
@@ -42,6 +46,7 @@ from __future__ import annotations
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
 from agora.decision.bft.core import BftStats, Phase, Stable
+from agora.decision.bft.durable import DurableState
 from agora.decision.bft.messages import (
     ZERO_CHAIN,
     Checkpoint,
@@ -60,6 +65,13 @@ from agora.decision.bft.messages import (
     chain_next,
     digest,
 )
+from agora.decision.bft.storage import (
+    BftStorage,
+    ExecRecord,
+    PreparedRecord,
+    SlotRecord,
+    StableRecord,
+)
 from agora.decision.bft.view_change import ViewChanges
 from agora.decision.consensus.core import InvariantViolation
 from agora.decision.consensus.messages import Broadcast, Committed, Outbox, Send, ToClient
@@ -67,12 +79,16 @@ from agora.decision.consensus.messages import Broadcast, Committed, Outbox, Send
 Batch = tuple[ClientRequest, ...]
 
 
-class BftReplica(ViewChanges):
+class BftReplica(ViewChanges, DurableState):
     """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges."""
 
-    def __init__(self, config: BftConfig, keyring: Keyring) -> None:
+    def __init__(self, config: BftConfig, keyring: Keyring, storage: BftStorage | None = None,
+                 *, applied_index: int = 0) -> None:
         self.config = config
         self.keys = keyring
+        self.storage = storage
+        self.applied_index = applied_index  # the application's durable point (a restart)
+        self.restoring = False
         self.me, self.n, self.f = config.replica, config.n, config.f
         self.checks = config.canary is BftCanary.NONE
         self.view = 0
@@ -107,6 +123,8 @@ class BftReplica(ViewChanges):
         # view change
         self.vcs: dict[int, dict[int, tuple[ViewChange, Sealed]]] = {}
         self.my_vc: Sealed | None = None
+        self.my_vcs: dict[int, Sealed] = {}  # own view changes by view (the last few)
+        self.vc_answered: dict[tuple[int, int], int] = {}  # (replica, view) -> when re-sent
         self.new_view: Sealed | None = None
         self.vc_quorum_ns: int | None = None
         self.vc_resend_ns = 0
@@ -164,7 +182,7 @@ class BftReplica(ViewChanges):
         self.started = True
         self.now = now
         self.last_exec_ns = self.last_status_ns = self.vc_resend_ns = now
-        return []
+        return self._recover(now)
 
     def on_message(self, message: object, now: int) -> list[Outbox]:
         out: list[Outbox] = []
@@ -261,6 +279,7 @@ class BftReplica(ViewChanges):
             self.assigned.update((r.client_id, r.request_number) for r in batch)
             seq, d = self.next_seq, digest(batch)
             self.next_seq += 1
+            self._store(SlotRecord(self.view, seq, d, batch))
             self.slots[seq] = (d, batch)
             self.slot_ns[seq] = self.now
             self.qset.setdefault(seq, {})[d] = self.view
@@ -303,6 +322,7 @@ class BftReplica(ViewChanges):
 
     def _accept(self, seq: int, d: bytes, batch: Batch, out: list[Outbox]) -> None:
         """Pre-prepared in this view: record it, and as a backup vote Prepare."""
+        self._store(SlotRecord(self.view, seq, d, batch))
         self.slots[seq] = (d, batch)
         self.slot_ns[seq] = self.now
         self.qset.setdefault(seq, {})[d] = self.view
@@ -343,6 +363,7 @@ class BftReplica(ViewChanges):
             if len(self.prepares.get((seq, d), ())) < cfg.prepare_quorum:
                 return
             self.commit_sent.add(seq)
+            self._store(PreparedRecord(self.view, seq, d, batch))
             self.pset[seq] = PEntry(seq, self.view, d, batch)
             self.commits.setdefault((seq, d), set()).add(self.me)
             self._broadcast(Commit(cfg.cluster, self.me, self.view, seq, d), out)
@@ -362,6 +383,7 @@ class BftReplica(ViewChanges):
         self._flush(out)
 
     def _apply(self, batch: Batch, out: list[Outbox]) -> None:
+        self._store(ExecRecord(self.executed + 1, batch))
         for r in batch:
             done = self.clients.get(r.client_id)
             self.waiting.pop((r.client_id, r.request_number), None)
@@ -409,8 +431,13 @@ class BftReplica(ViewChanges):
             return
         if stable.seq <= self.executed:
             self._check(self.chains[stable.seq] == stable.chain, "stable checkpoint diverges")
+        self._store(StableRecord(stable.seq, stable.chain, stable.proof))
         self.stable = stable
-        s = stable.seq
+        self._prune(stable.seq)
+        self._execute(out)
+
+    def _prune(self, s: int) -> None:
+        """Drop the votes, P/Q sets and slots a stable checkpoint at ``s`` makes moot."""
         for table in (self.pset, self.qset, self.slots, self.committed):
             for seq in [k for k in table if k <= s]:
                 del table[seq]
@@ -420,11 +447,12 @@ class BftReplica(ViewChanges):
         self.ckpt_votes = {k: v for k, v in self.ckpt_votes.items() if k[0] > s}
         self.commit_sent = {k for k in self.commit_sent if k > s}
         self.next_seq = max(self.next_seq, s + 1)
-        self._execute(out)
 
     def _on_status(self, m: Status, out: list[Outbox]) -> None:
         if m.view == self.view and self.phase is Phase.NORMAL:
             self.peers_executed[m.replica] = m.executed
+        else:  # it is not (or no longer) in our view: its progress says nothing about it
+            self.peers_executed.pop(m.replica, None)
         if m.view < self.view and self.phase is Phase.NORMAL and self.new_view is not None:
             out.append(Send(m.replica, self.new_view))
         if m.view == self.view and self.phase is Phase.NORMAL:

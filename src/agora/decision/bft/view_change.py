@@ -30,7 +30,12 @@ transferable, and A1 + A2 make certificates unnecessary.
 Liveness: the view-change timer starts only once 2f + 1 view changes for the view are in
 (PBFT's rule, so an isolated replica does not race ahead), doubles per failed attempt, and a
 replica that sees f + 1 view changes for later views joins the smallest. A replica that missed
-the NewView gets it from any peer in the view (it is self-certifying).
+the NewView gets it from any peer in the view (it is self-certifying). A replica that has moved
+past a view re-sends its old view change for it to a peer still gathering that view's quorum
+(found by the simulator: a view change to 1 whose message from the replica that went on to 2 was
+lost left two replicas waiting for it and that one waiting for them, for ever); at most once per
+``resend_ns`` per peer and view, and never to a peer that has shown a later view change (two
+replicas past a view would otherwise answer each other's replayed messages without end).
 
 The pure parts (:func:`decide`, :func:`valid_view_change`, :func:`unpack_new_view`) are what a
 reviewer should read; :class:`ViewChanges` is the replica's side (a mixin of ``BftReplica``).
@@ -59,6 +64,7 @@ from agora.decision.bft.messages import (
     ViewChange,
     digest,
 )
+from agora.decision.bft.storage import NewViewRecord, ViewRecord
 from agora.decision.consensus.messages import Broadcast, Outbox, Send
 
 
@@ -150,6 +156,9 @@ def unpack_new_view(nv: NewView, open_signed: Callable[[Sealed], Inner | None],
     return decide(vcs, f, claims)
 
 
+MY_VCS_KEPT = 8  # own view changes of the views just left, re-sent to peers still there
+
+
 class ViewChanges:
     """The replica's view-change steps (a mixin of ``BftReplica``, whose state it uses)."""
 
@@ -157,6 +166,7 @@ class ViewChanges:
 
     def _start_view_change(self, view: int, now: int, out: list[Outbox]) -> None:
         self.stats.view_changes_begun += 1
+        self._store(ViewRecord(view))
         self.view, self.phase = view, Phase.VIEW_CHANGE
         self.peers_executed.clear()
         self.early = [m for m in self.early if m.view >= view]
@@ -171,6 +181,9 @@ class ViewChanges:
         vc = ViewChange(self.config.cluster, self.me, view, s.seq, s.chain, s.proof, prepared,
                         q_entries(self.qset, s.seq))
         self.my_vc = self._broadcast(vc, out)
+        self.my_vcs[view] = self.my_vc
+        for old in [v for v in self.my_vcs if v < view - MY_VCS_KEPT]:
+            del self.my_vcs[old]
         self.vc_quorum_ns = None
         self.vc_resend_ns = now
         self._record_view_change(vc, self.my_vc, now, out)
@@ -190,6 +203,11 @@ class ViewChanges:
         if m.view < self.view or (m.view == self.view and self.phase is Phase.NORMAL):
             if self.phase is Phase.NORMAL and self.new_view is not None:
                 out.append(Send(m.replica, self.new_view))  # it missed the view we are in
+            elif m.view in self.my_vcs and self._still_gathering(m.replica, m.view, now):
+                # it still gathers a quorum for a view we left: our old view change (true
+                # then, still signed) may be the one it lacks; without it a view whose
+                # change lost our message waits forever, and we wait for it to follow us
+                out.append(Send(m.replica, self.my_vcs[m.view]))
             self.stats.dropped_view += 1
             return
         if not valid_view_change(m, self.proof_ok):
@@ -197,10 +215,26 @@ class ViewChanges:
             return
         self._record_view_change(m, sealed, now, out)
 
+    def _still_gathering(self, replica: int, view: int, now: int) -> bool:
+        """Whether to re-send our old view change for ``view`` to ``replica``: not if it has
+        shown us a later one (it moved on: two replicas past ``view`` would otherwise answer
+        each other's replayed old messages forever), and at most once per ``resend_ns`` (it
+        re-sends its own that often)."""
+        if any(replica in by for v, by in self.vcs.items() if v > view):
+            return False
+        last = self.vc_answered.get((replica, view))
+        if last is not None and 0 <= now - last < self.config.resend_ns:
+            return False
+        self.vc_answered[(replica, view)] = now
+        if len(self.vc_answered) > 4 * self.n * MY_VCS_KEPT:
+            self.vc_answered.clear()  # bounded; forgetting costs at most one more re-send
+        return True
+
     def _record_view_change(self, m: ViewChange, sealed: Sealed, now: int,
                             out: list[Outbox]) -> None:
         self.vcs.setdefault(m.view, {}).setdefault(m.replica, (m, sealed))
         if m.view > self.view:
+            self.peers_executed.pop(m.replica, None)  # it left our view (see _view_is_live)
             later: dict[int, int] = {}
             for view, by in self.vcs.items():
                 if view > self.view:
@@ -242,6 +276,7 @@ class ViewChanges:
 
     def _install(self, sealed: Sealed, decision: Decision, now: int, out: list[Outbox]) -> None:
         """Enter the new view: its pre-prepares are the decision's choices up to max_seq."""
+        self._store(NewViewRecord(self.view, sealed))
         self.phase = Phase.NORMAL
         self.new_view = sealed
         self.vc_attempts = 0

@@ -43,6 +43,29 @@ import msgspec
 from agora.decision.consensus.messages import Entry
 
 
+def frame(payload: bytes) -> bytes:
+    """One append-only log frame: length, CRC-32 of the payload, the payload."""
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def read_frames(data: bytes, decoder: msgspec.msgpack.Decoder) -> tuple[list, int]:
+    """The records of the whole, intact frames at the start of ``data`` and the offset after
+    the last one: a torn or corrupt tail (a crash mid-write) ends the scan."""
+    records = []
+    offset = 0
+    while offset + _FRAME.size <= len(data):
+        length, crc = _FRAME.unpack_from(data, offset)
+        payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            break
+        try:
+            records.append(decoder.decode(payload))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            break
+        offset += _FRAME.size + length
+    return records, offset
+
+
 class FsyncPolicy(enum.StrEnum):
     NONE = "none"
     BATCH = "batch"
@@ -199,20 +222,7 @@ class FileStorage:
         return replay(view, log_view, records)
 
     def _read_log(self) -> tuple[list[LogRecord], int]:
-        data = (self.directory / "log").read_bytes()
-        records: list[LogRecord] = []
-        offset = 0
-        while offset + _FRAME.size <= len(data):
-            length, crc = _FRAME.unpack_from(data, offset)
-            payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                break
-            try:
-                records.append(_record_decoder.decode(payload))
-            except msgspec.DecodeError:
-                break
-            offset += _FRAME.size + length
-        return records, offset
+        return read_frames((self.directory / "log").read_bytes(), _record_decoder)
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self._append(EntriesWrite(start, tuple(entries)))
@@ -247,8 +257,7 @@ class FileStorage:
             self._sync_log()
 
     def _write(self, record: LogRecord) -> None:
-        payload = _record_encoder.encode(record)
-        self._log.write(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+        self._log.write(frame(_record_encoder.encode(record)))
 
     def _sync_log(self) -> None:
         self.drain()

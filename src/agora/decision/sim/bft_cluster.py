@@ -5,8 +5,9 @@ BFT replicas, BFT clients, up to f Byzantine replicas and a checker that trusts 
 codec, reply type, clients and checker) and replaces replica construction; outputs of a
 Byzantine replica pass through its :class:`~agora.decision.sim.byzantine.Byzantine` filter and
 its ``Committed`` outputs are not checked (a faulty replica may emit anything).
-:func:`options_swarm_bft` draws the faults from the seed (network faults as in CFT mode, no
-crashes: this mode has no storage, so a crashed replica would be one of the f), and
+:func:`options_swarm_bft` draws the faults from the seed (network faults as in CFT mode, and
+crashes with restarts from each replica's records, ``bft/storage.py``: a crash keeps what the
+replica flushed before its last sends, the failure model of a process crash), and
 :func:`run_bft` runs the same safety phase / heal / liveness phase as ``swarm.run``.
 
 What "heal" means here: the network heals, but Byzantine replicas stay Byzantine; liveness is
@@ -24,16 +25,13 @@ from agora.decision.bft.client import BftClient
 from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
 from agora.decision.bft.messages import ClientReply, decode
 from agora.decision.bft.replica import BftReplica, Phase
+from agora.decision.bft.storage import MemoryBftStorage
 from agora.decision.consensus.messages import Committed, Outbox
 from agora.decision.sim.byzantine import BEHAVIOURS, Byzantine
 from agora.decision.sim.checker import Checker
 from agora.decision.sim.cluster import Cluster, ClusterOptions
 from agora.decision.sim.network import NetworkOptions
 from agora.decision.sim.swarm import RunResult, SimOptions, options_swarm, run
-
-
-class UnsupportedFault(ValueError):
-    """A fault the Byzantine-mode simulator does not model (said, never silently ignored)."""
 
 
 class BftSimOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +76,7 @@ class BftCluster(Cluster):
             raise ValueError(f"at most f = {f} Byzantine replicas")
         self.correct = frozenset(range(options.n)) - set(self.byzantine_kinds)
         self.filters: dict[int, Byzantine] = {}
+        self.bft_storages = [MemoryBftStorage() for _ in range(options.n)]
         super().__init__(options, seed)
         self.filters = {r: Byzantine(r, self.n, kinds, self.keyring, bft.auth, self.rng)
                         for r, kinds in self.byzantine_kinds.items()}
@@ -90,26 +89,29 @@ class BftCluster(Cluster):
                          retry_ns=self.options.client_retry_ns)
 
     def crash(self, replica: int) -> None:
-        """Refused: BFT replicas here keep no durable state, so a replica that crashed and came
-        back empty could contradict what it voted before. Model a failed replica as a silent
-        Byzantine one (it counts against f either way)."""
-        raise UnsupportedFault(
-            f"crash of replica {replica}: crash-restart is not modelled in the Byzantine mode "
-            "(no durable state); use the 'silent' Byzantine behaviour instead"
-        )
+        """The process dies between two steps: its records up to its last sends survive."""
+        if self.replicas[replica] is not None:
+            self.bft_storages[replica].crash()
+        super().crash(replica)
 
     def restart(self, replica: int, *, applied_index: int | None = None) -> None:
+        """Boot from the replica's records; its application resumes from ``applied_index``
+        (default: a random point up to what it had received)."""
         if self.replicas[replica] is not None:
             return
+        received = self.checker.next_index.get(replica, 1) - 1
+        if applied_index is None:
+            applied_index = self.rng.randint(0, received)
         config = msgspec.structs.replace(self.bft, replica=replica, n=self.n)
-        node = BftReplica(config, self.keyring)
+        node = BftReplica(config, self.keyring, self.bft_storages[replica],
+                          applied_index=applied_index)
         self.replicas[replica] = node  # type: ignore[call-overload]
         self.incarnations[replica] += 1
-        self.checker.on_start(replica, 0)
+        self.checker.on_start(replica, applied_index)
         self._run_replica(replica, lambda: node.start(self.clocks[replica].local(self.now)))
 
     def down_or_recovering(self) -> int:
-        return 0
+        return sum(node is None for node in self.replicas)
 
     def leader(self) -> int | None:
         normal = [node for r, node in enumerate(self.replicas)
@@ -124,6 +126,8 @@ class BftCluster(Cluster):
         super()._deliver(node, data)
 
     def _route(self, source: int, out: list[Outbox]) -> None:
+        if source < self.n:  # a replica (clients come after): flushed before its sends
+            self.bft_storages[source].flush()
         behaviour = self.filters.get(source)
         if behaviour is not None:
             out = [item for item in behaviour.rewrite(out) if not isinstance(item, Committed)]
@@ -133,8 +137,8 @@ class BftCluster(Cluster):
 def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = BftCanary.NONE,
                       auth: AuthMode = AuthMode.MACS, requests: int | None = None
                       ) -> BftSimOptions:
-    """The CFT swarm's network faults and sizes, no crashes, plus up to f Byzantine replicas
-    with random behaviours, all from the seed."""
+    """The CFT swarm's network faults, crashes and sizes, plus up to f Byzantine replicas with
+    random behaviours, all from the seed."""
     rng = random.Random(seed ^ 0xB1A5_ED)
     n = n if n is not None else rng.choice((4, 4, 7))
     f = (n - 1) // 3
@@ -145,8 +149,11 @@ def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = Bf
                                       tick_ns=2_000_000, client_retry_ns=20_000_000,
                                       network=network)
     # shorter runs than CFT mode: Python PBFT costs about n^2 messages per batch
-    base = msgspec.structs.replace(base, cluster=cluster, crash_prob=0.0,
-                                   safety_ns=min(base.safety_ns, 250_000_000))
+    # the canaries keep the crash-free schedules their known seeds were found on (a crash
+    # draw changes the nemesis's random stream, hence the whole run)
+    base = msgspec.structs.replace(
+        base, cluster=cluster, safety_ns=min(base.safety_ns, 250_000_000),
+        crash_prob=base.crash_prob if canary is BftCanary.NONE else 0.0)
     replica = BftConfig(cluster=base.cluster.replica.cluster, replica=0, n=n, auth=auth,
                         pipeline_max=rng.choice((1, 4, 8)), batch_max=rng.choice((1, 4, 32)),
                         checkpoint_every=rng.choice((4, 16, 64)), canary=canary)

@@ -14,10 +14,13 @@ What differs from crash mode:
   matching replies.
 * **Committed record before replies**, as in crash mode: a replica's reply never announces an
   index its record (the checker's oracle) does not hold yet.
-* **No durable state** (as in ``bft/replica.py``): a process that starts over a record of an
-  earlier incarnation refuses to run (:class:`BftRestartRefused`), because an empty replica
-  could vote against what it voted before it crashed. Rejoining means a new, empty directory:
-  the replica is then one of the ``f`` the cluster tolerates until it has caught up.
+* **Durable state before sends**: the replica's records (``bft/storage.py``: views, the batch
+  it voted for at each slot, its P set, the executed log, the stable checkpoint) are written
+  out (and fsynced under ``always``) before any datagram of the step leaves, so a restarted
+  replica never contradicts what it sent. A replica without storage refuses to start over a
+  record of an earlier incarnation (:class:`BftRestartRefused`): empty, it could vote against
+  its own past. Rejoining with a new, empty directory is always possible: the replica then
+  counts as one of the ``f`` until it has caught up.
 * **Deliberate faults for tests** (``byzantine``): the simulator's
   :class:`~agora.decision.sim.byzantine.Byzantine` filter rewrites what this replica sends
   (equivocation, forged and replayed votes, wrong digests, silence, withholding, lying view
@@ -53,12 +56,12 @@ class BftNode(BlockingNode):
     def __init__(self, replica: BftReplica, peers: Sequence[Address], clock: Clock,
                  recorder: Recorder | None = None, *, tick_ns: int = 1_000_000,
                  byzantine: Byzantine | None = None) -> None:
-        if recorder is not None and recorder.incarnation > 0:
+        if recorder is not None and recorder.incarnation > 0 and replica.storage is None:
             raise BftRestartRefused(
-                f"replica {replica.me}: {recorder.path} holds an earlier incarnation; the "
-                "Byzantine mode keeps no durable state, so a restarted replica could contradict "
-                "its own earlier votes. Rejoin with an empty --dir instead (the replica then "
-                "counts as one of the f faults until it has caught up)")
+                f"replica {replica.me}: {recorder.path} holds an earlier incarnation and the "
+                "replica has no storage, so it could contradict its own earlier votes. Rejoin "
+                "with an empty --dir instead (the replica then counts as one of the f faults "
+                "until it has caught up)")
         super().__init__(replica, peers, clock, recorder, tick_ns=tick_ns)  # type: ignore[arg-type]
         self.bft = replica
         self.byzantine = byzantine
@@ -85,8 +88,11 @@ class BftNode(BlockingNode):
         self._run(lambda: self.bft.on_message(message, self.clock.now_ns()))
 
     def execute(self, out: list[Outbox]) -> None:
-        """Committed records (flushed to the OS), then replies, then replica messages."""
+        """The replica's records (as durable as its policy says), committed records (flushed
+        to the OS), then replies, then replica messages."""
         recorder = self.recorder
+        if self.bft.storage is not None:
+            self.bft.storage.flush()
         if self.byzantine is not None:
             out = self.byzantine.rewrite(out)
         replies: list[tuple[ClientReply, Address]] = []

@@ -15,8 +15,9 @@ a replica exception ends it with status 2 and the traceback on stderr.
 the blocking driver (``bft_node.py``): its keys come from the cluster secret in
 ``--secret-file`` (every replica and client of the cluster holds the same file), ``--auth``
 picks MACs or signatures for the normal case, and ``--byzantine`` makes this replica misbehave
-on purpose (tests only; see ``sim/byzantine.py``). That mode keeps no durable state, so it
-refuses to start over an earlier incarnation's record (``BftRestartRefused``).
+on purpose (tests only; see ``sim/byzantine.py``). Its records go to ``D/storage/bft.log``
+before each step's sends (``--fsync none``: survives a process crash; ``always``: a power cut;
+``batch`` is refused in this mode), and a restart with the same ``--dir`` resumes from them.
 
 Embedding: ``main(args, on_committed=hook)`` calls ``hook(item)`` for every ``Committed`` right
 after it is recorded (an exception in the hook ends the process like a replica bug), and
@@ -42,12 +43,13 @@ from agora.core.clock import WallClock
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftConfig
 from agora.decision.bft.replica import BftReplica
+from agora.decision.bft.storage import FileBftStorage
 from agora.decision.consensus.config import ReplicaConfig
 from agora.decision.consensus.messages import Committed
 from agora.decision.consensus.replica import Replica
 from agora.decision.consensus.storage import FileStorage, FsyncPolicy
 from agora.decision.sim.byzantine import BEHAVIOURS, Byzantine
-from agora.decision.transport.bft_node import BftNode, BftRestartRefused
+from agora.decision.transport.bft_node import BftNode
 from agora.decision.transport.blocking import BlockingNode
 from agora.decision.transport.framing import Address
 from agora.decision.transport.record import Recorder
@@ -123,11 +125,14 @@ def build_bft(args: argparse.Namespace) -> BftNode:
                            random.Random(args.id)) if kinds else None)
     args.dir.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(args.dir / "committed.log", args.id)
+    storage = FileBftStorage(args.dir / "storage", FsyncPolicy(args.fsync))
     try:
-        return BftNode(BftReplica(config, keyring), peers, WallClock(), recorder,
-                       tick_ns=args.tick_us * 1000, byzantine=byzantine)
+        replica = BftReplica(config, keyring, storage, applied_index=recorder.applied)
+        return BftNode(replica, peers, WallClock(), recorder, tick_ns=args.tick_us * 1000,
+                       byzantine=byzantine)
     except BaseException:
         recorder.close()
+        storage.close()
         raise
 
 
@@ -190,13 +195,11 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
 
 def serve_blocking(args: argparse.Namespace) -> int:
     """The replica on a blocking socket (``--io blocking``, the default for this process)."""
-    storage: FileStorage | None = None
+    storage: FileStorage | FileBftStorage | None
     if args.mode == "bft":
-        try:
-            node: BlockingNode = build_bft(args)
-        except BftRestartRefused as exc:
-            print(f"replica_main: {exc}", file=sys.stderr)
-            return 2
+        bft_node = build_bft(args)
+        node: BlockingNode = bft_node
+        storage = bft_node.bft.storage  # type: ignore[assignment]
     else:
         replica, peers, recorder, storage = build(args)
         node = BlockingNode(replica, peers, WallClock(), recorder, tick_ns=args.tick_us * 1000)
@@ -242,6 +245,9 @@ def run(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--byzantine: unknown behaviours {sorted(unknown)}")
             if args.io != "blocking":
                 raise ValueError("--mode bft runs on the blocking driver only (--io blocking)")
+            if args.fsync == "batch":
+                raise ValueError("--fsync batch is unsafe in --mode bft (a vote could outlive "
+                                 "its record): use none or always")
         except (OSError, ValueError) as exc:
             parser.error(str(exc))
     if args.io == "asyncio":

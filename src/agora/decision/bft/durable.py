@@ -1,0 +1,120 @@
+"""A Byzantine-mode replica's restart: rebuild from its own records what it promised before.
+
+The records (``storage.py``) are replayed in the order they were written; the state they give
+is the state the replica had when it last sent anything:
+
+* its view, and whether it had installed it (a NewView) or was changing to it;
+* in that view, the batch it pre-prepared or prepared at each sequence number (so it never
+  votes for another at the same one), its prepares and commits (so it does not count itself
+  short), and its P and Q sets across views (so its next view change tells the truth);
+* the executed log (the client table, the hash chain, the request indices) and the stable
+  checkpoint with its proof.
+
+What it does not keep: other replicas' votes, requests waiting to be ordered (clients retry),
+checkpoint votes. It gets them again from its peers (Status -> retransmission or Fill) like a
+replica that lost messages. A replica that restarts in the middle of a view change sends its
+view change for that view again (its content is still true).
+
+``applied_index`` is the application's durable point: the restart emits ``Committed`` for the
+requests after it only (the committed record already holds the earlier ones). A storage that
+knows fewer requests than the application applied lost writes it promised to keep: the replica
+refuses to start (:class:`StorageBehind`), it could otherwise vote against its own past.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agora.decision.bft.core import Phase, Stable
+from agora.decision.bft.messages import PEntry
+from agora.decision.bft.storage import (
+    BftRecord,
+    ExecRecord,
+    NewViewRecord,
+    PreparedRecord,
+    SlotRecord,
+    StableRecord,
+    ViewRecord,
+)
+from agora.decision.consensus.messages import Committed, Outbox
+
+if TYPE_CHECKING:
+    from agora.decision.bft.replica import BftReplica
+
+
+class StorageBehind(RuntimeError):
+    """The replica's records end before the point its application already applied."""
+
+
+class DurableState:
+    """The replica's side of its storage (a mixin of ``BftReplica``, whose state it uses)."""
+
+    def _store(self: BftReplica, record: BftRecord) -> None:
+        if self.storage is not None and not self.restoring:
+            self.storage.append(record)
+
+    def _recover(self: BftReplica, now: int) -> list[Outbox]:
+        """At start: replay the records; the ``Committed`` after the application's point, and
+        a view change still under way, resent."""
+        if self.storage is None:
+            return []
+        records = self.storage.load()
+        done: list[Outbox] = []
+        self.restoring = True
+        try:
+            for record in records:
+                self._replay(record, now, done)
+        finally:
+            self.restoring = False
+        if self.request_index < self.applied_index:
+            raise StorageBehind(
+                f"bft replica {self.me}: its records hold {self.request_index} requests, its "
+                f"application applied {self.applied_index}: the storage lost writes (a power "
+                "cut under fsync 'none'?); rejoin with an empty directory instead")
+        out: list[Outbox] = [item for item in done if isinstance(item, Committed)
+                             and item.index > self.applied_index]
+        if records:
+            self.stats.recoveries += 1
+        if self.phase is Phase.VIEW_CHANGE:
+            self._start_view_change(self.view, now, out)
+        return out
+
+    def _replay(self: BftReplica, record: BftRecord, now: int, done: list[Outbox]) -> None:
+        match record:
+            case ViewRecord(view=view):
+                self._enter(view, Phase.VIEW_CHANGE)
+            case NewViewRecord(view=view, new_view=sealed):
+                self._enter(view, Phase.NORMAL)
+                self.new_view = sealed
+            case SlotRecord(view=view, seq=seq, digest=d, batch=batch):
+                q = self.qset.setdefault(seq, {})
+                q[d] = max(q.get(d, -1), view)
+                if view == self.view:
+                    self.slots[seq] = (d, batch)
+                    self.slot_ns[seq] = now
+                    self.assigned.update((r.client_id, r.request_number) for r in batch)
+                    self.next_seq = max(self.next_seq, seq + 1)
+                    if not self.is_primary:
+                        self.prepares.setdefault((seq, d), set()).add(self.me)
+            case PreparedRecord(view=view, seq=seq, digest=d, batch=batch):
+                self.pset[seq] = PEntry(seq, view, d, batch)
+                if view == self.view:
+                    self.commit_sent.add(seq)
+                    self.commits.setdefault((seq, d), set()).add(self.me)
+            case ExecRecord(seq=seq, batch=batch):
+                self._check(seq == self.executed + 1, f"stored execution {seq} out of order")
+                self.committed.pop(seq, None)
+                self._apply(batch, done)
+            case StableRecord(seq=seq, chain=chain, proof=proof):
+                if seq > self.stable.seq:
+                    self.stable = Stable(seq, chain, proof)
+                    self._prune(seq)
+
+    def _enter(self: BftReplica, view: int, phase: Phase) -> None:
+        self.view, self.phase = view, phase
+        self.slots.clear()
+        self.slot_ns.clear()
+        self.prepares.clear()
+        self.commits.clear()
+        self.commit_sent.clear()
+        self.assigned.clear()

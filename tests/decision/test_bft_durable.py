@@ -1,0 +1,152 @@
+"""A Byzantine-mode replica that crashes and restarts from its records stays honest: it keeps
+its votes, its P set, its executed log and its view, and emits only what its application has
+not applied yet."""
+
+from __future__ import annotations
+
+import pytest
+
+from agora.decision.bft import AuthMode, BftConfig, BftReplica, Phase
+from agora.decision.bft.durable import StorageBehind
+from agora.decision.bft.messages import (
+    Commit,
+    PrePrepare,
+    Sealed,
+    ViewChange,
+    decode,
+    decode_inner,
+    digest,
+)
+from agora.decision.bft.storage import (
+    ExecRecord,
+    FileBftStorage,
+    MemoryBftStorage,
+    SlotRecord,
+    ViewRecord,
+)
+from agora.decision.consensus.messages import Broadcast, Committed
+from agora.decision.consensus.storage import FsyncPolicy
+from tests.decision.test_bft_replica import CLUSTER, Net
+
+
+def durable_net() -> tuple[Net, list[MemoryBftStorage]]:
+    net = Net()
+    storages = [MemoryBftStorage() for _ in range(4)]
+    for r in range(4):
+        net.replicas[r] = BftReplica(BftConfig(cluster=CLUSTER, replica=r, n=4), net.keys,
+                                     storages[r])
+        net.replicas[r].start(0)
+    return net, storages
+
+
+def restart(net: Net, storages: list[MemoryBftStorage], r: int, applied: int) -> list:
+    storages[r].flush()  # the transport flushes each step before its sends
+    storages[r].crash()
+    net.replicas[r] = BftReplica(BftConfig(cluster=CLUSTER, replica=r, n=4), net.keys,
+                                 storages[r], applied_index=applied)
+    return net.replicas[r].start(net.now)
+
+
+def commit(net: Net, storages: list[MemoryBftStorage], payloads: list[bytes]) -> None:
+    for payload in payloads:
+        net.submit(payload)
+        net.run()
+        for storage in storages:
+            storage.flush()
+
+
+def test_a_restarted_replica_resumes_its_log_and_emits_only_what_was_not_applied():
+    net, storages = durable_net()
+    commit(net, storages, [b"a", b"b", b"c"])
+    out = restart(net, storages, 2, applied=1)
+    again = [item for item in out if isinstance(item, Committed)]
+    assert [(c.index, c.payload) for c in again] == [(2, b"b"), (3, b"c")]
+    replica = net.replicas[2]
+    assert replica.executed == 3 and replica.phase is Phase.NORMAL and replica.view == 0
+    assert replica.stats.recoveries == 1
+    commit(net, storages, [b"d"])
+    assert net.replicas[2].executed == 4
+    assert net.committed[2][-1].payload == b"d" and net.committed[2][-1].index == 4
+
+
+def test_a_restarted_backup_still_refuses_a_second_batch_at_the_same_slot():
+    net, storages = durable_net()
+    net.cut = {1, 2, 3}  # the primary's pre-prepare is queued; deliver it to replica 1 only
+    net.submit(b"x")
+    net.run()
+    net.cut = set()
+    request = net.replicas[0].slots[1][1]
+    first = PrePrepare(CLUSTER, 0, 0, 1, digest(request), request)
+    net.replicas[1].on_message(net.keys.seal(0, first, AuthMode.MACS), 0)
+    restart(net, storages, 1, applied=0)
+    other = ()  # an equivocating primary's twin for the same (view, seq)
+    twin = PrePrepare(CLUSTER, 0, 0, 1, digest(other), other)
+    out = net.replicas[1].on_message(net.keys.seal(0, twin, AuthMode.MACS), 0)
+    assert out == [] and net.replicas[1].stats.dropped_equivocation == 1
+    assert net.replicas[1].slots[1][0] == digest(request)
+
+
+def test_a_restarted_replica_tells_the_truth_about_what_it_prepared():
+    net, storages = durable_net()
+    net.submit(b"y")
+    while net.queue:  # everyone prepares; every Commit is lost, so nobody executes
+        to, data = net.queue.popleft()
+        message = decode(data)
+        if to >= 0 and not (isinstance(message, Sealed)
+                            and isinstance(decode_inner(message.body), Commit)):
+            net.route(to, net.replicas[to].on_message(message, net.now))
+    assert 1 in net.replicas[3].pset and net.replicas[3].executed == 0
+    restart(net, storages, 3, applied=0)
+    out: list = []
+    net.replicas[3]._start_view_change(1, net.now, out)  # it suspects the primary
+    [vc] = [decode_inner(item.message.body) for item in out if isinstance(item, Broadcast)]
+    assert isinstance(vc, ViewChange)
+    assert [e.seq for e in vc.prepared] == [1] and vc.prepared[0].batch[0].payload == b"y"
+
+
+def test_a_restart_in_a_view_change_sends_its_view_change_again():
+    net, storages = durable_net()
+    replica = net.replicas[2]
+    out: list = []
+    replica._start_view_change(1, 0, out)
+    storages[2].flush()
+    again = restart(net, storages, 2, applied=0)
+    assert net.replicas[2].view == 1 and net.replicas[2].phase is Phase.VIEW_CHANGE
+    [vc] = [decode_inner(i.message.body) for i in again if isinstance(i, Broadcast)]
+    assert isinstance(vc, ViewChange) and vc.view == 1
+
+
+def test_storage_behind_the_application_is_refused():
+    net, storages = durable_net()
+    commit(net, storages, [b"a", b"b"])
+    with pytest.raises(StorageBehind, match="applied 5"):
+        restart(net, storages, 1, applied=5)
+
+
+def test_unflushed_records_die_with_the_process():
+    storage = MemoryBftStorage()
+    storage.append(ViewRecord(1))
+    storage.flush()
+    storage.append(ViewRecord(2))
+    storage.crash()
+    assert storage.load() == [ViewRecord(1)]
+
+
+def test_file_storage_round_trip_torn_tail_and_refused_batch_policy(tmp_path):
+    storage = FileBftStorage(tmp_path, FsyncPolicy.ALWAYS)
+    records = [ViewRecord(3), SlotRecord(3, 1, b"d" * 32, ()), ExecRecord(1, ())]
+    for record in records:
+        storage.append(record)
+    storage.flush()
+    storage.close()
+    with open(tmp_path / "bft.log", "ab") as f:
+        f.write(b"\x10\x00\x00\x00torn")  # a frame header and half a payload: a crash mid-write
+    again = FileBftStorage(tmp_path)
+    assert again.load() == records
+    again.append(ViewRecord(4))
+    again.close()
+    third = FileBftStorage(tmp_path)
+    assert third.load() == [*records, ViewRecord(4)]
+    third.close()
+    with pytest.raises(ValueError, match="batch"):
+        FileBftStorage(tmp_path / "other", FsyncPolicy.BATCH)

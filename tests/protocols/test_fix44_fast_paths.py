@@ -573,3 +573,12 @@ def test_encode_message_of_a_subclass_takes_the_reference():
 
     kw = {"sender": "AGORA", "target": "CLIENT1", "seq_num": 3, "sending_time": T0}
     assert encode_message(Later(test_req_id="x"), **kw) == encode("0", [(112, "x")], **kw)
+
+
+@pytest.mark.parametrize("text", ["", "2026", "20261126-12:00:0"])
+def test_a_short_timestamp_is_a_fix_error_even_as_the_first_parse(monkeypatch, text):
+    """With an empty memo (a fresh process) a text shorter than a whole second used to reach
+    the memo's fraction check and raise IndexError instead of the session's FixError."""
+    monkeypatch.setattr(timestamps, "_memo", timestamps._SecondMemo())
+    with pytest.raises(FixError, match="bad UTCTIMESTAMP"):
+        timestamps.parse_timestamp(text, 60)

@@ -58,7 +58,7 @@ def parse_timestamp(text: str, tag: int = 52) -> int:
     memo = _memo
     if text == memo.last:
         return memo.last_ns
-    if text[:17] == memo.parsed:  # the memoised second: only the fraction is left to check
+    if len(text) >= 17 and text[:17] == memo.parsed:  # the memoised second: the fraction left
         frac = text[18:]
         if len(text) == 17 or (text[17] == "." and 0 < len(frac) <= 9 and frac.isdigit()
                                and frac.isascii()):

@@ -167,15 +167,9 @@ class ViewChanges:
     def _start_view_change(self, view: int, now: int, out: list[Outbox]) -> None:
         self.stats.view_changes_begun += 1
         self._store(ViewRecord(view))
-        self.view, self.phase = view, Phase.VIEW_CHANGE
+        self._enter(view, Phase.VIEW_CHANGE)
         self.peers_executed.clear()
         self.early = [m for m in self.early if m.view >= view]
-        self.slots.clear()
-        self.slot_ns.clear()
-        self.prepares.clear()
-        self.commits.clear()
-        self.commit_sent.clear()
-        self.assigned.clear()
         s = self.stable
         prepared = tuple(e for k, e in sorted(self.pset.items()) if k > s.seq)
         vc = ViewChange(self.config.cluster, self.me, view, s.seq, s.chain, s.proof, prepared,

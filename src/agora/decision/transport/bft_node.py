@@ -32,12 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
 from agora.core.clock import Clock
 from agora.decision.bft.messages import ClientReply, ClientRequest, Sealed, decode, encode
 from agora.decision.bft.replica import BftReplica
-from agora.decision.consensus.messages import Broadcast, Committed, Outbox, Send, ToClient
+from agora.decision.consensus.messages import Committed, Outbox, ToClient
 from agora.decision.sim.byzantine import Byzantine
 from agora.decision.transport.blocking import SHED_AT, BlockingNode
 from agora.decision.transport.framing import Address
@@ -67,18 +65,8 @@ class BftNode(BlockingNode):
         self.byzantine = byzantine
 
     def on_datagram(self, data: bytes, addr: Address) -> None:
-        self.stats.datagrams_received += 1
-        before = self.reassembler.malformed
-        whole = self.reassembler.feed(data, addr)
-        if whole is None:
-            self.stats.garbage += self.reassembler.malformed - before
-            return
-        try:
-            message = decode(whole)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            self.stats.garbage += 1
-            return
-        if isinstance(message, ClientReply):
+        message = self._decoded(data, addr, decode)
+        if message is None or isinstance(message, ClientReply):
             return
         if isinstance(message, ClientRequest):
             if message.client_id > 0:
@@ -110,13 +98,7 @@ class BftNode(BlockingNode):
         for reply, addr in replies:
             self.stats.replies_sent += 1
             self._send(encode(reply), [addr])
-        for item in out:
-            if isinstance(item, Send):
-                self._send(encode(item.message), [self.peers[item.to]])
-                self.stats.peer_messages_sent += 1
-            elif isinstance(item, Broadcast):
-                self._send(encode(item.message), self.others)
-                self.stats.peer_messages_sent += len(self.others)
+        self._send_peers(out, encode)
 
     def after_step(self) -> None:
         self.stats.view = self.bft.view

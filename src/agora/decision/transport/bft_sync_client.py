@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
 from agora.core.clock import Clock
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.client import BftClient
 from agora.decision.bft.messages import ClientReply, decode, encode
-from agora.decision.transport.framing import Address
+from agora.decision.transport.framing import Address, decoded
 from agora.decision.transport.sync_client import SyncClient
 
 
@@ -40,13 +38,7 @@ class BftSyncClient(SyncClient):
         """Nothing to announce: every replica learns the address from the request itself."""
 
     def _replies(self, data: bytes, addr: Address) -> Sequence[object]:
-        whole = self.reassembler.feed(data, addr)
-        if whole is None:
-            return ()
-        try:
-            message = decode(whole)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return ()
+        message = decoded(self.reassembler, data, addr, decode)
         return (message,) if isinstance(message, ClientReply) else ()
 
     _encode = staticmethod(encode)

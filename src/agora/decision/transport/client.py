@@ -67,7 +67,13 @@ from agora.decision.consensus.messages import (
     decode,
     encode,
 )
-from agora.decision.transport.framing import Address, Reassembler, send_message, tune_socket
+from agora.decision.transport.framing import (
+    Address,
+    Reassembler,
+    decoded,
+    send_message,
+    tune_socket,
+)
 
 REQUESTS_PER_DATAGRAM = 512
 RETRY_RTTS = 4  # retry after this many smoothed round trips, never sooner than ``retry_ns``
@@ -85,13 +91,7 @@ def fresh_client_ids(count: int) -> int:
 def replies_in(reassembler: Reassembler, data: bytes, addr: Address) -> tuple[Reply, ...]:
     """The replies a datagram completes (a ``Reply`` or a ``ReplyBatch``); anything else, a
     fragment still waiting for the rest, or garbage: none."""
-    whole = reassembler.feed(data, addr)
-    if whole is None:
-        return ()
-    try:
-        message = decode(whole)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return ()
+    message = decoded(reassembler, data, addr, decode)
     if isinstance(message, ReplyBatch):
         return message.replies
     return (message,) if isinstance(message, Reply) else ()

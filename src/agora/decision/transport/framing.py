@@ -15,7 +15,10 @@ import contextlib
 import socket
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
+
+import msgspec
 
 Address = tuple[str, int]
 CHUNK = 60_000  # payload bytes per fragment: under the 65,507-byte IPv4 UDP limit
@@ -89,6 +92,18 @@ class Reassembler:
             return None
         del self.partial[key]
         return b"".join(p for p in parts if p is not None)
+
+
+def decoded(reassembler: Reassembler, data: bytes, addr: Address,
+            decode: Callable[[bytes], object]) -> object | None:
+    """The message a datagram completes, or None (a fragment waiting for the rest, garbage)."""
+    whole = reassembler.feed(data, addr)
+    if whole is None:
+        return None
+    try:
+        return decode(whole)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def tune(sock: socket.socket) -> None:

@@ -90,19 +90,25 @@ class NodeCore:
             self.recorder.start(now)
         self._run(lambda: self.replica.start(now))
 
-    def on_datagram(self, data: bytes, addr: Address) -> None:
+    def _decoded(self, data: bytes, addr: Address, decoder: Callable[[bytes], object]
+                 ) -> object | None:
+        """The message a datagram completes (None while fragments are missing); what is not
+        our framing or does not decode is counted as garbage."""
         self.stats.datagrams_received += 1
         before = self.reassembler.malformed
         whole = self.reassembler.feed(data, addr)
         if whole is None:
             self.stats.garbage += self.reassembler.malformed - before
-            return
+            return None
         try:
-            message = decode(whole)
+            return decoder(whole)
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.stats.garbage += 1
-            return
-        if isinstance(message, Reply | ReplyBatch):
+            return None
+
+    def on_datagram(self, data: bytes, addr: Address) -> None:
+        message = self._decoded(data, addr, decode)
+        if message is None or isinstance(message, Reply | ReplyBatch):
             return
         if isinstance(message, Hello):
             if message.cluster == self.replica.config.cluster and 0 < message.count <= HELLO_MAX:
@@ -171,12 +177,16 @@ class NodeCore:
             recorder.flush()
         for addr, group in replies.items():
             self._send_replies(group, addr)
+        self._send_peers(out, encode)
+
+    def _send_peers(self, out: list[Outbox], encoder: Callable[[object], bytes]) -> None:
+        """The step's replica messages, in outbox order (a broadcast goes to every other)."""
         for item in out:
             if isinstance(item, Send):
-                self._send(encode(item.message), [self.peers[item.to]])
+                self._send(encoder(item.message), [self.peers[item.to]])
                 self.stats.peer_messages_sent += 1
             elif isinstance(item, Broadcast):
-                self._send(encode(item.message), self.others)
+                self._send(encoder(item.message), self.others)
                 self.stats.peer_messages_sent += len(self.others)
 
     def _send_replies(self, group: list[Reply], addr: Address) -> None:

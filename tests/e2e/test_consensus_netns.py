@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 
 import pytest
 
@@ -40,16 +41,37 @@ def test_leader_cut_off_then_mended_rejoins_the_new_view(tmp_path):
         cluster.cut(cut[0])  # still running, still its view's leader, and nobody hears it
         await wait_replies(client, 400)
         cluster.mend(cut[0])
-        return await load
+        outcomes = await load
+        settled.extend(await in_one_view(cluster, tmp_path))
+        return outcomes
 
     cut: list[int] = []
+    settled: list[dict] = []
     _, outcomes = run_cluster(tmp_path, scenario, make=lambda root: NetnsCluster(root, 3))
     all_replied(outcomes)
     views = [o.reply.view for o in outcomes if o.reply]
     assert max(views) > views[0], "the two others went on in a new view"
-    old = stats(tmp_path, cut[0])
-    assert old["view"] == max(views) and old["status"] == 0, "the old leader joined it"
+    # the old leader joined the cluster's view: the one the replies saw, or a later one if the
+    # loaded machine (two cores) starved a heartbeat after the load ended
+    assert settled, "the three replicas never stood in one view, all normal, within 5 s"
+    old = settled[cut[0]]
+    assert old["view"] >= max(views)
     assert old["send_errors"] + old["datagrams_sent"] > 0
+
+
+async def in_one_view(cluster, tmp_path, timeout_s: float = 5.0) -> list[dict]:
+    """Every replica's counters once all stand in one view with status normal ([] if they do
+    not within ``timeout_s``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        for r in range(cluster.n):
+            cluster.signal(r, signal.SIGUSR1)
+        await asyncio.sleep(0.1)
+        now = [stats(tmp_path, r) for r in range(cluster.n)]
+        if len({s["view"] for s in now}) == 1 and all(s["status"] == 0 for s in now):
+            return now
+    return []
 
 
 def test_a_minority_that_hears_itself_does_not_disrupt_then_a_leaderless_majority_elects(

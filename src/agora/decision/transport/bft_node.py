@@ -69,7 +69,7 @@ class BftNode(BlockingNode):
         if message is None or isinstance(message, ClientReply):
             return
         if isinstance(message, ClientRequest):
-            if message.client_id > 0:
+            if self.bft.keys.client_ok(self.bft.me, message):  # a forgery redirects nothing
                 self.clients[message.client_id] = addr
         elif self.byzantine is not None and isinstance(message, Sealed):
             self.byzantine.capture(message)

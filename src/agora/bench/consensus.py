@@ -147,10 +147,9 @@ def _stamps_by_index(cluster: ProcessCluster) -> dict[int, int]:
 
 
 async def _datagrams(cluster: ProcessCluster) -> int:
-    for replica in cluster.alive():
-        cluster.signal(replica, signal.SIGUSR1)
+    cluster.request_stats()
     await asyncio.sleep(0.2)
-    return sum(cluster.stats(r).get("datagrams_sent", 0) for r in range(cluster.n))
+    return cluster.datagrams_sent()
 
 
 def _answered(outcomes: list[Outcome]) -> list[Outcome]:

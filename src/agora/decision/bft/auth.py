@@ -74,6 +74,7 @@ class Keyring:
                      for i in range(n)]
         self.public = [key.public_bytes for key in self.keys]
         self._pair: dict[tuple[int, int], bytes] = {}
+        self._client_ok = lru_cache(maxsize=8_192)(self._check_client)
 
     def pair_key(self, a: int, b: int) -> bytes:
         """Replica pair ``{a, b}``; clients use ``-client_id`` as their id."""
@@ -135,6 +136,12 @@ class Keyring:
         return tuple(_mac(self.pair_key(-request.client_id, r), content) for r in range(self.n))
 
     def client_ok(self, me: int, request: ClientRequest) -> bool:
+        """Whether ``request`` carries a valid MAC for replica ``me``. Remembered by exact
+        request: a replica checks each request when it arrives (its node too, before trusting
+        its address) and again inside the primary's pre-prepare."""
+        return self._client_ok(me, request)
+
+    def _check_client(self, me: int, request: ClientRequest) -> bool:
         if request.client_id <= 0 or len(request.macs) != self.n:
             return False
         expected = _mac(self.pair_key(-request.client_id, me), request_content(request))

@@ -109,12 +109,3 @@ class DurableState:
                 if seq > self.stable.seq:
                     self.stable = Stable(seq, chain, proof)
                     self._prune(seq)
-
-    def _enter(self: BftReplica, view: int, phase: Phase) -> None:
-        self.view, self.phase = view, phase
-        self.slots.clear()
-        self.slot_ns.clear()
-        self.prepares.clear()
-        self.commits.clear()
-        self.commit_sent.clear()
-        self.assigned.clear()

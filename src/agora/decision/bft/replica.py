@@ -122,7 +122,6 @@ class BftReplica(ViewChanges, DurableState):
         self.peers_executed: dict[int, int] = {}  # replica -> executed, Status of this view
         # view change
         self.vcs: dict[int, dict[int, tuple[ViewChange, Sealed]]] = {}
-        self.my_vc: Sealed | None = None
         self.my_vcs: dict[int, Sealed] = {}  # own view changes by view (the last few)
         self.vc_answered: dict[tuple[int, int], int] = {}  # (replica, view) -> when re-sent
         self.new_view: Sealed | None = None

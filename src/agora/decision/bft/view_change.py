@@ -168,25 +168,35 @@ class ViewChanges:
         self.stats.view_changes_begun += 1
         self._store(ViewRecord(view))
         self._enter(view, Phase.VIEW_CHANGE)
-        self.peers_executed.clear()
         self.early = [m for m in self.early if m.view >= view]
         s = self.stable
         prepared = tuple(e for k, e in sorted(self.pset.items()) if k > s.seq)
         vc = ViewChange(self.config.cluster, self.me, view, s.seq, s.chain, s.proof, prepared,
                         q_entries(self.qset, s.seq))
-        self.my_vc = self._broadcast(vc, out)
-        self.my_vcs[view] = self.my_vc
+        sealed = self.my_vcs[view] = self._broadcast(vc, out)
         for old in [v for v in self.my_vcs if v < view - MY_VCS_KEPT]:
             del self.my_vcs[old]
         self.vc_quorum_ns = None
         self.vc_resend_ns = now
-        self._record_view_change(vc, self.my_vc, now, out)
+        self._record_view_change(vc, sealed, now, out)
+
+    def _enter(self, view: int, phase: Phase) -> None:
+        """Move to ``view``: the previous view's slots, votes and peers' progress are moot."""
+        self.view, self.phase = view, phase
+        self.slots.clear()
+        self.slot_ns.clear()
+        self.prepares.clear()
+        self.commits.clear()
+        self.commit_sent.clear()
+        self.assigned.clear()
+        self.peers_executed.clear()
 
     def _tick_view_change(self, now: int, out: list[Outbox]) -> None:
         cfg = self.config
-        if self.my_vc is not None and now - self.vc_resend_ns >= cfg.resend_ns:
+        mine = self.my_vcs.get(self.view)  # this view change's own message
+        if mine is not None and now - self.vc_resend_ns >= cfg.resend_ns:
             self.vc_resend_ns = now
-            out.append(Broadcast(self.my_vc))
+            out.append(Broadcast(mine))
         timeout = cfg.view_change_timeout_ns << min(self.vc_attempts, 6)
         if self.vc_quorum_ns is not None and now - self.vc_quorum_ns >= timeout:
             self.vc_attempts += 1
@@ -261,11 +271,7 @@ class ViewChanges:
             self.stats.dropped_invalid += 1
             return
         if m.view > self.view:
-            self.view = m.view
-            self.peers_executed.clear()
-            self.prepares.clear()
-            self.commits.clear()
-            self.commit_sent.clear()
+            self._enter(m.view, Phase.VIEW_CHANGE)  # installed at once, below
         self._install(sealed, decision, now, out)
 
     def _install(self, sealed: Sealed, decision: Decision, now: int, out: list[Outbox]) -> None:

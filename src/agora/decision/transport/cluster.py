@@ -94,6 +94,16 @@ class ProcessCluster:
     def alive(self) -> list[int]:
         return [i for i, p in self.procs.items() if p.poll() is None]
 
+    def request_stats(self) -> None:
+        """Ask every live replica to write its counters (SIGUSR1); each does when its poll
+        returns, within a tick or so."""
+        for replica in self.alive():
+            self.signal(replica, signal.SIGUSR1)
+
+    def datagrams_sent(self) -> int:
+        """All replicas' datagrams sent, by their last written counters."""
+        return sum(self.stats(r).get("datagrams_sent", 0) for r in range(self.n))
+
     def stats(self, replica: int) -> dict:
         path = self.directory(replica) / "stats.json"
         return json.loads(path.read_text()) if path.exists() else {}

@@ -99,22 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_secret(path: Path | None) -> bytes:
-    """The cluster secret of a Byzantine-mode cluster (ValueError names what is wrong)."""
-    if path is None:
+def bft_secret(args: argparse.Namespace) -> bytes:
+    """The cluster secret, once the Byzantine-mode options are checked (ValueError or OSError
+    names what is wrong)."""
+    if args.io != "blocking":
+        raise ValueError("--mode bft runs on the blocking driver only (--io blocking)")
+    if args.fsync == "batch":
+        raise ValueError("--fsync batch is unsafe in --mode bft (a vote could outlive its "
+                         "record): use none or always")
+    unknown = set(args.byzantine.split(",")) - set(BEHAVIOURS) - {""}
+    if unknown:
+        raise ValueError(f"--byzantine: unknown behaviours {sorted(unknown)}")
+    if args.secret_file is None:
         raise ValueError("--mode bft needs --secret-file (the cluster's shared secret)")
-    secret = path.read_bytes().strip()
+    secret = args.secret_file.read_bytes().strip()
     if len(secret) < 16:
-        raise ValueError(f"{path}: the cluster secret must be at least 16 bytes")
+        raise ValueError(f"{args.secret_file}: the cluster secret must be at least 16 bytes")
     return secret
 
 
-def build_bft(args: argparse.Namespace) -> BftNode:
-    """The Byzantine-mode replica's node, from the options (``--io`` must be blocking)."""
-    if args.io != "blocking":
-        raise ValueError("--mode bft runs on the blocking driver only (--io blocking)")
+def build_bft(args: argparse.Namespace, secret: bytes) -> BftNode:
+    """The Byzantine-mode replica's node, from options :func:`bft_secret` accepted."""
     peers = parse_peers(args.peers)
-    keyring = Keyring(read_secret(args.secret_file), len(peers))
+    keyring = Keyring(secret, len(peers))
     config = BftConfig(
         cluster=args.cluster, replica=args.id, n=len(peers), auth=AuthMode(args.auth),
         request_timeout_ns=args.request_timeout_us * 1000,
@@ -193,11 +200,12 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
     return 0
 
 
-def serve_blocking(args: argparse.Namespace) -> int:
-    """The replica on a blocking socket (``--io blocking``, the default for this process)."""
+def serve_blocking(args: argparse.Namespace, secret: bytes = b"") -> int:
+    """The replica on a blocking socket (``--io blocking``, the default for this process);
+    ``secret``: the Byzantine mode's cluster secret."""
     storage: FileStorage | FileBftStorage | None
     if args.mode == "bft":
-        bft_node = build_bft(args)
+        bft_node = build_bft(args, secret)
         node: BlockingNode = bft_node
         storage = bft_node.bft.storage  # type: ignore[assignment]
     else:
@@ -237,23 +245,16 @@ def start(coroutine: Coroutine[object, object, int]) -> int:
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    secret = b""
     if args.mode == "bft":
         try:
-            read_secret(args.secret_file)
-            unknown = set(args.byzantine.split(",")) - set(BEHAVIOURS) - {""}
-            if unknown:
-                raise ValueError(f"--byzantine: unknown behaviours {sorted(unknown)}")
-            if args.io != "blocking":
-                raise ValueError("--mode bft runs on the blocking driver only (--io blocking)")
-            if args.fsync == "batch":
-                raise ValueError("--fsync batch is unsafe in --mode bft (a vote could outlive "
-                                 "its record): use none or always")
+            secret = bft_secret(args)
         except (OSError, ValueError) as exc:
             parser.error(str(exc))
     if args.io == "asyncio":
         return start(main(args))
     tune_gc()
-    return serve_blocking(args)
+    return serve_blocking(args, secret)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from agora.decision.bft.storage import (
     FileBftStorage,
     MemoryBftStorage,
     SlotRecord,
+    StorageDamaged,
     ViewRecord,
 )
 from agora.decision.consensus.messages import Broadcast, Committed
@@ -150,3 +151,22 @@ def test_file_storage_round_trip_torn_tail_and_refused_batch_policy(tmp_path):
     third.close()
     with pytest.raises(ValueError, match="batch"):
         FileBftStorage(tmp_path / "other", FsyncPolicy.BATCH)
+
+
+def test_a_record_damaged_before_the_end_is_refused_not_cut(tmp_path):
+    storage = FileBftStorage(tmp_path)
+    for view in (1, 2, 3):
+        storage.append(ViewRecord(view))
+    storage.close()
+    data = bytearray((tmp_path / "bft.log").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped byte in the second record, records follow it
+    (tmp_path / "bft.log").write_bytes(bytes(data))
+    damaged = FileBftStorage(tmp_path)
+    with pytest.raises(StorageDamaged, match="damaged record at byte"):
+        damaged.load()
+    damaged.close()
+    assert (tmp_path / "bft.log").read_bytes() == bytes(data), "nothing was cut"
+    (tmp_path / "bft.log").write_bytes(bytes(data[:len(data) // 3]) + bytes(40))
+    zeros = FileBftStorage(tmp_path)  # a torn append the file system padded with zeros
+    assert zeros.load() == [ViewRecord(1)]
+    zeros.close()

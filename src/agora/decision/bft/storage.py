@@ -26,7 +26,8 @@ may lose the tail, and with it this replica's honesty: it then counts as one of 
 ``always`` also fsyncs once per step before the sends (survives a power cut). ``batch`` is
 refused: a vote that outlives its record is exactly what this module exists to prevent.
 
-Files: frames with a CRC (``consensus.storage.frame``), a torn tail cut on load. Limitation: no
+Files: frames with a CRC (``consensus.storage.frame``); on load a torn tail is cut and damage
+before the end refused (:class:`StorageDamaged`). Limitation: no
 compaction (like the executed log in memory, the file grows with every batch).
 """
 
@@ -39,7 +40,7 @@ from typing import Protocol
 import msgspec
 
 from agora.decision.bft.messages import ClientRequest, Sealed
-from agora.decision.consensus.storage import FsyncPolicy, frame, read_frames
+from agora.decision.consensus.storage import FsyncPolicy, frame, read_frames, torn_tail
 
 
 class ViewRecord(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
@@ -92,6 +93,10 @@ class BftStorage(Protocol):
         """Every record a previous incarnation appended (empty for a new replica)."""
 
 
+class StorageDamaged(RuntimeError):
+    """A record file is damaged before its end (not a torn last append)."""
+
+
 class MemoryBftStorage:
     """For the simulator and tests: records survive a crash of the replica (the process), as
     they do under either policy once :meth:`flush` ran; :meth:`crash` drops what was appended
@@ -141,10 +146,18 @@ class FileBftStorage:
         self._dirty = False
 
     def load(self) -> list[BftRecord]:
+        """The records; a torn tail (a crash mid-append: a frame cut short, or zeros the file
+        system left) is cut, damage before the end raises :class:`StorageDamaged`: dropping
+        the records after it would make the replica forget votes it sent."""
         self.flush()
-        records, good = read_frames(self.path.read_bytes(), _decoder)
-        if good < self.path.stat().st_size:
-            self._file.truncate(good)  # a torn tail: later appends follow the last good frame
+        data = self.path.read_bytes()
+        records, good = read_frames(data, _decoder)
+        if good < len(data):
+            if not torn_tail(data, good):
+                raise StorageDamaged(
+                    f"{self.path}: damaged record at byte {good} of {len(data)}; the replica "
+                    "cannot trust its own votes: rejoin with an empty directory")
+            self._file.truncate(good)  # later appends follow the last good frame
         return records
 
     def close(self) -> None:

@@ -66,6 +66,17 @@ def read_frames(data: bytes, decoder: msgspec.msgpack.Decoder) -> tuple[list, in
     return records, offset
 
 
+def torn_tail(data: bytes, offset: int) -> bool:
+    """Whether the bytes of ``data`` from ``offset`` (where :func:`read_frames` stopped) are
+    what a crash mid-append leaves: a frame whose declared length runs past the end, or only
+    zeros; anything else is damage before the end."""
+    rest = data[offset:]
+    if not rest.strip(b"\0") or len(rest) < _FRAME.size:
+        return True
+    length, _ = _FRAME.unpack_from(rest)
+    return _FRAME.size + length > len(rest)
+
+
 class FsyncPolicy(enum.StrEnum):
     NONE = "none"
     BATCH = "batch"

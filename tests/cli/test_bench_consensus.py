@@ -44,3 +44,8 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert figures["bft_n4_sync_p50_us"] > figures["udp_floor_p50_us"]
     assert figures["bft_n4_msgs_per_decision"] > figures["n3_msgs_per_decision"]
     assert figures["bft_n4_failover_ms"] >= 20
+    # deadlines: a verdict waits for a certificate round, so requests with a budget take longer,
+    # and a 250 us budget is below one PBFT round on loopback: (nearly) always abandoned
+    assert figures["bft_n4_budget_5ms_p50_us"] > figures["bft_n4_sync_p50_us"]
+    assert figures["bft_n4_miss_rate_250us"] >= 0.9
+    assert 0 <= figures["bft_n4_miss_rate_5000us"] <= figures["bft_n4_miss_rate_250us"]

@@ -5,6 +5,9 @@ processes (``replica_main --mode bft``, MACs in the normal case) on loopback.
   time, one per millisecond, settled by f + 1 matching replies), the crash mode's
   blocking-proposer figure's counterpart;
 - datagrams per decision (every replica's, during that phase, plus the client's broadcasts);
+- deadline-miss rate at 250 us, 1 ms and 5 ms budgets (``bft/deadline.py``: the verdict waits
+  for a certificate of 2f + 1 replicas' timings in a later batch, one more PBFT round when the
+  proposer is the only load), and the commit latency of requests that carry a budget;
 - failover gap: SIGKILL the primary while the proposer commits back to back; the longest wait
   for a reply around the kill (the backups' request timer, ``--request-timeout-us``, then the
   view change).
@@ -87,5 +90,29 @@ def measure(root: Path, *, n: int = 4, requests: int = 2_000, warmup: int = 200)
                 client.commit(b"bft-%d" % i)
                 samples.append(time.perf_counter_ns() - start)
             sent = _datagrams(cluster) + client.datagrams_sent - before
+            misses, budgeted = _deadlines(client, max(100, requests // 10))
             failover = _failover_ms(cluster, client)
-    return {"samples": samples, "msgs_per_decision": sent / requests, "failover_ms": failover}
+    return {"samples": samples, "msgs_per_decision": sent / requests, "failover_ms": failover,
+            "misses": misses, "budgeted_samples": budgeted}
+
+
+DEADLINE_BUDGETS_US = (250, 1_000, 5_000)
+
+
+def _deadlines(client: BftSyncClient, tries: int) -> tuple[dict[int, float], list[int]]:
+    """Miss rate per budget (abandoned replies; every request is answered, with its verdict)
+    and the latency samples of the requests with the largest budget."""
+    misses: dict[int, float] = {}
+    samples: list[int] = []
+    for budget_us in DEADLINE_BUDGETS_US:
+        missed = 0
+        for i in range(tries):
+            time.sleep(0.001)
+            start = time.perf_counter_ns()
+            reply = client.commit(b"deadline-%d-%d" % (budget_us, i), budget_ns=budget_us * 1_000)
+            samples.append(time.perf_counter_ns() - start)
+            missed += reply.abandoned
+        misses[budget_us] = missed / tries
+        if budget_us != DEADLINE_BUDGETS_US[-1]:
+            samples.clear()
+    return misses, samples

@@ -10,12 +10,14 @@ executes at most once); liveness once the network delivers within the timeouts.
 
 Parts: ``messages.py`` (wire types, digests, checkpoint chain), ``auth.py`` (keys, MACs and
 signatures), ``replica.py`` (normal case, checkpoints, state transfer, view-change driving),
-``view_change.py`` (the P/Q-set decision rule, pure), ``client.py``, ``config.py``.
+``view_change.py`` (the P/Q-set decision rule, pure), ``deadline.py`` (deadline verdicts from
+2f + 1 replicas' own clocks, certified into the log), ``storage.py`` and ``durable.py``
+(crash-restart from each replica's records), ``client.py``, ``config.py``. The transport is
+``decision.transport.bft_node``.
 
-Not supported yet (say so, don't guess): deadlines (a Byzantine primary could forge the clock
-stamps the CFT rule reads), crash-restart with storage, application snapshots (checkpoints
-bound the protocol state but the executed batches are kept: the log is unbounded), the real
-transport, reconfiguration and key rotation.
+Not supported yet (say so, don't guess): application snapshots (checkpoints bound the protocol
+state but the executed batches are kept: the log and the record file are unbounded),
+reconfiguration and key rotation (every key derives from one cluster secret).
 """
 
 from agora.decision.bft.auth import Keyring

@@ -149,12 +149,13 @@ class Keyring:
 
     def _reply_bytes(self, reply: ClientReply) -> bytes:
         return encode((reply.cluster, reply.replica, reply.view, reply.client_id,
-                       reply.request_number, reply.index))
+                       reply.request_number, reply.index, reply.abandoned))
 
     def seal_reply(self, reply: ClientReply) -> ClientReply:
         key = self.pair_key(-reply.client_id, reply.replica)
         return ClientReply(reply.cluster, reply.replica, reply.view, reply.client_id,
-                           reply.request_number, reply.index, _mac(key, self._reply_bytes(reply)))
+                           reply.request_number, reply.index, _mac(key, self._reply_bytes(reply)),
+                           reply.abandoned)
 
     def reply_ok(self, reply: ClientReply) -> bool:
         if not 0 <= reply.replica < self.n:

@@ -3,7 +3,8 @@
 A request goes to every replica at once (so every backup can time the primary out if it
 withholds it) with one MAC per replica; it is re-broadcast every ``retry_ns`` until ``f + 1``
 distinct replicas send MAC-valid replies that agree on the request's index in the executed
-sequence: at least one of them is correct, so the index is the agreed one.
+sequence and on its deadline verdict: at least one of them is correct, so both are the agreed
+ones.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class BftClient:
         self.request_number = 0
         self.outstanding: ClientRequest | None = None
         self.last_try_ns = 0
-        self.votes: dict[int, set[int]] = {}  # index -> replicas that replied with it
+        self.votes: dict[tuple[int, bool], set[int]] = {}  # (index, abandoned) -> replicas
         self.rejected = 0  # replies with a bad MAC or for someone else
 
     @property
@@ -55,13 +56,13 @@ class BftClient:
         if not self.keys.reply_ok(reply):
             self.rejected += 1
             return None
-        voters = self.votes.setdefault(reply.index, set())
+        voters = self.votes.setdefault((reply.index, reply.abandoned), set())
         voters.add(reply.replica)
         if len(voters) < self.f + 1:
             return None
         self.outstanding = None
         return Reply(self.cluster, reply.replica, reply.view, self.client_id,
-                     reply.request_number, reply.index, False)
+                     reply.request_number, reply.index, reply.abandoned)
 
     def on_tick(self, now_ns: int) -> list[Outbox]:
         if self.outstanding is None:

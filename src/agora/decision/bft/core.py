@@ -25,6 +25,8 @@ class BftStats(msgspec.Struct):
     dropped_invalid: int = 0  # bad digest, outside watermarks, bad client MAC, bad proof
     dropped_equivocation: int = 0  # a second digest for one (view, seq)
     duplicates: int = 0  # a vote already counted
+    deadline_total: int = 0  # requests with a budget whose verdict executed
+    deadline_abandoned: int = 0
 
 
 class Stable(msgspec.Struct, frozen=True):

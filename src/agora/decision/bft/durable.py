@@ -92,7 +92,7 @@ class DurableState:
                 if view == self.view:
                     self.slots[seq] = (d, batch)
                     self.slot_ns[seq] = now
-                    self.assigned.update((r.client_id, r.request_number) for r in batch)
+                    self._mark_assigned(batch)
                     self.next_seq = max(self.next_seq, seq + 1)
                     if not self.is_primary:
                         self.prepares.setdefault((seq, d), set()).add(self.me)
@@ -101,10 +101,10 @@ class DurableState:
                 if view == self.view:
                     self.commit_sent.add(seq)
                     self.commits.setdefault((seq, d), set()).add(self.me)
-            case ExecRecord(seq=seq, batch=batch):
+            case ExecRecord(seq=seq, batch=batch, elapsed=elapsed):
                 self._check(seq == self.executed + 1, f"stored execution {seq} out of order")
                 self.committed.pop(seq, None)
-                self._apply(batch, done)
+                self._apply(batch, done, elapsed)
             case StableRecord(seq=seq, chain=chain, proof=proof):
                 if seq > self.stable.seq:
                     self.stable = Stable(seq, chain, proof)

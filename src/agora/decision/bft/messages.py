@@ -39,6 +39,7 @@ class ClientReply(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=Fal
     request_number: int
     index: int  # of the request in the executed request sequence
     mac: bytes = b""
+    abandoned: bool = False  # the deadline verdict (``deadline.py``); covered by the MAC
 
 
 class Sealed(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
@@ -119,6 +120,15 @@ class NewView(Inner):
     view_changes: tuple[Sealed, ...]
 
 
+class Timing(Inner):
+    """"I executed batch ``seq`` this long after I first saw each of its new requests with a
+    budget" (in batch order; ``deadline.LATE`` where I never saw one before). 2f + 1 of them
+    from distinct replicas, put in a later batch by the primary, decide those deadlines."""
+
+    seq: int
+    elapsed: tuple[int, ...]
+
+
 class Status(Inner):
     """Heartbeat: where the sender is; peers answer with a NewView or a Fill it lacks."""
 
@@ -138,7 +148,8 @@ class Fill(Inner):
     batches: tuple[tuple[ClientRequest, ...], ...]
 
 
-InnerMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Status | Fill
+InnerMessage = (PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Status | Fill
+                | Timing)
 WireMessage = Sealed | ClientRequest | ClientReply
 ALWAYS_SIGNED = (Checkpoint, ViewChange, NewView)
 

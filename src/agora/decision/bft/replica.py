@@ -22,8 +22,9 @@ signatures, non-members, bodies naming another sender, messages of another view 
 counted are dropped and counted in :class:`BftStats`. Replays of old messages are harmless by
 construction (votes are sets keyed by view, sequence number and digest; old views are dropped).
 
-Deadlines are not supported in this mode: the CFT rule trusts the leader's clock stamps, which a
-Byzantine primary could forge; ``budget_ns`` travels with the request and nothing is abandoned.
+Deadlines (``deadline.py``): the CFT rule trusts the leader's clock stamps, which a Byzantine
+primary could forge; here 2f + 1 replicas' own measurements, certified into a later batch, decide
+which requests are abandoned, and requests are delivered in log order once their verdicts are in.
 Crash-restart: with a storage (``storage.py``, ``durable.py``) a replica records its view, the
 batch it voted for at each slot, its P set, the executed log and the stable checkpoint before
 any message of the step leaves (the transport flushes it first), and a restart rebuilds that
@@ -46,6 +47,7 @@ from __future__ import annotations
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
 from agora.decision.bft.core import BftStats, Phase, Stable
+from agora.decision.bft.deadline import Deadlines, Held
 from agora.decision.bft.durable import DurableState
 from agora.decision.bft.messages import (
     ZERO_CHAIN,
@@ -61,6 +63,7 @@ from agora.decision.bft.messages import (
     PrePrepare,
     Sealed,
     Status,
+    Timing,
     ViewChange,
     chain_next,
     digest,
@@ -74,13 +77,14 @@ from agora.decision.bft.storage import (
 )
 from agora.decision.bft.view_change import ViewChanges
 from agora.decision.consensus.core import InvariantViolation
-from agora.decision.consensus.messages import Broadcast, Committed, Outbox, Send, ToClient
+from agora.decision.consensus.messages import Broadcast, Outbox, Send, ToClient
 
 Batch = tuple[ClientRequest, ...]
 
 
-class BftReplica(ViewChanges, DurableState):
-    """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges."""
+class BftReplica(ViewChanges, DurableState, Deadlines):
+    """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges,
+    restarts in DurableState, deadline verdicts in Deadlines."""
 
     def __init__(self, config: BftConfig, keyring: Keyring, storage: BftStorage | None = None,
                  *, applied_index: int = 0) -> None:
@@ -112,7 +116,8 @@ class BftReplica(ViewChanges, DurableState):
         self.chain = ZERO_CHAIN
         self.chains: list[bytes] = [ZERO_CHAIN]  # chain after seq k at index k
         self.request_index = 0
-        self.clients: dict[int, tuple[int, int]] = {}  # client -> (request number, index)
+        # client -> (its last executed request number, that request's index, abandoned)
+        self.clients: dict[int, tuple[int, int, bool]] = {}
         self.waiting: dict[tuple[int, int], tuple[ClientRequest, int]] = {}
         self.stable = Stable(0, ZERO_CHAIN, ())
         self.ckpt_votes: dict[tuple[int, bytes], dict[int, Sealed]] = {}
@@ -131,6 +136,7 @@ class BftReplica(ViewChanges, DurableState):
         self.early: list[PrePrepare | Prepare | Commit] = []  # for a view not installed yet
         self.slot_ns: dict[int, int] = {}  # when each slot of this view was pre-prepared
         self.stats = BftStats()
+        self._init_deadlines()
 
     # ---------------------------------------------------------------- helpers
 
@@ -213,15 +219,27 @@ class BftReplica(ViewChanges, DurableState):
             self._checkpoint(out)
         if self.phase is Phase.VIEW_CHANGE:
             self._tick_view_change(now, out)
-        elif any(now - seen >= cfg.request_timeout_ns for _, seen in self.waiting.values()):
+        elif self._timed_out(now):
             if self._view_is_live():
-                for key, (request, _) in list(self.waiting.items()):
-                    self.waiting[key] = (request, now)  # catching up: a fresh timeout
+                self._restart_timers(now)  # catching up: a fresh timeout
             else:
                 self._start_view_change(self.view + 1, now, out)
         else:
             self._flush(out)
+        self._resend_timings(now, out)
         return out
+
+    def _timed_out(self, now: int) -> bool:
+        """A request known here, or a verdict owed for a batch we executed, is overdue."""
+        timeout = self.config.request_timeout_ns
+        return (any(now - seen >= timeout for _, seen in self.waiting.values())
+                or any(now - u.since_ns >= timeout for u in self.undecided.values()))
+
+    def _restart_timers(self, now: int) -> None:
+        for key, (request, _) in list(self.waiting.items()):
+            self.waiting[key] = (request, now)
+        for undecided in self.undecided.values():
+            undecided.since_ns = now
 
     def _view_is_live(self) -> bool:
         """f + 1 peers in this view executed past us, so at least one correct replica made
@@ -248,6 +266,8 @@ class BftReplica(ViewChanges, DurableState):
                 self._on_status(m, out)
             case Fill():
                 self._on_fill(m, now, out)
+            case Timing():
+                self._on_timing(m, sealed, out)
 
     # ---------------------------------------------------------------- requests and primary
 
@@ -263,6 +283,7 @@ class BftReplica(ViewChanges, DurableState):
         key = (r.client_id, r.request_number)
         if key not in self.waiting:
             self.waiting[key] = (r, now)
+            self._saw(r)
         self._flush(out)
 
     def _flush(self, out: list[Outbox]) -> None:
@@ -271,11 +292,13 @@ class BftReplica(ViewChanges, DurableState):
             return
         limit = min(self.executed + cfg.pipeline_max, self.stable.seq + cfg.watermark_window)
         while self.next_seq <= limit:
-            batch = tuple(r for key, (r, _) in self.waiting.items()
-                          if key not in self.assigned)[:cfg.batch_max]
+            certificates = self._certificates(cfg.batch_max)
+            batch = tuple(certificates) + tuple(
+                r for key, (r, _) in self.waiting.items()
+                if key not in self.assigned)[:cfg.batch_max - len(certificates)]
             if not batch:
                 return
-            self.assigned.update((r.client_id, r.request_number) for r in batch)
+            self._mark_assigned(batch)
             seq, d = self.next_seq, digest(batch)
             self.next_seq += 1
             self._store(SlotRecord(self.view, seq, d, batch))
@@ -314,7 +337,7 @@ class BftReplica(ViewChanges, DurableState):
             return
         if (not self.stable.seq < m.seq <= self.stable.seq + cfg.watermark_window
                 or len(m.batch) > cfg.batch_max or digest(m.batch) != m.digest
-                or not all(self.keys.client_ok(self.me, r) for r in m.batch)):
+                or not all(self._request_ok(r, m.seq) for r in m.batch)):
             self.stats.dropped_invalid += 1
             return
         self._accept(m.seq, m.digest, m.batch, out)
@@ -325,6 +348,8 @@ class BftReplica(ViewChanges, DurableState):
         self.slots[seq] = (d, batch)
         self.slot_ns[seq] = self.now
         self.qset.setdefault(seq, {})[d] = self.view
+        for r in batch:
+            self._saw(r)
         if not self.is_primary:
             self.prepares.setdefault((seq, d), set()).add(self.me)
             self._broadcast(Prepare(self.config.cluster, self.me, self.view, seq, d), out)
@@ -381,19 +406,27 @@ class BftReplica(ViewChanges, DurableState):
                 self._checkpoint(out)
         self._flush(out)
 
-    def _apply(self, batch: Batch, out: list[Outbox]) -> None:
-        self._store(ExecRecord(self.executed + 1, batch))
+    def _apply(self, batch: Batch, out: list[Outbox],
+               elapsed: tuple[int, ...] | None = None) -> None:
+        """Execute the next batch: certificates decide earlier batches' deadlines, new
+        requests get their indices, and whatever has its verdict is delivered in order.
+        ``elapsed``: this replica's recorded measurement (a replay), else measured now."""
+        seq = self.executed + 1
+        new: list[Held] = []
         for r in batch:
+            if r.client_id == 0:
+                self._decide(r)
+                continue
             done = self.clients.get(r.client_id)
             self.waiting.pop((r.client_id, r.request_number), None)
             if done is not None and r.request_number <= done[0]:
                 continue
             self.request_index += 1
-            self.clients[r.client_id] = (r.request_number, self.request_index)
+            self.clients[r.client_id] = (r.request_number, self.request_index, False)
             self.stats.committed += 1
-            out.append(Committed(self.request_index, 0, r.client_id, r.request_number,
-                                 r.payload, False))
-            self._reply(r.client_id, out)
+            new.append(Held(self.request_index, r, None if r.budget_ns > 0 else False))
+        self._store(ExecRecord(seq, batch, self._hold(seq, new, elapsed)))
+        self._deliver(out)
         d = digest(batch)
         self.executed += 1
         self.digests.append(d)
@@ -401,10 +434,16 @@ class BftReplica(ViewChanges, DurableState):
         self.chain = chain_next(self.chain, d)
         self.chains.append(self.chain)
         self.last_exec_ns = self.now
+        if seq in self.undecided and not self.restoring:
+            self._send_timing(seq, out)
 
     def _reply(self, client_id: int, out: list[Outbox]) -> None:
-        number, index = self.clients[client_id]
-        reply = ClientReply(self.config.cluster, self.me, self.view, client_id, number, index)
+        """Answer the client's last request, once delivered (its verdict known)."""
+        number, index, abandoned = self.clients[client_id]
+        if index > self.delivered:
+            return
+        reply = ClientReply(self.config.cluster, self.me, self.view, client_id, number, index,
+                            abandoned=abandoned)
         out.append(ToClient(client_id, self.keys.seal_reply(reply)))
 
     # ---------------------------------------------------------------- checkpoints, state

@@ -16,7 +16,8 @@ Records, in the order the replica takes the steps:
   only digest it will ever vote for at ``seq``;
 * :class:`PreparedRecord` ``(view, seq, digest, batch)``: it prepared the batch (its P set) and
   sent its Commit;
-* :class:`ExecRecord` ``(seq, batch)``: it executed the batch (the replicated log itself);
+* :class:`ExecRecord` ``(seq, batch, elapsed)``: it executed the batch (the replicated log
+  itself) and measured its deadline requests so (a restart re-sends the same timing);
 * :class:`StableRecord` ``(seq, chain, proof)``: a checkpoint became stable (its proof of 2f + 1
   signed checkpoints is what its view changes carry).
 
@@ -69,6 +70,7 @@ class PreparedRecord(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=
 class ExecRecord(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
     seq: int
     batch: tuple[ClientRequest, ...]
+    elapsed: tuple[int, ...] = ()  # its deadline measurement (``deadline.py``), resent as is
 
 
 class StableRecord(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):

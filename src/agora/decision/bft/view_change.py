@@ -189,6 +189,7 @@ class ViewChanges:
         self.commits.clear()
         self.commit_sent.clear()
         self.assigned.clear()
+        self.certified.clear()
         self.peers_executed.clear()
 
     def _tick_view_change(self, now: int, out: list[Outbox]) -> None:
@@ -283,18 +284,18 @@ class ViewChanges:
         self.slots.clear()
         self.slot_ns.clear()
         self.assigned.clear()
+        self.certified.clear()
         self.vcs = {v: by for v, by in self.vcs.items() if v > self.view}
         if decision.ckpt_seq > self.stable.seq:
             self._set_stable(Stable(decision.ckpt_seq, decision.ckpt_chain, decision.proof), out)
-        for key, (request, _) in list(self.waiting.items()):
-            self.waiting[key] = (request, now)  # the timers restart in a new view
+        self._restart_timers(now)  # the timers restart in a new view
         if self.is_primary:
             self.stats.views_started += 1
         for seq in range(decision.ckpt_seq + 1, decision.max_seq + 1):
             d, batch = chosen_batch(decision, seq)
             if seq <= self.executed:
                 self._check(self.digests[seq - 1] == d, f"new view rewrites executed {seq}")
-            self.assigned.update((r.client_id, r.request_number) for r in batch)
+            self._mark_assigned(batch)
             self._accept(seq, d, batch, out)
         self.next_seq = max(decision.max_seq, self.stable.seq) + 1
         early, self.early = self.early, []

@@ -144,16 +144,18 @@ def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = Bf
     f = (n - 1) // 3
     base = options_swarm(seed, n=3, requests=requests)
     network: NetworkOptions = base.cluster.network
-    cluster = msgspec.structs.replace(base.cluster, n=n, budget_prob=0.0,
+    # the canaries keep the schedules their known seeds were found on: no deadlines (drawing a
+    # budget changes the workload's random stream), no crashes, no clock liars
+    plain = canary is BftCanary.NONE
+    cluster = msgspec.structs.replace(base.cluster, n=n,
+                                      budget_prob=base.cluster.budget_prob if plain else 0.0,
                                       requests=requests or min(base.cluster.requests, 100),
                                       tick_ns=2_000_000, client_retry_ns=20_000_000,
                                       network=network)
     # shorter runs than CFT mode: Python PBFT costs about n^2 messages per batch
-    # the canaries keep the crash-free schedules their known seeds were found on (a crash
-    # draw changes the nemesis's random stream, hence the whole run)
     base = msgspec.structs.replace(
         base, cluster=cluster, safety_ns=min(base.safety_ns, 250_000_000),
-        crash_prob=base.crash_prob if canary is BftCanary.NONE else 0.0)
+        crash_prob=base.crash_prob if plain else 0.0)
     replica = BftConfig(cluster=base.cluster.replica.cluster, replica=0, n=n, auth=auth,
                         pipeline_max=rng.choice((1, 4, 8)), batch_max=rng.choice((1, 4, 32)),
                         checkpoint_every=rng.choice((4, 16, 64)), canary=canary)
@@ -161,8 +163,12 @@ def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = Bf
     if canary is not BftCanary.NONE:
         faulty = [0]
     byzantine = []
+    drawn = BEHAVIOURS[:-1]  # "clock" came later: drawn apart, so older seeds keep their faults
+    clock_rng = random.Random(seed ^ 0xC10C)
     for r in sorted(faulty):
-        kinds = tuple(k for k in BEHAVIOURS if rng.random() < 0.35) or (rng.choice(BEHAVIOURS),)
+        kinds = tuple(k for k in drawn if rng.random() < 0.35) or (rng.choice(drawn),)
+        if plain and clock_rng.random() < 0.35:
+            kinds += ("clock",)
         if canary is BftCanary.SMALL_QUORUM:
             kinds = ("equivocate",)
         elif canary is BftCanary.TRUST_CLAIMS:

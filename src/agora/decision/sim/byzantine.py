@@ -19,7 +19,9 @@ authentication at a correct receiver, as a real forgery would. Behaviours (any s
 * ``lie``: its view changes claim, for every sequence number it knows and the next few, that
   it prepared (and pre-prepared) a null batch in the view just before, signed with its own key
   (the claims are well formed, so only the P/Q decision rule stands between them and a
-  rewritten log).
+  rewritten log);
+* ``clock``: its deadline timings (``bft/deadline.py``) report, at random, 0 (pull every verdict
+  towards "in time") or a year (towards "abandoned") for every request.
 
 Every random choice uses the cluster's seeded generator, so runs stay deterministic.
 """
@@ -38,13 +40,16 @@ from agora.decision.bft.messages import (
     PrePrepare,
     QEntry,
     Sealed,
+    Timing,
     ViewChange,
     decode_inner,
     digest,
 )
 from agora.decision.consensus.messages import Broadcast, Committed, Outbox, Send
 
-BEHAVIOURS = ("equivocate", "forge", "replay", "wrong_digest", "silent", "withhold", "lie")
+BEHAVIOURS = ("equivocate", "forge", "replay", "wrong_digest", "silent", "withhold", "lie",
+              "clock")
+_YEAR_NS = 365 * 86_400 * 10**9
 
 
 class Byzantine:
@@ -79,6 +84,11 @@ class Byzantine:
                 inner = decode_inner(item.message.body)
             if isinstance(inner, ViewChange) and "lie" in self.kinds and inner.view > 0:
                 lie = self._seal(self._lie(inner))
+                item = Send(item.to, lie) if isinstance(item, Send) else Broadcast(lie)
+            if isinstance(inner, Timing) and "clock" in self.kinds:
+                value = self.rng.choice((0, _YEAR_NS))
+                lie = self._seal(Timing(inner.cluster, self.me, inner.seq,
+                                        (value,) * len(inner.elapsed)))
                 item = Send(item.to, lie) if isinstance(item, Send) else Broadcast(lie)
             if isinstance(inner, PrePrepare):
                 if "withhold" in self.kinds and any(r.client_id == 1 for r in inner.batch):

@@ -8,6 +8,7 @@ from agora import __version__
 from agora.cli.bench import bench_app
 from agora.cli.exchange import exchange_app
 from agora.cli.feed import feed_app
+from agora.cli.keys import keys_app
 from agora.cli.sim import sim
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(feed_app, name="feed")
 app.add_typer(bench_app, name="bench")
+app.add_typer(keys_app, name="keys")
 app.command(name="sim")(sim)
 
 

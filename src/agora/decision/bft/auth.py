@@ -1,11 +1,17 @@
 """Keys, sealing and opening of replica messages, and client authenticators.
 
-Keys come from one cluster secret (``Keyring(secret, n)``): replica ``i``'s Ed25519 key is
-``AgentKey.generate(secret + ":replica:" + i)`` (the key handling of ``decision.signing``), the
-MAC key of a replica pair or of a (client, replica) pair is ``sha256(domain || secret || ids)``.
-A deterministic secret suits the simulator and tests; a deployment hands each replica only its
-own private key, the public keys and its own pairwise MAC keys (here one object holds them all,
-and a replica uses only what is its own: its private key, and MAC keys of pairs it belongs to).
+Two ways to hold keys:
+
+* ``Keyring(secret, n)``: every key of the cluster, derived from one secret: replica ``i``'s
+  Ed25519 key is ``AgentKey.generate(secret + ":replica:" + i)`` (the key handling of
+  ``decision.signing``), the MAC key of a replica pair or of a (client, replica) pair is
+  ``sha256(domain || secret || ids)``. For the simulator, tests and development clusters only:
+  whoever holds the secret can act as any replica or client.
+* ``Keyring.holding(...)``, built from a party's own key file (``keys.py``): a replica holds its
+  own private key, every public key, the MAC keys of the pairs it belongs to and its client
+  master key (a client's MAC key with replica ``r`` is :func:`client_key` of ``r``'s master); a
+  client holds its MAC keys with every replica. Asking it for anything else raises
+  :class:`MissingKey`, so a compromised replica or client has only its own keys to misuse.
 
 Trade-off of the modes (see ``AuthMode``): a MAC is about 60 times cheaper than verifying a
 signature but proves nothing to a third party, so a replica cannot forward a MACed vote as
@@ -64,25 +70,65 @@ def _verified(raw: bytes, signature: bytes, data: bytes) -> bool:
     return True
 
 
+class MissingKey(LookupError):
+    """A keyring built from one party's key file was asked for another party's key."""
+
+
+def client_key(master: bytes, client_id: int) -> bytes:
+    """The MAC key of ``client_id`` with the replica whose client master key is ``master``."""
+    return _mac(master, b"agora.bft-client:%d" % client_id)
+
+
+def _party(k: int) -> str:
+    return f"client {-k}" if k < 0 else f"replica {k}"
+
+
 class Keyring:
-    """The key material of one cluster (see the module notes on who may use what)."""
+    """The key material one party holds (see the module notes on who may use what)."""
 
     def __init__(self, secret: bytes | str | int, n: int) -> None:
-        self.secret = str(secret).encode() if not isinstance(secret, bytes) else secret
+        self.secret: bytes | None = (str(secret).encode() if not isinstance(secret, bytes)
+                                     else secret)
         self.n = n
-        self.keys = [AgentKey.generate(self.secret + b":replica:" + str(i).encode())
-                     for i in range(n)]
-        self.public = [key.public_bytes for key in self.keys]
+        self.owner = "the cluster secret"
+        self.keys: list[AgentKey | None] = [
+            AgentKey.generate(self.secret + b":replica:" + str(i).encode()) for i in range(n)]
+        self.public = [key.public_bytes for key in self.keys if key is not None]
         self._pair: dict[tuple[int, int], bytes] = {}
+        self._client_masters: dict[int, bytes] = {}
         self._client_ok = lru_cache(maxsize=8_192)(self._check_client)
+
+    @classmethod
+    def holding(cls, n: int, public: list[bytes], *, owner: str,
+                signing: dict[int, AgentKey] | None = None,
+                pairs: dict[tuple[int, int], bytes] | None = None,
+                client_masters: dict[int, bytes] | None = None) -> Keyring:
+        """Only the given keys (one party's key file): anything else raises MissingKey."""
+        if len(public) != n:
+            raise ValueError(f"{owner}: {len(public)} public keys for {n} replicas")
+        ring = cls.__new__(cls)
+        ring.secret, ring.n, ring.owner = None, n, owner
+        ring.keys = [(signing or {}).get(i) for i in range(n)]
+        ring.public = list(public)
+        ring._pair = {(min(a, b), max(a, b)): key for (a, b), key in (pairs or {}).items()}
+        ring._client_masters = dict(client_masters or {})
+        ring._client_ok = lru_cache(maxsize=8_192)(ring._check_client)
+        return ring
 
     def pair_key(self, a: int, b: int) -> bytes:
         """Replica pair ``{a, b}``; clients use ``-client_id`` as their id."""
         lo, hi = min(a, b), max(a, b)
         key = self._pair.get((lo, hi))
         if key is None:
-            key = hashlib.sha256(b"agora.bft-mac:" + self.secret + f":{lo}:{hi}".encode())
-            key = self._pair[(lo, hi)] = key.digest()
+            if self.secret is not None:
+                key = hashlib.sha256(b"agora.bft-mac:" + self.secret
+                                     + f":{lo}:{hi}".encode()).digest()
+            elif lo < 0 and hi in self._client_masters:
+                key = client_key(self._client_masters[hi], -lo)
+            else:
+                raise MissingKey(f"{self.owner} holds no MAC key for {_party(lo)} and "
+                                 f"{_party(hi)}")
+            self._pair[(lo, hi)] = key
         return key
 
     # ---------------------------------------------------------------- replica messages
@@ -90,8 +136,11 @@ class Keyring:
     def seal(self, sender: int, message: Inner, mode: AuthMode) -> Sealed:
         body = encode(message)
         if mode is AuthMode.SIGNATURES or isinstance(message, ALWAYS_SIGNED):
+            key = self.keys[sender]
+            if key is None:
+                raise MissingKey(f"{self.owner} holds no signing key of replica {sender}")
             return Sealed(message.cluster, sender, body,
-                          signature=self.keys[sender].sign_bytes(_SIG_DOMAIN + body))
+                          signature=key.sign_bytes(_SIG_DOMAIN + body))
         macs = tuple(b"" if r == sender else _mac(self.pair_key(sender, r), body)
                      for r in range(self.n))
         return Sealed(message.cluster, sender, body, macs=macs)

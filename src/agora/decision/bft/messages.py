@@ -121,9 +121,10 @@ class NewView(Inner):
 
 
 class Timing(Inner):
-    """"I executed batch ``seq`` this long after I first saw each of its new requests with a
-    budget" (in batch order; ``deadline.LATE`` where I never saw one before). 2f + 1 of them
-    from distinct replicas, put in a later batch by the primary, decide those deadlines."""
+    """Always signed: "I executed batch ``seq`` this long after I first saw each of its new
+    requests with a budget" (in batch order; ``deadline.LATE`` where I never saw one before).
+    2f + 1 of them from distinct replicas, put in a later batch by the primary, decide those
+    deadlines."""
 
     seq: int
     elapsed: tuple[int, ...]
@@ -151,7 +152,7 @@ class Fill(Inner):
 InnerMessage = (PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | Status | Fill
                 | Timing)
 WireMessage = Sealed | ClientRequest | ClientReply
-ALWAYS_SIGNED = (Checkpoint, ViewChange, NewView)
+ALWAYS_SIGNED = (Checkpoint, ViewChange, NewView, Timing)
 
 _encoder = msgspec.msgpack.Encoder()
 _inner_decoder = msgspec.msgpack.Decoder(InnerMessage)

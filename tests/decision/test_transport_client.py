@@ -4,6 +4,7 @@ and a ``SimClock`` moves time, so each test states exactly what leaves and when.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import uvloop
 
@@ -25,11 +26,14 @@ MS = 1_000_000
 
 
 class FakeTransport:
-    def __init__(self) -> None:
+    """Records what is sent, decoded (``decoder``: the wire format of the cluster's mode)."""
+
+    def __init__(self, decoder: Callable[[bytes], object] = decode) -> None:
+        self.decoder = decoder
         self.sent: list[tuple[object, tuple[str, int]]] = []
 
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.sent.append((decode(data[1:]), addr))
+        self.sent.append((self.decoder(data[1:]), addr))
 
     def is_closing(self) -> bool:
         return False

@@ -9,6 +9,9 @@ into the bid: the fill must reach every node's agents (the makers' inventory and
 position, from ``agents.log``) and the makers must requote (cancels and new quotes, also exactly
 once). The venue publishes ITCH to one unicast port, so the test relays each datagram to the three
 nodes' ports; retransmission requests go from each node straight to the venue.
+
+:func:`run` and :func:`check` also serve the Byzantine mode's version of this test
+(``test_bft_decision_nodes.py``: four nodes, one of them faulty).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import contextlib
 import json
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -54,7 +57,7 @@ BID, ASK = 1_890_000, 1_910_000  # the seeded book: 189.00 x 500 / 191.00 x 500,
 SOLD = 40  # what the seeding participant sells into the makers' bid
 
 
-def venue_config(tmp_path: Path) -> tuple[Path, int, int, int]:
+def venue_config(tmp_path: Path, n: int) -> tuple[Path, int, int, int]:
     """(config, FIX port, ITCH port, retransmission port): FIRM1 with a session per node, and
     SEED; ITCH heartbeats every 50 ms, so a node that joins late finds its gap at once."""
     seed = """
@@ -64,7 +67,7 @@ username = "seed"
 password = "pw"
 fix_comp_id = "SEED"
 """
-    path, tcp, udp = venue_toml(tmp_path, seed + node_sessions(N), fsync="none")
+    path, tcp, udp = venue_toml(tmp_path, seed + node_sessions(n), fsync="none")
     path.write_text(path.read_text().replace('fsync = "none"', 'fsync = "none"\nheartbeat_ms = 50'))
     return path, tcp[1], udp[0], udp[1]
 
@@ -113,14 +116,14 @@ async def wait_for(what: str, check: Callable[[], bool], cluster: ProcessCluster
     while not check():
         if loop.time() > deadline:
             seen = [[e for e in node_log(cluster, i) + node_log(cluster, i, "agents.log")
-                     if e.event not in ("stats", "connected")] for i in range(N)]
+                     if e.event not in ("stats", "connected")] for i in range(cluster.n)]
             pytest.fail(f"timed out waiting for {what}; node logs: {seen}")
         await asyncio.sleep(0.05)
 
 
 def accepted(cluster: ProcessCluster) -> set[str]:
     """Decided orders some node saw accepted (ExecType NEW)."""
-    return {e.id for i in range(N) for e in node_log(cluster, i)
+    return {e.id for i in range(cluster.n) for e in node_log(cluster, i)
             if e.event == "report" and e.kind == "NEW"}
 
 
@@ -130,12 +133,13 @@ def states(cluster: ProcessCluster, i: int) -> dict[str, dict]:
             if e.event == "state"}
 
 
-def filled(cluster: ProcessCluster) -> bool:
-    for i in range(N):
+def filled(cluster: ProcessCluster, live: Sequence[int]) -> bool:
+    """The fill reached the agents of every node of ``live`` (node 0's risk agent too)."""
+    for i in live:
         state = states(cluster, i)
         if state.get(f"mm{i}", {}).get("inventory") != {SYMBOL: SOLD}:
             return False
-    return states(cluster, 0).get("risk0", {}).get("position") == {SYMBOL: SOLD}
+    return 0 not in live or states(cluster, 0).get("risk0", {}).get("position") == {SYMBOL: SOLD}
 
 
 class Replay:
@@ -159,22 +163,32 @@ class Replay:
             self.fair.append(outcome.fair_value)
 
 
-def run(tmp_path: Path, *, restart: bool = False) -> dict:
-    config, fix_port, itch_port, retransmit_port = venue_config(tmp_path)
-    files = [agents_file(tmp_path, i) for i in range(N)]
+async def cft_client(cluster: ProcessCluster) -> ClusterClient:
+    return await ClusterClient.connect(cluster.cluster, cluster.peers, CLOCK, pool=4)
+
+
+def run(tmp_path: Path, *, restart: bool = False, n: int = N,
+        options: Callable[[int], list[str]] = lambda i: [], kill: int | None = None,
+        connect: Callable[[ProcessCluster], Awaitable[ClusterClient]] = cft_client) -> dict:
+    """The scenario (module notes). ``options``: more options for node ``i``; ``kill``: a node
+    SIGKILLed once the first quotes are accepted, and never restarted (the others carry on);
+    ``connect``: the client that settles the cluster first."""
+    config, fix_port, itch_port, retransmit_port = venue_config(tmp_path, n)
+    files = [agents_file(tmp_path, i) for i in range(n)]
     rules = RulesConfig(members=roster(files), session=SESSION, view_quorum=2, vote_threshold=2)
     rules_path = tmp_path / "rules.json"
     rules_path.write_bytes(msgspec.json.encode(rules))
-    feed_ports = [free_port(socket.SOCK_DGRAM) for _ in range(N)]
+    feed_ports = [free_port(socket.SOCK_DGRAM) for _ in range(n)]
+    live = [i for i in range(n) if i != kill]
 
-    def options(i: int) -> list[str]:
-        return ["--rules", str(rules_path), "--participant", FIRM,
+    def node_options(i: int) -> list[str]:
+        return [*options(i), "--rules", str(rules_path), "--participant", FIRM,
                 "--venue", f"127.0.0.1:{fix_port}", "--comp-id", f"NODE{i}",
                 "--retry-max-ms", "200", "--agents", str(files[i]),
                 "--itch", f"127.0.0.1:{feed_ports[i]}",
                 "--retransmit", f"127.0.0.1:{retransmit_port}", "--symbols", SYMBOL]
 
-    result: dict = {}
+    result: dict = {"live": live}
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -184,11 +198,10 @@ def run(tmp_path: Path, *, restart: bool = False) -> dict:
         result["venue_proc"] = venue_proc
         seed = FixClient("127.0.0.1", fix_port, "SEED", timer_interval_s=0.05)
         try:
-            with ProcessCluster(tmp_path / "nodes", N, module="agora.trading.decision_node",
-                                per_replica=options) as cluster:
+            with ProcessCluster(tmp_path / "nodes", n, module="agora.trading.decision_node",
+                                per_replica=node_options) as cluster:
                 cluster.start()
-                client = await ClusterClient.connect(cluster.cluster, cluster.peers, CLOCK,
-                                                     pool=4)
+                client = await connect(cluster)
                 try:
                     await settle(client)  # a settled cluster before the first fair value
                 finally:
@@ -199,6 +212,8 @@ def run(tmp_path: Path, *, restart: bool = False) -> dict:
                 result["seeded_ns"] = CLOCK.now_ns()
                 await wait_for("the makers' two quotes", lambda: len(accepted(cluster)) >= 2,
                                cluster)
+                if kill is not None:
+                    cluster.signal(kill, signal.SIGKILL)
                 if restart:  # node 2 rebuilds its agents from its log, then sees the fill
                     cluster.signal(2, signal.SIGKILL)
                     cluster.start(2)
@@ -207,17 +222,19 @@ def run(tmp_path: Path, *, restart: bool = False) -> dict:
                 bid, _ask = quotes(1_900_000, 0, MM)
                 seed.new_order("S3", SYMBOL, Side.SELL, SOLD, bid, tif=TimeInForce.IOC)
                 result["sold_ns"] = CLOCK.now_ns()
-                await wait_for("the fill in every node's agents", lambda: filled(cluster),
-                               cluster)
+                await wait_for("the fill in every node's agents",
+                               lambda: filled(cluster, live), cluster)
                 await wait_for("the requote", lambda: len(accepted(cluster)) >= 4,
                                cluster)
                 await asyncio.sleep(0.5)  # the last reports reach every node
                 codes = cluster.stop()
-                assert all(code == 0 for code in codes.values()), f"a node failed: {codes}"
-                result["replay"] = Replay(rules, cluster.records(0))
+                assert all(codes[i] == 0 for i in live), f"a node failed: {codes}"
+                result["replay"] = Replay(rules, cluster.records(live[0]))
                 result["logs"] = [node_log(cluster, i) + node_log(cluster, i, "agents.log")
-                                  for i in range(N)]
-                result["states"] = [states(cluster, i) for i in range(N)]
+                                  for i in range(n)]
+                result["states"] = [states(cluster, i) for i in range(n)]
+                result["replicas"] = [cluster.stats(i) for i in range(n)]  # written at exit
+                result["last_index"] = [cluster.last_index(i) for i in range(n)]
         finally:
             with contextlib.suppress(Exception):
                 await seed.logout(timeout=1.0)
@@ -264,8 +281,10 @@ def latencies_ms(logs: list[list[NodeEvent]], replay: Replay) -> dict[str, list[
 
 
 def check(result: dict) -> dict:
-    """The assertions both scenarios share; the agents' stats."""
-    replay, venue, logs, states = (result[k] for k in ("replay", "venue", "logs", "states"))
+    """The assertions every scenario shares (of a killed node: only its log's); the agents'
+    stats."""
+    replay, venue, logs, states, live = (result[k] for k in ("replay", "venue", "logs",
+                                                                 "states", "live"))
     # the views committed a fair value of the seeded book (and of the book with the quotes)
     assert replay.fair and all(BID <= f.price <= ASK for f in replay.fair)
     assert replay.fair[0].price == 1_900_000
@@ -280,14 +299,14 @@ def check(result: dict) -> dict:
     for events in logs:
         indices = [e.index for e in events if e.event in ("committed", "abandoned")]
         assert len(indices) == len(set(indices)), sorted(indices)
-    # the fill reached every node's agents
-    for i in range(N):
+    # the fill reached every (live) node's agents
+    for i in live:
         assert states[i][f"mm{i}"]["inventory"] == {SYMBOL: SOLD}
         fills = [e for e in logs[i] if e.event == "fill"]
         assert [(e.kind, e.index) for e in fills] == [("BUY", SOLD)]
-    assert states[0]["risk0"]["position"] == {SYMBOL: SOLD}
+    assert 0 not in live or states[0]["risk0"]["position"] == {SYMBOL: SOLD}
     stats = {e.id: json.loads(e.detail) for events in logs for e in events if e.event == "stats"}
-    assert all(stats[f"mm{i}"]["proposed"] >= 2 for i in range(N)), stats
+    assert all(stats[f"mm{i}"]["proposed"] >= 2 for i in live), stats
     lat = latencies_ms(logs, replay)
     reports = sorted(min(e.at_ns for events in logs for e in events
                          if e.event == "report" and e.id == k) for k in replay.orders)

@@ -103,13 +103,15 @@ def _request(client_id: int, number: int, payload: bytes) -> Request:
 
 
 def bft_cluster(tmp_path: Path, byzantine: dict[int, str] | None = None, *,
-                fsync: str = "none") -> ProcessCluster:
+                fsync: str = "none", asyncio: frozenset[int] = frozenset()) -> ProcessCluster:
+    """``asyncio``: the replicas served on the asyncio driver (``--io asyncio``)."""
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET + b"\n")
     faults = byzantine or {}
     return ProcessCluster(
         tmp_path, N, fsync=fsync, extra=["--mode", "bft", "--secret-file", str(secret)],
-        per_replica=lambda i: ["--byzantine", faults[i]] if i in faults else [])
+        per_replica=lambda i: ((["--byzantine", faults[i]] if i in faults else [])
+                               + (["--io", "asyncio"] if i in asyncio else [])))
 
 
 def test_four_replicas_agree_and_a_killed_backup_does_not_stop_them(tmp_path):
@@ -126,6 +128,29 @@ def test_four_replicas_agree_and_a_killed_backup_does_not_stop_them(tmp_path):
     assert checker.replies == len(load.replies) >= 500
     assert cluster.last_index(3) < cluster.last_index(0), "the killed replica stopped"
     assert {cluster.stats(r)["view"] for r in range(3)} == {0}, "a dead backup: no view change"
+
+
+def test_replicas_on_the_asyncio_driver_agree_with_blocking_ones_and_restart(tmp_path):
+    """Two replicas on each driver (the primary of view 0 on asyncio); the asyncio backup is
+    killed and restarted from its records, then the asyncio primary: a new view."""
+    with bft_cluster(tmp_path, asyncio=frozenset({0, 2})) as cluster:
+        cluster.start()
+        with Load(cluster) as load:
+            load.wait_replies(100)
+            cluster.signal(2, signal.SIGKILL)
+            load.wait_replies(len(load.replies) + 100)
+            cluster.start(2)
+            load.wait_replies(len(load.replies) + 100)
+            cluster.signal(0, signal.SIGKILL)
+            load.wait_replies(len(load.replies) + 100)
+        checker = load.check(correct={0, 1, 2, 3}, live={1, 2, 3})
+        codes = cluster.stop()
+    assert codes[1] == codes[2] == codes[3] == 0, codes
+    assert checker.replies == len(load.replies) >= 400
+    starts = [r for r in cluster.records(2) if r.item is None]
+    assert len(starts) == 2 and starts[1].applied >= 50, "resumed after its recorded prefix"
+    views = [cluster.stats(r)["view"] for r in (1, 2, 3)]
+    assert min(views) >= 1, f"the killed primary was replaced: {views}"
 
 
 def test_paused_primary_is_replaced_then_catches_up(tmp_path):
@@ -211,7 +236,6 @@ def test_a_replica_whose_storage_lost_what_it_applied_refuses_to_start(tmp_path)
     ([], "--secret-file"),
     (["--secret-file", "{short}"], "at least 16 bytes"),
     (["--secret-file", "{secret}", "--byzantine", "sneaky"], "unknown behaviours"),
-    (["--secret-file", "{secret}", "--io", "asyncio"], "blocking driver only"),
     (["--secret-file", "{secret}", "--fsync", "batch"], "unsafe in --mode bft"),
 ])
 def test_bad_bft_options_are_refused_with_a_reason(tmp_path, extra, reason):

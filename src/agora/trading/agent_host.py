@@ -26,7 +26,10 @@ Inputs, as :class:`AgentHost` feeds them:
   because the order is final).
 * ``on_tick``: every ``tick_ns``.
 
-Every proposal goes to the cluster through this node's :class:`ClusterClient`. Its consensus
+Every proposal goes to the cluster through this node's :class:`ClusterClient` (a
+:class:`~agora.decision.transport.bft_client.BftClusterClient` when ``start`` is given the
+Byzantine-mode cluster's keyring: the same pool, its requests broadcast and settled by f + 1
+matching replies). Its consensus
 client ids must differ between nodes (``client_id_base``) and between starts of one node: the
 replicas answer a known ``(client id, request number)`` with the old reply instead of committing
 the new request, so a restarted node that reused its ids would lose its first proposals to
@@ -82,8 +85,10 @@ from agora.decision.agents import (
     RiskAgent,
     RiskLimits,
 )
+from agora.decision.bft.auth import Keyring
 from agora.decision.rules import CommittedProposal, Member, Outcome, RulesConfig
 from agora.decision.signing import AgentKey
+from agora.decision.transport.bft_client import BftClusterClient
 from agora.decision.transport.client import ClusterClient
 from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
@@ -261,10 +266,18 @@ class AgentHost:
 
     async def start(self, cluster: int, peers: Sequence[tuple[str, int]], *, client_id_base: int,
                     itch: tuple[str, int] | None = None,
-                    retransmit: tuple[str, int] | None = None) -> None:
+                    retransmit: tuple[str, int] | None = None,
+                    keyring: Keyring | None = None) -> None:
+        """Connect the proposals' client (to a Byzantine-mode cluster with ``keyring``), the
+        feed, and start the ticks."""
         self.replaying = False
-        self.client = await ClusterClient.connect(cluster, peers, self.clock,
-                                                  first_id=client_id_base, pool=CLIENT_POOL)
+        if keyring is None:
+            self.client = await ClusterClient.connect(cluster, peers, self.clock,
+                                                      first_id=client_id_base, pool=CLIENT_POOL)
+        else:
+            self.client = await BftClusterClient.connect(
+                cluster, peers, self.clock, keyring=keyring, first_id=client_id_base,
+                pool=CLIENT_POOL)
         if itch is not None:
             self.feed = ItchSubscriber(host=itch[0], port=itch[1], retransmit=retransmit,
                                        on_events=self._on_feed)

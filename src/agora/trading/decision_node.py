@@ -32,6 +32,18 @@ Design notes
   of this node's applier, by the fills its FIX session reports and by a periodic tick; their
   signed proposals go to the cluster through a ClusterClient, and ``agents.log`` records them.
   The ``--rules`` members must list every hosted agent (``agent_host.check_members``).
+* **Byzantine mode** (``--mode bft --secret-file F``, n = 3f + 1): the node runs the PBFT
+  replica on the asyncio driver (:class:`~agora.decision.transport.bft_node.AsyncBftNode`)
+  and its agents propose through a
+  :class:`~agora.decision.transport.bft_client.BftClusterClient` (each proposal broadcast to
+  every replica, settled by f + 1 matching MACed replies), keys from the same cluster secret.
+  The replica options are checked as ``replica_main`` checks them (``--secret-file`` required,
+  ``--fsync batch`` refused). Nothing here reads ``Committed.view`` (always 0 in this mode):
+  the applier keys on the log index, and the venue's ClOrdID dedup is unchanged. Limitation:
+  the mode protects the agreed log, not the venue from a faulty node's own FIX session (every
+  node sends every decision as the participant, and the venue keeps the first copy of a
+  ClOrdID: a Byzantine node could send an altered order under a decided ClOrdID first).
+* The node always serves its replica on the event loop (``--io`` is not read).
 
 Limitations: only LIMIT orders and full cancels (what the rules decide); a command the venue
 never answers (a lost connection before it was read) waits for the next logon to be re-sent;
@@ -51,6 +63,7 @@ import msgspec
 
 from agora.core.clock import Clock, WallClock
 from agora.core.events import NewOrder
+from agora.decision.bft.auth import Keyring
 from agora.decision.consensus.messages import Committed
 from agora.decision.rules import RulesConfig
 from agora.decision.transport import replica_main
@@ -250,7 +263,11 @@ def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]
     return node, agents
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, secret: bytes | None = None) -> int:
+    """The node until SIGTERM; ``secret``: the Byzantine mode's cluster secret (read with
+    :func:`~agora.decision.transport.replica_main.bft_secret` if None)."""
+    if args.mode == "bft" and secret is None:
+        secret = replica_main.bft_secret(args)
     try:
         node, agents = open_node(args)
     except AgentsFileError as exc:
@@ -262,11 +279,13 @@ async def serve(args: argparse.Namespace) -> int:
         retransmit = replica_main.parse_peers(args.retransmit)[0] if args.retransmit else None
         base = ((args.client_id_base or 1_000_000 * (args.id + 1))
                 + client_epoch(args.dir) * CLIENT_POOL)  # fresh ids on every start
-        await agents.start(args.cluster, replica_main.parse_peers(args.peers),
-                           client_id_base=base, itch=itch, retransmit=retransmit)
+        peers = replica_main.parse_peers(args.peers)
+        await agents.start(args.cluster, peers, client_id_base=base, itch=itch,
+                           retransmit=retransmit,
+                           keyring=None if secret is None else Keyring(secret, len(peers)))
     task = asyncio.create_task(node.run())
     try:
-        return await replica_main.main(args, on_committed=node.on_committed)
+        return await replica_main.main(args, on_committed=node.on_committed, secret=secret)
     finally:
         await node.close(task)
         if agents is not None:
@@ -275,7 +294,15 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    return replica_main.start(serve(build_parser().parse_args(argv)))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    secret = None
+    if args.mode == "bft":
+        try:
+            secret = replica_main.bft_secret(args)
+        except (OSError, ValueError) as exc:
+            parser.error(str(exc))
+    return replica_main.start(serve(args, secret))
 
 
 if __name__ == "__main__":

@@ -22,16 +22,19 @@ Design notes:
   passed to the next incarnation, which then emits exactly the indices after it.
 
 * **Byzantine mode** (``bft_node.py``, ``replica_main --mode bft``): the PBFT replica on the
-  blocking driver, its messages authenticated inside the replica (MACs or signatures from the
-  cluster secret); clients broadcast and settle on f + 1 matching replies
-  (:class:`BftSyncClient`).
+  same two drivers (:class:`BftNode` blocking, the standalone process's default;
+  :class:`AsyncBftNode` on asyncio, which the decision node embeds), its messages authenticated
+  inside the replica (MACs or signatures from the cluster secret); clients broadcast and settle
+  on f + 1 matching replies (:class:`BftSyncClient` blocking, :class:`BftClusterClient` an
+  asyncio pool).
 
 Limitations: crash mode has no authentication (anyone on the port can inject), client
 addresses are learned from their requests (a reply goes to the address of the last request from
 that client id), no multicast, and record files grow without bound like the log itself.
 """
 
-from agora.decision.transport.bft_node import BftNode
+from agora.decision.transport.bft_client import BftClusterClient
+from agora.decision.transport.bft_node import AsyncBftNode, BftNode
 from agora.decision.transport.bft_sync_client import BftSyncClient
 from agora.decision.transport.blocking import BlockingNode
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
@@ -39,6 +42,8 @@ from agora.decision.transport.record import Record, Recorder, read_records
 from agora.decision.transport.udp import ReplicaNode
 
 __all__ = [
+    "AsyncBftNode",
+    "BftClusterClient",
     "BftNode",
     "BftSyncClient",
     "BlockingNode",

@@ -1,17 +1,29 @@
-"""A Byzantine-mode replica process's node: the PBFT replica (``decision.bft``) on a UDP socket.
+"""A Byzantine-mode replica's node: the PBFT replica (``decision.bft``) on a UDP socket.
 
-The same blocking driver as the crash-tolerant replica (:class:`BlockingNode`: ``poll``, one
-``recvfrom`` per wake-up, peers' datagrams before clients' under load) with the BFT wire types:
-every datagram carries a ``Sealed`` replica message, a ``ClientRequest`` or (never expected
+:class:`BftCore` is what the Byzantine mode changes in a node (``node.py``), whatever drives
+its socket, and it runs on both drivers, as the crash-tolerant node does:
+
+* :class:`BftNode`, the blocking driver (:class:`BlockingNode`: ``poll``, one ``recvfrom`` per
+  wake-up, peers' datagrams before clients' under load), for the standalone replica process
+  (``replica_main --mode bft``, its default ``--io blocking``);
+* :class:`AsyncBftNode`, the asyncio (uvloop) endpoint (:class:`ReplicaNode`), for a program
+  that embeds a Byzantine-mode replica beside other I/O: the decision node
+  (``agora.trading.decision_node --mode bft``) runs it on the loop of its FIX session and its
+  agents (``replica_main --mode bft --io asyncio`` runs it alone). It has no overload policy
+  of its own (the event loop reads datagrams in arrival order), like the CFT asyncio node.
+
+Every datagram carries a ``Sealed`` replica message, a ``ClientRequest`` or (never expected
 here) a ``ClientReply``, framed as in ``framing.py``. Authentication happens inside the replica
 (``Keyring.open``): the node only decodes, and counts what does not decode as garbage.
 
 What differs from crash mode:
 
 * **Clients broadcast** each request to every replica (backups must see it to time a withholding
-  primary out), so every replica learns the client's address from the request itself; no
-  ``Hello``. Every replica replies once the request executes and the client accepts ``f + 1``
-  matching replies.
+  primary out), so every replica learns the client's address from the request itself, and only
+  from a request whose MAC for this replica is valid (a forgery cannot redirect a client's
+  replies); no ``Hello``. Every replica replies once the request executes and the client
+  accepts ``f + 1`` matching replies (:class:`BftSyncClient`, and the asyncio pool
+  :class:`~agora.decision.transport.bft_client.BftClusterClient`).
 * **Committed record before replies**, as in crash mode: a replica's reply never announces an
   index its record (the checker's oracle) does not hold yet.
 * **Durable state before sends**: the replica's records (``bft/storage.py``: views, the batch
@@ -39,7 +51,9 @@ from agora.decision.consensus.messages import Committed, Outbox, ToClient
 from agora.decision.sim.byzantine import Byzantine
 from agora.decision.transport.blocking import SHED_AT, BlockingNode
 from agora.decision.transport.framing import Address
+from agora.decision.transport.node import NodeCore
 from agora.decision.transport.record import Recorder
+from agora.decision.transport.udp import ReplicaNode
 
 WAITING_MAX = 4_096  # requests a primary holds unordered before it stops reading clients
 
@@ -48,8 +62,9 @@ class BftRestartRefused(RuntimeError):
     """A BFT replica was started over the committed record of an earlier incarnation."""
 
 
-class BftNode(BlockingNode):
-    """Steps one :class:`BftReplica` on a blocking UDP socket (see the module notes)."""
+class BftCore(NodeCore):
+    """Steps one :class:`BftReplica` on datagrams and ticks (a driver's mixin: see the module
+    notes)."""
 
     def __init__(self, replica: BftReplica, peers: Sequence[Address], clock: Clock,
                  recorder: Recorder | None = None, *, tick_ns: int = 1_000_000,
@@ -104,9 +119,18 @@ class BftNode(BlockingNode):
         self.stats.view = self.bft.view
         self.stats.status = int(self.bft.phase)
 
+
+class BftNode(BftCore, BlockingNode):
+    """Steps one :class:`BftReplica` on a blocking UDP socket (see the module notes)."""
+
     def _admits_clients(self, queued: int) -> bool:
         """The primary reads clients while it holds few unordered requests; a backup (which
         only needs a request to time the primary out) unless clients are flooding it."""
         if self.bft.is_primary:
             return len(self.bft.waiting) < WAITING_MAX
         return queued < SHED_AT
+
+
+class AsyncBftNode(BftCore, ReplicaNode):
+    """Steps one :class:`BftReplica` from an asyncio datagram endpoint and a tick timer:
+    construct it inside the running loop, then ``await open()`` (see the module notes)."""

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from agora.core.clock import Clock
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.client import BftClient
-from agora.decision.bft.messages import ClientReply, decode, encode
-from agora.decision.transport.framing import Address, decoded
+from agora.decision.bft.messages import encode
+from agora.decision.transport.bft_client import bft_replies_in
+from agora.decision.transport.framing import Address
 from agora.decision.transport.sync_client import SyncClient
 
 
@@ -38,7 +39,6 @@ class BftSyncClient(SyncClient):
         """Nothing to announce: every replica learns the address from the request itself."""
 
     def _replies(self, data: bytes, addr: Address) -> Sequence[object]:
-        message = decoded(self.reassembler, data, addr, decode)
-        return (message,) if isinstance(message, ClientReply) else ()
+        return bft_replies_in(self.reassembler, data, addr)
 
     _encode = staticmethod(encode)

@@ -4,7 +4,9 @@ The sans-IO :class:`~agora.decision.consensus.Client` allows one outstanding req
 replicas' exactly-once table needs it), so this client owns a pool of them with consecutive
 client ids starting at ``first_id``: a submission takes an idle one, or waits in a FIFO backlog
 when all are busy (its latency then includes the wait, so an open-loop run does not hide
-queueing).
+queueing). The Byzantine mode's pool (``bft_client.py``) is this class over the BFT sans-IO
+client: it replaces the hooks ``_sans_io``, ``_request``, ``_replies``, ``_encode`` and
+``_hello``.
 
 Client ids must never be reused, by a concurrent process or by a later start of the same one:
 the replicas' exactly-once table remembers each id's last request for as long as the log lives,
@@ -121,8 +123,7 @@ class ClusterClient(asyncio.DatagramProtocol):
         self.clock = clock
         if first_id is None:
             first_id = fresh_client_ids(pool)
-        self.clients = {first_id + i: Client(cluster, first_id + i, len(peers), retry_ns=retry_ns)
-                        for i in range(pool)}
+        self.clients = {first_id + i: self._sans_io(first_id + i, retry_ns) for i in range(pool)}
         self.first_id = first_id
         self.hello_ns = 0  # when the last Hello went out
         self.retry_floor_ns = retry_ns
@@ -144,6 +145,10 @@ class ClusterClient(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._message_id = 0
+
+    def _sans_io(self, client_id: int, retry_ns: int) -> Client:
+        """The protocol's client state machine for one id of the pool."""
+        return Client(self.cluster, client_id, len(self.peers), retry_ns=retry_ns)
 
     @classmethod
     async def connect(cls, cluster: int, peers: Sequence[Address], clock: Clock, *,
@@ -183,16 +188,23 @@ class ClusterClient(asyncio.DatagramProtocol):
 
     def _start(self, client: Client, payload: bytes, budget_ns: int, submitted_ns: int,
                future: asyncio.Future[Outcome]) -> None:
-        client.view = max(client.view, self.view)
         now = self.clock.now_ns()
         budget = budget_ns if budget_ns == 0 else max(1, budget_ns - (now - submitted_ns))
-        out = client.request(payload, budget, now)
-        client.sent_ns = submitted_ns  # retries spend the budget from the submission
+        out = self._request(client, payload, budget, submitted_ns, now)
         self.waiting[client.client_id] = (submitted_ns, future)
         if self.keep_log:
             assert client.outstanding is not None
             self.submitted.append(client.outstanding)
         self._execute(out)
+
+    def _request(self, client: Client, payload: bytes, budget_ns: int, submitted_ns: int,
+                 now: int) -> list[Outbox]:
+        """The first attempt, to the leader the pool last heard of; its retries spend the
+        budget from the submission."""
+        client.view = max(client.view, self.view)
+        out = client.request(payload, budget_ns, now)
+        client.sent_ns = submitted_ns
+        return out
 
     def _execute(self, out: list[Outbox]) -> None:
         for item in out:
@@ -204,7 +216,7 @@ class ClusterClient(asyncio.DatagramProtocol):
     def _queue(self, message: Message, to: Iterable[int]) -> None:
         """Hold a request for the end of this loop turn (anything else goes at once)."""
         if not self.batch or not isinstance(message, Request):
-            self._send(encode(message), [self.peers[replica] for replica in to])
+            self._send(self._encode(message), [self.peers[replica] for replica in to])
             return
         if not self.outgoing:
             asyncio.get_running_loop().call_soon(self._send_requests)
@@ -236,16 +248,25 @@ class ClusterClient(asyncio.DatagramProtocol):
         self._message_id += 1
         self.datagrams_sent += send_message(self.transport, data, self._message_id, addresses)[0]
 
+    _encode = staticmethod(encode)
+
+    def _replies(self, data: bytes, addr: Address) -> Sequence[Reply]:
+        """The replies one datagram completes (garbage and fragments: none)."""
+        return replies_in(self.reassembler, data, addr)
+
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        replies = replies_in(self.reassembler, data, addr)
+        replies = self._replies(data, addr)
         if replies:
             now = self.clock.now_ns()
             for reply in replies:
                 self._on_reply(reply, now)
 
-    def _on_reply(self, reply: Reply, now: int) -> None:
-        client = self.clients.get(reply.client_id)
-        if client is None or client.on_reply(reply, now) is None:
+    def _on_reply(self, message: Reply, now: int) -> None:
+        client = self.clients.get(message.client_id)
+        if client is None:
+            return
+        reply = client.on_reply(message, now)  # the settled reply (a BFT client's differs)
+        if reply is None:
             return
         self.rtt_ns += (now - client.last_try_ns - self.rtt_ns) / 8
         self.view = max(self.view, reply.view)

@@ -13,7 +13,8 @@ Two drivers share it: :class:`~agora.decision.transport.udp.ReplicaNode` on an a
 loop, for programs that embed a replica beside other I/O (the decision node's FIX session), and
 :class:`~agora.decision.transport.blocking.BlockingNode`, a plain blocking-socket loop for the
 standalone replica process (one socket, nothing else to wait for: about 20 us less per round
-trip than uvloop on the benchmark machine).
+trip than uvloop on the benchmark machine). The Byzantine mode's node
+(:class:`~agora.decision.transport.bft_node.BftCore`) overrides what differs and runs on both.
 """
 
 from __future__ import annotations

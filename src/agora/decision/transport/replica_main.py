@@ -11,18 +11,20 @@ The socket is served by a blocking ``recvfrom`` loop (``--io blocking``, the def
 bound and the replica started. SIGTERM/SIGINT end it cleanly;
 a replica exception ends it with status 2 and the traceback on stderr.
 
-``--mode bft`` runs the Byzantine-tolerant replica (``decision.bft``, n = 3f + 1) instead, on
-the blocking driver (``bft_node.py``): its keys come from the cluster secret in
-``--secret-file`` (every replica and client of the cluster holds the same file), ``--auth``
-picks MACs or signatures for the normal case, and ``--byzantine`` makes this replica misbehave
-on purpose (tests only; see ``sim/byzantine.py``). Its records go to ``D/storage/bft.log``
-before each step's sends (``--fsync none``: survives a process crash; ``always``: a power cut;
-``batch`` is refused in this mode), and a restart with the same ``--dir`` resumes from them.
+``--mode bft`` runs the Byzantine-tolerant replica (``decision.bft``, n = 3f + 1) instead
+(``bft_node.py``, on either driver: ``--io blocking`` is the default here too): its keys come
+from the cluster secret in ``--secret-file`` (every replica and client of the cluster holds the
+same file), ``--auth`` picks MACs or signatures for the normal case, and ``--byzantine`` makes
+this replica misbehave on purpose (tests only; see ``sim/byzantine.py``). Its records go to
+``D/storage/bft.log`` before each step's sends (``--fsync none``: survives a process crash;
+``always``: a power cut; ``batch`` is refused in this mode), and a restart with the same
+``--dir`` resumes from them.
 
-Embedding: ``main(args, on_committed=hook)`` calls ``hook(item)`` for every ``Committed`` right
-after it is recorded (an exception in the hook ends the process like a replica bug), and
-``start`` runs such a coroutine with this process's GC and event-loop settings; the decision
-node (``agora.trading.decision_node``) is built that way.
+Embedding: ``main(args, on_committed=hook)`` (either mode, on the asyncio driver) calls
+``hook(item)`` for every ``Committed`` right after it is recorded (an exception in the hook ends
+the process like a replica bug), and ``start`` runs such a coroutine with this process's GC and
+event-loop settings; the decision node (``agora.trading.decision_node``) is built that way. In
+Byzantine mode ``Committed.view`` is always 0 (see ``bft/replica.py``): a hook must not read it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import sys
 import traceback
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TypeVar
 
 import uvloop
 
@@ -49,7 +52,7 @@ from agora.decision.consensus.messages import Committed
 from agora.decision.consensus.replica import Replica
 from agora.decision.consensus.storage import FileStorage, FsyncPolicy
 from agora.decision.sim.byzantine import BEHAVIOURS, Byzantine
-from agora.decision.transport.bft_node import BftNode
+from agora.decision.transport.bft_node import AsyncBftNode, BftNode
 from agora.decision.transport.blocking import BlockingNode
 from agora.decision.transport.framing import Address
 from agora.decision.transport.record import Recorder
@@ -102,8 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
 def bft_secret(args: argparse.Namespace) -> bytes:
     """The cluster secret, once the Byzantine-mode options are checked (ValueError or OSError
     names what is wrong)."""
-    if args.io != "blocking":
-        raise ValueError("--mode bft runs on the blocking driver only (--io blocking)")
     if args.fsync == "batch":
         raise ValueError("--fsync batch is unsafe in --mode bft (a vote could outlive its "
                          "record): use none or always")
@@ -116,31 +117,6 @@ def bft_secret(args: argparse.Namespace) -> bytes:
     if len(secret) < 16:
         raise ValueError(f"{args.secret_file}: the cluster secret must be at least 16 bytes")
     return secret
-
-
-def build_bft(args: argparse.Namespace, secret: bytes) -> BftNode:
-    """The Byzantine-mode replica's node, from options :func:`bft_secret` accepted."""
-    peers = parse_peers(args.peers)
-    keyring = Keyring(secret, len(peers))
-    config = BftConfig(
-        cluster=args.cluster, replica=args.id, n=len(peers), auth=AuthMode(args.auth),
-        request_timeout_ns=args.request_timeout_us * 1000,
-        view_change_timeout_ns=args.view_change_us * 1000, resend_ns=args.resend_us * 1000,
-        batch_max=args.batch_max, pipeline_max=args.pipeline_max)
-    kinds = frozenset(k for k in args.byzantine.split(",") if k)
-    byzantine = (Byzantine(args.id, len(peers), kinds, keyring, config.auth,
-                           random.Random(args.id)) if kinds else None)
-    args.dir.mkdir(parents=True, exist_ok=True)
-    recorder = Recorder(args.dir / "committed.log", args.id)
-    storage = FileBftStorage(args.dir / "storage", FsyncPolicy(args.fsync))
-    try:
-        replica = BftReplica(config, keyring, storage, applied_index=recorder.applied)
-        return BftNode(replica, peers, WallClock(), recorder, tick_ns=args.tick_us * 1000,
-                       byzantine=byzantine)
-    except BaseException:
-        recorder.close()
-        storage.close()
-        raise
 
 
 CommittedHook = Callable[[Committed], None]
@@ -158,6 +134,42 @@ class HookedRecorder(Recorder):
         self.hook(item)
 
 
+def _recorder(args: argparse.Namespace, on_committed: CommittedHook | None) -> Recorder:
+    record = args.dir / "committed.log"
+    return (Recorder(record, args.id) if on_committed is None
+            else HookedRecorder(record, args.id, on_committed))
+
+
+BftDriver = TypeVar("BftDriver", BftNode, AsyncBftNode)
+
+
+def build_bft(args: argparse.Namespace, secret: bytes, driver: type[BftDriver],
+              on_committed: CommittedHook | None = None) -> BftDriver:
+    """The Byzantine-mode replica's node on ``driver`` (an :class:`AsyncBftNode` is built
+    inside the running loop), from options :func:`bft_secret` accepted; not bound yet."""
+    peers = parse_peers(args.peers)
+    keyring = Keyring(secret, len(peers))
+    config = BftConfig(
+        cluster=args.cluster, replica=args.id, n=len(peers), auth=AuthMode(args.auth),
+        request_timeout_ns=args.request_timeout_us * 1000,
+        view_change_timeout_ns=args.view_change_us * 1000, resend_ns=args.resend_us * 1000,
+        batch_max=args.batch_max, pipeline_max=args.pipeline_max)
+    kinds = frozenset(k for k in args.byzantine.split(",") if k)
+    byzantine = (Byzantine(args.id, len(peers), kinds, keyring, config.auth,
+                           random.Random(args.id)) if kinds else None)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    recorder = _recorder(args, on_committed)
+    storage = FileBftStorage(args.dir / "storage", FsyncPolicy(args.fsync))
+    try:
+        replica = BftReplica(config, keyring, storage, applied_index=recorder.applied)
+        return driver(replica, peers, WallClock(), recorder, tick_ns=args.tick_us * 1000,
+                      byzantine=byzantine)
+    except BaseException:
+        recorder.close()
+        storage.close()
+        raise
+
+
 def build(args: argparse.Namespace, on_committed: CommittedHook | None = None
           ) -> tuple[Replica, list[Address], Recorder, FileStorage]:
     """The replica, its peers, its committed record and its storage, from the options."""
@@ -170,19 +182,27 @@ def build(args: argparse.Namespace, on_committed: CommittedHook | None = None
         backup_acks=not args.no_backup_acks)
     args.dir.mkdir(parents=True, exist_ok=True)
     storage = FileStorage(args.dir / "storage", FsyncPolicy(args.fsync))
-    record = args.dir / "committed.log"
-    recorder = (Recorder(record, args.id) if on_committed is None
-                else HookedRecorder(record, args.id, on_committed))
+    recorder = _recorder(args, on_committed)
     replica = Replica(config, storage, applied_index=recorder.applied,
                       incarnation=recorder.incarnation)
     return replica, peers, recorder, storage
 
 
-async def main(args: argparse.Namespace, on_committed: CommittedHook | None = None) -> int:
-    """The replica on this event loop (``--io asyncio``, and for programs that embed it)."""
-    replica, peers, recorder, storage = build(args, on_committed)
-    node = await ReplicaNode.serve(replica, peers, WallClock(), recorder,
-                                   tick_ns=args.tick_us * 1000)
+async def main(args: argparse.Namespace, on_committed: CommittedHook | None = None, *,
+               secret: bytes | None = None) -> int:
+    """The replica on this event loop (``--io asyncio``, and for programs that embed it);
+    ``secret``: the Byzantine mode's cluster secret (read with :func:`bft_secret` if None)."""
+    node: ReplicaNode
+    storage: FileStorage | FileBftStorage | None
+    if args.mode == "bft":
+        bft_node = build_bft(args, bft_secret(args) if secret is None else secret,
+                             AsyncBftNode, on_committed)
+        node, storage = bft_node, bft_node.bft.storage  # type: ignore[assignment]
+        await bft_node.open()
+    else:
+        replica, peers, recorder, storage = build(args, on_committed)
+        node = await ReplicaNode.serve(replica, peers, WallClock(), recorder,
+                                       tick_ns=args.tick_us * 1000)
     stats_path = args.dir / "stats.json"
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, node.dump_stats, stats_path)
@@ -196,7 +216,8 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
         return 2
     finally:
         node.dump_stats(stats_path)
-        storage.close()
+        if storage is not None:
+            storage.close()
     return 0
 
 
@@ -205,7 +226,7 @@ def serve_blocking(args: argparse.Namespace, secret: bytes = b"") -> int:
     ``secret``: the Byzantine mode's cluster secret."""
     storage: FileStorage | FileBftStorage | None
     if args.mode == "bft":
-        bft_node = build_bft(args, secret)
+        bft_node = build_bft(args, secret, BftNode)
         node: BlockingNode = bft_node
         storage = bft_node.bft.storage  # type: ignore[assignment]
     else:
@@ -252,7 +273,7 @@ def run(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             parser.error(str(exc))
     if args.io == "asyncio":
-        return start(main(args))
+        return start(main(args, secret=secret if args.mode == "bft" else None))
     tune_gc()
     return serve_blocking(args, secret)
 

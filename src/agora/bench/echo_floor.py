@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from agora.core.ports import unused_ports
+
 
 def serve(port: int) -> None:
     with socket.create_server(("127.0.0.1", port)) as server:
@@ -25,10 +27,10 @@ def serve(port: int) -> None:
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A loopback port the kernel just handed out (TCP or UDP), for a server to bind next."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port (for TCP and UDP alike: ``kind`` is kept for callers), outside the
+    ephemeral range so no client socket takes it before the server binds it (``core.ports``)."""
+    del kind
+    return unused_ports(1)[0]
 
 
 def measure_echo(count: int = 20_000, size: int = 64, warmup: int = 2_000) -> list[int]:

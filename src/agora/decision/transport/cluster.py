@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from agora.core.ports import unused_ports
 from agora.decision.consensus.messages import Reply, Request
 from agora.decision.sim.checker import Checker
 from agora.decision.transport.framing import Address
@@ -24,15 +24,9 @@ from agora.decision.transport.record import Record, read_records
 
 
 def free_udp_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out, all held at once so they differ."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """Free loopback ports outside the ephemeral range (``core.ports``: a client socket's
+    automatic port can never take them between this check and the replica's bind)."""
+    return unused_ports(count)
 
 
 class ProcessCluster:

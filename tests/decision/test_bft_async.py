@@ -145,7 +145,7 @@ class Loopback:
                 ["--id", str(i), "--peers", peers, "--dir", str(self.tmp_path / f"r{i}"),
                  "--mode", "bft", "--io", "asyncio", "--secret-file",
                  str(self.tmp_path / "secret"), *fault])
-            node = replica_main.build_bft(args, replica_main.bft_secret(args), AsyncBftNode,
+            node = replica_main.build_bft(args, replica_main.bft_keyring(args), AsyncBftNode,
                                           self.hooked[i].append)
             await node.open()
             self.nodes.append(node)

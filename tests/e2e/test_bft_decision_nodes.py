@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from agora.decision.bft.auth import Keyring
+from agora.decision.bft.keys import load_keyring, make_cluster
 from agora.decision.transport.bft_client import BftClusterClient
 from agora.decision.transport.client import ClusterClient
 from agora.decision.transport.cluster import ProcessCluster
@@ -28,27 +29,41 @@ from tests.e2e.test_agent_nodes import CLOCK, check, run
 pytestmark = pytest.mark.e2e
 SECRET = b"agora-e2e-bft-decision-nodes"
 N = 4
+AGENT_IDS = 1_000_000  # decision_node's default --client-id-base step
 
 
 def bft_run(tmp_path: Path, *, byzantine: dict[int, str] | None = None,
-            kill: int | None = None, restart: bool = False) -> dict:
+            kill: int | None = None, restart: bool = False, key_files: bool = False) -> dict:
+    """``key_files``: every node holds only its own replica key file and a client key file for
+    its agents' ids (``agora keys bft``), the test's client one of its own; else the secret."""
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET + b"\n")
     faults = byzantine or {}
+    keys = tmp_path / "keys"
+    if key_files:  # node i's agents take ids 1,000,000 * (i + 1) + 16 per start
+        make_cluster(keys, N, [(1, 4)] + [(AGENT_IDS * (i + 1), AGENT_IDS * (i + 1) + 63)
+                                          for i in range(N)])
 
     def options(i: int) -> list[str]:
         fault = ["--byzantine", faults[i]] if i in faults else []
-        return ["--mode", "bft", "--secret-file", str(secret), *fault]
+        if not key_files:
+            return ["--mode", "bft", "--secret-file", str(secret), *fault]
+        first = AGENT_IDS * (i + 1)
+        return ["--mode", "bft", "--key-file", str(keys / f"replica-{i}.json"),
+                "--client-key-file", str(keys / f"clients-{first}-{first + 63}.json"), *fault]
 
     async def connect(cluster: ProcessCluster) -> ClusterClient:
+        keyring = (load_keyring(keys / "clients-1-4.json") if key_files
+                   else Keyring(SECRET, N))
         return await BftClusterClient.connect(cluster.cluster, cluster.peers, CLOCK,
-                                              keyring=Keyring(SECRET, N), pool=4)
+                                              keyring=keyring, first_id=1, pool=4)
 
     return run(tmp_path, n=N, options=options, kill=kill, connect=connect, restart=restart)
 
 
 def test_a_lying_primary_node_cannot_stop_the_bft_decision_nodes(tmp_path):
-    result = bft_run(tmp_path, byzantine={0: "equivocate,forge"})
+    """Every node holds only its own key files here: the liar has only its own keys."""
+    result = bft_run(tmp_path, byzantine={0: "equivocate,forge"}, key_files=True)
     stats = check(result)
     assert all(stats[f"mm{i}"]["committed"] >= 2 for i in range(N)), stats
     views = [result["replicas"][i]["view"] for i in (1, 2, 3)]
@@ -75,7 +90,7 @@ def test_a_restarted_bft_node_resumes_from_its_records_and_rebuilds_its_agents(t
 
 
 @pytest.mark.parametrize(("extra", "reason"), [
-    ([], "--mode bft needs --secret-file"),
+    ([], "--mode bft needs --key-file"),
     (["--secret-file", "{secret}", "--fsync", "batch"], "unsafe in --mode bft"),
     (["--secret-file", "{secret}", "--byzantine", "sneaky"], "unknown behaviours"),
 ])

@@ -22,6 +22,7 @@ import pytest
 
 from agora.core.clock import WallClock
 from agora.decision.bft.auth import Keyring
+from agora.decision.bft.keys import load_keyring, make_cluster
 from agora.decision.consensus.messages import Reply, Request
 from agora.decision.sim.bft_cluster import BftChecker
 from agora.decision.sim.checker import Checker
@@ -37,8 +38,11 @@ N = 4
 class Load:
     """``clients`` threads, each committing numbered payloads one at a time until stopped."""
 
-    def __init__(self, cluster: ProcessCluster, clients: int = 2) -> None:
+    def __init__(self, cluster: ProcessCluster, clients: int = 2,
+                 key_file: Path | None = None) -> None:
+        """``key_file``: a client key file for ids 1..clients (else the cluster secret)."""
         self.cluster = cluster
+        self.key_file = key_file
         self.submitted: list[tuple[int, int, bytes]] = []  # (client, request number, payload)
         self.replies: list[Reply] = []
         self.errors: list[BaseException] = []
@@ -57,8 +61,12 @@ class Load:
             thread.join(timeout=30)
 
     def _run(self, k: int) -> None:
-        keyring = Keyring(SECRET, N)
-        with BftSyncClient(1, self.cluster.peers, CLOCK, keyring) as client:
+        if self.key_file is None:
+            keyring, client_id = Keyring(SECRET, N), None
+        else:
+            keyring, client_id = load_keyring(self.key_file, clients=range(k + 1, k + 2)), k + 1
+        with BftSyncClient(1, self.cluster.peers, CLOCK, keyring,
+                           client_id=client_id) as client:
             i = 0
             while not self.stopping.is_set():
                 data = b"decision-%d-%06d" % (k, i)
@@ -104,18 +112,23 @@ def _request(client_id: int, number: int, payload: bytes) -> Request:
 
 def bft_cluster(tmp_path: Path, byzantine: dict[int, str] | None = None, *,
                 fsync: str = "none", asyncio: frozenset[int] = frozenset(),
-                request_timeout_us: int = 20_000) -> ProcessCluster:
+                request_timeout_us: int = 20_000, key_dir: Path | None = None
+                ) -> ProcessCluster:
     """``asyncio``: the replicas served on the asyncio driver (``--io asyncio``);
     ``request_timeout_us``: the backups' timer on the primary (a test asserting that no view
-    change happens raises it, so a loaded machine's slow requests do not start one)."""
+    change happens raises it, so a loaded machine's slow requests do not start one);
+    ``key_dir``: each replica gets only its own key file from there (else the shared secret)."""
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET + b"\n")
     faults = byzantine or {}
+    keys = ["--secret-file", str(secret)] if key_dir is None else []
     return ProcessCluster(
-        tmp_path, N, fsync=fsync, extra=["--mode", "bft", "--secret-file", str(secret),
+        tmp_path, N, fsync=fsync, extra=["--mode", "bft", *keys,
                                          "--request-timeout-us", str(request_timeout_us)],
         per_replica=lambda i: ((["--byzantine", faults[i]] if i in faults else [])
-                               + (["--io", "asyncio"] if i in asyncio else [])))
+                               + (["--io", "asyncio"] if i in asyncio else [])
+                               + ([] if key_dir is None
+                                  else ["--key-file", str(key_dir / f"replica-{i}.json")])))
 
 
 def views_when_settled(cluster: ProcessCluster, replicas: range | tuple[int, ...],
@@ -249,16 +262,38 @@ def test_a_replica_whose_storage_lost_what_it_applied_refuses_to_start(tmp_path)
     assert "StorageBehind" in restarted.stderr and "empty directory" in restarted.stderr
 
 
+def test_replicas_holding_only_their_own_key_files_serve_a_key_file_client(tmp_path):
+    """`agora keys bft` files: each replica process gets its own file only, the clients a
+    client file; a lying primary (equivocating, forging with its own keys) changes nothing."""
+    make_cluster(tmp_path / "keys", N, [(1, 2)])
+    with bft_cluster(tmp_path, {0: "equivocate,forge"}, key_dir=tmp_path / "keys") as cluster:
+        cluster.start()
+        with Load(cluster, key_file=tmp_path / "keys" / "clients-1-2.json") as load:
+            load.wait_replies(200)
+        checker = load.check(correct={1, 2, 3})
+        assert cluster.stop() == dict.fromkeys(range(N), 0)
+    assert checker.replies == len(load.replies) >= 200
+    assert {r.client_id for r in load.replies} == {1, 2}
+
+
 @pytest.mark.parametrize(("extra", "reason"), [
-    ([], "--secret-file"),
+    ([], "--key-file"),
     (["--secret-file", "{short}"], "at least 16 bytes"),
     (["--secret-file", "{secret}", "--byzantine", "sneaky"], "unknown behaviours"),
     (["--secret-file", "{secret}", "--fsync", "batch"], "unsafe in --mode bft"),
+    (["--secret-file", "{secret}", "--key-file", "{keys}/replica-0.json"], "not both"),
+    (["--key-file", "{keys}/replica-1.json"], "not replica 0's (it is replica 1's)"),
+    (["--key-file", "{keys}/clients-1-2.json"], "not replica 0's (it holds clients 1-2)"),
+    (["--key-file", "{keys7}/replica-0.json"], "is for 7 replicas, --peers names 4"),
+    (["--key-file", "{keys}/missing.json"], "No such file"),
 ])
 def test_bad_bft_options_are_refused_with_a_reason(tmp_path, extra, reason):
     (tmp_path / "short").write_bytes(b"tiny")
     (tmp_path / "secret").write_bytes(SECRET)
-    args = [a.format(short=tmp_path / "short", secret=tmp_path / "secret") for a in extra]
+    make_cluster(tmp_path / "keys", N, [(1, 2)])
+    make_cluster(tmp_path / "keys7", 7, [])
+    args = [a.format(short=tmp_path / "short", secret=tmp_path / "secret",
+                     keys=tmp_path / "keys", keys7=tmp_path / "keys7") for a in extra]
     result = subprocess.run(
         [sys.executable, "-m", "agora.decision.transport.replica_main", "--id", "0",
          "--peers", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4", "--dir",

@@ -7,18 +7,28 @@ refused as duplicates, and a restarted node that re-sends exactly what it never 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from agora.bench.echo_floor import free_port
 from agora.core.enums import CancelReason, RejectReason
 from agora.core.events import OrderAccepted, OrderCancelled, OrderRejected
+from agora.decision.bft.auth import Keyring
+from agora.decision.bft.keys import KeyFileError, load_keyring, make_cluster
 from agora.decision.transport.record import Recorder
 from agora.decision.venue_bridge import DecisionApplier
 from agora.trading.clients.fix_client import FixClient
-from agora.trading.decision_node import DecisionNode, NodeEvent, read_node_log
+from agora.trading.decision_node import (
+    DecisionNode,
+    NodeEvent,
+    agents_keyring,
+    read_node_log,
+)
 from tests.decision.test_venue_bridge import CONFIG as RULES
 from tests.decision.test_venue_bridge import FIRM, hand_log
 from tests.e2e.test_fix_gateway import Venue
@@ -180,3 +190,17 @@ def test_venue_restart_decisions_made_meanwhile_are_sent_on_reconnect(tmp_path):
     assert [e.event for e in read_node_log(n.log.path)].count("disconnected") == 1
     assert [(e.id, e.detail) for e in log(n, "sent")] == [
         ("VB1", ""), ("VB3", "resend"), ("VB7", "resend")]
+
+
+def test_agents_in_byzantine_mode_need_a_client_key_file_holding_their_ids(tmp_path):
+    make_cluster(tmp_path, 4, [(100, 131)])
+    replica = load_keyring(tmp_path / "replica-0.json", replica=0)
+    bare = argparse.Namespace(client_key_file=None)
+    with pytest.raises(ValueError, match=r"need --client-key-file: .* client ids 100-115"):
+        agents_keyring(bare, replica, 100)
+    shared = Keyring(b"a development secret", 4)
+    assert agents_keyring(bare, shared, 100) is shared  # the secret holds every key
+    with_file = argparse.Namespace(client_key_file=tmp_path / "clients-100-131.json")
+    assert agents_keyring(with_file, replica, 116).pair_key(-131, 2)
+    with pytest.raises(KeyFileError, match="holds clients 100-131, not 132"):
+        agents_keyring(with_file, replica, 117)

@@ -32,13 +32,15 @@ Design notes
   of this node's applier, by the fills its FIX session reports and by a periodic tick; their
   signed proposals go to the cluster through a ClusterClient, and ``agents.log`` records them.
   The ``--rules`` members must list every hosted agent (``agent_host.check_members``).
-* **Byzantine mode** (``--mode bft --secret-file F``, n = 3f + 1): the node runs the PBFT
+* **Byzantine mode** (``--mode bft --key-file F``, n = 3f + 1; ``--secret-file`` for
+  development): the node runs the PBFT
   replica on the asyncio driver (:class:`~agora.decision.transport.bft_node.AsyncBftNode`)
   and its agents propose through a
   :class:`~agora.decision.transport.bft_client.BftClusterClient` (each proposal broadcast to
-  every replica, settled by f + 1 matching MACed replies), keys from the same cluster secret.
-  The replica options are checked as ``replica_main`` checks them (``--secret-file`` required,
-  ``--fsync batch`` refused). Nothing here reads ``Committed.view`` (always 0 in this mode):
+  every replica, settled by f + 1 matching MACed replies) with the keys of their client ids
+  (``--client-key-file``; with ``--secret-file``, the same secret). The replica options are
+  checked as ``replica_main`` checks them (one of ``--key-file``/``--secret-file``, ``--fsync
+  batch`` refused). Nothing here reads ``Committed.view`` (always 0 in this mode):
   the applier keys on the log index, and the venue's ClOrdID dedup is unchanged. Limitation:
   the mode protects the agreed log, not the venue from a faulty node's own FIX session (every
   node sends every decision as the participant, and the venue keeps the first copy of a
@@ -64,6 +66,7 @@ import msgspec
 from agora.core.clock import Clock, WallClock
 from agora.core.events import NewOrder
 from agora.decision.bft.auth import Keyring
+from agora.decision.bft.keys import load_keyring
 from agora.decision.consensus.messages import Committed
 from agora.decision.rules import RulesConfig
 from agora.decision.transport import replica_main
@@ -230,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--client-id-base", type=int,
                    help="first consensus client id of the agents (default 1000000 * (id + 1)); "
                         f"each start of the node takes the next {CLIENT_POOL}")
+    a.add_argument("--client-key-file", type=Path,
+                   help="--mode bft with --key-file: the client key file holding the agents' "
+                        "client ids (`agora keys bft-clients DIR --clients A-B`)")
     return p
 
 
@@ -263,11 +269,24 @@ def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]
     return node, agents
 
 
-async def serve(args: argparse.Namespace, secret: bytes | None = None) -> int:
-    """The node until SIGTERM; ``secret``: the Byzantine mode's cluster secret (read with
-    :func:`~agora.decision.transport.replica_main.bft_secret` if None)."""
-    if args.mode == "bft" and secret is None:
-        secret = replica_main.bft_secret(args)
+def agents_keyring(args: argparse.Namespace, replica: Keyring, first: int) -> Keyring:
+    """The keys the agents' client ids ``first ..`` use in Byzantine mode: their own client key
+    file, or the replica's keyring when it holds every key (a development cluster secret)."""
+    ids = range(first, first + CLIENT_POOL)
+    if args.client_key_file is not None:
+        return load_keyring(args.client_key_file, clients=ids)
+    if replica.secret is not None:
+        return replica
+    raise ValueError(f"--agents with --key-file need --client-key-file: a client key file "
+                     f"holding client ids {ids.start}-{ids.stop - 1} (`agora keys "
+                     f"bft-clients`)")
+
+
+async def serve(args: argparse.Namespace, keyring: Keyring | None = None) -> int:
+    """The node until SIGTERM; ``keyring``: the Byzantine mode's replica keys (read with
+    :func:`~agora.decision.transport.replica_main.bft_keyring` if None)."""
+    if args.mode == "bft" and keyring is None:
+        keyring = replica_main.bft_keyring(args)
     try:
         node, agents = open_node(args)
     except AgentsFileError as exc:
@@ -280,12 +299,16 @@ async def serve(args: argparse.Namespace, secret: bytes | None = None) -> int:
         base = ((args.client_id_base or 1_000_000 * (args.id + 1))
                 + client_epoch(args.dir) * CLIENT_POOL)  # fresh ids on every start
         peers = replica_main.parse_peers(args.peers)
+        try:
+            client_keys = None if keyring is None else agents_keyring(args, keyring, base)
+        except ValueError as exc:
+            print(f"decision node: {exc}", file=sys.stderr, flush=True)
+            return 2
         await agents.start(args.cluster, peers, client_id_base=base, itch=itch,
-                           retransmit=retransmit,
-                           keyring=None if secret is None else Keyring(secret, len(peers)))
+                           retransmit=retransmit, keyring=client_keys)
     task = asyncio.create_task(node.run())
     try:
-        return await replica_main.main(args, on_committed=node.on_committed, secret=secret)
+        return await replica_main.main(args, on_committed=node.on_committed, keyring=keyring)
     finally:
         await node.close(task)
         if agents is not None:
@@ -296,13 +319,13 @@ async def serve(args: argparse.Namespace, secret: bytes | None = None) -> int:
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    secret = None
+    keyring = None
     if args.mode == "bft":
         try:
-            secret = replica_main.bft_secret(args)
+            keyring = replica_main.bft_keyring(args)
         except (OSError, ValueError) as exc:
             parser.error(str(exc))
-    return replica_main.start(serve(args, secret))
+    return replica_main.start(serve(args, keyring))
 
 
 if __name__ == "__main__":

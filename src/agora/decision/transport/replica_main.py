@@ -13,8 +13,10 @@ a replica exception ends it with status 2 and the traceback on stderr.
 
 ``--mode bft`` runs the Byzantine-tolerant replica (``decision.bft``, n = 3f + 1) instead
 (``bft_node.py``, on either driver: ``--io blocking`` is the default here too): its keys come
-from the cluster secret in ``--secret-file`` (every replica and client of the cluster holds the
-same file), ``--auth`` picks MACs or signatures for the normal case, and ``--byzantine`` makes
+from its own ``--key-file`` (``agora keys bft``: its private key, the public keys, its own MAC
+keys; ``bft/keys.py``) or, for development, from a cluster secret in ``--secret-file`` that
+every replica and client holds (so any of them could act as any other), ``--auth`` picks MACs
+or signatures for the normal case, and ``--byzantine`` makes
 this replica misbehave on purpose (tests only; see ``sim/byzantine.py``). Its records go to
 ``D/storage/bft.log`` before each step's sends (``--fsync none``: survives a process crash;
 ``always``: a power cut; ``batch`` is refused in this mode), and a restart with the same
@@ -45,6 +47,7 @@ import uvloop
 from agora.core.clock import WallClock
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftConfig
+from agora.decision.bft.keys import load_keyring
 from agora.decision.bft.replica import BftReplica
 from agora.decision.bft.storage import FileBftStorage
 from agora.decision.consensus.config import ReplicaConfig
@@ -91,8 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     bft = p.add_argument_group("Byzantine mode (--mode bft)")
     p.add_argument("--mode", choices=["cft", "bft"], default="cft",
                    help="Crash-tolerant VR (n = 2f + 1, the default) or PBFT (n = 3f + 1).")
+    bft.add_argument("--key-file", type=Path,
+                     help="This replica's own key file (`agora keys bft`): its private key, the "
+                          "public keys, its own MAC keys.")
     bft.add_argument("--secret-file", type=Path,
-                     help="The cluster secret every replica and client derives its keys from.")
+                     help="Development only, instead of --key-file: a cluster secret every "
+                          "replica and client derives every key from (whoever holds it can "
+                          "act as any replica).")
     bft.add_argument("--auth", choices=[m.value for m in AuthMode], default="macs")
     bft.add_argument("--request-timeout-us", type=int, default=20_000,
                      help="A request known but not executed this long starts a view change.")
@@ -102,21 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def bft_secret(args: argparse.Namespace) -> bytes:
-    """The cluster secret, once the Byzantine-mode options are checked (ValueError or OSError
-    names what is wrong)."""
+def bft_keyring(args: argparse.Namespace) -> Keyring:
+    """This replica's keys, once the Byzantine-mode options are checked (ValueError or OSError
+    names what is wrong): its own key file, or (development) the cluster secret."""
     if args.fsync == "batch":
         raise ValueError("--fsync batch is unsafe in --mode bft (a vote could outlive its "
                          "record): use none or always")
     unknown = set(args.byzantine.split(",")) - set(BEHAVIOURS) - {""}
     if unknown:
         raise ValueError(f"--byzantine: unknown behaviours {sorted(unknown)}")
-    if args.secret_file is None:
-        raise ValueError("--mode bft needs --secret-file (the cluster's shared secret)")
+    n = len(parse_peers(args.peers))
+    if (args.key_file is None) == (args.secret_file is None):
+        raise ValueError("--mode bft needs --key-file (this replica's keys, from `agora keys "
+                         "bft`) or, for development, --secret-file; not both")
+    if args.key_file is not None:
+        keyring = load_keyring(args.key_file, replica=args.id)
+        if keyring.n != n:
+            raise ValueError(f"{args.key_file} is for {keyring.n} replicas, --peers names {n}")
+        return keyring
     secret = args.secret_file.read_bytes().strip()
     if len(secret) < 16:
         raise ValueError(f"{args.secret_file}: the cluster secret must be at least 16 bytes")
-    return secret
+    return Keyring(secret, n)
 
 
 CommittedHook = Callable[[Committed], None]
@@ -143,12 +158,11 @@ def _recorder(args: argparse.Namespace, on_committed: CommittedHook | None) -> R
 BftDriver = TypeVar("BftDriver", BftNode, AsyncBftNode)
 
 
-def build_bft(args: argparse.Namespace, secret: bytes, driver: type[BftDriver],
+def build_bft(args: argparse.Namespace, keyring: Keyring, driver: type[BftDriver],
               on_committed: CommittedHook | None = None) -> BftDriver:
     """The Byzantine-mode replica's node on ``driver`` (an :class:`AsyncBftNode` is built
-    inside the running loop), from options :func:`bft_secret` accepted; not bound yet."""
+    inside the running loop), from options :func:`bft_keyring` accepted; not bound yet."""
     peers = parse_peers(args.peers)
-    keyring = Keyring(secret, len(peers))
     config = BftConfig(
         cluster=args.cluster, replica=args.id, n=len(peers), auth=AuthMode(args.auth),
         request_timeout_ns=args.request_timeout_us * 1000,
@@ -189,13 +203,13 @@ def build(args: argparse.Namespace, on_committed: CommittedHook | None = None
 
 
 async def main(args: argparse.Namespace, on_committed: CommittedHook | None = None, *,
-               secret: bytes | None = None) -> int:
+               keyring: Keyring | None = None) -> int:
     """The replica on this event loop (``--io asyncio``, and for programs that embed it);
-    ``secret``: the Byzantine mode's cluster secret (read with :func:`bft_secret` if None)."""
+    ``keyring``: the Byzantine mode's keys (read with :func:`bft_keyring` if None)."""
     node: ReplicaNode
     storage: FileStorage | FileBftStorage | None
     if args.mode == "bft":
-        bft_node = build_bft(args, bft_secret(args) if secret is None else secret,
+        bft_node = build_bft(args, bft_keyring(args) if keyring is None else keyring,
                              AsyncBftNode, on_committed)
         node, storage = bft_node, bft_node.bft.storage  # type: ignore[assignment]
         await bft_node.open()
@@ -221,12 +235,13 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
     return 0
 
 
-def serve_blocking(args: argparse.Namespace, secret: bytes = b"") -> int:
+def serve_blocking(args: argparse.Namespace, keyring: Keyring | None = None) -> int:
     """The replica on a blocking socket (``--io blocking``, the default for this process);
-    ``secret``: the Byzantine mode's cluster secret."""
+    ``keyring``: the Byzantine mode's keys."""
     storage: FileStorage | FileBftStorage | None
     if args.mode == "bft":
-        bft_node = build_bft(args, secret, BftNode)
+        assert keyring is not None
+        bft_node = build_bft(args, keyring, BftNode)
         node: BlockingNode = bft_node
         storage = bft_node.bft.storage  # type: ignore[assignment]
     else:
@@ -266,16 +281,16 @@ def start(coroutine: Coroutine[object, object, int]) -> int:
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    secret = b""
+    keyring = None
     if args.mode == "bft":
         try:
-            secret = bft_secret(args)
+            keyring = bft_keyring(args)
         except (OSError, ValueError) as exc:
             parser.error(str(exc))
     if args.io == "asyncio":
-        return start(main(args, secret=secret if args.mode == "bft" else None))
+        return start(main(args, keyring=keyring))
     tune_gc()
-    return serve_blocking(args, secret)
+    return serve_blocking(args, keyring)
 
 
 if __name__ == "__main__":

@@ -41,10 +41,18 @@ Design notes
   (``--client-key-file``; with ``--secret-file``, the same secret). The replica options are
   checked as ``replica_main`` checks them (one of ``--key-file``/``--secret-file``, ``--fsync
   batch`` refused). Nothing here reads ``Committed.view`` (always 0 in this mode):
-  the applier keys on the log index, and the venue's ClOrdID dedup is unchanged. Limitation:
-  the mode protects the agreed log, not the venue from a faulty node's own FIX session (every
-  node sends every decision as the participant, and the venue keeps the first copy of a
-  ClOrdID: a Byzantine node could send an altered order under a decided ClOrdID first).
+  the applier keys on the log index, and the venue's ClOrdID dedup is unchanged. The venue
+  side: give the cluster's participant ``order_quorum = f + 1`` in the venue config
+  (:mod:`agora.exchange.venue.quorum`): the venue then submits a request (new order, cancel,
+  replace) only when f + 1 nodes' sessions sent the same one under its ClOrdID, so a faulty node
+  alone can neither place, alter nor cancel an order (its altered copy is refused and logged,
+  its lone copy times out after ``quorum_timeout_ms``). Without it the old limitation holds: the
+  mode protects the agreed log, not the venue from a faulty node's own FIX session (every node
+  sends every decision as the participant and the venue keeps the first copy of a ClOrdID, so a
+  Byzantine node could send an altered order under a decided ClOrdID first, or one nobody
+  decided). With the quorum, copies that reach the venue more than ``quorum_timeout_ms`` apart
+  do not form it (the node is told, and the command counts as resolved); held copies die with a
+  venue crash and re-form from the re-sends on every logon.
 * The node always serves its replica on the event loop (``--io`` is not read).
 
 Limitations: only LIMIT orders and full cancels (what the rules decide); a command the venue

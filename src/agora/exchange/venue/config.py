@@ -21,6 +21,13 @@ Several sections may name the same ``participant`` with distinct ``username`` / 
 one participant, several sessions (the replicas of a decision cluster each log on with their
 own). The exchange keeps one set of limits per participant, so those sections must agree on
 every limit; ``load_config`` names the first field that differs.
+
+``order_quorum = k`` (default 1: every request is submitted at once) makes the venue submit a
+participant's FIX request only when k of its FIX sessions sent the same one
+(:mod:`agora.exchange.venue.quorum`; OUCH order entry is not gated). The participant's sections
+must agree on k, and k may not exceed its FIX sessions (sections with a ``fix_comp_id``): such a
+quorum could never form. ``[venue]`` ``quorum_timeout_ms`` and ``quorum_max_held`` bound how long
+and how many requests wait for their quorum.
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ class VenueSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     snapshot_port: int = 15_004
     session: str = "AGORA00001"  # MoldUDP64 / SoupBinTCP session name, 10 characters
     heartbeat_ms: int = 1_000
+    quorum_timeout_ms: int = 2_000  # a held copy without a quorum is refused after this
+    quorum_max_held: int = 1_000  # held copies + parked requests per FIX session (quorum only)
 
 
 class SymbolSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -83,6 +92,7 @@ class ParticipantSection(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     collar_pct: str = "100"
     max_open_orders: int = 100_000
     stp: StpMode = StpMode.NONE
+    order_quorum: int = 1  # FIX sessions that must send the same request (see venue.quorum)
 
     def spec(self) -> ParticipantSpec:
         return ParticipantSpec(
@@ -133,7 +143,7 @@ def load_config(path: str | Path) -> VenueConfig:
             section.spec()
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from None
-    problem = _sessions_problem(config.participants)
+    problem = _sessions_problem(config.participants) or _quorum_problem(config)
     if problem is not None:
         raise ConfigError(f"{path}: {problem}")
     return config
@@ -161,4 +171,32 @@ def _sessions_problem(sections: list[ParticipantSection]) -> str | None:
                 return (f"participant {spec.participant}: {key} differs between its sections "
                         f"({section.username!r}); every session of a participant shares its "
                         f"limits")
+    return None
+
+
+def _quorum_problem(config: VenueConfig) -> str | None:
+    """order_quorum at least 1, equal in every section of a participant, within its FIX
+    sessions; the quorum's timeout and bound positive when some participant uses it."""
+    quorum: dict[str, int] = {}
+    sessions: dict[str, int] = {}
+    for section in config.participants:
+        name, k = section.participant, section.order_quorum
+        if k < 1:
+            return f"participant {name}: order_quorum must be at least 1 (got {k})"
+        known = quorum.setdefault(name, k)
+        if k != known:
+            return (f"participant {name}: order_quorum differs between its sections "
+                    f"({section.username!r}: {k}, before: {known}); every session of a "
+                    f"participant shares its quorum")
+        sessions[name] = sessions.get(name, 0) + bool(section.fix_comp_id)
+    for name, k in quorum.items():
+        if k > 1 and k > sessions[name]:  # k = 1 needs no FIX session (OUCH only)
+            return (f"participant {name}: order_quorum {k} exceeds its {sessions[name]} FIX "
+                    f"sessions (sections with a fix_comp_id): the quorum could never form")
+    venue = config.venue
+    if any(k > 1 for k in quorum.values()):
+        if venue.quorum_timeout_ms < 1:
+            return f"quorum_timeout_ms must be at least 1 (got {venue.quorum_timeout_ms})"
+        if venue.quorum_max_held < 1:
+            return f"quorum_max_held must be at least 1 (got {venue.quorum_max_held})"
     return None

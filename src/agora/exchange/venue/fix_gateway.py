@@ -45,12 +45,34 @@ Design notes
   replies numbered during a delivery never overtake earlier-numbered session messages.
 * Inbound application messages go through ``FixOrders.inbound``: parse errors become a session
   Reject, the rest a venue command or an immediate reply (see fix_mapping).
+* **Order quorum** (a participant's ``order_quorum = k > 1``; :mod:`.quorum` has the rules).
+  Its commands are not submitted but offered to the participant's ``QuorumGate`` (the request
+  leaves ``pending`` while held). When k sessions sent equal commands under a ClOrdID, the
+  requests are mapped again against the current state (a cancel's order may have filled
+  meanwhile) and the command is submitted once, through the normal path: risk, journal,
+  matching, reports and drop copies to every session. A new order's venue reject is answered to
+  the first agreeing session and reaches the others as the usual drop copy; each agreeing session
+  of a cancel / replace gets its own answer (and its cancel's ClOrdID in the report). Each
+  conflicting copy's session gets a duplicate refusal (ExecutionReport 150=8 with OrdRejReason 6,
+  or OrderCancelReject 102=6, Text saying the quorum agreed on different content), and the venue
+  logs it (logger ``agora.exchange.venue.fix_gateway``, warning, naming the session) as evidence
+  of a faulty node; so is a session contradicting its own held copy. The timer refuses copies
+  that found no quorum in ``quorum_timeout_ms`` (OrdRejReason / CxlRejReason 99, Text "quorum:
+  no k sessions sent this request within T ms"); a session holding ``quorum_max_held`` requests
+  has the next refused (99, with the reason). A new order or replace whose ClOrdID the engine has
+  already seen is submitted at once and refused as a duplicate ClOrdID exactly as without a
+  quorum; a cancel whose ClOrdID a quorum already used is refused (102=6). A cancel / replace
+  naming a held ClOrdID is parked until that ClOrdID leaves the gate. Held copies are never
+  journaled: a venue crash loses them (the decision nodes re-send unresolved commands on
+  logon). Sequence numbers are untouched: a held request was delivered like any other. OUCH
+  order entry is not gated.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,11 +81,12 @@ import msgspec
 
 from agora.core.clock import Clock, WallClock
 from agora.core.errors import MalformedCommand
-from agora.core.events import Event
+from agora.core.events import CancelOrder, Event, NewOrder, ReplaceOrder
 from agora.exchange.journal import FsyncPolicy
 from agora.exchange.venue.config import VenueConfig
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_mapping import FixOrders, Submit, reject_drop_copy
+from agora.exchange.venue.quorum import Copy, QuorumGate, Reached, Refused
 from agora.protocols.fix44.codec import FixError, FixFramingError, decode, encode
 from agora.protocols.fix44.framer import FixFramer
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
@@ -81,6 +104,7 @@ from agora.protocols.fix44.store import CounterFile, FileSeqStore
 _EXEC_ID = re.compile(rb"\x0117=(\d+)-\d+\x01")
 LOCAL_EXEC_ID = "L"  # placeholder ExecID of the gateway's own reports, see _send_outbox
 MAX_LOGON_BYTES = 8192
+log = logging.getLogger(__name__)
 
 
 class _Conn:
@@ -164,6 +188,12 @@ class FixGateway:
         self._by_participant: dict[str, list[_Member]] = {}
         for m in self.members.values():
             self._by_participant.setdefault(m.participant, []).append(m)
+        self.gates: dict[str, QuorumGate] = {}  # participants with order_quorum > 1
+        for p in config.participants:
+            if p.order_quorum > 1 and p.participant not in self.gates:
+                self.gates[p.participant] = QuorumGate(
+                    p.participant, p.order_quorum, config.venue.quorum_timeout_ms * 1_000_000,
+                    config.venue.quorum_max_held)
         core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -297,9 +327,15 @@ class FixGateway:
         between the two makes the client resend the read, never skips its orders."""
         with member.store.hold_target():
             self._perform(member, member.session.on_bytes(data))
-            self.core.flush()
-            if member.outbox:  # replies of a read that submitted nothing
-                self._send_outbox(member)
+            self._flush()
+
+    def _flush(self) -> None:
+        """Commit and publish what is pending, then send the replies left in any outbox (a read
+        that submitted nothing; a quorum's verdict reaches other sessions too)."""
+        self.core.flush()
+        for m in self.members.values():
+            if m.outbox:
+                self._send_outbox(m)
 
     def _bind(self, conn: _Conn, pending: bytearray) -> _Member | None:
         """Identify the session from the first frame; refuse (Logout + close) if we cannot."""
@@ -361,28 +397,156 @@ class FixGateway:
         for msg in deliveries:
             self._on_app(m, msg)
 
-    def _on_app(self, m: _Member, msg) -> None:
+    def _on_app(self, m: _Member, msg, *, park: bool = True) -> None:
         if msg.msg_type == "3":
             return  # a session Reject from the client: nothing to do at the application level
+        gate = self.gates.get(m.participant)
+        if gate is not None and park and self._park(gate, m, msg):
+            return
         local_id = LOCAL_EXEC_ID  # becomes L<MsgSeqNum> when the reply is numbered
         try:
             result = m.orders.inbound(msg, local_id)
         except FixError as exc:
             m.outbox.append(exc)
             return
-        if isinstance(result, Submit):
-            try:
-                self.core.submit(result.command, group=True)  # its events: _on_events, now
-            except MalformedCommand as exc:
-                m.outbox.append(m.orders.malformed(result, str(exc), local_id))
-            finally:
-                m.orders.done(result)
-        else:
+        if not isinstance(result, Submit):
             m.outbox.append(result)
+        elif gate is None:
+            self._submit(m, result)
+        else:
+            self._offer(gate, m, result)
+
+    def _submit(self, m: _Member, sub: Submit) -> None:
+        try:
+            self.core.submit(sub.command, group=True)  # its events: _on_events, now
+        except MalformedCommand as exc:
+            m.outbox.append(m.orders.malformed(sub, str(exc), LOCAL_EXEC_ID))
+        finally:
+            m.orders.done(sub)
+
+    # ------------------------------------------------------------------ order quorum
+
+    def _park(self, gate: QuorumGate, m: _Member, msg) -> bool:
+        """A cancel / replace naming a ClOrdID still held waits for it (quorum module)."""
+        if msg.msg_type not in ("F", "G"):
+            return False
+        target = msg.get(41)
+        if not target or not gate.is_held(target):
+            return False
+        return gate.park(target, m.comp_id, msg, self.clock.now_ns()) is None  # full: map now
+
+    def _offer(self, gate: QuorumGate, m: _Member, sub: Submit) -> None:
+        command = sub.command
+        cl = command.client_order_id
+        content = _content(command, m.orders.pending[cl])
+        if not isinstance(command, CancelOrder) and self._used(m.participant, cl):
+            self._late(gate, m, cl, content)
+            self._submit(m, sub)  # the engine refuses a used ClOrdID, exactly as without quorum
+            return
+        request = m.orders.take(sub)
+        if cl in gate.released:  # a cancel's ClOrdID (the engine does not check those)
+            self._late(gate, m, cl, content)
+            m.outbox.append(m.orders.refusal(
+                request, f"ClOrdID {cl} already used by a request the quorum accepted",
+                LOCAL_EXEC_ID, duplicate=True))
+            return
+        verdict = gate.offer(Copy(m.comp_id, request, content), self.clock.now_ns())
+        if isinstance(verdict, Refused):
+            if verdict.conflict:
+                log.warning("FIX quorum %s: session %s sent two different requests under "
+                            "ClOrdID %s (evidence of a faulty node): %s", m.participant,
+                            m.comp_id, cl, command)
+            m.outbox.append(m.orders.refusal(request, verdict.text, LOCAL_EXEC_ID,
+                                             duplicate=verdict.conflict))
+        elif isinstance(verdict, Reached):
+            self._reached(gate, cl, verdict)
+
+    def _used(self, participant: str, cl_ord_id: str) -> bool:
+        p = self.core.engine.participants.get(participant)
+        return p is not None and cl_ord_id in p.client_order_ids
+
+    def _late(self, gate: QuorumGate, m: _Member, cl: str, content) -> None:
+        accepted = gate.released.get(cl)
+        if accepted is not None and accepted != content:
+            log.warning("FIX quorum %s: session %s sent %s under ClOrdID %s after the quorum "
+                        "accepted %s (evidence of a faulty node)", m.participant, m.comp_id,
+                        content, cl, accepted)
+
+    def _reached(self, gate: QuorumGate, cl: str, verdict: Reached) -> None:
+        """Submit the agreed command once (mapped again now: the order may have moved while
+        the copies gathered), refuse every conflicting copy, then map what was parked on it."""
+        mapped = []
+        for c in verdict.agreeing:
+            mem = self.members[c.session]
+            mapped.append((mem, c.request, mem.orders.request(c.request, LOCAL_EXEC_ID)))
+        if all(isinstance(r, Submit) and _content(r.command, request) == verdict.command
+               for _, request, r in mapped):
+            command = mapped[0][2].command  # type: ignore[union-attr]
+            if isinstance(command, NewOrder):  # one session answers; the rest get drop copies
+                for mem, _, r in mapped[1:]:
+                    mem.orders.done(r)
+            try:
+                self.core.submit(command, group=True)
+            except MalformedCommand as exc:
+                for mem, request, r in mapped:
+                    mem.orders.done(r)
+                    mem.outbox.append(mem.orders.refusal(request, str(exc), LOCAL_EXEC_ID))
+            else:
+                for mem, _, r in mapped:
+                    mem.orders.done(r)
+        else:  # e.g. the order filled or was replaced meanwhile: a reply, or refused
+            for mem, request, r in mapped:
+                if isinstance(r, Submit):
+                    mem.orders.done(r)
+                    r = mem.orders.refusal(request, "quorum: the order changed while the "
+                                           "copies gathered; send the request again",
+                                           LOCAL_EXEC_ID)
+                mem.outbox.append(r)
+        for c in verdict.conflicting:
+            mem = self.members[c.session]
+            log.warning("FIX quorum %s: session %s sent %s under ClOrdID %s; the quorum of %d "
+                        "(%s) accepted %s (evidence of a faulty node)", gate.participant,
+                        c.session, c.command, cl, gate.quorum,
+                        ",".join(a.session for a in verdict.agreeing), verdict.command)
+            mem.outbox.append(mem.orders.refusal(
+                c.request, f"quorum: {gate.quorum} sessions agreed on different content for "
+                f"ClOrdID {cl}", LOCAL_EXEC_ID, duplicate=True))
+        self._unpark(gate, gate.unpark(cl))
+
+    def _unpark(self, gate: QuorumGate, items) -> None:
+        for session, msg in items:
+            self._on_app(self.members[session], msg, park=False)
+
+    def _expire(self, gate: QuorumGate) -> None:
+        due = gate.expire(self.clock.now_ns())
+        ms = self.config.venue.quorum_timeout_ms
+        for cl, c, disputed in due.copies:
+            mem = self.members[c.session]
+            (log.warning if disputed else log.info)(
+                "FIX quorum %s: %s from session %s under ClOrdID %s found no quorum of %d in "
+                "%d ms%s", gate.participant, c.command, c.session, cl, gate.quorum, ms,
+                " (copies disagreed)" if disputed else "")
+            mem.outbox.append(mem.orders.refusal(
+                c.request, f"quorum: no {gate.quorum} sessions sent this request within {ms} ms",
+                LOCAL_EXEC_ID))
+        self._unpark(gate, due.parked)
+        if due.copies or due.parked:
+            self._flush()
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.timer_interval_s)
+            for gate in self.gates.values():
+                self._expire(gate)
             for m in self.members.values():
                 if m.conn is not None:
                     self._perform(m, m.session.on_timer())
+
+
+def _content(command, request):
+    """What copies of a request are compared by: the command it maps to, except that a replace
+    counts the request's total OrderQty, not the leaves mapped from the current CumQty (a fill
+    between two copies must not split them)."""
+    if isinstance(command, ReplaceOrder):
+        return msgspec.structs.replace(command, qty=request.order_qty)
+    return command

@@ -19,6 +19,10 @@ Design notes
   (:func:`reject_drop_copy`, ExecID suffixed ``D``), unless it is a duplicate ClOrdID: that
   reject concerns only the copy its session sent, not the order the ClOrdID names.
 * AvgPx is Price(4): notional / CumQty rounded half-up to 1/10,000.
+* For the order quorum (``quorum``, ``fix_gateway``): ``request`` maps a typed request again
+  against the current state when its quorum forms, ``take`` forgets a request the gateway holds
+  instead of submitting, and ``refusal`` is the gateway's own reject of a request it never
+  submitted (conflict, timeout, bound).
 
 Inbound (NewOrderSingle 35=D)
   ClOrdID -> client_order_id; Side 1 BUY, 2 SELL (others: reject 103=11); OrdType 1 MARKET
@@ -197,14 +201,19 @@ class FixOrders:
                 business_reject_ref_id=getattr(typed, "cl_ord_id", None),
                 business_reject_reason=BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING,
                 text=f"conditionally required field {missing} missing")
-        if isinstance(typed, NewOrderSingle):
-            return self._new(typed, local_id)
-        if isinstance(typed, OrderCancelRequest):
-            return self._cancel(typed)
-        if isinstance(typed, OrderCancelReplaceRequest):
-            return self._replace(typed)
-        assert isinstance(typed, OrderStatusRequest)
-        return self.status(typed, local_id)
+        if isinstance(typed, OrderStatusRequest):
+            return self.status(typed, local_id)
+        return self.request(typed, local_id)
+
+    def request(self, m: FixStruct, local_id: str) -> Submit | FixStruct:
+        """Map a typed NewOrderSingle / OrderCancelRequest / OrderCancelReplaceRequest against
+        the current state: the command (its request now ``pending``) or an immediate reply."""
+        if isinstance(m, NewOrderSingle):
+            return self._new(m, local_id)
+        if isinstance(m, OrderCancelRequest):
+            return self._cancel(m)
+        assert isinstance(m, OrderCancelReplaceRequest)
+        return self._replace(m)
 
     def _new(self, m: NewOrderSingle, local_id: str) -> Submit | FixStruct:
         side, ord_type = TO_SIDE.get(m.side), TO_ORD_TYPE.get(m.ord_type)
@@ -305,6 +314,23 @@ class FixOrders:
         self.pending.pop(sub.command.client_order_id, None)
         if isinstance(sub.command, CancelOrder):
             self.cancelling.pop(sub.command.order_id, None)
+
+    def take(self, sub: Submit) -> FixStruct:
+        """Forget ``sub`` as ``done`` does; the request it was mapped from."""
+        request = self.pending[sub.command.client_order_id]
+        self.done(sub)
+        return request
+
+    def refusal(self, request: FixStruct, text: str, local_id: str, *,
+                duplicate: bool = False) -> FixStruct:
+        """The gateway's own refusal of ``request`` (never submitted): a new order's reject
+        (OrdRejReason 99, or 6 duplicate) or an OrderCancelReject (CxlRejReason 99, or 6)."""
+        if isinstance(request, NewOrderSingle):
+            reason = OrdRejReason.DUPLICATE_ORDER if duplicate else OrdRejReason.OTHER
+            return self.new_order_reject(request, reason, text, local_id)
+        info = self.by_cl_ord_id.get(request.orig_cl_ord_id)  # type: ignore[attr-defined]
+        cxl = CxlRejReason.DUPLICATE_CL_ORD_ID if duplicate else CxlRejReason.OTHER
+        return self.cancel_reject(request, info, cxl, text)
 
     def malformed(self, sub: Submit, text: str, local_id: str) -> FixStruct:
         """The venue refused ``sub.command`` as malformed: the matching reject."""

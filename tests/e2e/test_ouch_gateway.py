@@ -148,6 +148,30 @@ def test_replace_and_account_query(config):
     run(main())
 
 
+def test_order_entry_switch_answers_sequenced_or_unsequenced(config):
+    """A Disable that engages the kill switch is answered by the event (sequenced); one that
+    changes nothing is answered at once, unsequenced."""
+    async def main():
+        core, gw = await start(config)
+        c1 = client(gw, "firm1", "pw1")
+        await c1.connect()
+        first = await c1.disable_order_entry("FRM")
+        seq, answer = await c1.recv(WAIT)
+        assert seq is not None and isinstance(answer, ouch.DisableOrderEntryResponse)
+        assert (answer.user_ref_num, answer.firm) == (first, "FRM")
+        again = await c1.disable_order_entry("FRM")
+        seq, answer = await c1.recv(WAIT)
+        assert seq is None and isinstance(answer, ouch.DisableOrderEntryResponse)
+        assert answer.user_ref_num == again
+        await c1.enable_order_entry()
+        seq, answer = await c1.recv(WAIT)
+        assert seq is not None and isinstance(answer, ouch.EnableOrderEntryResponse)
+        await quiet(c1)
+        await stop(core, gw, c1)
+
+    run(main())
+
+
 def test_login_rejections(config):
     async def main():
         core, gw = await start(config)

@@ -1,4 +1,4 @@
-"""MoldUDP64 1.00: packet codec, sender-side packing and retransmission, receiver-side gap logic.
+"""MoldUDP64 1.00: packet codec and receiver-side gap logic; sender side in ``moldudp64_sender``.
 
 Source: shared/specs/moldudp64.md (transcribed from Nasdaq's *MoldUDP64 Protocol Specification
 V 1.00*). Pure logic, no sockets and no clock: the caller moves the bytes and owns the timers.
@@ -43,9 +43,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections import deque
 from collections.abc import Iterable
-from enum import StrEnum
 from typing import NamedTuple
 
 import msgspec
@@ -151,7 +149,38 @@ def _check_u(value: object, bits: int, what: str) -> int:
     return value
 
 
+_SEQUENCE_END = MAX_SEQUENCE + 1
+
+
 def encode_packet(packet: DownstreamPacket) -> bytes:
+    """The packet's wire bytes. A packet as ``PacketBuilder`` makes them (a known session, a
+    tuple of ``bytes`` messages, numbers in range) is framed directly; anything else goes
+    through ``encode_packet_checked``, which frames it the same way or raises its error."""
+    session, seq, messages = packet.session, packet.sequence, packet.messages
+    raw = _CHECKED_SESSIONS.get(session) if type(session) is str else None
+    n = len(messages) if type(messages) is tuple else -1
+    if (
+        raw is not None
+        and type(seq) is int
+        and 0 <= n <= MAX_MESSAGES_PER_PACKET
+        and seq >= 0
+        and seq + (n or 1) <= _SEQUENCE_END
+        and not (n and packet.end_of_session)
+    ):
+        parts = [_HEADER.pack(raw, seq, END_OF_SESSION_COUNT if packet.end_of_session else n)]
+        append, pack_len = parts.append, _U16.pack
+        for msg in messages:
+            if type(msg) is not bytes or len(msg) > MAX_MESSAGE_LEN:
+                break
+            append(pack_len(len(msg)))
+            append(msg)
+        else:
+            return b"".join(parts)
+    return encode_packet_checked(packet)
+
+
+def encode_packet_checked(packet: DownstreamPacket) -> bytes:
+    """``encode_packet`` with every field checked: its reference, and the error path."""
     session = _check_session(packet.session)
     seq = _check_u(packet.sequence, 64, "sequence number")
     messages = packet.messages
@@ -229,209 +258,6 @@ def decode_request(data: bytes) -> RequestPacket:
 def packet_size(messages: Iterable[bytes]) -> int:
     """Bytes a data packet holding ``messages`` takes on the wire."""
     return HEADER_LEN + sum(BLOCK_HEADER_LEN + len(m) for m in messages)
-
-
-# ------------------------------------------------------------------------------- sender
-
-
-def _check_max_payload(max_payload: int) -> int:
-    if max_payload < HEADER_LEN + BLOCK_HEADER_LEN:
-        raise ValueError(f"max_payload must be >= {HEADER_LEN + BLOCK_HEADER_LEN}")
-    return max_payload
-
-
-class PacketBuilder:
-    """Packs message payloads into downstream packets of at most ``max_payload`` bytes.
-
-    ``add`` returns the packets completed by this message (the pending packet is closed when the
-    message does not fit); ``flush`` closes the pending packet. ``next_sequence`` is the number
-    the next added message will get. ``heartbeat`` announces the first *unsent* sequence number;
-    after ``end_session`` the builder refuses messages and ``heartbeat`` returns End of Session.
-    """
-
-    def __init__(
-        self, session: str, *, next_sequence: int = 1, max_payload: int = DEFAULT_MAX_PAYLOAD
-    ) -> None:
-        _check_session(session)
-        self.session = session
-        self.max_payload = _check_max_payload(max_payload)
-        self._sent_next = _check_u(next_sequence, 64, "next sequence number")
-        self._pending: list[bytes] = []
-        self._pending_size = HEADER_LEN
-        self._ended = False
-
-    @property
-    def next_sequence(self) -> int:
-        return self._sent_next + len(self._pending)
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def add(self, payload: bytes) -> list[DownstreamPacket]:
-        if not isinstance(payload, bytes | bytearray | memoryview):
-            raise ProtocolError(f"a message must be bytes, got {type(payload).__name__}")
-        if self._ended:
-            raise ProtocolError("session ended: no more messages may be sent")
-        need = BLOCK_HEADER_LEN + len(payload)
-        if HEADER_LEN + need > self.max_payload or len(payload) > MAX_MESSAGE_LEN:
-            raise ProtocolError(
-                f"message of {len(payload)} bytes does not fit a packet of {self.max_payload}"
-            )
-        if self.next_sequence > MAX_SEQUENCE:
-            raise ProtocolError("sequence numbers exhausted")
-        out = []
-        if self._pending_size + need > self.max_payload:
-            out.append(self._close())
-        self._pending.append(bytes(payload))
-        self._pending_size += need
-        if len(self._pending) == MAX_MESSAGES_PER_PACKET:
-            out.append(self._close())
-        return out
-
-    def pack(self, payloads: Iterable[bytes]) -> list[DownstreamPacket]:
-        """Add every payload, then flush: the packets for the whole batch."""
-        out = []
-        for payload in payloads:
-            out.extend(self.add(payload))
-        last = self.flush()
-        if last is not None:
-            out.append(last)
-        return out
-
-    def flush(self) -> DownstreamPacket | None:
-        return self._close() if self._pending else None
-
-    def heartbeat(self) -> DownstreamPacket:
-        if self._ended:
-            return end_of_session(self.session, self._sent_next)
-        return heartbeat(self.session, self._sent_next)
-
-    def end_session(self) -> list[DownstreamPacket]:
-        """Flush, then the first End of Session packet (send it a few times, as heartbeats)."""
-        out = []
-        last = self.flush()
-        if last is not None:
-            out.append(last)
-        self._ended = True
-        out.append(end_of_session(self.session, self._sent_next))
-        return out
-
-    def _close(self) -> DownstreamPacket:
-        packet = DownstreamPacket(self.session, self._sent_next, tuple(self._pending))
-        self._sent_next += len(self._pending)
-        self._pending = []
-        self._pending_size = HEADER_LEN
-        return packet
-
-
-class ReplayStatus(StrEnum):
-    SERVED = "served"  # packets from the requested sequence on (maybe fewer than asked)
-    WRONG_SESSION = "wrong_session"  # the request names another session: nothing sent
-    EMPTY = "empty"  # a requested count of 0: nothing sent
-    EXPIRED = "expired"  # the first requested sequence was evicted (or never kept): nothing sent
-    NOT_SENT = "not_sent"  # the first requested sequence has not been sent yet: nothing sent
-
-
-class Replay(NamedTuple):
-    """Outcome of a request; ``oldest``/``next_sequence`` give the range the store holds."""
-
-    status: ReplayStatus
-    packets: tuple[DownstreamPacket, ...]
-    oldest: int
-    next_sequence: int
-
-
-class RetransmissionStore:
-    """The last ``capacity`` sent messages by sequence number, answering ``RequestPacket``s.
-
-    A served reply starts at the requested sequence number and holds the messages that fit
-    completely in ``max_payload``, clipped to what was sent and to the requested count; with
-    ``max_packets_per_request`` > 1 it continues in further packets. A request starting below
-    ``oldest`` is EXPIRED as a whole (``oldest`` tells the client where history resumes).
-    """
-
-    def __init__(
-        self,
-        session: str,
-        *,
-        capacity: int = 1_000_000,
-        first_sequence: int = 1,
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
-        max_packets_per_request: int = 1,
-    ) -> None:
-        _check_session(session)
-        if capacity < 1 or max_packets_per_request < 1:
-            raise ValueError("capacity and max_packets_per_request must be >= 1")
-        self.session = session
-        self.capacity = capacity
-        self.max_payload = _check_max_payload(max_payload)
-        self.max_packets_per_request = max_packets_per_request
-        self._oldest = _check_u(first_sequence, 64, "first sequence number")
-        self._messages: deque[bytes] = deque()
-
-    @property
-    def oldest(self) -> int:
-        return self._oldest
-
-    @property
-    def next_sequence(self) -> int:
-        return self._oldest + len(self._messages)
-
-    def append(self, payload: bytes) -> int:
-        """Keep one sent message; returns its sequence number."""
-        size = len(payload)
-        if HEADER_LEN + BLOCK_HEADER_LEN + size > self.max_payload or size > MAX_MESSAGE_LEN:
-            raise ProtocolError(f"message of {size} bytes could never be replayed")
-        seq = self.next_sequence
-        self._messages.append(bytes(payload))
-        if len(self._messages) > self.capacity:
-            self._messages.popleft()
-            self._oldest += 1
-        return seq
-
-    def record(self, packet: DownstreamPacket) -> None:
-        """Keep the messages of a sent packet (heartbeats and End of Session add nothing)."""
-        if packet.session != self.session:
-            raise ProtocolError(f"packet of session {packet.session!r}, store is {self.session!r}")
-        if packet.messages and packet.sequence != self.next_sequence:
-            raise ProtocolError(
-                f"packet starts at {packet.sequence}, the store expects {self.next_sequence}"
-            )
-        for payload in packet.messages:
-            self.append(payload)
-
-    def answer(self, request: RequestPacket) -> Replay:
-        def outcome(status: ReplayStatus, packets: tuple[DownstreamPacket, ...] = ()) -> Replay:
-            return Replay(status, packets, self._oldest, self.next_sequence)
-
-        if request.session != self.session:
-            return outcome(ReplayStatus.WRONG_SESSION)
-        if request.count == 0:
-            return outcome(ReplayStatus.EMPTY)
-        if request.sequence < self._oldest:
-            return outcome(ReplayStatus.EXPIRED)
-        if request.sequence >= self.next_sequence:
-            return outcome(ReplayStatus.NOT_SENT)
-        seq = request.sequence
-        stop = min(request.sequence + request.count, self.next_sequence)
-        packets = []
-        while seq < stop and len(packets) < self.max_packets_per_request:
-            batch: list[bytes] = []
-            size = HEADER_LEN
-            while seq + len(batch) < stop and len(batch) < MAX_MESSAGES_PER_PACKET:
-                payload = self._messages[seq + len(batch) - self._oldest]
-                if size + BLOCK_HEADER_LEN + len(payload) > self.max_payload:
-                    break
-                batch.append(payload)
-                size += BLOCK_HEADER_LEN + len(payload)
-            packets.append(DownstreamPacket(self.session, seq, tuple(batch)))
-            seq += len(batch)
-        return outcome(ReplayStatus.SERVED, tuple(packets))
 
 
 # ------------------------------------------------------------------------------- receiver
@@ -587,3 +413,16 @@ def is_multicast(host: str) -> bool:
         return ipaddress.ip_address(host).is_multicast
     except ValueError:
         return False
+
+
+_SENDER = frozenset({"PacketBuilder", "Replay", "ReplayStatus", "RetransmissionStore"})
+
+
+def __getattr__(name: str) -> object:
+    """The sender side lives in ``moldudp64_sender`` (imported on first use: it builds on this
+    module); its names stay importable from here."""
+    if name in _SENDER:
+        from agora.protocols import moldudp64_sender
+
+        return getattr(moldudp64_sender, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

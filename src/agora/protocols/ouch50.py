@@ -6,7 +6,9 @@ transcribed in ``shared/specs/ouch50.md``. OUCH 5.0 is *not* OUCH 4.2: 4-byte bi
 
 Modules: this one (codec tables, ``encode``, ``decode_inbound``, ``decode_outbound``, and
 re-exports of everything public), ``ouch50_messages`` (the 25 message Structs),
-``ouch50_appendage`` (field kinds, :class:`Options`, TagValue codec) and ``ouch50_codes`` (enums).
+``ouch50_appendage`` (field kinds, :class:`Options`, TagValue codec), ``ouch50_codes`` (enums)
+and ``ouch50_fast`` (a generated codec per type, which answers first; what it cannot prove it
+leaves to the table-driven path, also callable alone: ``encode_checked``, ``decode_*_checked``).
 
 Transport: each OUCH message is the payload of one SoupBinTCP packet, inbound (client -> host) in
 Unsequenced Data ``U``, outbound in Sequenced Data ``S``. This module sees only the payload.
@@ -101,6 +103,7 @@ from agora.protocols.ouch50_codes import (
     TimeInForce,
     YesNo,
 )
+from agora.protocols.ouch50_fast import NONE, OPTIONAL, REQUIRED, compile_codec
 from agora.protocols.ouch50_messages import (
     AccountQueryRequest,
     AccountQueryResponse,
@@ -185,14 +188,17 @@ __all__ = [
     "TimeInForce",
     "YesNo",
     "decode_inbound",
+    "decode_inbound_checked",
     "decode_outbound",
+    "decode_outbound_checked",
     "encode",
+    "encode_checked",
 ]
 
 
 # ------------------------------------------------------------------------------- layouts
 
-_NONE, _REQUIRED, _OPTIONAL = 0, 1, 2
+_NONE, _REQUIRED, _OPTIONAL = NONE, REQUIRED, OPTIONAL
 
 ALPHA4, ALPHA8, ALPHA14 = Alpha(4), Alpha(8), Alpha(14)
 SIDE = Chars(1, Side, closed=True)
@@ -226,6 +232,8 @@ class _Layout:
         "cls",
         "decoders",
         "encoders",
+        "fast_decode",
+        "fast_encode",
         "fields",
         "kinds",
         "mode",
@@ -263,10 +271,14 @@ class _Layout:
         self.base = self.struct.size
         assert self.base == base, (cls, self.base, base)
         self.allowed = allowed_tags(allowed)
+        self.fast_encode, self.fast_decode = compile_codec(
+            cls, type_byte, kinds, mode, self.allowed, base
+        )
         cls.TYPE = type_byte
         cls.INBOUND = inbound
 
     def encode(self, msg: OuchMessage, strict: bool) -> bytes:
+        """The checked encoder: the reference of ``fast_encode`` and what explains its misses."""
         name = self.name
         values = [
             enc(value, label)
@@ -283,6 +295,7 @@ class _Layout:
         return self.struct.pack(self.type_byte, *values, len(app)) + app
 
     def decode(self, data: bytes, strict: bool) -> OuchMessage:
+        """The checked decoder: the reference of ``fast_decode`` and what explains its misses."""
         n = len(data)
         base = self.base
         name = self.name
@@ -535,12 +548,23 @@ def encode(msg: OuchMessage, *, strict: bool = True) -> bytes:
     layout = _BY_CLASS.get(type(msg))
     if layout is None:
         raise OuchError(f"not an OUCH 5.0 message: {type(msg).__name__}")
+    data = layout.fast_encode(msg, strict)
+    return layout.encode(msg, strict) if data is None else data
+
+
+def encode_checked(msg: OuchMessage, *, strict: bool = True) -> bytes:
+    """``encode`` through the checked, table-driven path only (the reference of the fast one)."""
+    layout = _BY_CLASS.get(type(msg))
+    if layout is None:
+        raise OuchError(f"not an OUCH 5.0 message: {type(msg).__name__}")
     return layout.encode(msg, strict)
 
 
-def _decode(table: dict[int, _Layout], direction: str, data: Any, strict: bool) -> OuchMessage:
-    if not isinstance(data, bytes):
-        if not isinstance(data, (bytearray, memoryview)):
+def _decode(
+    table: dict[int, _Layout], direction: str, data: Any, strict: bool, fast: bool = True
+) -> OuchMessage:
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
             raise OuchError(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
     if not data:
@@ -548,6 +572,10 @@ def _decode(table: dict[int, _Layout], direction: str, data: Any, strict: bool) 
     layout = table.get(data[0])
     if layout is None:
         raise OuchError(f"unknown {direction} message type {data[:1]!r}")
+    if fast:
+        msg = layout.fast_decode(data, strict)
+        if msg is not None:
+            return msg
     return layout.decode(data, strict)
 
 
@@ -559,3 +587,13 @@ def decode_inbound(data: bytes, *, strict: bool = False) -> OuchMessage:
 def decode_outbound(data: bytes, *, strict: bool = False) -> OuchMessage:
     """Decode a host -> client message (System Event, Accepted, Executed, Rejected, ...)."""
     return _decode(_OUTBOUND, "outbound", data, strict)
+
+
+def decode_inbound_checked(data: bytes, *, strict: bool = False) -> OuchMessage:
+    """``decode_inbound`` through the checked path only (the reference of the fast one)."""
+    return _decode(_INBOUND, "inbound", data, strict, fast=False)
+
+
+def decode_outbound_checked(data: bytes, *, strict: bool = False) -> OuchMessage:
+    """``decode_outbound`` through the checked path only (the reference of the fast one)."""
+    return _decode(_OUTBOUND, "outbound", data, strict, fast=False)

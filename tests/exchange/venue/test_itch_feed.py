@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from agora.core.enums import CancelReason, Side, TradingState
 from agora.core.events import (
@@ -17,8 +21,10 @@ from agora.core.events import (
     Trade,
     TradingStatus,
 )
-from agora.exchange.venue.itch_feed import NS_PER_DAY, ItchMapper, ItchMappingError
+from agora.exchange.engine import MatchingEngine
+from agora.exchange.venue.itch_feed import _CARRIED, NS_PER_DAY, ItchMapper, ItchMappingError
 from agora.protocols import itch50
+from tests.exchange.streams import resolve, setup, streams
 
 DAY = 19_000 * NS_PER_DAY  # some date, midnight UTC
 TS = DAY + 34_200 * 10**9 + 123  # 09:30:00.000000123
@@ -141,3 +147,34 @@ def test_end_of_messages_and_round_trip_of_a_batch():
         assert len(wire) == itch50.MESSAGE_LENGTHS[msg.MESSAGE_TYPE]
         assert itch50.decode(wire) == msg
     assert mapper.end_of_messages() == itch50.SystemEvent(0, 0, T, "C")
+
+
+def _mapped_one_by_one(mapper: ItchMapper, events: list) -> list:
+    """``map_events`` as the plain loop over ``map_event`` (its reference)."""
+    out = []
+    for event in events:
+        msg = mapper.map_event(event)
+        if msg is not None:
+            if not mapper.started:
+                mapper.started = True
+                out.append(mapper.start_of_messages(event.ts))
+            out.append(msg)
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams, streams)
+def test_map_events_as_map_event_per_event_on_engine_streams(pre_open, continuous):
+    """Every event type the engine emits (crosses, trades, replaces, rejects...): the batch
+    path, which skips the private types up front, maps exactly as ``map_event`` one by one."""
+    engine, fast, plain = MatchingEngine(), ItchMapper(), ItchMapper()
+    commands = setup(open_symbols=False) + pre_open + setup()[-2:] + continuous
+    for ts, command in enumerate(commands):
+        events = engine.process(resolve(command, engine.orders), TS + ts)
+        assert fast.map_events(events) == _mapped_one_by_one(plain, events)
+        assert (fast.states, fast.last_ts) == (plain.states, plain.last_ts)
+
+
+def test_carried_types_are_the_ones_map_event_maps():
+    source = inspect.getsource(ItchMapper.map_event)
+    assert {cls.__name__ for cls in _CARRIED} == set(re.findall(r"kind is ev\.(\w+)", source))

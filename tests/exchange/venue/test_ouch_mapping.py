@@ -157,6 +157,27 @@ def test_hidden_maker_flag_and_cancel_replace_quantities():
     assert out[0][1].quantity == 200
 
 
+@pytest.mark.parametrize(("opts", "tif", "expected"), [
+    ({}, "0", ouch.Options()),
+    ({"firm": "FRM"}, "0", ouch.Options(firm="FRM")),
+    ({"min_qty": 50}, "3", ouch.Options(min_qty=50)),
+    ({"max_floor": 20}, "0", ouch.Options(max_floor=20)),
+    ({"post_only": "P"}, "0", ouch.Options(post_only="P")),
+    ({"post_only": "N", "firm": ""}, "0", ouch.Options(firm="")),
+    ({"firm": "AB", "max_floor": 30, "post_only": "P"}, "0",
+     ouch.Options(firm="AB", max_floor=30, post_only="P")),
+])
+def test_accepted_and_replaced_echo_their_options(opts, tif, expected):
+    rig = Rig()
+    out, _ = rig.send("F1", enter(1, "B", 100, 189 * P, tif=tif, **opts))
+    assert out[0][1].options == expected
+    if tif == "0":
+        out, _ = rig.send("F1", ouch.ReplaceOrderRequest(
+            1, 2, 100, 189 * P, ouch.TimeInForce.DAY, ouch.Display.VISIBLE, "N", "R2",
+            ouch.Options(max_floor=opts.get("max_floor"))))
+        assert out[0][1].options == ouch.Options(max_floor=opts.get("max_floor"))
+
+
 def test_rejects_and_cancel_reasons():
     rig = Rig()
     out, _ = rig.send("F1", enter(1, symbol="MSFT"))

@@ -94,8 +94,9 @@ class VenueCore:
         Commit and publication happen before returning, or with ``group`` at the next
         ``flush()`` (see the module notes).
         """
-        events = self.exchange.submit(command)
-        seq = self.exchange.last_seq
+        sequencer = self.exchange.sequencer  # Exchange.submit and last_seq, without the hops
+        events = sequencer.submit(command)
+        seq = sequencer.last_seq
         self._pending.append((seq, events))
         for listener in self._early:
             listener(seq, events)

@@ -82,6 +82,13 @@ START_OF_MESSAGES = "O"
 END_OF_MESSAGES = "C"
 
 
+#: the event types ``map_event`` maps (any other gives None)
+_CARRIED = frozenset({
+    ev.BookAdd, ev.BookExecute, ev.BookCancel, ev.BookDelete, ev.BookReplace, ev.Trade,
+    ev.TradingStatus, ev.SymbolDirectory,
+})
+
+
 class ItchMappingError(ValueError):
     """An event that cannot be expressed in ITCH 5.0 (price too wide, unknown symbol...)."""
 
@@ -109,6 +116,8 @@ class ItchMapper:
         """The ITCH messages for one batch of events, in order."""
         out: list[itch50.ItchMessage] = []
         for event in events:
+            if type(event) not in _CARRIED:
+                continue  # order entry outcomes are private: map_event would say None
             msg = self.map_event(event)
             if msg is None:
                 continue

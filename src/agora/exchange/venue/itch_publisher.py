@@ -60,12 +60,11 @@ from agora.protocols.errors import ProtocolError
 from agora.protocols.moldudp64 import (
     DEFAULT_MAX_PAYLOAD,
     DownstreamPacket,
-    PacketBuilder,
-    RetransmissionStore,
     decode_request,
     encode_packet,
     is_multicast,
 )
+from agora.protocols.moldudp64_sender import PacketBuilder, RetransmissionStore
 
 END_OF_SNAPSHOT = b"G"
 END_OF_SESSION_REPEATS = 3

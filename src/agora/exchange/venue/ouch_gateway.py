@@ -98,11 +98,12 @@ class _Session:
         return True
 
     def _take_sequenced(self, out: list[bytes], limit: int) -> list[bytes]:
-        """Frame up to ``limit`` messages from ``next_seq`` on and advance it (before any await)."""
-        end = min(len(out), self.next_seq - 1 + limit)
-        chunk = [soup.encode(soup.SequencedData(out[i])) for i in range(self.next_seq - 1, end)]
+        """Frame up to ``limit`` messages from ``next_seq`` on and advance it (before any await);
+        the packets come as one ``bytes`` in a list (empty if there was nothing to send)."""
+        start = self.next_seq - 1
+        end = min(len(out), start + limit)
         self.next_seq = end + 1
-        return chunk
+        return [soup.encode_sequenced_many(out[start:end])] if end > start else []
 
     async def run_sender(self) -> None:
         gw = self.gateway
@@ -274,8 +275,9 @@ class OuchGateway:
     def _on_events(self, seq: int, events: Sequence[Event]) -> None:
         """Early listener: the mapper follows the engine now; the messages wait for the commit."""
         staged = self._staged
+        encode = ouch.encode
         for participant, msg in self.mapper.outbound(events):
-            staged.append((participant, ouch.encode(msg)))
+            staged.append((participant, encode(msg)))
 
     def _on_flushed(self) -> None:
         """After each commit: the staged messages join the logs, one write per session."""
@@ -405,7 +407,10 @@ class OuchGateway:
                     ns_since_midnight(now), msg.user_ref_num, ouch.RejectReason.PROCESSING_ERROR,
                     msg.cl_ord_id,
                 ))
-        replies = action.replies + self.mapper.unanswered(participant, now)
+        replies = action.replies
+        pending = self.mapper.unanswered(participant, now)
+        if pending:
+            replies = replies + pending
         if replies:
             session.unsequenced.extend(ouch.encode(r) for r in replies)
             session.wake.set()

@@ -39,7 +39,8 @@ agora's enums (a unit test holds them complete).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from agora.core import enums as ag
 from agora.core.events import (
@@ -56,6 +57,7 @@ from agora.core.events import (
     TradingStatus,
 )
 from agora.protocols import ouch50 as ouch
+from agora.protocols.ouch50_fast import EMPTY_OPTIONS
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 MARKET_PRICE = 2_000_000_000  # $200,000.0000: at or above it OUCH means "market"
@@ -120,6 +122,10 @@ TIF_OUT: dict[ag.TimeInForce, ouch.TimeInForce] = {
 }
 
 
+_LIVE = ouch.OrderState.LIVE
+_POST_ONLY = ouch.PostOnly.POST_ONLY
+
+
 def ns_since_midnight(ts: int) -> int:
     """Event time (ns since the epoch) -> OUCH Timestamp (ns since UTC midnight)."""
     return ts % NS_PER_DAY
@@ -134,8 +140,7 @@ def user_ref_num(client_order_id: str) -> int | None:
     return None
 
 
-@dataclass(slots=True)
-class EntryContext:
+class EntryContext(msgspec.Struct):
     """What an Enter/Replace said that the engine does not keep (echoed on A/U/J)."""
 
     cl_ord_id: str = ""
@@ -147,8 +152,7 @@ class EntryContext:
     firm: str | None = None
 
 
-@dataclass(slots=True)
-class LiveOrder:
+class LiveOrder(msgspec.Struct):
     order_id: int
     symbol: str
     side: ag.Side
@@ -156,18 +160,17 @@ class LiveOrder:
     executed: int = 0
     hidden: bool = False
     tif: ag.TimeInForce = ag.TimeInForce.DAY
-    context: EntryContext = field(default_factory=EntryContext)
+    context: EntryContext = msgspec.field(default_factory=EntryContext)
 
 
-@dataclass(slots=True)
-class Account:
+class Account(msgspec.Struct):
     """OUCH state of one participant, rebuilt from the event stream."""
 
     last_user_ref_num: int = 0
-    orders: dict[int, LiveOrder] = field(default_factory=dict)  # by UserRefNum
-    by_order_id: dict[int, int] = field(default_factory=dict)  # order_id -> UserRefNum
+    orders: dict[int, LiveOrder] = msgspec.field(default_factory=dict)  # by UserRefNum
+    by_order_id: dict[int, int] = msgspec.field(default_factory=dict)  # order_id -> UserRefNum
     kill_switch: bool = False
-    contexts: dict[int, EntryContext] = field(default_factory=dict)  # pending entries
+    contexts: dict[int, EntryContext] = msgspec.field(default_factory=dict)  # pending entries
     pending_switch: tuple[int, str, bool] | None = None  # (UserRefNum, firm, engaged)
 
     def consume(self, urn: int) -> None:
@@ -175,12 +178,11 @@ class Account:
             self.last_user_ref_num = urn
 
 
-@dataclass(slots=True)
-class Inbound:
+class Inbound(msgspec.Struct):
     """What to do with one inbound message: submit ``commands``, send ``replies`` unsequenced."""
 
-    commands: list[object] = field(default_factory=list)
-    replies: list[ouch.OuchMessage] = field(default_factory=list)
+    commands: list[object] = msgspec.field(default_factory=list)
+    replies: list[ouch.OuchMessage] = msgspec.field(default_factory=list)
     ignored: str = ""  # why nothing happened (logged by the gateway)
 
 
@@ -191,6 +193,7 @@ class OuchMapper:
         self.accounts: dict[str, Account] = {}
         self.reject_stale = reject_stale
         self._states: dict[str, ag.TradingState] = {}
+        self._handlers: dict[type, object] = {}  # event type -> bound handler or None
 
     def account(self, participant: str) -> Account:
         acct = self.accounts.get(participant)
@@ -250,6 +253,8 @@ class OuchMapper:
     def _unsupported(tif: str, opts: ouch.Options) -> tuple[R, str] | None:
         if tif not in TIF_IN:
             return R.OTHER, f"time in force {tif!r} is not supported"
+        if opts is EMPTY_OPTIONS:  # what an empty appendage decodes to: nothing to refuse
+            return None
         if opts.price_type not in (None, "L"):
             return R.INVALID_PEG_TYPE, f"price type {opts.price_type!r} is not supported"
         if opts.peg_offset or opts.discretion_price or opts.discretion_peg_offset:
@@ -332,22 +337,24 @@ class OuchMapper:
     def outbound(self, events: Iterable[object]) -> list[tuple[str, ouch.OuchMessage]]:
         """OUCH messages for one committed event batch, in order, with their participant."""
         out: list[tuple[str, ouch.OuchMessage]] = []
+        handlers = self._handlers
         for event in events:
-            if isinstance(event, Execution):
-                self._execution(event, out)
-            elif isinstance(event, OrderAccepted):
-                self._accepted(event, out)
-            elif isinstance(event, OrderCancelled):
-                self._cancelled(event, out)
-            elif isinstance(event, OrderReplaced):
-                self._replaced(event, out)
-            elif isinstance(event, OrderRejected):
-                self._rejected(event, out)
-            elif isinstance(event, ParticipantUpdated):
-                self._participant(event, out)
-            elif isinstance(event, TradingStatus):
-                self._states[event.symbol] = event.state
+            handler = handlers.get(type(event), _UNKNOWN)
+            if handler is _UNKNOWN:
+                handler = self._handler(type(event))
+            if handler is not None:
+                handler(event, out)
         return out
+
+    def _handler(self, kind: type):
+        """The handler of an event type (None: nothing to send), found once per type."""
+        handler = next((getattr(self, name) for cls, name in _OUTBOUND_HANDLERS
+                        if issubclass(kind, cls)), None)
+        self._handlers[kind] = handler
+        return handler
+
+    def _status(self, e: TradingStatus, out: list) -> None:
+        self._states[e.symbol] = e.state
 
     def _accepted(self, e: OrderAccepted, out: list) -> None:
         urn = user_ref_num(e.client_order_id)
@@ -359,16 +366,19 @@ class OuchMapper:
         order = LiveOrder(e.order_id, e.symbol, e.side, e.qty, 0, e.display_qty == 0, e.tif, ctx)
         acct.orders[urn] = order
         acct.by_order_id[e.order_id] = urn
-        opts = ouch.Options(
-            firm=ctx.firm,
-            min_qty=e.min_qty or None,
-            max_floor=e.display_qty or None,
-            post_only=ouch.PostOnly.POST_ONLY if e.post_only else None,
-        )
+        if ctx.firm is None and not e.min_qty and not e.display_qty and not e.post_only:
+            opts = EMPTY_OPTIONS  # equal to the Options below with every field None
+        else:
+            opts = ouch.Options(
+                firm=ctx.firm,
+                min_qty=e.min_qty or None,
+                max_floor=e.display_qty or None,
+                post_only=_POST_ONLY if e.post_only else None,
+            )
         out.append((e.participant, ouch.OrderAccepted(
-            ns_since_midnight(e.ts), urn, self._side(e.side, ctx), e.qty, e.symbol, e.price,
+            e.ts % NS_PER_DAY, urn, self._side(e.side, ctx), e.qty, e.symbol, e.price,
             TIF_OUT[e.tif], self._display_out(e.display_qty, ctx), e.order_id, ctx.capacity,
-            ctx.intermarket_sweep, ctx.cross_type, ouch.OrderState.LIVE, ctx.cl_ord_id, opts,
+            ctx.intermarket_sweep, ctx.cross_type, _LIVE, ctx.cl_ord_id, opts,
         )))
 
     def _replaced(self, e: OrderReplaced, out: list) -> None:
@@ -387,12 +397,11 @@ class OuchMapper:
             e.order_id, e.symbol, e.side, e.qty, executed, e.display_qty == 0, tif, ctx
         )
         acct.by_order_id[e.order_id] = urn
-        opts = ouch.Options(max_floor=e.display_qty or None)
+        opts = ouch.Options(max_floor=e.display_qty) if e.display_qty else EMPTY_OPTIONS
         out.append((e.participant, ouch.OrderReplaced(
-            ns_since_midnight(e.ts), orig, urn, self._side(e.side, ctx), e.qty, e.symbol,
+            e.ts % NS_PER_DAY, orig, urn, self._side(e.side, ctx), e.qty, e.symbol,
             e.price, TIF_OUT[tif], self._display_out(e.display_qty, ctx), e.order_id,
-            ctx.capacity, ctx.intermarket_sweep, ctx.cross_type, ouch.OrderState.LIVE,
-            ctx.cl_ord_id, opts,
+            ctx.capacity, ctx.intermarket_sweep, ctx.cross_type, _LIVE, ctx.cl_ord_id, opts,
         )))
 
     def _rejected(self, e: OrderRejected, out: list) -> None:
@@ -418,7 +427,7 @@ class OuchMapper:
             if e.leaves_qty == 0:
                 self._forget(acct, urn, order)
         out.append((e.participant, ouch.OrderCanceled(
-            ns_since_midnight(e.ts), urn, e.cancelled_qty, CANCEL_CODES[e.reason]
+            e.ts % NS_PER_DAY, urn, e.cancelled_qty, CANCEL_CODES[e.reason]
         )))
 
     def _execution(self, e: Execution, out: list) -> None:
@@ -481,3 +490,16 @@ class OuchMapper:
         if ctx.display == ouch.Display.ATTRIBUTABLE:
             return ouch.Display.ATTRIBUTABLE
         return ouch.Display.VISIBLE
+
+
+_UNKNOWN = object()
+#: outbound event types and their OuchMapper handlers, in the order a subclass is matched
+_OUTBOUND_HANDLERS: list[tuple[type, str]] = [
+    (Execution, "_execution"),
+    (OrderAccepted, "_accepted"),
+    (OrderCancelled, "_cancelled"),
+    (OrderReplaced, "_replaced"),
+    (OrderRejected, "_rejected"),
+    (ParticipantUpdated, "_participant"),
+    (TradingStatus, "_status"),
+]

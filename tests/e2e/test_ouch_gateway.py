@@ -189,6 +189,39 @@ def test_login_rejections(config):
     run(main())
 
 
+def test_a_participant_under_order_quorum_cannot_bypass_it_over_ouch(tmp_path, caplog):
+    """Its orders count only when k FIX sessions agree (venue.quorum): an OUCH login, which
+    would enter orders alone, is refused, and the log says why."""
+    path = tmp_path / "venue.toml"
+    path.write_text(CONFIG.format(directory=tmp_path / "journal") + """
+[[participants]]
+participant = "CLUSTER"
+username = "node0"
+password = "pw"
+fix_comp_id = "NODE0"
+order_quorum = 2
+
+[[participants]]
+participant = "CLUSTER"
+username = "node1"
+password = "pw"
+fix_comp_id = "NODE1"
+order_quorum = 2
+""")
+
+    async def main():
+        core, gw = await start(load_config(path))
+        with pytest.raises(LoginRejectedError) as info:
+            await client(gw, "node0", "pw").connect()
+        assert info.value.reason is soup.RejectReason.NOT_AUTHORIZED
+        c = client(gw, "firm1", "pw1")
+        await c.connect()  # participants without a quorum log on as before
+        await stop(core, gw, c)
+
+    run(main())
+    assert "participant CLUSTER has order_quorum 2" in caplog.text
+
+
 def test_reconnect_gets_exactly_the_missed_messages(config):
     async def main():
         core, gw = await start(config)

@@ -24,10 +24,10 @@ every limit; ``load_config`` names the first field that differs.
 
 ``order_quorum = k`` (default 1: every request is submitted at once) makes the venue submit a
 participant's FIX request only when k of its FIX sessions sent the same one
-(:mod:`agora.exchange.venue.quorum`; OUCH order entry is not gated). The participant's sections
-must agree on k, and k may not exceed its FIX sessions (sections with a ``fix_comp_id``): such a
-quorum could never form. ``[venue]`` ``quorum_timeout_ms`` and ``quorum_max_held`` bound how long
-and how many requests wait for their quorum.
+(:mod:`agora.exchange.venue.quorum`; such a participant's OUCH logins are refused). The
+participant's sections must agree on k, and k may not exceed its FIX sessions (sections with a
+``fix_comp_id``): such a quorum could never form. ``[venue]`` ``quorum_timeout_ms`` and
+``quorum_max_held`` bound how long and how many requests wait for their quorum.
 """
 
 from __future__ import annotations

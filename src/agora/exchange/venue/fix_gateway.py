@@ -64,8 +64,8 @@ Design notes
   quorum; a cancel whose ClOrdID a quorum already used is refused (102=6). A cancel / replace
   naming a held ClOrdID is parked until that ClOrdID leaves the gate. Held copies are never
   journaled: a venue crash loses them (the decision nodes re-send unresolved commands on
-  logon). Sequence numbers are untouched: a held request was delivered like any other. OUCH
-  order entry is not gated.
+  logon). Sequence numbers are untouched: a held request was delivered like any other. The OUCH
+  gateway refuses such a participant's logins (one OUCH session would enter orders alone).
 """
 
 from __future__ import annotations

@@ -357,6 +357,11 @@ class OuchGateway:
         )
         if section is None:
             return soup.RejectReason.NOT_AUTHORIZED
+        if section.order_quorum > 1:  # its orders count only when k FIX sessions agree
+            log.warning("OUCH login of %r refused: participant %s has order_quorum %d, which "
+                        "OUCH order entry would bypass (quorum applies to FIX)",
+                        login.username, section.participant, section.order_quorum)
+            return soup.RejectReason.NOT_AUTHORIZED
         if login.session not in ("", self.session_name) or self._closing:
             return soup.RejectReason.SESSION_NOT_AVAILABLE
         return section

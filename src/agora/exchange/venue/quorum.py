@@ -36,8 +36,8 @@ Rules (``QuorumGate``, pure: no I/O, time passed in as int ns)
   re-send every unresolved command on every logon (``agora.trading.decision_node``), so a quorum
   re-forms after the restart.
 
-The FIX gateway applies the gate (``fix_gateway``); the OUCH gateway does not (quorum applies to
-FIX order entry only).
+The FIX gateway applies the gate (``fix_gateway``); the OUCH gateway refuses the logins of a
+participant with a quorum (one OUCH session would enter orders alone).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -28,10 +27,10 @@ import msgspec
 import pytest
 import uvloop
 
-from agora.bench.echo_floor import free_port
 from agora.core.clock import WallClock
 from agora.core.enums import Side, TimeInForce
 from agora.core.events import FairValue, NewOrder
+from agora.core.ports import unused_ports
 from agora.decision.agents import MarketMakerConfig
 from agora.decision.agents.market_maker import quotes
 from agora.decision.consensus.messages import Committed
@@ -178,7 +177,7 @@ def run(tmp_path: Path, *, restart: bool = False, n: int = N,
     rules = RulesConfig(members=roster(files), session=SESSION, view_quorum=2, vote_threshold=2)
     rules_path = tmp_path / "rules.json"
     rules_path.write_bytes(msgspec.json.encode(rules))
-    feed_ports = [free_port(socket.SOCK_DGRAM) for _ in range(n)]
+    feed_ports = unused_ports(n)
     live = [i for i in range(n) if i != kill]
 
     def node_options(i: int) -> list[str]:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import time
 
 import pytest
 
-from agora.bench.echo_floor import free_port
+from agora.core.ports import unused_ports
 from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
 from agora.trading.clients.ouch_client import OuchClient
@@ -42,8 +41,8 @@ fix_comp_id = "FIRM2"
 def venue_toml(tmp_path, participants: str = FIRMS,
                fsync: str = "batch") -> tuple[object, list[int], list[int]]:
     """A config on ephemeral ports: (path, [ouch, fix, snapshot] TCP, [itch, retransmit] UDP)."""
-    tcp = [free_port(socket.SOCK_STREAM) for _ in range(3)]
-    udp = [free_port(socket.SOCK_DGRAM) for _ in range(2)]
+    ports = unused_ports(5)
+    tcp, udp = ports[:3], ports[3:]
     path = tmp_path / "venue.toml"
     path.write_text(f"""
 [venue]

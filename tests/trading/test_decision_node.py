@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,7 +85,7 @@ def venue_events(venue: Venue) -> list:
 
 def test_unreachable_venue_then_every_decision_once_and_copies_refused(tmp_path):
     async def main() -> tuple[list, DecisionNode, DecisionNode]:
-        port = free_port(socket.SOCK_STREAM)
+        port = free_port()
         first = node(tmp_path, "node0", port)
         task = asyncio.create_task(first.run())
         for item in hand_log():

@@ -26,10 +26,9 @@ def serve(port: int) -> None:
                 conn.sendall(data)
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free loopback port (for TCP and UDP alike: ``kind`` is kept for callers), outside the
-    ephemeral range so no client socket takes it before the server binds it (``core.ports``)."""
-    del kind
+def free_port() -> int:
+    """A free loopback port (TCP and UDP), outside the ephemeral range (``core.ports``); a
+    caller needing several takes them in one ``unused_ports(k)`` call, so they differ."""
     return unused_ports(1)[0]
 
 

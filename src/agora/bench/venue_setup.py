@@ -3,10 +3,9 @@ send (``agora bench gateway`` against a process, ``agora.bench.venue_cpu`` in pr
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
-from agora.bench.echo_floor import free_port
+from agora.core.ports import unused_ports
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
 
@@ -17,8 +16,7 @@ SYMBOL = "BENCH"
 def write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
     """A venue.toml on free ports: OUCH users ``rtt``, ``o0``..; FIX comp ids ``RTTF``, ``F0``..
     Returns (path, OUCH port, FIX port)."""
-    ouch_port, fix_port = free_port(), free_port()
-    itch_port, retransmit_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    ouch_port, fix_port, snapshot_port, itch_port, retransmit_port = unused_ports(5)
     ouch_names = ["rtt", *(f"o{i}" for i in range(clients))]
     fix_names = ["RTTF", *(f"F{i}" for i in range(clients))]
     participants = "".join(
@@ -32,7 +30,7 @@ def write_config(directory: Path, clients: int) -> tuple[Path, int, int]:
     path.write_text(
         f'[venue]\ndirectory = "{directory / "venue"}"\nfsync = "none"\n'
         f"ouch_port = {ouch_port}\nfix_port = {fix_port}\n"
-        f"snapshot_port = {free_port()}\nitch_port = {itch_port}\n"
+        f"snapshot_port = {snapshot_port}\nitch_port = {itch_port}\n"
         f"retransmit_port = {retransmit_port}\n"
         f'\n[[symbols]]\nsymbol = "{SYMBOL}"\nreference_price = "100.00"\n{participants}'
     )

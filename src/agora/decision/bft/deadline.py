@@ -18,7 +18,7 @@ The rule.
   primary and bad for some backups (PBFT's authenticator problem), which would make every
   primary's certificate fail somewhere and stall the verdict for ever. The price: one
   signature and n - 1 verifications per replica for each batch that carries deadlines (about
-  40 + 3 x 125 us of CPU at n = 4 on the benchmark machine).
+  36 + 3 x 119 us of CPU at n = 4 on the benchmark machine).
 * Executing the certificate decides ``s``: its request ``k`` is abandoned iff the (f + 1)-th
   smallest of the 2f + 1 values at position ``k`` exceeds its budget (:func:`verdicts`; a timing
   of the wrong shape counts as ``LATE``). Requests are delivered (``Committed``, client replies)
@@ -103,7 +103,7 @@ def verdicts(budgets: list[int], timings: tuple[Sealed, ...], seq: int, f: int) 
         ok = isinstance(m, Timing) and m.seq == seq and len(m.elapsed) == len(budgets)
         for column, value in zip(columns, m.elapsed if ok else [LATE] * len(budgets),
                                  strict=True):
-            column.append(value if isinstance(value, int) and value >= 0 else LATE)
+            column.append(value if value >= 0 else LATE)  # typed ints: only the sign
     return [sorted(column)[min(f, len(column) - 1)] > budget if column else True
             for column, budget in zip(columns, budgets, strict=True)]
 
@@ -178,9 +178,12 @@ class Deadlines:
             self.timings.setdefault(seq, {})[self.me] = open_.timing
         out.append(Broadcast(open_.timing))
 
+    def _decided(self: BftReplica, seq: int) -> bool:
+        """Batch ``seq`` executed here and owes no verdict (decided, or had no deadlines)."""
+        return seq <= self.executed and seq not in self.undecided
+
     def _on_timing(self: BftReplica, m: Timing, sealed: Sealed, out: list[Outbox]) -> None:
-        if ((m.seq <= self.executed and m.seq not in self.undecided)
-                or m.seq > self.executed + self.config.watermark_window):
+        if self._decided(m.seq) or m.seq > self.executed + self.config.watermark_window:
             return  # decided, without deadlines, or out of range
         self.timings.setdefault(m.seq, {}).setdefault(m.replica, sealed)
         if self.is_primary:
@@ -215,7 +218,7 @@ class Deadlines:
         seq = request.request_number
         if not 0 < seq < slot or request.budget_ns or request.macs:
             return False
-        if seq <= self.executed and seq not in self.undecided:
+        if self._decided(seq):
             return True  # decided earlier in the log: executing it will ignore it
         timings = timings_of(request)
         if timings is None or len(timings) != 2 * self.f + 1:

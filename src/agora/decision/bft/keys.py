@@ -72,16 +72,18 @@ def new_cluster(n: int) -> ClusterKeys:
         client_masters=[os.urandom(SECRET_LEN) for _ in range(n)])
 
 
-def _public(cluster: ClusterKeys) -> list[bytes]:
+def public_keys(cluster: ClusterKeys) -> list[bytes]:
     return [AgentKey.generate(seed).public_bytes for seed in cluster.seeds]
 
 
-def replica_keys(cluster: ClusterKeys, replica: int) -> ReplicaKeys:
+def replica_keys(cluster: ClusterKeys, replica: int,
+                 public: list[bytes] | None = None) -> ReplicaKeys:
+    """Replica ``replica``'s file (``public``: the cluster's public keys, if already known)."""
     if not 0 <= replica < cluster.n:
         raise ValueError(f"replica {replica} is not in 0..{cluster.n - 1}")
     mine = {k: v for k, v in cluster.pairs.items() if str(replica) in k.split("-")}
     return ReplicaKeys(n=cluster.n, replica=replica, seed=cluster.seeds[replica],
-                       public=_public(cluster), pairs=mine,
+                       public=public or public_keys(cluster), pairs=mine,
                        client_master=cluster.client_masters[replica])
 
 
@@ -170,11 +172,12 @@ def make_cluster(directory: Path, n: int, client_ranges: list[tuple[int, int]]) 
     cluster = new_cluster(n)
     written = [directory / "cluster.json"]
     write(written[0], cluster)
+    public = public_keys(cluster)
     for r in range(n):
         written.append(directory / f"replica-{r}.json")
-        write(written[-1], replica_keys(cluster, r))
+        write(written[-1], replica_keys(cluster, r, public))
     for first, last in client_ranges:
-        written.append(issue_clients(directory, first, last))
+        written.append(_write_clients(directory, cluster, first, last))
     return written
 
 
@@ -183,6 +186,10 @@ def issue_clients(directory: Path, first: int, last: int) -> Path:
     cluster = read(directory / "cluster.json")
     if not isinstance(cluster, ClusterKeys):
         raise KeyFileError(f"{directory / 'cluster.json'} is not a cluster key file")
+    return _write_clients(directory, cluster, first, last)
+
+
+def _write_clients(directory: Path, cluster: ClusterKeys, first: int, last: int) -> Path:
     path = directory / f"clients-{first}-{last}.json"
     write(path, client_keys(cluster, first, last))
     return path

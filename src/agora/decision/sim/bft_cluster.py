@@ -163,7 +163,8 @@ def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = Bf
     if canary is not BftCanary.NONE:
         faulty = [0]
     byzantine = []
-    drawn = BEHAVIOURS[:-1]  # "clock" came later: drawn apart, so older seeds keep their faults
+    # "clock" came later: drawn apart, so older seeds keep their faults
+    drawn = tuple(k for k in BEHAVIOURS if k != "clock")
     clock_rng = random.Random(seed ^ 0xC10C)
     for r in sorted(faulty):
         kinds = tuple(k for k in drawn if rng.random() < 0.35) or (rng.choice(drawn),)

@@ -10,7 +10,7 @@ from hypothesis import given
 
 from agora.decision.bft import AuthMode, BftClient, BftConfig, BftReplica, Phase
 from agora.decision.bft.deadline import LATE, certificate, verdicts
-from agora.decision.bft.messages import Sealed, Timing, decode, encode
+from agora.decision.bft.messages import ClientRequest, Sealed, Timing, decode, encode
 from agora.decision.bft.storage import MemoryBftStorage
 from agora.decision.consensus.messages import Committed
 from tests.decision.test_bft_replica import CLUSTER, Net
@@ -184,3 +184,15 @@ def test_a_restarted_replica_resends_the_timing_it_measured_before_the_crash():
     resent = net.replicas[2].on_tick(net.now + 5 * MS)
     bodies = [item.message.body for item in resent if hasattr(item, "message")]
     assert encode(Timing(CLUSTER, 2, 1, before)) in bodies
+
+
+def test_a_certificate_whose_payload_is_not_timings_is_refused():
+    net = TimedNet()
+    net.replicas[0]._certificates = lambda room: []
+    net.ask(b"buy", 5 * MS)
+    net.run()
+    backup = net.replicas[1]
+    for payload in (b"", b"\xc1", encode((1, 2, 3)), encode(("x",) * 3)):
+        cert = ClientRequest(CLUSTER, 0, 1, 0, payload)
+        assert not backup._request_ok(cert, 2), payload
+    assert verdicts([5], (), 1, f=1) == [True]  # nothing readable: abandoned, everywhere alike

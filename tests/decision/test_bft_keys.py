@@ -98,3 +98,15 @@ def test_cli_makes_owner_only_files_once_and_issues_clients_later(tmp_path):
     assert replica.client_ok(6, ClientRequest(CLUSTER, 6, 1, 0, b"x", ring.client_macs(request)))
     bad = runner.invoke(app, ["keys", "bft", str(tmp_path / "j"), "--n", "5"])
     assert bad.exit_code == 2 and "3f + 1" in bad.output
+
+
+@pytest.mark.parametrize(("argv", "reason"), [
+    (["keys", "bft", "{d}", "--clients", "3-1"], "range must ascend"),
+    (["keys", "bft", "{d}", "--clients", "0-4"], "client ids start at 1"),
+    (["keys", "bft", "{d}", "--clients", "a-b"], "not a client id range"),
+    (["keys", "bft-clients", "{d}", "--clients", "1-2"], "cluster.json"),
+])
+def test_cli_refuses_bad_ranges_and_a_directory_without_a_cluster(tmp_path, argv, reason):
+    result = CliRunner().invoke(app, [a.format(d=tmp_path / "k") for a in argv])
+    assert result.exit_code == 2 and reason in result.output, result.output
+    assert not (tmp_path / "k").exists() or not any((tmp_path / "k").iterdir())

@@ -98,7 +98,8 @@ class ReplicaCore(abc.ABC):
         self.peers = tuple(r for r in range(config.n) if r != config.replica)
         # leader -> the backups that acknowledge to its clients: the commit_quorum - 1 right
         # after it (fewer datagrams than every backup; one down, the leader's reply still comes)
-        acks = config.commit_quorum - 1 if config.backup_acks else 0
+        self.commit_quorum = config.commit_quorum  # fixed for the replica's life; read per step
+        acks = self.commit_quorum - 1 if config.backup_acks else 0
         self.ackers = tuple(tuple((leader + k) % config.n for k in range(1, acks + 1))
                             for leader in range(config.n))
         self.incarnation = incarnation
@@ -142,7 +143,7 @@ class ReplicaCore(abc.ABC):
 
     @property
     def is_leader(self) -> bool:
-        return self.leader_of(self.view) == self.me
+        return self.view % self.n == self.me  # leader_of(view), inlined: read on every step
 
     def _stamp(self, now: int) -> int:
         """The leader's clock, made monotonic: a backward jump freezes time instead."""

@@ -178,7 +178,12 @@ class Replica(ViewChange, Recovering):
     # ---------------------------------------------------------------- dispatch
 
     def _dispatch(self, m: Message, now: int, out: list[Outbox]) -> None:
-        match m:
+        match m:  # the normal case's messages first: each case is a type test
+            case Prepare() | Commit() | PrepareOk() | RequestStartView():
+                if m.view > self.view:
+                    self._behind(m.view, now, out)
+                elif m.view == self.view:
+                    self._in_view(m, now, out)
             case StartViewChange():
                 self._on_start_view_change(m, now, out)
             case DoViewChange():
@@ -191,11 +196,6 @@ class Replica(ViewChange, Recovering):
                 self._on_pre_vote(m, now, out)
             case PreVoteOk():
                 self._on_pre_vote_ok(m, now, out)
-            case Prepare() | Commit() | PrepareOk() | RequestStartView():
-                if m.view > self.view:
-                    self._behind(m.view, now, out)
-                elif m.view == self.view:
-                    self._in_view(m, now, out)
 
     def _in_view(self, m: Prepare | Commit | PrepareOk | RequestStartView, now: int,
                  out: list[Outbox]) -> None:
@@ -265,10 +265,12 @@ class Replica(ViewChange, Recovering):
             out.append(Broadcast(Prepare(cfg.cluster, self.me, self.view, self.commit,
                                          tuple(batch))))
             self._mark("heartbeat", now)
-            if cfg.commit_quorum == 1:
+            if self.commit_quorum == 1:
                 self._advance_commit(now, out)
                 return
-            if witness:
+            if witness or not self.pending:
+                # nothing left to batch, and the batch just sent (commit hint and view current)
+                # witnesses every entry a no-op could: ``witness_needed`` would say False
                 return
 
     def _on_prepare_ok(self, m: PrepareOk, now: int, out: list[Outbox]) -> None:
@@ -279,7 +281,7 @@ class Replica(ViewChange, Recovering):
             self._advance_commit(now, out)
 
     def _advance_commit(self, now: int, out: list[Outbox]) -> None:
-        backups = self.config.commit_quorum - 1
+        backups = self.commit_quorum - 1
         if backups == 0:
             commit = self.op
         else:
@@ -295,7 +297,7 @@ class Replica(ViewChange, Recovering):
         self._mark("progress", now)
         op = self.op
         self._flush(now, out)
-        if self.op == op and self.config.commit_quorum > 1:
+        if self.op == op and self.commit_quorum > 1:
             out.append(Broadcast(Commit(self.config.cluster, self.me, self.view, self.commit)))
             self._mark("heartbeat", now)
 

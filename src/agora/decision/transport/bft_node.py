@@ -88,7 +88,7 @@ class BftCore(NodeCore):
                 self.clients[message.client_id] = addr
         elif self.byzantine is not None and isinstance(message, Sealed):
             self.byzantine.capture(message)
-        self._run(lambda: self.bft.on_message(message, self.clock.now_ns()))
+        self._run(self.bft.on_message, message, self.clock.now_ns())
 
     def execute(self, out: list[Outbox]) -> None:
         """The replica's records (as durable as its policy says), committed records (flushed

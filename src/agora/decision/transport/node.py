@@ -89,7 +89,7 @@ class NodeCore:
         now = self.clock.now_ns()
         if self.recorder is not None:
             self.recorder.start(now)
-        self._run(lambda: self.replica.start(now))
+        self._run(self.replica.start, now)
 
     def _decoded(self, data: bytes, addr: Address, decoder: Callable[[bytes], object]
                  ) -> object | None:
@@ -121,16 +121,16 @@ class NodeCore:
         elif isinstance(message, RequestBatch):
             for request in message.requests:
                 self.clients[request.client_id] = addr
-        self._run(lambda: self.replica.on_message(message, self.clock.now_ns()))
+        self._run(self.replica.on_message, message, self.clock.now_ns())
 
     def on_tick(self) -> None:
-        self._run(lambda: self.replica.on_tick(self.clock.now_ns()))
+        self._run(self.replica.on_tick, self.clock.now_ns())
 
-    def _run(self, step: Callable[[], list[Outbox]]) -> None:
+    def _run(self, step: Callable[..., list[Outbox]], *args: object) -> None:
         if self.failed is not None:
             return
         try:
-            out = step()
+            out = step(*args)
             self.execute(out)
             self.after_step()
         except BaseException as exc:  # a replica bug: stop serving, let the owner exit
@@ -150,32 +150,37 @@ class NodeCore:
         """Backup acknowledgements, committed records (to the OS), the leader's replies grouped per
         client address, then sends in outbox order.
 
-        A client never hears of a commit the replica's record (the checker's oracle, and the
-        embedding application's hook) does not hold yet, even if the replica is killed right
-        after replying; replies answer committed entries only, so sending them ahead of the
-        step's Prepares and Commits changes no guarantee and takes those sends off their path.
+        Acknowledgements are about entries not known to be committed, so no record need come
+        first: they go before the records are written (a backup's acknowledgement is on a
+        client's commit path). A client never hears of a commit the replica's record (the
+        checker's oracle, and the embedding application's hook) does not hold yet, even if the
+        replica is killed right after replying; replies answer committed entries only, so
+        sending them ahead of the step's Prepares and Commits changes no guarantee and takes
+        those sends off their path.
         """
-        recorder = self.recorder
-        recorded = False
+        committed: list[Committed] = []
         replies: dict[Address, list[Reply]] = {}
         acks: dict[Address, list[Reply]] = {}
         n = len(self.peers)
         for item in out:
             if isinstance(item, Committed):
-                self.stats.committed += 1
-                if recorder is not None:
-                    recorder.committed(item, self.clock.now_ns())
-                    recorded = True
+                committed.append(item)
             elif isinstance(item, ToClient):
                 addr = self.clients.get(item.client_id)
                 if addr is not None:
                     reply: Reply = item.message  # type: ignore[assignment]
                     group = replies if reply.replica == reply.view % n else acks
                     group.setdefault(addr, []).append(reply)
-        for addr, group in acks.items():  # about uncommitted entries: no record to wait for
+        for addr, group in acks.items():
             self._send_replies(group, addr)
-        if recorded and recorder is not None:
-            recorder.flush()
+        if committed:
+            self.stats.committed += len(committed)
+            recorder = self.recorder
+            if recorder is not None:
+                now = self.clock.now_ns()
+                for item in committed:
+                    recorder.committed(item, now)
+                recorder.flush()
         for addr, group in replies.items():
             self._send_replies(group, addr)
         self._send_peers(out, encode)

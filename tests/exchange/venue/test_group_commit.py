@@ -136,3 +136,15 @@ def test_early_listeners_follow_each_command_before_its_commit(core):
         assert rec.batches == [seq for seq, _ in early] and hooks == [2]
 
     asyncio.run(scenario())
+
+
+def test_last_hooks_run_after_every_other_hook_whatever_the_subscription_order(core):
+    """The feed's hook (``last=True``) runs after the gateways' even when it subscribed first,
+    so order entry's acknowledgements never wait for the market data's work."""
+    calls: list[str] = []
+    core.subscribe(lambda seq, events: None, flushed=lambda: calls.append("feed"), last=True)
+    core.subscribe(lambda seq, events: None, flushed=lambda: calls.append("ouch"), early=True)
+    core.subscribe(lambda seq, events: None, flushed=lambda: calls.append("fix"))
+    calls.clear()
+    core.submit(order(1))
+    assert calls == ["ouch", "fix", "feed"]

@@ -2,11 +2,13 @@
 
 Three sockets, all asyncio on the venue's loop (the same thread that calls ``VenueCore.submit``):
 
-* **Feed** (UDP, sends to ``itch_address:itch_port``). A VenueCore listener maps each committed
-  event batch with :class:`~agora.exchange.venue.itch_feed.ItchMapper` and encodes it; the
-  core's flush hook packs everything of that flush (one event-loop turn under group commit) with
-  a MoldUDP64 ``PacketBuilder`` and sends it: one datagram per turn under load, not one per
-  command, and a command's events never wait for a later command. Every packet is kept in a
+* **Feed** (UDP, sends to ``itch_address:itch_port``). A VenueCore listener collects each
+  committed event batch; the core's flush hook, which runs after the gateways' (``last=True``:
+  acknowledgements first, see ``core.py``), maps them with
+  :class:`~agora.exchange.venue.itch_feed.ItchMapper`, encodes them and packs everything of that
+  flush (one event-loop turn under group commit) with a MoldUDP64 ``PacketBuilder`` and sends
+  it: one datagram per turn under load, not one per command, and a command's events never wait
+  for a later command. Every packet is kept in a
   ``RetransmissionStore``. When no packet went out for ``heartbeat_ms`` a Heartbeat announces
   the next sequence number, so a receiver that lost the tail of a burst notices the gap.
   ``close()`` sends End of Session (three times).
@@ -40,8 +42,9 @@ socket. It needs a route to the group (the default route does; a host without on
 
 Limitations: VenueCore has no unsubscribe, so after ``close()`` the listener stays registered
 and ignores further batches. An ITCH mapping error (a price beyond
-Price(4)) propagates out of ``VenueCore.submit`` after the command was committed: the feed is then
-wrong and the venue must stop, which is better than silently skipping a message.
+Price(4)) propagates out of ``VenueCore.flush`` after the command was committed and acknowledged:
+the feed is then wrong and the venue must stop, which is better than silently skipping a
+message.
 """
 
 from __future__ import annotations
@@ -152,7 +155,7 @@ class ItchPublisher:
         self._server: asyncio.Server | None = None
         self._heartbeats: asyncio.Task | None = None
         self._clients: set[asyncio.Task] = set()
-        self._outbox: list[itch50.ItchMessage] = []  # mapped, waiting for the core's flush hook
+        self._batches: list[Sequence[object]] = []  # committed, mapped at the core's flush hook
 
     # ------------------------------------------------------------ lifecycle
 
@@ -168,7 +171,7 @@ class ItchPublisher:
         self._server = await asyncio.start_server(
             self._snapshot_client, venue.host, venue.snapshot_port
         )
-        self.core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
+        self.core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, last=True)
         self._live = True  # the history above was only stored, not sent
         self._send(self.builder.heartbeat())  # tell receivers where the feed stands
         self._heartbeats = asyncio.create_task(self._heartbeat_loop())
@@ -219,18 +222,20 @@ class ItchPublisher:
     def _on_events(self, seq: int, events: Sequence[object]) -> None:
         if self._closed:
             return
-        messages = self.mapper.map_events(events)
-        if not messages:
-            return
         if self._live:
-            self._outbox += messages
-        else:
+            self._batches.append(events)
+            return
+        messages = self.mapper.map_events(events)
+        if messages:
             self._publish(messages)  # replayed history: packed and stored in order, not sent
 
     def _on_flushed(self) -> None:
-        if self._outbox and not self._closed:
-            messages, self._outbox = self._outbox, []
-            self._publish(messages)
+        if self._batches and not self._closed:
+            batches, self._batches = self._batches, []
+            map_events = self.mapper.map_events
+            messages = [m for events in batches for m in map_events(events)]
+            if messages:
+                self._publish(messages)
 
     def _publish(self, messages: list[itch50.ItchMessage]) -> None:
         encode = itch50.encode

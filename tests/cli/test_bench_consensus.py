@@ -31,6 +31,9 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert 0 <= figures["n3_miss_rate_250us"] <= 1 and 0 <= figures["n3_miss_rate_1ms"] <= 1
     assert figures["n3_decisions_per_s_at_p99_1ms"] >= 0
     assert figures["udp_idle_1ms_p50_us"] > 0
+    # a commit crosses three hops; no faster than three hops with nothing to do
+    assert figures["udp_3hops_1ms_p50_us"] > 0
+    assert figures["n3_sync_p50_us"] >= figures["udp_3hops_1ms_p50_us"]
     # 500/s for 0.3 s is far below what any healthy cluster sustains: the search has a figure
     assert figures["n3_max_sustained_per_s"] >= figures["n3_decisions_per_s_at_p99_1ms"]
     assert figures["n3_max_sustained_per_s"] > 400

@@ -26,7 +26,10 @@ process (this one):
   the failover gap after a SIGKILL of its primary (``consensus_bft.py``; ``--no-bft`` skips it).
 
 Baselines in the same run: the floor (a UDP round trip between two processes with plain blocking
-sockets, back to back, and one per millisecond, where both ends wake from idle), PySyncObj (Raft
+sockets, back to back, and one per millisecond, where both ends wake from idle; and the commit
+path's own floor, three hops one per millisecond: client -> relay -> relay -> client, the hops a
+commit takes from the proposer to the leader to the acknowledging backup and back, each relay a
+plain blocking-socket process that forwards at once), PySyncObj (Raft
 in Python, n = 3, tick and append period cut to 1 ms, commands submitted at the leader) and etcd
 (n = 3 members, v3 JSON gateway ``/v3/kv/put`` over keep-alive HTTP; etcd 3.4 always fsyncs, so
 its data directories go to /dev/shm when it exists, where fsync is nearly free). A baseline
@@ -89,7 +92,8 @@ def percentiles(samples: list[int]) -> tuple[float, float, float]:
 # ---------------------------------------------------------------- the floor
 
 
-def udp_echo(port: int) -> None:
+def udp_echo(port: int, forward: int | None = None) -> None:
+    """Send every datagram back to its sender, or on to 127.0.0.1:``forward`` (a relay)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", port))
         print("ready", flush=True)
@@ -97,39 +101,52 @@ def udp_echo(port: int) -> None:
             data, addr = s.recvfrom(65536)
             if data == b"stop":
                 return
-            s.sendto(data, addr)
+            s.sendto(data, addr if forward is None else ("127.0.0.1", forward))
 
 
-def udp_floor(count: int, size: int = 64, warmup: int = 1_000, gap_s: float = 0.0) -> list[int]:
-    """Round trips in ns: one datagram at a time to an echo process, blocking sockets.
+def udp_floor(count: int, size: int = 64, warmup: int = 1_000, gap_s: float = 0.0,
+              hops: int = 2) -> list[int]:
+    """Round trips in ns: one datagram at a time, blocking sockets, through ``hops - 1`` other
+    processes (2: an echo; 3: two relays in a ring back to this one, a commit's path).
 
-    ``gap_s`` sleeps between round trips: back to back, both processes stay hot; one per
-    millisecond (the latency phase's rate), each round trip pays two wake-ups from idle.
+    ``gap_s`` sleeps between round trips: back to back, the processes stay hot; one per
+    millisecond (the latency phase's rate), every hop pays a wake-up from idle.
     """
-    port = free_udp_ports(1)[0]
-    server = subprocess.Popen([sys.executable, "-m", "agora.bench.consensus", "udp-echo",
-                               str(port)], stdout=subprocess.PIPE, text=True)
+    if hops < 2:
+        raise ValueError("a round trip has at least two hops")
+    ports = free_udp_ports(hops)
+    mine, relays = ports[0], ports[1:]
+    servers = []
     try:
-        assert server.stdout is not None
-        server.stdout.readline()
+        for k, port in enumerate(relays):
+            forward = [] if hops == 2 else [str(ports[(k + 2) % hops])]
+            servers.append(subprocess.Popen(
+                [sys.executable, "-m", "agora.bench.consensus", "udp-echo", str(port), *forward],
+                stdout=subprocess.PIPE, text=True))
+        for server in servers:
+            assert server.stdout is not None
+            server.stdout.readline()
         samples = []
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("127.0.0.1", port))
+            s.bind(("127.0.0.1", mine))
+            first = ("127.0.0.1", relays[0])
             payload = b"x" * size
             for i in range(warmup + count):
                 if gap_s:
                     time.sleep(gap_s)
                 t0 = time.perf_counter_ns()
-                s.send(payload)
+                s.sendto(payload, first)
                 s.recv(65536)
                 if i >= warmup:
                     samples.append(time.perf_counter_ns() - t0)
-            s.send(b"stop")
+            for port in relays:
+                s.sendto(b"stop", ("127.0.0.1", port))
         return samples
     finally:
-        server.wait(timeout=10)
-        if server.stdout is not None:
-            server.stdout.close()
+        for server in servers:
+            server.wait(timeout=10)
+            if server.stdout is not None:
+                server.stdout.close()
 
 
 # ---------------------------------------------------------------- agora
@@ -480,8 +497,11 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
     with console.status("UDP floor (blocking sockets, two processes)"):
         floor = percentiles(udp_floor(2_000 if quick else 20_000))
         idle = percentiles(udp_floor(500 if quick else 3_000, warmup=100, gap_s=0.001))
+        chain = percentiles(udp_floor(500 if quick else 3_000, warmup=100, gap_s=0.001, hops=3))
     result.update(udp_floor_p50_us=round(floor[0], 1), udp_floor_p99_us=round(floor[1], 1),
-                  udp_idle_1ms_p50_us=round(idle[0], 1), udp_idle_1ms_p99_us=round(idle[1], 1))
+                  udp_idle_1ms_p50_us=round(idle[0], 1), udp_idle_1ms_p99_us=round(idle[1], 1),
+                  udp_3hops_1ms_p50_us=round(chain[0], 1),
+                  udp_3hops_1ms_p99_us=round(chain[1], 1))
     figures: dict[int, dict] = {}
     tune_gc()  # this process is the client (p99 at 32,000/s: 4.7 -> 1.1 ms with it)
     with tempfile.TemporaryDirectory(prefix="agora-bench-consensus-") as tmp:
@@ -509,6 +529,8 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
                   "", "", "", "", "", "")
     table.add_row("UDP round trip, one per ms", _fmt(idle[0]), _fmt(idle[1]), _fmt(idle[2]),
                   "", "", "", "", "", "")
+    table.add_row("UDP three hops (a commit's path), one per ms", _fmt(chain[0]), _fmt(chain[1]),
+                  _fmt(chain[2]), "", "", "", "", "", "")
     for n, f in figures.items():
         best: Step | None = f["best"]
         sync = f["sync"]
@@ -587,11 +609,11 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "udp-echo":
-        udp_echo(int(sys.argv[2]))
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "udp-echo":
+        udp_echo(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) == 4 else None)
     elif len(sys.argv) == 6 and sys.argv[1] == "pysyncobj-node":
         pysyncobj_node(int(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]),
                        Path(sys.argv[5]))
     else:
-        raise SystemExit("usage: python -m agora.bench.consensus udp-echo PORT | "
+        raise SystemExit("usage: python -m agora.bench.consensus udp-echo PORT [FORWARD] | "
                          "pysyncobj-node INDEX ADDRS REQUESTS OUT")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agora.core.enums import Side
 from agora.feed.book import L3Book, Level, RestingOrder
@@ -89,3 +91,31 @@ def test_crossed_and_locked():
     assert book.is_locked() and not book.is_crossed()
     book.add(4, B, 102, 1)
     assert book.is_crossed()
+
+
+_orders = st.lists(
+    st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 6), st.integers(1, 50)),
+    max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_orders, st.sets(st.integers(0, 45)), st.one_of(st.none(), st.integers(1, 4)))
+def test_levels_without_some_orders_equal_the_levels_of_the_book_without_them(orders, out, depth):
+    """A view that leaves orders out is the view of the book where they were deleted; ids not
+    in the book (here 40-45 may be) change nothing."""
+    book, reference = L3Book("X"), L3Book("X")
+    for order_id, (side, price, qty) in enumerate(orders):
+        book.add(order_id, side, price, qty)
+        reference.add(order_id, side, price, qty)
+    for order_id in out:
+        if order_id in reference.orders:
+            reference.delete(order_id)
+    assert book.levels(depth, exclude=out) == reference.levels(depth)
+    assert book.view(7, depth, out) == reference.view(7, depth)
+    assert len(book) == len(orders)  # the book itself is untouched
+
+
+def test_a_level_of_excluded_orders_only_is_no_level():
+    book = book_with((1, Side.BUY, 100, 10), (2, Side.BUY, 99, 5), (3, Side.BUY, 99, 7))
+    bids, _ = book.levels(exclude={1, 2})
+    assert bids == [Level(99, 7, 1)]

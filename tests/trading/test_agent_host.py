@@ -32,7 +32,7 @@ from agora.trading.agent_host import (
     roster,
 )
 from agora.trading.decision_node import NodeLog, read_node_log
-from agora.trading.reports import ended_order_of, fill_of
+from agora.trading.reports import OwnOrders, ended_order_of, fill_of
 
 SPECS = [
     {"kind": "market_view", "name": "mv0", "seed": "host:mv0"},
@@ -303,4 +303,62 @@ def test_a_fill_reported_after_its_cancel_was_decided_still_counts_for_the_order
         h.on_report(report("E2", cl_ord_id="H2", side=fx.Side.BUY))  # nothing is open any more
         assert maker.inventory == {"AAPL": 40}
 
+    asyncio.run(scenario())
+
+
+def status(order_id: str, exec_type: fx.ExecType, ord_status: fx.OrdStatus, leaves: int, *,
+           cl_ord_id: str, orig: str | None = None) -> ExecutionReport:
+    return ExecutionReport(
+        order_id=order_id, exec_id=f"x{order_id}{exec_type.value}{leaves}", exec_type=exec_type,
+        ord_status=ord_status, side=fx.Side.BUY, leaves_qty=leaves, cum_qty=0, avg_px=0,
+        cl_ord_id=cl_ord_id, orig_cl_ord_id=orig, symbol="AAPL")
+
+
+def test_own_orders_follow_the_venue_reports():
+    own = OwnOrders()
+    S, T = fx.OrdStatus, fx.ExecType
+    assert own.on_report(status("11", T.NEW, S.NEW, 100, cl_ord_id="a")) == "AAPL"
+    assert own.on_report(status("11", T.NEW, S.NEW, 100, cl_ord_id="a")) is None  # a resend
+    assert own.on_report(status("12", T.NEW, S.NEW, 50, cl_ord_id="b")) == "AAPL"
+    assert own.on_report(status("11", T.TRADE, S.PARTIALLY_FILLED, 60, cl_ord_id="a")) is None
+    assert own.ids == {11, 12}
+    # a replace: the venue gives the order a new id; the old one leaves with the report
+    assert own.on_report(status("13", T.REPLACED, S.NEW, 60, cl_ord_id="a2", orig="a")) == "AAPL"
+    assert own.ids == {12, 13}
+    assert own.on_report(status("13", T.CANCELED, S.CANCELED, 0, cl_ord_id="c", orig="a2"))
+    assert own.on_report(status("12", T.TRADE, S.FILLED, 0, cl_ord_id="b")) == "AAPL"
+    assert own.ids == set() and own._by_cl_ord_id == {}
+    assert own.on_report(status("NONE", T.REJECTED, S.REJECTED, 0, cl_ord_id="d")) is None
+    assert own.on_report(OrderCancelReject(
+        order_id="NONE", cl_ord_id="e", orig_cl_ord_id="d", ord_status=S.REJECTED,
+        cxl_rej_response_to=fx.CxlRejResponseTo.ORDER_CANCEL_REQUEST)) is None
+
+
+@pytest.mark.parametrize("exclude_own", [True, False])
+def test_book_views_leave_out_the_participants_own_orders(host, exclude_own):
+    async def scenario() -> None:
+        h = host(book_interval_ns=1_000_000, symbols=["AAPL"], exclude_own=exclude_own)
+        book = L3Book("AAPL")
+        book.add(11, Side.BUY, 1_895_000, 100)  # ours: its report names venue order 11
+        book.add(2, Side.BUY, 1_890_000, 500)
+        book.add(3, Side.SELL, 1_910_000, 500)
+        h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
+        views: list = []
+        h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+
+        async def next_view(count: int) -> None:
+            for _ in range(100):
+                await asyncio.sleep(0.005)
+                if len(views) >= count:
+                    return
+
+        h._on_feed([SimpleNamespace(symbol="AAPL")])  # the Add Order came before the report
+        await next_view(1)
+        assert (views[0].bids[0].price, views[0].bids[0].qty) == (1_895_000, 100)
+        h.on_report(status("11", fx.ExecType.NEW, fx.OrdStatus.NEW, 100, cl_ord_id="q1"))
+        await next_view(2)  # the report alone refreshes the view, when it changes it
+        assert len(views) == (2 if exclude_own else 1)
+        best = views[-1].bids[0]
+        assert (best.price, best.qty) == ((1_890_000, 500) if exclude_own else (1_895_000, 100))
+        assert views[-1].asks[0].qty == 500
     asyncio.run(scenario())

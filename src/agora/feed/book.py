@@ -18,6 +18,7 @@ over-cancel removes the order (its quantity would be negative) and then raises.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Collection
 
 import msgspec
 
@@ -206,15 +207,46 @@ class L3Book:
         bids, asks = self.levels(1)
         return (bids[0] if bids else None), (asks[0] if asks else None)
 
-    def levels(self, depth: int | None = None) -> tuple[list[Level], list[Level]]:
-        """L2: up to ``depth`` levels per side (all when None), best first."""
-        return self._side_levels(self._bids, depth), self._side_levels(self._asks, depth)
+    def levels(self, depth: int | None = None, exclude: Collection[int] = ()
+               ) -> tuple[list[Level], list[Level]]:
+        """L2: up to ``depth`` levels per side (all when None), best first; the orders whose
+        ids are in ``exclude`` left out (a trader's view of the others' liquidity: its own
+        resting orders are not information about the market). Ids not in the book are ignored;
+        a level of excluded orders only is no level."""
+        if not exclude:
+            return self._side_levels(self._bids, depth), self._side_levels(self._asks, depth)
+        hidden: dict[tuple[Side, int], list[int]] = {}  # (side, price) -> [qty, orders]
+        orders = self.orders
+        for order_id in exclude:
+            order = orders.get(order_id)
+            if order is not None:
+                h = hidden.setdefault((order[0], order[1]), [0, 0])
+                h[0] += order[2]
+                h[1] += 1
+        return (self._side_levels_without(self._bids, BUY, depth, hidden),
+                self._side_levels_without(self._asks, SELL, depth, hidden))
 
     @staticmethod
     def _side_levels(side: _Side, depth: int | None) -> list[Level]:
         prices = side.prices
         chosen = prices[::-1][:depth] if side.is_bid else prices[:depth]
         return [Level(p, side.qty[p], len(side.queues[p])) for p in chosen]
+
+    @staticmethod
+    def _side_levels_without(side: _Side, which: Side, depth: int | None,
+                             hidden: dict[tuple[Side, int], list[int]]) -> list[Level]:
+        out: list[Level] = []
+        for p in side.prices_best_first():
+            if depth is not None and len(out) >= depth:
+                break
+            qty, count = side.qty[p], len(side.queues[p])
+            h = hidden.get((which, p))
+            if h is not None:
+                qty, count = qty - h[0], count - h[1]
+                if count == 0:
+                    continue
+            out.append(Level(p, qty, count))
+        return out
 
     def orders_by_level(
         self, depth: int | None = None
@@ -241,8 +273,9 @@ class L3Book:
             qty_ahead += orders[other][2]
         raise AssertionError("order missing from its own level")  # pragma: no cover
 
-    def view(self, ts: int, depth: int | None = None) -> BookView:
-        bids, asks = self.levels(depth)
+    def view(self, ts: int, depth: int | None = None, exclude: Collection[int] = ()
+             ) -> BookView:
+        bids, asks = self.levels(depth, exclude)
         return BookView(self.symbol, ts, bids, asks)
 
     def __len__(self) -> int:

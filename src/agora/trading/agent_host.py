@@ -48,8 +48,12 @@ ExecIDs, so a PossDup resend of one does not count twice); reports made while it
 as the venue's resends. Limitations: the restored fills follow all the replayed decisions instead
 of falling between them, and a fill the venue reported just before the crash but that did not
 reach ``agents.log`` comes back only as a resend (if the FIX session had not yet stored it). ITCH is
-anonymous: the views see the cluster's own quotes, which feed back into the fair value (a maker's
-``requote_threshold`` must exceed that effect, or it chases its own quotes). Entries a restarted
+anonymous, so the book views leave out the participant's own resting orders, known from the FIX
+reports (:class:`~agora.trading.reports.OwnOrders`; the venue's OrderID is the feed's order
+reference): the cluster's quotes do not feed back into its fair value (``exclude_own=False``,
+``decision_node --views-include-own-orders``, keeps them; a maker's ``requote_threshold`` must
+then exceed that effect, or it chases its own quotes). An order whose Add Order the feed
+delivers before its report is counted until the report arrives. Entries a restarted
 replica catches up on after its replay reach the agents live, so they may propose on stale state
 (the rules absorb or refuse most of it: votes, ``ALREADY_CANCELLED``). Each node views its
 own feed, so nodes propose at slightly different moments; the agents run in the replica's
@@ -94,7 +98,7 @@ from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
 from agora.trading.node_log import NodeEvent, NodeLog, read_node_log
-from agora.trading.reports import ended_order_of, fill_of
+from agora.trading.reports import OwnOrders, ended_order_of, fill_of
 
 CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
 
@@ -246,8 +250,10 @@ class AgentHost:
 
     def __init__(self, specs: Sequence[AgentSpec], clock: Clock, log: NodeLog, *,
                  symbols: Sequence[str] = (), book_interval_ns: int = 5_000_000,
-                 tick_ns: int = 100_000_000, depth: int = 10) -> None:
+                 tick_ns: int = 100_000_000, depth: int = 10,
+                 exclude_own: bool = True) -> None:
         self.agents = [build_agent(spec) for spec in specs]
+        self.own = OwnOrders() if exclude_own else None  # left out of the book views
         self.clock = clock
         self.log = log
         self.symbols = frozenset(symbols)  # empty: every symbol of the feed
@@ -319,6 +325,10 @@ class AgentHost:
         """A venue report from the node's FIX session: a fill goes to every agent (once per ExecID),
         and so does the end of an order."""
         now = self.clock.now_ns()
+        if self.own is not None:
+            symbol = self.own.on_report(msg)
+            if symbol is not None and self.feed is not None:  # no feed: no views to redo
+                self._changed([symbol])
         ended = ended_order_of(msg)
         if ended is not None:
             self._run("done", lambda a: a.on_order_done(ended, now))
@@ -356,8 +366,11 @@ class AgentHost:
         return restored
 
     def _on_feed(self, events: list) -> None:
-        for event in events:
-            symbol = getattr(event, "symbol", None)
+        self._changed(getattr(event, "symbol", None) for event in events)
+
+    def _changed(self, symbols: Iterable[str | None]) -> None:
+        """These symbols' views are out of date: flush them within the throttle."""
+        for symbol in symbols:
             if symbol and (not self.symbols or symbol in self.symbols):
                 self._dirty[symbol] = None
         if self._dirty and self._flush is None:
@@ -371,10 +384,11 @@ class AgentHost:
         if self.feed is None:
             return
         books = self.feed.handler.books
+        own = self.own.ids if self.own is not None else ()
         for symbol in dirty:
             book = books.get(symbol)
             if book is not None:
-                view = book.view(now, self.depth)
+                view = book.view(now, self.depth, own)
                 self._run("book", lambda a, view=view: a.on_book(view))
 
     async def _ticks(self) -> None:

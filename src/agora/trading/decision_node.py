@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--book-interval-ms", type=float, default=5.0,
                    help="at most one book view per symbol per interval")
     a.add_argument("--tick-ms", type=int, default=100)
+    a.add_argument("--views-include-own-orders", action="store_true",
+                   help="count the participant's own resting orders in the agents' book views "
+                        "(by default they are left out: ITCH is anonymous, and a fair value that "
+                        "sees the cluster's own quotes chases them)")
     a.add_argument("--client-id-base", type=int,
                    help="first consensus client id of the agents (default 1000000 * (id + 1)); "
                         f"each start of the node takes the next {CLIENT_POOL}")
@@ -257,7 +261,8 @@ def open_host(args: argparse.Namespace, rules: RulesConfig) -> AgentHost | None:
     log = NodeLog(args.dir / "agents.log", WallClock())
     return AgentHost(specs, WallClock(), log, symbols=symbols,
                      book_interval_ns=int(args.book_interval_ms * 1e6),
-                     tick_ns=args.tick_ms * 1_000_000)
+                     tick_ns=args.tick_ms * 1_000_000,
+                     exclude_own=not args.views_include_own_orders)
 
 
 def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]:

@@ -72,3 +72,52 @@ def ended_order_of(msg: FixStruct) -> str | None:
     if isinstance(msg, OrderCancelReject) and msg.ord_status in _FINAL:
         return msg.orig_cl_ord_id or None
     return None
+
+
+_LIVE = frozenset((fx.OrdStatus.NEW, fx.OrdStatus.PARTIALLY_FILLED, fx.OrdStatus.PENDING_NEW,
+                   fx.OrdStatus.PENDING_CANCEL, fx.OrdStatus.PENDING_REPLACE))
+
+
+class OwnOrders:
+    """The venue order ids of the participant's resting orders, followed from its
+    ExecutionReports (the venue's OrderID is the ITCH order reference number).
+
+    ITCH is anonymous, so a node's book views would count the cluster's own quotes as market
+    liquidity; the views leave these ids out instead. Every node's FIX session gets every report
+    of the participant, so every node excludes the same orders. A report can arrive before or
+    after the feed's Add Order for it: an id not (or no longer) in the book changes nothing.
+    Ids leave on a report that ends the order (filled, cancelled, expired, done) and, for a
+    replace, the old order's id when the Replaced report names its ClOrdID.
+    """
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self._by_cl_ord_id: dict[str, int] = {}
+
+    def on_report(self, msg: FixStruct) -> str | None:
+        """Follow one venue message; the symbol whose own orders changed, else None."""
+        if not isinstance(msg, ExecutionReport) or not msg.order_id.isdigit():
+            return None  # "NONE": a reject or a status of an unknown order
+        order_id = int(msg.order_id)
+        ids = self.ids
+        changed = False
+        if msg.exec_type is fx.ExecType.REPLACED and msg.orig_cl_ord_id:
+            old = self._by_cl_ord_id.pop(msg.orig_cl_ord_id, None)
+            if old is not None and old != order_id and old in ids:
+                ids.discard(old)
+                changed = True
+        cl_ord_id = msg.cl_ord_id or ""
+        if msg.ord_status in _LIVE and msg.leaves_qty > 0:
+            if order_id not in ids:
+                ids.add(order_id)
+                changed = True
+            if cl_ord_id:
+                self._by_cl_ord_id[cl_ord_id] = order_id
+        else:
+            if order_id in ids:
+                ids.discard(order_id)
+                changed = True
+            for key in (cl_ord_id, msg.orig_cl_ord_id):
+                if key and self._by_cl_ord_id.get(key) == order_id:
+                    del self._by_cl_ord_id[key]
+        return msg.symbol if changed else None

@@ -15,10 +15,23 @@ import pytest
 
 from agora.core.clock import WallClock
 from agora.core.enums import Side
-from agora.core.events import CancelIntent, Decision, FairValue, OrderIntent, Proposal
+from agora.core.events import (
+    CancelIntent,
+    Decision,
+    FairValue,
+    NewOrder,
+    OrderIntent,
+    Proposal,
+    ReplaceOrder,
+)
 from agora.decision.agents import MomentumAgent
 from agora.decision.rules import CommittedProposal, Outcome, RulesConfig, Verdict
+from agora.exchange.venue.config import load_config
+from agora.exchange.venue.core import VenueCore
+from agora.exchange.venue.fix_mapping import FixOrders
+from agora.exchange.venue.itch_feed import ItchMapper
 from agora.feed.book import L3Book
+from agora.protocols import itch50
 from agora.protocols.fix44 import enums as fx
 from agora.protocols.fix44.messages import ExecutionReport, OrderCancelReject
 from agora.trading import decision_node
@@ -33,6 +46,8 @@ from agora.trading.agent_host import (
 )
 from agora.trading.decision_node import NodeLog, read_node_log
 from agora.trading.reports import OwnOrders, ended_order_of, fill_of
+from tests.exchange.venue.test_config_core import CONFIG
+from tests.exchange.venue.test_config_core import write as write_config
 
 SPECS = [
     {"kind": "market_view", "name": "mv0", "seed": "host:mv0"},
@@ -362,3 +377,30 @@ def test_book_views_leave_out_the_participants_own_orders(host, exclude_own):
         assert (best.price, best.qty) == ((1_890_000, 500) if exclude_own else (1_895_000, 100))
         assert views[-1].asks[0].qty == 500
     asyncio.run(scenario())
+
+
+def test_the_venues_fix_order_id_is_its_itch_order_reference(tmp_path):
+    """What OwnOrders relies on: a resting order's FIX OrderID names the ITCH Add Order's order
+    reference number, also after a replace (which gives the order a new one)."""
+    core = VenueCore(load_config(write_config(tmp_path, CONFIG)))
+    fix, itch = FixOrders("FIRM1"), ItchMapper()
+    reports: list = []
+    refs: list[int] = []
+
+    def follow(seq: int, events) -> None:
+        reports.extend(fix.apply(seq, events))
+        for m in itch.map_events(events):
+            if isinstance(m, itch50.AddOrder):
+                refs.append(m.order_reference_number)
+            elif isinstance(m, itch50.OrderReplace):
+                refs.append(m.new_order_reference_number)
+
+    core.subscribe(follow, replay=True)
+    try:
+        core.submit(NewOrder("FIRM1", "o1", "AAPL", Side.BUY, 100, 1_890_000))
+        core.submit(ReplaceOrder("FIRM1", int(reports[-1].order_id), "o2", 1_891_000, 200))
+    finally:
+        core.close()
+    assert [r.exec_type for r in reports] == [fx.ExecType.NEW, fx.ExecType.REPLACED]
+    assert [int(r.order_id) for r in reports] == refs
+    assert refs[0] != refs[1]

@@ -17,6 +17,8 @@ from agora.core.events import (
 from agora.core.events import ParticipantSpec as PSpec
 from agora.exchange.engine import MatchingEngine
 from agora.exchange.venue.fix_mapping import CXL_REJ_REASON, ORD_REJ_REASON, FixOrders, Submit
+from agora.exchange.venue.ouch_mapping import OuchMapper
+from agora.protocols import ouch50 as ouch
 from agora.protocols.fix44.codec import FixError, decode, encode
 from agora.protocols.fix44.enums import (
     BusinessRejectReason,
@@ -203,3 +205,33 @@ def test_ioc_remainder_expired_and_reduce():
         ("D", "0", 40, 40)]
     _p1, p2 = h.submit(SetTradingState("AAPL", core.TradingState.CLOSED))
     assert [(m.exec_type, m.ord_status) for m in p2] == [("C", "C")]
+
+
+def test_fix_and_ouch_orders_of_one_participant_keep_apart():
+    """A numeric FIX ClOrdID is not an OUCH UserRefNum: both gateways' orders "5" are accepted,
+    the OUCH account neither reports the FIX order nor counts its id, and FIX refuses the
+    ``O:`` prefix that marks OUCH orders (it sees them as drop copies under that id)."""
+    h = Harness()
+    mapper = OuchMapper()
+    ouch_out: list = []
+
+    def submit_both(cmd):
+        h.seq += 1
+        events = h.engine.process(cmd, h.seq)
+        ouch_out.extend(mapper.outbound(events))
+        return h.p1.apply(h.seq, events)
+
+    h.submit = lambda cmd: (submit_both(cmd), [])  # type: ignore[method-assign]
+    reply, fix_out, _ = h.run(h.p1, "D", nos("5"))
+    assert reply is None and fix_out[0].exec_type is ExecType.NEW and fix_out[0].cl_ord_id == "5"
+    assert ouch_out == [] and mapper.account("P1").last_user_ref_num == 0
+    enter = ouch.EnterOrder(5, "B", 100, "AAPL", PX, "0", "Y", "A", "N", "N", "OC5",
+                            ouch.Options())
+    (command,) = mapper.inbound("P1", enter, 0).commands
+    fix_copy = submit_both(command)
+    assert [type(m).__name__ for _, m in ouch_out] == ["OrderAccepted"]
+    assert fix_copy[0].exec_type is ExecType.NEW and fix_copy[0].cl_ord_id == "O:5"  # drop copy
+    refused, fix_out, _ = h.run(h.p1, "D", nos("O:7"))
+    assert refused.exec_type is ExecType.REJECTED and "reserved" in refused.text
+    assert fix_out == []
+    assert len(h.engine.participants["P1"].client_order_ids) == 2  # "5" and "O:5"

@@ -23,6 +23,7 @@ from agora.exchange.venue.ouch_mapping import (
     REJECT_CODES,
     OuchMapper,
     ns_since_midnight,
+    ouch_order_id,
     user_ref_num,
 )
 from agora.protocols import ouch50 as ouch
@@ -76,8 +77,9 @@ def test_tables_are_complete():
 
 def test_helpers():
     assert ns_since_midnight(TS) == 12_345
-    assert user_ref_num("17") == 17
-    assert user_ref_num("") is user_ref_num("abc") is user_ref_num("0") is None
+    assert user_ref_num("O:17") == 17 and ouch_order_id(17) == "O:17"
+    for other in ("", "abc", "O:0", "O:", "O:x1", "17", "o:17", f"O:{2**32}"):
+        assert user_ref_num(other) is None, other  # "17": a FIX ClOrdID, not an OUCH order
 
 
 def test_enter_maps_every_field():
@@ -92,7 +94,7 @@ def test_enter_maps_every_field():
     ]
     for msg, expect in cases:
         (cmd,) = m.inbound("F1", msg, TS).commands
-        assert isinstance(cmd, NewOrder) and cmd.client_order_id == str(msg.user_ref_num)
+        assert isinstance(cmd, NewOrder) and cmd.client_order_id == f"O:{msg.user_ref_num}"
         for name, value in expect.items():
             assert getattr(cmd, name) == value, (msg, name)
 

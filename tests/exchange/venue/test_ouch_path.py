@@ -130,7 +130,7 @@ def _expected_options(event, firms: dict) -> list:
     """The appendage each OUCH message of ``event`` must carry (the mapping's rules)."""
     if isinstance(event, OrderAccepted) and user_ref_num(event.client_order_id):
         return [ouch.Options(
-            firm=firms.get((event.participant, int(event.client_order_id))),
+            firm=firms.get((event.participant, user_ref_num(event.client_order_id))),
             min_qty=event.min_qty or None, max_floor=event.display_qty or None,
             post_only="P" if event.post_only else None)]
     if isinstance(event, OrderReplaced) and user_ref_num(event.client_order_id):

@@ -24,8 +24,10 @@ Design notes
   instead of submitting, and ``refusal`` is the gateway's own reject of a request it never
   submitted (conflict, timeout, bound).
 
-Inbound (NewOrderSingle 35=D)
-  ClOrdID -> client_order_id; Side 1 BUY, 2 SELL (others: reject 103=11); OrdType 1 MARKET
+Inbound (NewOrderSingle 35=D, and 35=F / 35=G for their own ClOrdID)
+  ClOrdID -> client_order_id, except that a ClOrdID starting with ``O:`` is refused (103=99 /
+  102=99): those ids are the OUCH gateway's (``ouch_mapping``), so the two gateways' orders of
+  one participant never share one; Side 1 BUY, 2 SELL (others: reject 103=11); OrdType 1 MARKET
   (Price ignored), 2 LIMIT (others: reject 103=11); TimeInForce absent/0 DAY, 1 GTC, 3 IOC,
   4 FOK (others: reject 103=11); ExecInst containing '6' -> post_only (other values ignored);
   MaxFloor(111) N > 0 -> iceberg display_qty N, MaxFloor 0 -> hidden order (display_qty 0);
@@ -65,6 +67,7 @@ from agora.core.events import (
     OrderReplaced,
     ReplaceOrder,
 )
+from agora.exchange.venue.ouch_mapping import OUCH_ORDER_ID_PREFIX
 from agora.protocols.fix44.codec import FixMessage
 from agora.protocols.fix44.enums import (
     BusinessRejectReason,
@@ -208,6 +211,14 @@ class FixOrders:
     def request(self, m: FixStruct, local_id: str) -> Submit | FixStruct:
         """Map a typed NewOrderSingle / OrderCancelRequest / OrderCancelReplaceRequest against
         the current state: the command (its request now ``pending``) or an immediate reply."""
+        cl_ord_id: str = m.cl_ord_id  # type: ignore[attr-defined]
+        if cl_ord_id.startswith(OUCH_ORDER_ID_PREFIX):
+            text = (f"ClOrdID {cl_ord_id}: the prefix {OUCH_ORDER_ID_PREFIX!r} is reserved for "
+                    f"the venue's OUCH orders")
+            if isinstance(m, NewOrderSingle):
+                return self.new_order_reject(m, OrdRejReason.OTHER, text, local_id)
+            return self.cancel_reject(m, self.by_cl_ord_id.get(m.orig_cl_ord_id),  # type: ignore
+                                      CxlRejReason.OTHER, text)
         if isinstance(m, NewOrderSingle):
             return self._new(m, local_id)
         if isinstance(m, OrderCancelRequest):

@@ -15,13 +15,16 @@ Design notes
   Disable/Enable Response that changed nothing, a Rejected for an order the gateway refused
   before the engine saw it) are returned as ``Inbound.replies``: the gateway sends them as
   SoupBinTCP 4.00 *Unsequenced* Data (best effort, not replayed at re-login).
-* **UserRefNum.** ``client_order_id = str(UserRefNum)``. Per account the last consumed
-  UserRefNum is the maximum of the ids seen in OrderAccepted / OrderRejected / OrderReplaced
-  events and of the Mass Cancel / Disable / Enable requests mapped live. Spec §6: a new-order
-  request (Enter, Replace, Mass Cancel, Disable, Enable) whose UserRefNum is not above the last
-  one is *ignored* (treated as a benign re-send); ``reject_stale=True`` answers it instead with a
-  Rejected ``0x000F`` Other (unsequenced). A client recovers the next value by Account Query.
-  UserRefIdx channels are not supported (one channel per account).
+* **UserRefNum.** ``client_order_id = "O:" + str(UserRefNum)``: the participant's orders of
+  both gateways share the engine's client order ids, and only ids of this form are OUCH's (the
+  FIX gateway refuses ClOrdIDs that start with ``O:``), so a FIX order with a numeric ClOrdID
+  neither collides with an OUCH order nor moves the OUCH account's UserRefNum. Per account the
+  last consumed UserRefNum is the maximum of the ids seen in OrderAccepted / OrderRejected /
+  OrderReplaced events and of the Mass Cancel / Disable / Enable requests mapped live. Spec §6:
+  a new-order request (Enter, Replace, Mass Cancel, Disable, Enable) whose UserRefNum is not
+  above the last one is *ignored* (treated as a benign re-send); ``reject_stale=True`` answers
+  it instead with a Rejected ``0x000F`` Other (unsequenced). A client recovers the next value
+  by Account Query. UserRefIdx channels are not supported (one channel per account).
 * **Quantities.** Cancel Quantity = new intended total size: keep ``max(0, Q - executed)``
   leaves (no-op if that does not reduce). Replace Quantity = total liable including executed:
   new leaves ``Q - executed`` (<= 0: the engine rejects it, INVALID_QUANTITY). ``executed`` is
@@ -76,7 +79,7 @@ REJECT_CODES: dict[ag.RejectReason, R] = {
     ag.RejectReason.INVALID_TIME_IN_FORCE: R.OTHER,  # no TIF code in §8.2
     ag.RejectReason.INVALID_SYMBOL_SPEC: R.OTHER,  # operator-only
     ag.RejectReason.INVALID_PARTICIPANT_SPEC: R.OTHER,  # operator-only
-    ag.RejectReason.INVALID_CLIENT_ORDER_ID: R.OTHER,  # cannot happen: str(UserRefNum)
+    ag.RejectReason.INVALID_CLIENT_ORDER_ID: R.OTHER,  # cannot happen: O:<UserRefNum>
     ag.RejectReason.MALFORMED: R.PROCESSING_ERROR,
     ag.RejectReason.UNKNOWN_SYMBOL: R.INVALID_SYMBOL,
     ag.RejectReason.UNKNOWN_PARTICIPANT: R.FIRM_NOT_AUTHORIZED,
@@ -131,10 +134,21 @@ def ns_since_midnight(ts: int) -> int:
     return ts % NS_PER_DAY
 
 
+OUCH_ORDER_ID_PREFIX = "O:"  # engine client order ids of OUCH orders (see the module notes)
+
+
+def ouch_order_id(urn: int) -> str:
+    """The engine's client order id of the OUCH order entered as UserRefNum ``urn``."""
+    return f"O:{urn}"
+
+
 def user_ref_num(client_order_id: str) -> int | None:
-    """The UserRefNum a client order id stands for, None if it is not one (e.g. FIX ids)."""
-    if client_order_id.isdigit() and client_order_id.isascii():
-        n = int(client_order_id)
+    """The UserRefNum of an OUCH order's client order id, None for any other id (FIX's)."""
+    if client_order_id[:2] != OUCH_ORDER_ID_PREFIX:
+        return None
+    digits = client_order_id[2:]
+    if digits.isdigit() and digits.isascii():
+        n = int(digits)
         if 0 < n <= MAX_USER_REF_NUM:
             return n
     return None
@@ -285,7 +299,7 @@ class OuchMapper:
         )
         return Inbound([NewOrder(
             participant,
-            str(urn),
+            ouch_order_id(urn),
             msg.symbol,
             ag.Side.BUY if msg.side == ouch.Side.BUY else ag.Side.SELL,
             msg.quantity,
@@ -316,7 +330,7 @@ class OuchMapper:
         return Inbound([ReplaceOrder(
             participant,
             order.order_id,
-            str(urn),
+            ouch_order_id(urn),
             msg.price,
             msg.quantity - order.executed,
             self._display(msg.display, msg.options),

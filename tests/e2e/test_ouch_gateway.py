@@ -453,3 +453,57 @@ def test_a_burst_cut_by_a_truncated_packet_and_a_drop_loses_no_accepted_order(co
         await stop(core, gw, c1)
 
     run(main())
+
+
+def test_a_participant_with_two_accounts_trades_on_both_at_once(tmp_path):
+    """Two sections of FIRM1 are two OUCH accounts: both logged in at once (neither kicks the
+    other), each with its own UserRefNums and sequence numbers and only its own orders' messages
+    (a cross between them reports each side to its account), the participant's kill switch
+    heard by both; a restart rebuilds both streams."""
+    path = tmp_path / "venue.toml"
+    path.write_text(CONFIG.format(directory=tmp_path / "journal") + """
+[[participants]]
+participant = "FIRM1"
+username = "firm1b"
+password = "pw1b"
+""")
+    config = load_config(path)
+
+    async def main():
+        core, gw = await start(config)
+        a, b = client(gw, "firm1", "pw1"), client(gw, "FIRM1B", "pw1b")
+        assert await a.connect() == 1 and await b.connect() == 1
+        buy = await a.enter_order("B", 100, "AAPL", 190 * P)
+        (_, acc_a), = await take(a, 1)
+        assert isinstance(acc_a, ouch.OrderAccepted) and acc_a.user_ref_num == buy
+        sell = await b.enter_order("S", 40, "AAPL", 190 * P)
+        assert buy == sell == 1  # each account numbers its own orders
+        (s1, acc_b), (s2, ex_b) = await take(b, 2)
+        assert (s1, s2) == (1, 2) and isinstance(acc_b, ouch.OrderAccepted)
+        assert isinstance(ex_b, ouch.OrderExecuted) and ex_b.quantity == 40
+        (seq, ex_a), = await take(a, 1)
+        assert seq == 2 and isinstance(ex_a, ouch.OrderExecuted) and ex_a.user_ref_num == buy
+        assert ex_a.match_number == ex_b.match_number
+        await b.cancel(buy, 0)  # account B's UserRefNum 1 is filled: A's order is not B's
+        await quiet(b)
+        await a.disable_order_entry()  # cancels A's rest (60), then both hear the switch
+        (_, gone), (_, off_a) = await take(a, 2)
+        (_, off_b), = await take(b, 1)
+        assert isinstance(gone, ouch.OrderCanceled) and (gone.user_ref_num, gone.quantity) == (
+            buy, 60)
+        assert isinstance(off_a, ouch.DisableOrderEntryResponse) and off_a.user_ref_num == 2
+        assert isinstance(off_b, ouch.DisableOrderEntryResponse) and off_b.user_ref_num == 0
+        await quiet(a)
+        last_a, last_b = a.last_seq, b.last_seq
+        await stop(core, gw, a, b)
+
+        core, gw = await start(config)  # the venue restarts: both streams rebuilt
+        for c, last in ((a, last_a), (b, last_b)):
+            c.port = gw.port
+            assert await c.connect(1) == 1
+            replay = await take(c, last)
+            assert [seq for seq, _ in replay] == list(range(1, last + 1))
+            await quiet(c, 0.1)
+        await stop(core, gw, a, b)
+
+    run(main())

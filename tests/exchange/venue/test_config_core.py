@@ -89,6 +89,8 @@ def test_one_participant_may_have_several_sessions_with_the_same_limits(tmp_path
         (('fix_comp_id = "FIRM1B"', 'fix_comp_id = "FIRM1B"\nmax_order_qty = 5'),
          "max_order_qty differs"),
         (('username = "firm1b"', 'username = "firm1"'), "usernames must be unique"),
+        (('username = "firm1b"', 'username = "FIRM1"'), "unique .*ignoring case"),
+        (('username = "firm1b"', 'username = "firm:1b"'), "'firm:1b' must .* hold no ':'"),
     ],
 )
 def test_sessions_of_one_participant_must_agree(tmp_path, change, message):

@@ -230,8 +230,8 @@ def test_fix_and_ouch_orders_of_one_participant_keep_apart():
     (command,) = mapper.inbound("P1", enter, 0).commands
     fix_copy = submit_both(command)
     assert [type(m).__name__ for _, m in ouch_out] == ["OrderAccepted"]
-    assert fix_copy[0].exec_type is ExecType.NEW and fix_copy[0].cl_ord_id == "O:5"  # drop copy
+    assert fix_copy[0].exec_type is ExecType.NEW and fix_copy[0].cl_ord_id == "O:P1:5"  # a copy
     refused, fix_out, _ = h.run(h.p1, "D", nos("O:7"))
     assert refused.exec_type is ExecType.REJECTED and "reserved" in refused.text
     assert fix_out == []
-    assert len(h.engine.participants["P1"].client_order_ids) == 2  # "5" and "O:5"
+    assert len(h.engine.participants["P1"].client_order_ids) == 2  # "5" and "O:P1:5"

@@ -24,6 +24,7 @@ from agora.exchange.venue.ouch_mapping import (
     OuchMapper,
     ns_since_midnight,
     ouch_order_id,
+    parse_ouch_order_id,
     user_ref_num,
 )
 from agora.protocols import ouch50 as ouch
@@ -77,8 +78,10 @@ def test_tables_are_complete():
 
 def test_helpers():
     assert ns_since_midnight(TS) == 12_345
-    assert user_ref_num("O:17") == 17 and ouch_order_id(17) == "O:17"
-    for other in ("", "abc", "O:0", "O:", "O:x1", "17", "o:17", f"O:{2**32}"):
+    assert ouch_order_id("FIRM1", 17) == "O:FIRM1:17"
+    assert parse_ouch_order_id("O:FIRM1:17") == ("FIRM1", 17) and user_ref_num("O:F:17") == 17
+    for other in ("", "abc", "O:F:0", "O:F:", "O::5", "O:17", "O:F:x1", "17", "o:F:17",
+                  f"O:F:{2**32}"):
         assert user_ref_num(other) is None, other  # "17": a FIX ClOrdID, not an OUCH order
 
 
@@ -94,7 +97,7 @@ def test_enter_maps_every_field():
     ]
     for msg, expect in cases:
         (cmd,) = m.inbound("F1", msg, TS).commands
-        assert isinstance(cmd, NewOrder) and cmd.client_order_id == f"O:{msg.user_ref_num}"
+        assert isinstance(cmd, NewOrder) and cmd.client_order_id == f"O:F1:{msg.user_ref_num}"
         for name, value in expect.items():
             assert getattr(cmd, name) == value, (msg, name)
 
@@ -253,3 +256,29 @@ def test_outbound_is_a_pure_function_of_the_events():
         (w, type(x), x.user_ref_num) for w, x in rig.out]
     assert [x for _, x in replayed if isinstance(x, ouch.OrderExecuted)] == [
         x for _, x in rig.out if isinstance(x, ouch.OrderExecuted)]
+
+
+def test_accounts_of_one_participant_keep_their_own_orders_and_share_the_kill_switch():
+    rig = Rig()
+    m = rig.mapper
+    for account in ("A1", "A2"):
+        m.register("F1", account)
+    with pytest.raises(ValueError, match="':'"):
+        m.register("F1", "A:3")
+    action = m.inbound("F1", enter(1, "B", 100), TS, "A1")
+    assert action.commands[0].client_order_id == "O:A1:1"
+    for command in action.commands:
+        rig.apply(command)
+    for command in m.inbound("F1", enter(1, "S", 40), TS, "A2").commands:  # same UserRefNum
+        rig.apply(command)
+    assert [(w, type(x).__name__) for w, x in rig.out] == [
+        ("A1", "OrderAccepted"), ("A2", "OrderAccepted"), ("A1", "OrderExecuted"),
+        ("A2", "OrderExecuted")]  # an execution reports the buy side first
+    assert "not live" in m.inbound("F1", ouch.CancelOrderRequest(1, 0), TS, "A2").ignored
+    rig.out.clear()
+    for command in m.inbound("F1", ouch.DisableOrderEntryRequest(2, "FRM"), TS, "A1").commands:
+        rig.apply(command)
+    assert [(w, type(x).__name__, x.user_ref_num) for w, x in rig.out] == [
+        ("A1", "OrderCanceled", 1), ("A1", "DisableOrderEntryResponse", 2),
+        ("A2", "DisableOrderEntryResponse", 0)]
+    assert m.accounts_of("F2") == ["F2"]  # none registered: one account of its own name

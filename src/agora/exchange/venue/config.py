@@ -19,7 +19,9 @@ ever a float. Example::
 
 Several sections may name the same ``participant`` with distinct ``username`` / ``fix_comp_id``:
 one participant, several sessions (the replicas of a decision cluster each log on with their
-own). The exchange keeps one set of limits per participant, so those sections must agree on
+own FIX session; each username is its own OUCH account, with its own orders and sequence
+numbers). Usernames are unique regardless of case (SoupBinTCP compares them so) and hold no
+``:``. The exchange keeps one set of limits per participant, so those sections must agree on
 every limit; ``load_config`` names the first field that differs.
 
 ``order_quorum = k`` (default 1: every request is submitted at once) makes the venue submit a
@@ -156,9 +158,12 @@ _LIMITS = {"max_order_qty": "max_order_qty", "max_notional": "max_notional",
 
 def _sessions_problem(sections: list[ParticipantSection]) -> str | None:
     """Usernames and FIX comp ids unique; sections of one participant with equal limits."""
-    names = [p.username for p in sections]
+    bad = next((p.username for p in sections if not p.username or ":" in p.username), None)
+    if bad is not None:
+        return f"username {bad!r} must be non-empty and hold no ':'"
+    names = [p.username.upper() for p in sections]
     if len(set(names)) != len(names):
-        return "participant usernames must be unique"
+        return "participant usernames must be unique (SoupBinTCP compares them ignoring case)"
     comp_ids = [p.fix_comp_id for p in sections if p.fix_comp_id]
     if len(set(comp_ids)) != len(comp_ids):
         return "fix_comp_id values must be unique (one FIX session each)"

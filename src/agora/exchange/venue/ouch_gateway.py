@@ -2,10 +2,15 @@
 
 Design notes
 ------------
-* **Outbound log per participant.** At construction the gateway subscribes to the VenueCore with
+* **Accounts.** Each ``[[participants]]`` section's username is one OUCH account (its name:
+  the username in upper case); a participant may have several (sections with the same
+  participant and limits, own username and password), as firms have several OUCH ports. An
+  account sees the orders it entered, with its own UserRefNums and sequence numbers; a kill
+  switch is the participant's (every account hears it).
+* **Outbound log per account.** At construction the gateway subscribes to the VenueCore with
   ``replay=True``: every event batch of the session (replayed from the journal after a restart,
-  then live) goes through :class:`OuchMapper`, whose per-participant output is appended to that
-  participant's log of encoded OUCH messages. Log index ``i`` is SoupBinTCP sequence ``i + 1``.
+  then live) goes through :class:`OuchMapper`, whose per-account output is appended to that
+  account's log of encoded OUCH messages. Log index ``i`` is SoupBinTCP sequence ``i + 1``.
   The log is a pure function of the journal, so a client that logs in again (after a drop or a
   venue restart) with its last sequence number + 1 gets exactly what it missed.
 * **Group commit.** Orders go to the core with ``submit(group=True)``; the gateway is an *early*
@@ -20,7 +25,7 @@ Design notes
 * **Login.** Username and password are compared case-insensitively (SoupBinTCP 3.8); bad ones
   get Login Rejected ``A``; a session other than blank or the configured one gets ``S``.
   Requested sequence 0 = the next new message; a number beyond the log is clamped to the next
-  new message (the spec leaves it open). **A second login of the same participant kicks the
+  new message (the spec leaves it open). **A second login of the same account kicks the
   first session** (its socket is closed): a client reconnecting after a dead link must not be
   locked out until the server notices the old connection died.
 * **Malformed input** (framing error, a packet type a client may not send, undecodable OUCH, a
@@ -55,15 +60,23 @@ log = logging.getLogger(__name__)
 
 
 _WRITE_THROUGH_MAX = 64 * 1024  # bytes already queued in the transport
+
+
+def account_name(section: ParticipantSection) -> str:
+    """The OUCH account a section's login is: its username, in upper case (SoupBinTCP compares
+    usernames case-insensitively)."""
+    return section.username.upper()
 _WRITE_THROUGH_MESSAGES = 1024  # a larger backlog is the sender task's (chunks, drain)
 
 
 class _Session:
     """One logged-in connection."""
 
-    def __init__(self, gateway: OuchGateway, participant: str, conn: _Connection, next_seq: int):
+    def __init__(self, gateway: OuchGateway, section: ParticipantSection, conn: _Connection,
+                 next_seq: int):
         self.gateway = gateway
-        self.participant = participant
+        self.participant = section.participant
+        self.account = account_name(section)
         self.conn = conn
         self.transport: asyncio.Transport = conn.transport
         self.next_seq = next_seq
@@ -75,7 +88,7 @@ class _Session:
 
     def close(self, why: str) -> None:
         if not self.closed:
-            log.info("OUCH %s: closing session: %s", self.participant, why)
+            log.info("OUCH %s: closing session: %s", self.account, why)
             self.closed = True
             self.transport.close()
             self.wake.set()
@@ -89,7 +102,7 @@ class _Session:
         """
         if self.closed or self.transport.get_write_buffer_size() > _WRITE_THROUGH_MAX:
             return False
-        out = self.gateway.logs.get(self.participant, [])
+        out = self.gateway.logs.get(self.account, [])
         if len(out) - self.next_seq >= _WRITE_THROUGH_MESSAGES:
             return False
         chunk = self._take_sequenced(out, _WRITE_THROUGH_MESSAGES)
@@ -110,7 +123,7 @@ class _Session:
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
         while not self.closed:
-            out = gw.logs.get(self.participant, [])
+            out = gw.logs.get(self.account, [])
             chunk = self._take_sequenced(out, 256)
             while self.unsequenced:
                 chunk.append(soup.encode(soup.UnsequencedData(self.unsequenced.pop(0))))
@@ -127,7 +140,7 @@ class _Session:
                 self.close("client heartbeat timeout")
                 return
             self.wake.clear()
-            if self.next_seq <= len(gw.logs.get(self.participant, [])) or self.unsequenced:
+            if self.next_seq <= len(gw.logs.get(self.account, [])) or self.unsequenced:
                 continue
             wait = max(0.0, gw.heartbeat_interval - (loop.time() - last_sent))
             with contextlib.suppress(TimeoutError):
@@ -175,7 +188,7 @@ class _Connection(asyncio.Protocol):
             gw._serve(self.session, packets)
         except ProtocolError as exc:
             log.warning("OUCH %s (%s): malformed input, disconnecting: %s",
-                        self.peer, self.session and self.session.participant, exc)
+                        self.peer, self.session and self.session.account, exc)
             self._end()
 
     def _login(self, packets: list) -> list:
@@ -195,7 +208,7 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(soup.encode(soup.LoginRejected(section)))
                 self.transport.close()  # after the buffered reject is written
                 return []
-            self.session = gw._open_session(section.participant, packet.sequence, self)
+            self.session = gw._open_session(section, packet.sequence, self)
             return packets[i + 1 :]
         return []
 
@@ -222,8 +235,8 @@ class _Connection(asyncio.Protocol):
         session = self.session
         if session is not None:
             session.close("connection ended")
-            if gw.sessions.get(session.participant) is session:
-                del gw.sessions[session.participant]
+            if gw.sessions.get(session.account) is session:
+                del gw.sessions[session.account]
             if session.sender is not None:
                 session.sender.cancel()
 
@@ -260,14 +273,16 @@ class OuchGateway:
         self.login_timeout = login_timeout
         self.clock = clock or WallClock()
         self.mapper = OuchMapper(reject_stale=reject_stale_user_ref_num)
-        self.logs: dict[str, list[bytes]] = {}
-        self.sessions: dict[str, _Session] = {}
+        for section in self.config.participants:  # before the replay: orders name accounts
+            self.mapper.register(section.participant, account_name(section))
+        self.logs: dict[str, list[bytes]] = {}  # by account
+        self.sessions: dict[str, _Session] = {}  # by account
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self._connections: set[_Connection] = set()
         self._closing = False
-        self._staged: list[tuple[str, bytes]] = []  # (participant, message) awaiting the commit
+        self._staged: list[tuple[str, bytes]] = []  # (account, message) awaiting the commit
         core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
 
     # ------------------------------------------------------------------ core side
@@ -276,8 +291,8 @@ class OuchGateway:
         """Early listener: the mapper follows the engine now; the messages wait for the commit."""
         staged = self._staged
         encode = ouch.encode
-        for participant, msg in self.mapper.outbound(events):
-            staged.append((participant, encode(msg)))
+        for account, msg in self.mapper.outbound(events):
+            staged.append((account, encode(msg)))
 
     def _on_flushed(self) -> None:
         """After each commit: the staged messages join the logs, one write per session."""
@@ -286,14 +301,14 @@ class OuchGateway:
         staged, self._staged = self._staged, []
         logs = self.logs
         touched = set()
-        for participant, data in staged:
-            out = logs.get(participant)
+        for account, data in staged:
+            out = logs.get(account)
             if out is None:
-                out = logs[participant] = []
+                out = logs[account] = []
             out.append(data)
-            touched.add(participant)
-        for participant in touched:
-            session = self.sessions.get(participant)
+            touched.add(account)
+        for account in touched:
+            session = self.sessions.get(account)
             if session is not None:
                 self._wake(session)
 
@@ -366,17 +381,20 @@ class OuchGateway:
             return soup.RejectReason.SESSION_NOT_AVAILABLE
         return section
 
-    def _open_session(self, participant: str, requested: int, conn: _Connection) -> _Session:
-        old = self.sessions.pop(participant, None)
+    def _open_session(self, section: ParticipantSection, requested: int, conn: _Connection
+                      ) -> _Session:
+        account = account_name(section)
+        old = self.sessions.pop(account, None)
         if old is not None:
             old.close("superseded by a new login")
-        available = len(self.logs.get(participant, [])) + 1
+        available = len(self.logs.get(account, [])) + 1
         start = available if requested == 0 or requested > available else requested
         conn.transport.write(soup.encode(soup.LoginAccepted(self.session_name, start)))
-        session = _Session(self, participant, conn, start)
-        self.sessions[participant] = session
+        session = _Session(self, section, conn, start)
+        self.sessions[account] = session
         session.sender = asyncio.get_running_loop().create_task(session.run_sender())
-        log.info("OUCH %s logged in from sequence %d", participant, start)
+        log.info("OUCH %s (participant %s) logged in from sequence %d", account,
+                 section.participant, start)
         return session
 
     def _serve(self, session: _Session, packets: list) -> None:
@@ -396,24 +414,24 @@ class OuchGateway:
 
     def _inbound(self, session: _Session, payload: bytes) -> None:
         msg = ouch.decode_inbound(payload)  # OuchError (a ProtocolError) -> disconnect
-        participant = session.participant
+        participant, account = session.participant, session.account
         now = self.clock.now_ns()
-        action = self.mapper.inbound(participant, msg, now)
+        action = self.mapper.inbound(participant, msg, now, account)
         if action.ignored:
-            log.info("OUCH %s: %s ignored: %s", participant, type(msg).__name__, action.ignored)
+            log.info("OUCH %s: %s ignored: %s", account, type(msg).__name__, action.ignored)
         for command in action.commands:
             try:
                 self.core.submit(command, group=True)  # committed and answered at the flush
             except MalformedCommand as exc:
                 if not isinstance(msg, ouch.EnterOrder | ouch.ReplaceOrderRequest):
                     raise ProtocolError(f"command refused by the core: {exc}") from exc
-                log.warning("OUCH %s: %s refused as malformed: %s", participant, msg, exc)
+                log.warning("OUCH %s: %s refused as malformed: %s", account, msg, exc)
                 action.replies.append(ouch.Rejected(
                     ns_since_midnight(now), msg.user_ref_num, ouch.RejectReason.PROCESSING_ERROR,
                     msg.cl_ord_id,
                 ))
         replies = action.replies
-        pending = self.mapper.unanswered(participant, now)
+        pending = self.mapper.unanswered(account, now)
         if pending:
             replies = replies + pending
         if replies:

@@ -2,23 +2,28 @@
 
 Design notes
 ------------
-* **One outbound stream per participant, a pure function of the event history.** ``outbound``
-  turns each committed event batch into ``(participant, OUCH message)`` pairs; *which* messages
-  and how many depend only on the events, so the gateway's per-participant Sequenced Data log is
-  rebuilt identically by replaying the venue's history after a restart (no lost or duplicated
-  sequence number). Fields the engine does not keep (ClOrdID, Capacity, ISO, CrossType, the OUCH
-  side ``T``/``E``, Display ``A``, Firm, the UserRefNum of a Disable/Enable request) come from an
-  in-memory *context* recorded at entry; after a restart they fall back to defaults (``""``,
+* **One outbound stream per OUCH account, a pure function of the event history.** An account
+  is one OUCH login (a participant may have several: one ``[[participants]]`` section each, see
+  ``ouch_gateway``); every order carries its account in its client order id (below).
+  ``outbound`` turns each committed event batch into ``(account, OUCH message)`` pairs; *which*
+  messages and how many depend only on the events, so the gateway's per-account Sequenced Data
+  log is rebuilt identically by replaying the venue's history after a restart (no lost or
+  duplicated sequence number). A kill switch (Disable/Enable Order Entry) is the participant's:
+  every account of it hears the response, the requesting one with its UserRefNum. Fields the
+  engine does not keep (ClOrdID, Capacity, ISO, CrossType, the OUCH side ``T``/``E``, Display
+  ``A``, Firm, the UserRefNum of a Disable/Enable request) come from an in-memory *context*
+  recorded at entry; after a restart they fall back to defaults (``""``,
   ``A``gency, ``N``, ``N``, ``B``/``S``, ``Y``, no Firm, UserRefNum 0). Only message *content*
   of replayed old messages can differ, never the numbering.
 * Responses that the events cannot determine (Account Query Response, Mass Cancel Response, a
   Disable/Enable Response that changed nothing, a Rejected for an order the gateway refused
   before the engine saw it) are returned as ``Inbound.replies``: the gateway sends them as
   SoupBinTCP 4.00 *Unsequenced* Data (best effort, not replayed at re-login).
-* **UserRefNum.** ``client_order_id = "O:" + str(UserRefNum)``: the participant's orders of
-  both gateways share the engine's client order ids, and only ids of this form are OUCH's (the
-  FIX gateway refuses ClOrdIDs that start with ``O:``), so a FIX order with a numeric ClOrdID
-  neither collides with an OUCH order nor moves the OUCH account's UserRefNum. Per account the
+* **UserRefNum.** ``client_order_id = "O:<account>:<UserRefNum>"``: the participant's orders
+  of both gateways and all its accounts share the engine's client order ids, and only ids of
+  this form are OUCH's (the FIX gateway refuses ClOrdIDs that start with ``O:``), so a FIX order
+  with a numeric ClOrdID neither collides with an OUCH order nor moves an OUCH account's
+  UserRefNum, and two accounts may use the same UserRefNum. Per account the
   last consumed UserRefNum is the maximum of the ids seen in OrderAccepted / OrderRejected /
   OrderReplaced events and of the Mass Cancel / Disable / Enable requests mapped live. Spec §6:
   a new-order request (Enter, Replace, Mass Cancel, Disable, Enable) whose UserRefNum is not
@@ -137,21 +142,27 @@ def ns_since_midnight(ts: int) -> int:
 OUCH_ORDER_ID_PREFIX = "O:"  # engine client order ids of OUCH orders (see the module notes)
 
 
-def ouch_order_id(urn: int) -> str:
-    """The engine's client order id of the OUCH order entered as UserRefNum ``urn``."""
-    return f"O:{urn}"
+def ouch_order_id(account: str, urn: int) -> str:
+    """The engine's client order id of the order ``account`` entered as UserRefNum ``urn``."""
+    return f"O:{account}:{urn}"
+
+
+def parse_ouch_order_id(client_order_id: str) -> tuple[str, int] | None:
+    """(account, UserRefNum) of an OUCH order's client order id; None for any other id."""
+    if client_order_id[:2] != OUCH_ORDER_ID_PREFIX:
+        return None
+    account, colon, digits = client_order_id[2:].rpartition(":")
+    if colon and account and digits.isdigit() and digits.isascii():
+        n = int(digits)
+        if 0 < n <= MAX_USER_REF_NUM:
+            return account, n
+    return None
 
 
 def user_ref_num(client_order_id: str) -> int | None:
     """The UserRefNum of an OUCH order's client order id, None for any other id (FIX's)."""
-    if client_order_id[:2] != OUCH_ORDER_ID_PREFIX:
-        return None
-    digits = client_order_id[2:]
-    if digits.isdigit() and digits.isascii():
-        n = int(digits)
-        if 0 < n <= MAX_USER_REF_NUM:
-            return n
-    return None
+    parsed = parse_ouch_order_id(client_order_id)
+    return None if parsed is None else parsed[1]
 
 
 class EntryContext(msgspec.Struct):
@@ -178,7 +189,7 @@ class LiveOrder(msgspec.Struct):
 
 
 class Account(msgspec.Struct):
-    """OUCH state of one participant, rebuilt from the event stream."""
+    """OUCH state of one account, rebuilt from the event stream."""
 
     last_user_ref_num: int = 0
     orders: dict[int, LiveOrder] = msgspec.field(default_factory=dict)  # by UserRefNum
@@ -201,24 +212,43 @@ class Inbound(msgspec.Struct):
 
 
 class OuchMapper:
-    """Both directions for every participant; feed it every event batch in order."""
+    """Both directions for every account; feed it every event batch in order.
+
+    ``register`` names each participant's accounts (the gateway does, from its configuration,
+    before the first event); a participant with none registered has one account of its own name.
+    """
 
     def __init__(self, *, reject_stale: bool = False) -> None:
         self.accounts: dict[str, Account] = {}
         self.reject_stale = reject_stale
+        self._accounts_of: dict[str, list[str]] = {}  # participant -> its accounts, in order
         self._states: dict[str, ag.TradingState] = {}
         self._handlers: dict[type, object] = {}  # event type -> bound handler or None
 
-    def account(self, participant: str) -> Account:
-        acct = self.accounts.get(participant)
+    def register(self, participant: str, account: str) -> None:
+        """``account`` is one of ``participant``'s OUCH accounts."""
+        if not account or ":" in account:
+            raise ValueError(f"OUCH account name {account!r} must be non-empty, without ':'")
+        names = self._accounts_of.setdefault(participant, [])
+        if account not in names:
+            names.append(account)
+
+    def accounts_of(self, participant: str) -> list[str]:
+        return self._accounts_of.get(participant) or [participant]
+
+    def account(self, name: str) -> Account:
+        acct = self.accounts.get(name)
         if acct is None:
-            acct = self.accounts[participant] = Account()
+            acct = self.accounts[name] = Account()
         return acct
 
     # ------------------------------------------------------------------ inbound
 
-    def inbound(self, participant: str, msg: ouch.OuchMessage, now_ns: int) -> Inbound:
-        acct = self.account(participant)
+    def inbound(self, participant: str, msg: ouch.OuchMessage, now_ns: int,
+                account: str | None = None) -> Inbound:
+        """One message of ``participant``'s ``account`` (default: the participant's name)."""
+        name = account or participant
+        acct = self.account(name)
         ts = ns_since_midnight(now_ns)
         if isinstance(msg, ouch.CancelOrderRequest):
             return self._cancel(participant, acct, msg)
@@ -233,9 +263,9 @@ class OuchMapper:
                 return Inbound([], [ouch.Rejected(ts, urn, R.OTHER, msg.cl_ord_id)], why)
             return Inbound(ignored=why)
         if isinstance(msg, ouch.EnterOrder):
-            return self._enter(participant, acct, msg, ts)
+            return self._enter(participant, name, acct, msg, ts)
         if isinstance(msg, ouch.ReplaceOrderRequest):
-            return self._replace(participant, acct, msg, ts)
+            return self._replace(participant, name, acct, msg, ts)
         acct.consume(urn)
         if isinstance(msg, ouch.MassCancelRequest):
             side = msg.options.side
@@ -253,9 +283,9 @@ class OuchMapper:
             return Inbound([KillSwitch(participant, engaged)])
         return Inbound(ignored=f"unexpected inbound message {type(msg).__name__}")
 
-    def unanswered(self, participant: str, now_ns: int) -> list[ouch.OuchMessage]:
+    def unanswered(self, account: str, now_ns: int) -> list[ouch.OuchMessage]:
         """After submitting a Disable/Enable: its response if no state change answered it."""
-        acct = self.account(participant)
+        acct = self.account(account)
         pending, acct.pending_switch = acct.pending_switch, None
         if pending is None:
             return []
@@ -285,7 +315,8 @@ class OuchMapper:
             return 0
         return opts.max_floor or None
 
-    def _enter(self, participant: str, acct: Account, msg: ouch.EnterOrder, ts: int) -> Inbound:
+    def _enter(self, participant: str, name: str, acct: Account, msg: ouch.EnterOrder,
+               ts: int) -> Inbound:
         urn = msg.user_ref_num
         acct.consume(urn)
         opts = msg.options
@@ -299,7 +330,7 @@ class OuchMapper:
         )
         return Inbound([NewOrder(
             participant,
-            ouch_order_id(urn),
+            ouch_order_id(name, urn),
             msg.symbol,
             ag.Side.BUY if msg.side == ouch.Side.BUY else ag.Side.SELL,
             msg.quantity,
@@ -312,7 +343,7 @@ class OuchMapper:
         )])
 
     def _replace(
-        self, participant: str, acct: Account, msg: ouch.ReplaceOrderRequest, ts: int
+        self, participant: str, name: str, acct: Account, msg: ouch.ReplaceOrderRequest, ts: int
     ) -> Inbound:
         order = acct.orders.get(msg.orig_user_ref_num)
         if order is None:
@@ -330,7 +361,7 @@ class OuchMapper:
         return Inbound([ReplaceOrder(
             participant,
             order.order_id,
-            ouch_order_id(urn),
+            ouch_order_id(name, urn),
             msg.price,
             msg.quantity - order.executed,
             self._display(msg.display, msg.options),
@@ -349,7 +380,7 @@ class OuchMapper:
     # ------------------------------------------------------------------ outbound
 
     def outbound(self, events: Iterable[object]) -> list[tuple[str, ouch.OuchMessage]]:
-        """OUCH messages for one committed event batch, in order, with their participant."""
+        """OUCH messages for one committed event batch, in order, with their account."""
         out: list[tuple[str, ouch.OuchMessage]] = []
         handlers = self._handlers
         for event in events:
@@ -371,10 +402,11 @@ class OuchMapper:
         self._states[e.symbol] = e.state
 
     def _accepted(self, e: OrderAccepted, out: list) -> None:
-        urn = user_ref_num(e.client_order_id)
-        if urn is None:
+        parsed = parse_ouch_order_id(e.client_order_id)
+        if parsed is None:
             return
-        acct = self.account(e.participant)
+        name, urn = parsed
+        acct = self.account(name)
         acct.consume(urn)
         ctx = acct.contexts.pop(urn, None) or EntryContext()
         order = LiveOrder(e.order_id, e.symbol, e.side, e.qty, 0, e.display_qty == 0, e.tif, ctx)
@@ -389,18 +421,19 @@ class OuchMapper:
                 max_floor=e.display_qty or None,
                 post_only=_POST_ONLY if e.post_only else None,
             )
-        out.append((e.participant, ouch.OrderAccepted(
+        out.append((name, ouch.OrderAccepted(
             e.ts % NS_PER_DAY, urn, self._side(e.side, ctx), e.qty, e.symbol, e.price,
             TIF_OUT[e.tif], self._display_out(e.display_qty, ctx), e.order_id, ctx.capacity,
             ctx.intermarket_sweep, ctx.cross_type, _LIVE, ctx.cl_ord_id, opts,
         )))
 
     def _replaced(self, e: OrderReplaced, out: list) -> None:
-        urn = user_ref_num(e.client_order_id)
+        parsed = parse_ouch_order_id(e.client_order_id)
         orig = user_ref_num(e.orig_client_order_id)
-        if urn is None or orig is None:
+        if parsed is None or orig is None:
             return
-        acct = self.account(e.participant)
+        name, urn = parsed
+        acct = self.account(name)
         acct.consume(urn)
         order = acct.orders.pop(orig, None)
         ctx = acct.contexts.pop(urn, None) or (order.context if order else EntryContext())
@@ -412,48 +445,52 @@ class OuchMapper:
         )
         acct.by_order_id[e.order_id] = urn
         opts = ouch.Options(max_floor=e.display_qty) if e.display_qty else EMPTY_OPTIONS
-        out.append((e.participant, ouch.OrderReplaced(
+        out.append((name, ouch.OrderReplaced(
             e.ts % NS_PER_DAY, orig, urn, self._side(e.side, ctx), e.qty, e.symbol,
             e.price, TIF_OUT[tif], self._display_out(e.display_qty, ctx), e.order_id,
             ctx.capacity, ctx.intermarket_sweep, ctx.cross_type, _LIVE, ctx.cl_ord_id, opts,
         )))
 
     def _rejected(self, e: OrderRejected, out: list) -> None:
-        urn = user_ref_num(e.client_order_id)
-        if urn is None:  # a cancel's reject: OUCH ignores redundant cancels silently
+        parsed = parse_ouch_order_id(e.client_order_id)
+        if parsed is None:  # a cancel's reject: OUCH ignores redundant cancels silently
             return
-        acct = self.account(e.participant)
+        name, urn = parsed
+        acct = self.account(name)
         acct.consume(urn)
         ctx = acct.contexts.pop(urn, None) or EntryContext()
         code = REJECT_CODES.get(e.reason, R.OTHER)
-        out.append((e.participant, ouch.Rejected(
+        out.append((name, ouch.Rejected(
             ns_since_midnight(e.ts), urn, code, ctx.cl_ord_id
         )))
 
     def _cancelled(self, e: OrderCancelled, out: list) -> None:
-        acct = self.account(e.participant)
-        urn = acct.by_order_id.get(e.order_id) or user_ref_num(e.client_order_id)
-        if urn is None:
+        parsed = parse_ouch_order_id(e.client_order_id)  # the cancelled order's own id
+        if parsed is None:
             return
+        name, urn = parsed
+        acct = self.account(name)
+        urn = acct.by_order_id.get(e.order_id) or urn
         order = acct.orders.get(urn)
         if order is not None:
             order.leaves = e.leaves_qty
             if e.leaves_qty == 0:
                 self._forget(acct, urn, order)
-        out.append((e.participant, ouch.OrderCanceled(
+        out.append((name, ouch.OrderCanceled(
             e.ts % NS_PER_DAY, urn, e.cancelled_qty, CANCEL_CODES[e.reason]
         )))
 
     def _execution(self, e: Execution, out: list) -> None:
         state = self._states.get(e.symbol)
-        for side, participant, client_id, leaves in (
-            (ag.Side.BUY, e.buy_participant, e.buy_client_order_id, e.buy_leaves),
-            (ag.Side.SELL, e.sell_participant, e.sell_client_order_id, e.sell_leaves),
+        for side, client_id, leaves in (
+            (ag.Side.BUY, e.buy_client_order_id, e.buy_leaves),
+            (ag.Side.SELL, e.sell_client_order_id, e.sell_leaves),
         ):
-            urn = user_ref_num(client_id)
-            if urn is None:
+            parsed = parse_ouch_order_id(client_id)
+            if parsed is None:
                 continue
-            acct = self.account(participant)
+            name, urn = parsed
+            acct = self.account(name)
             order = acct.orders.get(urn)
             if e.aggressor is None:
                 flag = (ouch.LiquidityFlag.HALT_CROSS if state is ag.TradingState.HALTED
@@ -469,22 +506,24 @@ class OuchMapper:
                 order.executed += e.qty
                 if leaves == 0:
                     self._forget(acct, urn, order)
-            out.append((participant, ouch.OrderExecuted(
+            out.append((name, ouch.OrderExecuted(
                 ns_since_midnight(e.ts), urn, e.qty, e.price, flag, e.trade_id
             )))
 
     def _participant(self, e: ParticipantUpdated, out: list) -> None:
-        participant = e.spec.participant
-        acct = self.account(participant)
-        if e.kill_switch == acct.kill_switch:
-            return  # limits changed (or a repeated switch): the events say nothing to send
-        acct.kill_switch = e.kill_switch
-        urn, firm = 0, ""
-        if acct.pending_switch is not None and acct.pending_switch[2] == e.kill_switch:
-            urn, firm, _ = acct.pending_switch
-            acct.pending_switch = None
+        """A kill switch changed: every account of the participant hears it (module notes)."""
         cls = ouch.DisableOrderEntryResponse if e.kill_switch else ouch.EnableOrderEntryResponse
-        out.append((participant, cls(ns_since_midnight(e.ts), urn, firm)))
+        ts = ns_since_midnight(e.ts)
+        for name in self.accounts_of(e.spec.participant):
+            acct = self.account(name)
+            if e.kill_switch == acct.kill_switch:
+                continue  # limits changed (or a repeated switch): the events say nothing to send
+            acct.kill_switch = e.kill_switch
+            urn, firm = 0, ""
+            if acct.pending_switch is not None and acct.pending_switch[2] == e.kill_switch:
+                urn, firm, _ = acct.pending_switch
+                acct.pending_switch = None
+            out.append((name, cls(ts, urn, firm)))
 
     @staticmethod
     def _forget(acct: Account, urn: int, order: LiveOrder) -> None:

@@ -193,7 +193,6 @@ class Account(msgspec.Struct):
 
     last_user_ref_num: int = 0
     orders: dict[int, LiveOrder] = msgspec.field(default_factory=dict)  # by UserRefNum
-    by_order_id: dict[int, int] = msgspec.field(default_factory=dict)  # order_id -> UserRefNum
     kill_switch: bool = False
     contexts: dict[int, EntryContext] = msgspec.field(default_factory=dict)  # pending entries
     pending_switch: tuple[int, str, bool] | None = None  # (UserRefNum, firm, engaged)
@@ -222,6 +221,9 @@ class OuchMapper:
         self.accounts: dict[str, Account] = {}
         self.reject_stale = reject_stale
         self._accounts_of: dict[str, list[str]] = {}  # participant -> its accounts, in order
+        # engine order id -> (account name, account, UserRefNum) of every live OUCH order: a
+        # cancel or an execution finds its account without parsing the client order id
+        self._owner: dict[int, tuple[str, Account, int]] = {}
         self._states: dict[str, ag.TradingState] = {}
         self._handlers: dict[type, object] = {}  # event type -> bound handler or None
 
@@ -411,7 +413,7 @@ class OuchMapper:
         ctx = acct.contexts.pop(urn, None) or EntryContext()
         order = LiveOrder(e.order_id, e.symbol, e.side, e.qty, 0, e.display_qty == 0, e.tif, ctx)
         acct.orders[urn] = order
-        acct.by_order_id[e.order_id] = urn
+        self._owner[e.order_id] = (name, acct, urn)
         if ctx.firm is None and not e.min_qty and not e.display_qty and not e.post_only:
             opts = EMPTY_OPTIONS  # equal to the Options below with every field None
         else:
@@ -439,11 +441,11 @@ class OuchMapper:
         ctx = acct.contexts.pop(urn, None) or (order.context if order else EntryContext())
         executed = order.executed if order else 0
         tif = order.tif if order else ag.TimeInForce.DAY
-        acct.by_order_id.pop(e.old_order_id, None)
+        self._owner.pop(e.old_order_id, None)
         acct.orders[urn] = LiveOrder(
             e.order_id, e.symbol, e.side, e.qty, executed, e.display_qty == 0, tif, ctx
         )
-        acct.by_order_id[e.order_id] = urn
+        self._owner[e.order_id] = (name, acct, urn)
         opts = ouch.Options(max_floor=e.display_qty) if e.display_qty else EMPTY_OPTIONS
         out.append((name, ouch.OrderReplaced(
             e.ts % NS_PER_DAY, orig, urn, self._side(e.side, ctx), e.qty, e.symbol,
@@ -465,12 +467,15 @@ class OuchMapper:
         )))
 
     def _cancelled(self, e: OrderCancelled, out: list) -> None:
-        parsed = parse_ouch_order_id(e.client_order_id)  # the cancelled order's own id
-        if parsed is None:
-            return
-        name, urn = parsed
-        acct = self.account(name)
-        urn = acct.by_order_id.get(e.order_id) or urn
+        owner = self._owner.get(e.order_id)
+        if owner is not None:
+            name, acct, urn = owner
+        else:
+            parsed = parse_ouch_order_id(e.client_order_id)  # the cancelled order's own id
+            if parsed is None:
+                return
+            name, urn = parsed
+            acct = self.account(name)
         order = acct.orders.get(urn)
         if order is not None:
             order.leaves = e.leaves_qty
@@ -482,15 +487,19 @@ class OuchMapper:
 
     def _execution(self, e: Execution, out: list) -> None:
         state = self._states.get(e.symbol)
-        for side, client_id, leaves in (
-            (ag.Side.BUY, e.buy_client_order_id, e.buy_leaves),
-            (ag.Side.SELL, e.sell_client_order_id, e.sell_leaves),
+        for side, order_id, client_id, leaves in (
+            (ag.Side.BUY, e.buy_order_id, e.buy_client_order_id, e.buy_leaves),
+            (ag.Side.SELL, e.sell_order_id, e.sell_client_order_id, e.sell_leaves),
         ):
-            parsed = parse_ouch_order_id(client_id)
-            if parsed is None:
-                continue
-            name, urn = parsed
-            acct = self.account(name)
+            owner = self._owner.get(order_id)
+            if owner is not None:
+                name, acct, urn = owner
+            else:
+                parsed = parse_ouch_order_id(client_id)
+                if parsed is None:
+                    continue
+                name, urn = parsed
+                acct = self.account(name)
             order = acct.orders.get(urn)
             if e.aggressor is None:
                 flag = (ouch.LiquidityFlag.HALT_CROSS if state is ag.TradingState.HALTED
@@ -525,10 +534,9 @@ class OuchMapper:
                 acct.pending_switch = None
             out.append((name, cls(ts, urn, firm)))
 
-    @staticmethod
-    def _forget(acct: Account, urn: int, order: LiveOrder) -> None:
+    def _forget(self, acct: Account, urn: int, order: LiveOrder) -> None:
         acct.orders.pop(urn, None)
-        acct.by_order_id.pop(order.order_id, None)
+        self._owner.pop(order.order_id, None)
 
     @staticmethod
     def _side(side: ag.Side, ctx: EntryContext) -> ouch.Side:

@@ -60,13 +60,13 @@ log = logging.getLogger(__name__)
 
 
 _WRITE_THROUGH_MAX = 64 * 1024  # bytes already queued in the transport
+_WRITE_THROUGH_MESSAGES = 1024  # a larger backlog is the sender task's (chunks, drain)
 
 
 def account_name(section: ParticipantSection) -> str:
     """The OUCH account a section's login is: its username, in upper case (SoupBinTCP compares
     usernames case-insensitively)."""
     return section.username.upper()
-_WRITE_THROUGH_MESSAGES = 1024  # a larger backlog is the sender task's (chunks, drain)
 
 
 class _Session:

@@ -367,11 +367,7 @@ class SoupFramer:
             while size - pos >= 2:
                 length = (data[pos] << 8) | data[pos + 1]
                 if length == 0 or length > self.max_packet_length:
-                    self._broken = (
-                        f"packet length {length} at stream offset +{pos} is outside "
-                        f"[1, {self.max_packet_length}]"
-                    )
-                    raise SoupStreamError(self._broken, out, fatal=True)
+                    self._refuse_length(length, pos, out)
                 end = pos + 2 + length
                 if end > size:
                     break
@@ -393,6 +389,14 @@ class SoupFramer:
                 buf += data[pos:]
         return out
 
+    def _refuse_length(self, length: int, pos: int, out: list[Packet]) -> None:
+        """A packet length outside [1, max]: the stream is broken for good (both ``feed``s)."""
+        self._broken = (
+            f"packet length {length} at stream offset +{pos} is outside "
+            f"[1, {self.max_packet_length}]"
+        )
+        raise SoupStreamError(self._broken, out, fatal=True)
+
     def feed_checked(self, data: bytes) -> list[Packet]:
         """``feed`` the plain way (every packet through ``decode_body``): its reference."""
         if self._broken is not None:
@@ -406,11 +410,7 @@ class SoupFramer:
             while size - pos >= 2:
                 length = (buf[pos] << 8) | buf[pos + 1]
                 if length == 0 or length > self.max_packet_length:
-                    self._broken = (
-                        f"packet length {length} at stream offset +{pos} is outside "
-                        f"[1, {self.max_packet_length}]"
-                    )
-                    raise SoupStreamError(self._broken, out, fatal=True)
+                    self._refuse_length(length, pos, out)
                 end = pos + 2 + length
                 if end > size:
                     break

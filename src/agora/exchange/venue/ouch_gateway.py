@@ -72,11 +72,11 @@ def account_name(section: ParticipantSection) -> str:
 class _Session:
     """One logged-in connection."""
 
-    def __init__(self, gateway: OuchGateway, section: ParticipantSection, conn: _Connection,
+    def __init__(self, gateway: OuchGateway, participant: str, account: str, conn: _Connection,
                  next_seq: int):
         self.gateway = gateway
-        self.participant = section.participant
-        self.account = account_name(section)
+        self.participant = participant
+        self.account = account
         self.conn = conn
         self.transport: asyncio.Transport = conn.transport
         self.next_seq = next_seq
@@ -390,7 +390,7 @@ class OuchGateway:
         available = len(self.logs.get(account, [])) + 1
         start = available if requested == 0 or requested > available else requested
         conn.transport.write(soup.encode(soup.LoginAccepted(self.session_name, start)))
-        session = _Session(self, section, conn, start)
+        session = _Session(self, section.participant, account, conn, start)
         self.sessions[account] = session
         session.sender = asyncio.get_running_loop().create_task(session.run_sender())
         log.info("OUCH %s (participant %s) logged in from sequence %d", account,

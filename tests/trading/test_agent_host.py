@@ -344,6 +344,9 @@ def test_own_orders_follow_the_venue_reports():
     assert own.on_report(status("12", T.TRADE, S.FILLED, 0, cl_ord_id="b")) == "AAPL"
     assert own.ids == set() and own._by_cl_ord_id == {}
     assert own.on_report(status("NONE", T.REJECTED, S.REJECTED, 0, cl_ord_id="d")) is None
+    for odd in ("", "12a", "\u00b2", "-5"):  # not a venue order id: ignored, never a crash
+        assert own.on_report(status(odd, T.NEW, S.NEW, 10, cl_ord_id="z")) is None, odd
+    assert own.ids == set()
     assert own.on_report(OrderCancelReject(
         order_id="NONE", cl_ord_id="e", orig_cl_ord_id="d", ord_status=S.REJECTED,
         cxl_rej_response_to=fx.CxlRejResponseTo.ORDER_CANCEL_REQUEST)) is None

@@ -96,9 +96,10 @@ class OwnOrders:
 
     def on_report(self, msg: FixStruct) -> str | None:
         """Follow one venue message; the symbol whose own orders changed, else None."""
-        if not isinstance(msg, ExecutionReport) or not msg.order_id.isdigit():
-            return None  # "NONE": a reject or a status of an unknown order
-        order_id = int(msg.order_id)
+        order_id_text = msg.order_id if isinstance(msg, ExecutionReport) else ""
+        if not (order_id_text.isascii() and order_id_text.isdigit()):
+            return None  # "NONE": a reject or a status of an unknown order; or not a venue id
+        order_id = int(order_id_text)
         ids = self.ids
         changed = False
         if msg.exec_type is fx.ExecType.REPLACED and msg.orig_cl_ord_id:

@@ -235,3 +235,19 @@ def test_fix_and_ouch_orders_of_one_participant_keep_apart():
     assert refused.exec_type is ExecType.REJECTED and "reserved" in refused.text
     assert fix_out == []
     assert len(h.engine.participants["P1"].client_order_ids) == 2  # "5" and "O:P1:5"
+
+
+def test_cancel_and_replace_under_a_reserved_cl_ord_id_are_refused_and_change_nothing():
+    """The ``O:`` prefix is refused on F and G as on D: a cancel reject naming the live order,
+    which stays as it was (nothing submitted)."""
+    h = Harness()
+    h.run(h.p1, "D", nos("S1", qty=300))
+    f = [(41, "S1"), (11, "O:1"), (55, "AAPL"), (54, "1"), (60, TS)]
+    g = [*f, (38, 250), (40, "2"), (44, "190.05")]
+    for mt, fields, to in (("F", f, CxlRejResponseTo.ORDER_CANCEL_REQUEST),
+                           ("G", g, CxlRejResponseTo.ORDER_CANCEL)):
+        refused = h.p1.inbound(h.msg(mt, fields), "x")
+        assert not isinstance(refused, Submit)
+        assert (refused.cxl_rej_reason, refused.cxl_rej_response_to) == (CxlRejReason.OTHER, to)
+        assert refused.order_id == "1" and "reserved" in refused.text
+    assert h.engine.orders[1].leaves == 300 and not h.p1.pending

@@ -300,9 +300,10 @@ def check(result: dict) -> dict:
         assert len(indices) == len(set(indices)), sorted(indices)
     # the fill reached every (live) node's agents
     for i in live:
-        assert states[i][f"mm{i}"]["inventory"] == {SYMBOL: SOLD}
-        fills = [e for e in logs[i] if e.event == "fill"]
-        assert [(e.kind, e.index) for e in fills] == [("BUY", SOLD)]
+        fills = [(e.id, e.kind, e.index) for e in logs[i] if e.event == "fill"]
+        why = f"node {i}: fills {fills}; fair values {[f.price for f in replay.fair]}; {sides}"
+        assert states[i][f"mm{i}"]["inventory"] == {SYMBOL: SOLD}, why
+        assert [(kind, qty) for _, kind, qty in fills] == [("BUY", SOLD)], why
     assert 0 not in live or states[0]["risk0"]["position"] == {SYMBOL: SOLD}
     stats = {e.id: json.loads(e.detail) for events in logs for e in events if e.event == "stats"}
     assert all(stats[f"mm{i}"]["proposed"] >= 2 for i in live), stats

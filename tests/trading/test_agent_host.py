@@ -352,6 +352,61 @@ def test_own_orders_follow_the_venue_reports():
         cxl_rej_response_to=fx.CxlRejResponseTo.ORDER_CANCEL_REQUEST)) is None
 
 
+def test_an_expected_order_holds_its_symbols_views_until_the_venues_verdict():
+    own = OwnOrders(hold_ns=1_000)
+    S, T = fx.OrdStatus, fx.ExecType
+    own.expect("q1", "AAPL", 100)
+    assert own.held_until("AAPL", 100) == 1_100 and own.held_until("MSFT", 100) is None
+    duplicate = status("NONE", T.REJECTED, S.REJECTED, 0, cl_ord_id="q1")
+    duplicate = msgspec.structs.replace(duplicate, ord_rej_reason=fx.OrdRejReason.DUPLICATE_ORDER)
+    assert own.on_report(duplicate) is None  # this node's copy refused: no verdict yet
+    assert own.held_until("AAPL", 500) == 1_100
+    assert own.on_report(status("11", T.NEW, S.NEW, 100, cl_ord_id="q1")) == "AAPL"
+    assert own.held_until("AAPL", 500) is None and own.ids == {11}
+    own.expect("q1", "AAPL", 600)  # applied after its verdict came (a faster node sent it)
+    assert own.held_until("AAPL", 600) is None
+    own.expect("q2", "AAPL", 700)  # the venue's reject is a verdict too
+    assert own.on_report(status("NONE", T.REJECTED, S.REJECTED, 0, cl_ord_id="q2")) == "AAPL"
+    own.expect("q3", "AAPL", 800)  # no verdict at all: the hold ends
+    assert own.held_until("AAPL", 1_799) == 1_800 and own.held_until("AAPL", 1_800) is None
+    assert own._awaited == {}
+
+
+def test_a_decided_order_holds_the_views_until_its_report_or_the_holds_end(host):
+    """The Add Order of a decided order before its report: no view counts it as the market's."""
+    async def scenario() -> None:
+        h = host(book_interval_ns=1_000_000, symbols=["AAPL"])
+        h.replaying = False
+        h.own.hold_ns = 200_000_000
+        book = L3Book("AAPL")
+        book.add(2, Side.BUY, 1_890_000, 500)
+        book.add(3, Side.SELL, 1_910_000, 500)
+        h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
+        views: list = []
+        h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+        intent = OrderIntent("AAPL", Side.BUY, 100, 1_895_000)
+        for n, cl_ord_id in enumerate(("AN5", "AN6")):
+            decision = Decision(f"d{n}", 5 + n, intent, cl_ord_id, ("mm0",))
+            h.on_outcome(CommittedProposal(5 + n, Proposal("mm0", 9 + n, 0, intent)),
+                         Outcome(5 + n, Verdict.DECIDED, decision=decision))
+        book.add(11, Side.BUY, 1_895_000, 100)  # the venue took AN5: its Add comes first
+        h._on_feed([SimpleNamespace(symbol="AAPL")])
+        await asyncio.sleep(0.02)
+        assert views == []
+        h.on_report(status("11", fx.ExecType.NEW, fx.OrdStatus.NEW, 100, cl_ord_id="AN5"))
+        await asyncio.sleep(0.02)
+        assert views == []  # AN6 still awaits its verdict
+        started = h.clock.now_ns()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if views:
+                break
+        assert h.clock.now_ns() - started >= 100_000_000  # held until AN6's hold ended
+        assert [(v.bids[0].price, v.bids[0].qty) for v in views] == [(1_890_000, 500)]
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("exclude_own", [True, False])
 def test_book_views_leave_out_the_participants_own_orders(host, exclude_own):
     async def scenario() -> None:

@@ -52,12 +52,14 @@ anonymous, so the book views leave out the participant's own resting orders, kno
 reports (:class:`~agora.trading.reports.OwnOrders`; the venue's OrderID is the feed's order
 reference): the cluster's quotes do not feed back into its fair value (``exclude_own=False``,
 ``decision_node --views-include-own-orders``, keeps them; a maker's ``requote_threshold`` must
-then exceed that effect, or it chases its own quotes). An order whose Add Order the feed
-delivers before its report is counted until the report arrives. Entries a restarted
-replica catches up on after its replay reach the agents live, so they may propose on stale state
-(the rules absorb or refuse most of it: votes, ``ALREADY_CANCELLED``). Each node views its
-own feed, so nodes propose at slightly different moments; the agents run in the replica's
-process and event loop.
+then exceed that effect, or it chases its own quotes). The feed's Add Order of an order may come
+before its report, so from applying a decided order until the venue's verdict on it the node's
+views of that symbol wait (:meth:`~agora.trading.reports.OwnOrders.expect`, a second at most);
+a node that applies the order after the feed brought it still counts it until the report.
+Entries a restarted replica catches up on after its replay reach the agents live, so they may
+propose on stale state (the rules absorb or refuse most of it: votes, ``ALREADY_CANCELLED``).
+Each node views its own feed, so nodes propose at slightly different moments; the agents run in
+the replica's process and event loop.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ import msgspec
 
 from agora.core.clock import Clock
 from agora.core.enums import Side
-from agora.core.events import Proposal
+from agora.core.events import OrderIntent, Proposal
 from agora.decision.agents import (
     Agent,
     Fill,
@@ -316,6 +318,10 @@ class AgentHost:
                 agent.seq = max(agent.seq, proposal.seq)
         decision = outcome.decision
         if decision is not None:
+            if (self.own is not None and not self.replaying
+                    and isinstance(decision.action, OrderIntent)):
+                self.own.expect(decision.client_order_id, decision.action.symbol,
+                                self.clock.now_ns())
             self._run("decision", lambda a: a.on_decisions([decision]))
         if outcome.fair_value is not None:
             fair = outcome.fair_value
@@ -385,11 +391,20 @@ class AgentHost:
             return
         books = self.feed.handler.books
         own = self.own.ids if self.own is not None else ()
+        held: list[int] = []
         for symbol in dirty:
+            until = self.own.held_until(symbol, now) if self.own is not None else None
+            if until is not None:  # an own order's Add may be in the book, not yet its id
+                self._dirty[symbol] = None
+                held.append(until)
+                continue
             book = books.get(symbol)
             if book is not None:
                 view = book.view(now, self.depth, own)
                 self._run("book", lambda a, view=view: a.on_book(view))
+        if held:  # the verdict's report flushes sooner; this is the hold's end
+            self._flush = asyncio.get_running_loop().call_later(
+                (min(held) - now) / 1e9, self._flush_books)
 
     async def _ticks(self) -> None:
         every, last_stats = self.tick_ns / 1e9, self.clock.now_ns()

@@ -88,14 +88,61 @@ class OwnOrders:
     after the feed's Add Order for it: an id not (or no longer) in the book changes nothing.
     Ids leave on a report that ends the order (filled, cancelled, expired, done) and, for a
     replace, the old order's id when the Replaced report names its ClOrdID.
+
+    The feed's Add Order often arrives before the report that names its id (they travel on
+    different sockets, and other nodes may send the order first), so a view made in between would
+    count the cluster's own quote. A node therefore calls :meth:`expect` for each decided order it
+    applies: until the venue's first verdict on it (any report naming its ClOrdID but a duplicate
+    refusal), :meth:`held_until` tells the views of its symbol to wait, for ``hold_ns`` at most
+    (no verdict at all: the venue or the session is down, and the views carry on).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hold_ns: int = 1_000_000_000, remember: int = 4_096) -> None:
         self.ids: set[int] = set()
         self._by_cl_ord_id: dict[str, int] = {}
+        self.hold_ns = hold_ns
+        self._awaited: dict[str, tuple[str, int]] = {}  # ClOrdID -> (symbol, hold deadline ns)
+        self._answered: dict[str, None] = {}  # ClOrdIDs with a verdict, the last ``remember``
+        self._remember = remember
+
+    def expect(self, cl_ord_id: str, symbol: str, now_ns: int) -> None:
+        """A decided order this node applied: hold its symbol's views until its verdict (none if
+        it came already: a faster node sent the order first)."""
+        if cl_ord_id not in self._answered:
+            self._awaited[cl_ord_id] = (symbol, now_ns + self.hold_ns)
+
+    def held_until(self, symbol: str, now_ns: int) -> int | None:
+        """The deadline of the latest hold on ``symbol``'s views, None if none holds them."""
+        until = None
+        for cl_ord_id, (sym, deadline) in list(self._awaited.items()):
+            if deadline <= now_ns:
+                del self._awaited[cl_ord_id]  # no verdict in time: stop holding
+            elif sym == symbol and (until is None or deadline > until):
+                until = deadline
+        return until
 
     def on_report(self, msg: FixStruct) -> str | None:
-        """Follow one venue message; the symbol whose own orders changed, else None."""
+        """Follow one venue message; the symbol whose own orders or holds changed, else None."""
+        released = self._verdict(msg)
+        changed = self._follow(msg)
+        return changed or released
+
+    def _verdict(self, msg: FixStruct) -> str | None:
+        """The symbol whose views a report naming an awaited order releases."""
+        if not isinstance(msg, ExecutionReport) or not msg.cl_ord_id:
+            return None
+        if (msg.exec_type is fx.ExecType.REJECTED
+                and msg.ord_rej_reason is fx.OrdRejReason.DUPLICATE_ORDER):
+            return None  # this node's copy refused: says nothing about the order
+        cl_ord_id = msg.cl_ord_id
+        if cl_ord_id not in self._answered:
+            self._answered[cl_ord_id] = None
+            if len(self._answered) > self._remember:
+                del self._answered[next(iter(self._answered))]
+        awaited = self._awaited.pop(cl_ord_id, None)
+        return awaited[0] if awaited is not None else None
+
+    def _follow(self, msg: FixStruct) -> str | None:
         order_id_text = msg.order_id if isinstance(msg, ExecutionReport) else ""
         if not (order_id_text.isascii() and order_id_text.isdigit()):
             return None  # "NONE": a reject or a status of an unknown order; or not a venue id

@@ -7,8 +7,11 @@ venue's) and the agora codecs:
 - OUCH 5.0 round trip: Enter Order -> Order Accepted, one order in flight, each order cancelled
   afterwards (untimed) so the book stays small;
 - sustained OUCH throughput: ``clients`` processes, each keeping a window of orders in flight;
-- FIX 4.4 round trip (NewOrderSingle -> ExecutionReport New) and sustained throughput, with
-  agora's async ``FixClient`` on uvloop as the client (its session layer is part of the figure);
+- FIX 4.4 round trip (NewOrderSingle -> ExecutionReport New), with agora's async ``FixClient``
+  on uvloop as the client (its session layer is part of the figure), and sustained throughput;
+- the sustained phases' clients are lean load generators sharing the venue's two cores: orders
+  encoded by the agora codecs before the clock starts, every order the window allows in one
+  send, answers counted in the returned bytes (``_ouch_flood``, ``_fix_flood``);
 - ITCH 5.0 over MoldUDP64 during the OUCH run: a subscriber process joins the live feed,
   recovers gaps by retransmission, and reports the messages it kept and their rate;
 - the floor: a raw TCP echo round trip with blocking sockets, in the same run;
@@ -40,6 +43,8 @@ from agora.core.enums import Side
 from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
+from agora.protocols.fix44 import enums as fx
+from agora.protocols.fix44.messages import Logon, NewOrderSingle, encode_message
 from agora.trading.clients.fix_client import FixClient
 
 console = Console()
@@ -115,21 +120,45 @@ def _ouch_round_trips(port: int, count: int, warmup: int) -> list[int]:
 
 
 def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
-    """One client process: ``orders`` Enter Orders with ``window`` in flight; returns (acks, s)."""
+    """One client process: ``orders`` Enter Orders with ``window`` in flight; returns (acks, s).
+
+    A load generator should cost the venue's machine as little as it can, so the orders are
+    encoded before the clock starts, each send carries every order the window allows (as an
+    OUCH client with a burst to send packs it in one TCP segment), and the answers are counted
+    from their SoupBinTCP frames (a Sequenced Data packet of OUCH type ``A``, Order Accepted; a
+    ``J``, Rejected, fails the run; the round trip phase decodes and checks every answer)."""
     port, username, orders, window = args
     session = _OuchSession(port, username)
     side = ouch.Side.BUY if username.endswith(("0", "2")) else ouch.Side.SELL  # o0 o2 buy
     offset = -100 if side is ouch.Side.BUY else 100
+    packets = [enter_packet(k, side, PRICE + offset * (1 + k % 50)) for k in range(1, orders + 1)]
+    sock = session.sock
     started = time.perf_counter()
     sent = acked = 0
+    pending = b""
     while acked < orders:
-        while sent < orders and sent - acked < window:
-            session.sock.sendall(session.enter(side, PRICE + offset * (1 + sent % 50)))
-            sent += 1
-        if isinstance(session.next_message(), ouch.OrderAccepted | ouch.Rejected):
-            acked += 1
+        if sent < orders and sent - acked < window:
+            end = min(orders, acked + window)
+            sock.sendall(b"".join(packets[sent:end]))
+            sent = end
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("venue closed the connection")
+        buf = pending + data if pending else data
+        at, size = 0, len(buf)
+        while size - at >= 3:
+            end = at + 2 + int.from_bytes(buf[at:at + 2], "big")
+            if end > size:
+                break
+            if buf[at + 2] == 0x53 and end > at + 3:  # 'S': Sequenced Data
+                if buf[at + 3] == 0x41:  # 'A'
+                    acked += 1
+                elif buf[at + 3] == 0x4A:  # 'J'
+                    raise RuntimeError(f"the venue rejected an order: {buf[at:end]!r}")
+            at = end
+        pending = buf[at:]
     elapsed = time.perf_counter() - started
-    session.sock.close()
+    sock.close()
     return acked, elapsed
 
 
@@ -163,28 +192,53 @@ def _fix_round_trips(port: int, count: int, warmup: int) -> list[int]:
     return uvloop.run(_fix_round_trips_async(port, count, warmup))
 
 
-async def _fix_flood_async(port: int, comp_id: str, orders: int, window: int) -> float:
-    client = FixClient("127.0.0.1", port, comp_id)
-    await client.connect()
-    side = Side.BUY if comp_id.endswith(("0", "2")) else Side.SELL
-    offset = -100 if side is Side.BUY else 100
-    started = time.perf_counter()
-    sent = acked = 0
-    while acked < orders:
-        while sent < orders and sent - acked < window:
-            client.new_order(f"f{sent}", SYMBOL, side, 100, PRICE + offset * (1 + sent % 50))
-            sent += 1
-        await client.receive(timeout=30)
-        acked += 1
-    elapsed = time.perf_counter() - started
-    await client.logout()
-    await client.close()
-    return elapsed
-
-
 def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
+    """One client process: ``orders`` NewOrderSingles with ``window`` in flight; returns (answers,
+    s). A lean load generator, as :func:`_ouch_flood`: a blocking socket, the messages encoded
+    by agora's codec before the clock starts (MsgSeqNum 2.., SendingTime the encoding time,
+    well within the venue's skew allowance), each send carrying every order the window allows,
+    and ExecutionReports New (``150=0``) counted in the bytes that come back (a Rejected,
+    ``150=8``, fails the run)."""
     port, comp_id, orders, window = args
-    return orders, uvloop.run(_fix_flood_async(port, comp_id, orders, window))
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    now = time.time_ns()
+    side = fx.Side.BUY if comp_id.endswith(("0", "2")) else fx.Side.SELL
+    offset = -100 if side is fx.Side.BUY else 100
+
+    def encoded(msg, seq: int) -> bytes:
+        return encode_message(msg, sender=comp_id, target="AGORA", seq_num=seq, sending_time=now)
+
+    messages = [encoded(NewOrderSingle(
+        cl_ord_id=f"f{k}", symbol=SYMBOL, side=side, order_qty=100, ord_type=fx.OrdType.LIMIT,
+        price=PRICE + offset * (1 + k % 50), time_in_force=fx.TimeInForce.DAY, handl_inst="1",
+        transact_time=now), k + 2) for k in range(orders)]
+    sock.sendall(encoded(Logon(heart_bt_int=30), 1))
+    marker, rejected, answers, received = b"\x01150=0\x01", b"\x01150=8\x01", 0, b""
+    while b"\x0135=A\x01" not in received:  # the venue's Logon
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError(f"logon refused for {comp_id}: {received!r}")
+        received += data
+    started = time.perf_counter()
+    sent = 0
+    tail = b""
+    while answers < orders:
+        if sent < orders and sent - answers < window:
+            end = min(orders, answers + window)
+            sock.sendall(b"".join(messages[sent:end]))
+            sent = end
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("venue closed the connection")
+        chunk = tail + data
+        answers += chunk.count(marker)
+        if rejected in chunk:
+            raise RuntimeError(f"the venue rejected an order: {chunk!r}")
+        tail = chunk[-(len(marker) - 1):]
+    elapsed = time.perf_counter() - started
+    sock.close()
+    return answers, elapsed
 
 
 def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:

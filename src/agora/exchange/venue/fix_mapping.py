@@ -175,6 +175,16 @@ class Submit:
     command: NewOrder | CancelOrder | ReplaceOrder
 
 
+_PARTY_FIELDS: dict[type, tuple[str, ...]] = {}  # event type -> its participant fields
+
+
+def _party_fields(kind: type) -> tuple[str, ...]:
+    """The fields of an event type that name a participant (none for the book's events): a
+    lookup per type, as ``getattr`` with a default raises and catches for every book event."""
+    names = getattr(kind, "__struct_fields__", ())
+    return tuple(n for n in ("participant", "buy_participant", "sell_participant") if n in names)
+
+
 @dataclass(slots=True)
 class FixOrders:
     participant: str
@@ -359,13 +369,12 @@ class FixOrders:
         """Every participant ``apply`` would look at in ``events`` (the others may skip it)."""
         out = set()
         for ev in events:
-            if isinstance(ev, Execution):
-                out.add(ev.buy_participant)
-                out.add(ev.sell_participant)
-            else:
-                participant = getattr(ev, "participant", None)
-                if participant is not None:
-                    out.add(participant)
+            kind = type(ev)
+            fields = _PARTY_FIELDS.get(kind)
+            if fields is None:
+                fields = _PARTY_FIELDS[kind] = _party_fields(kind)
+            for name in fields:
+                out.add(getattr(ev, name))
         return out
 
     def apply(self, seq: int, events: Sequence[Event]) -> list[FixStruct]:

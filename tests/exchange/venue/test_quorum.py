@@ -3,11 +3,16 @@ timeouts, a session counting once, per-session bounds, parked requests; refused 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 
 from agora.core.enums import Side
 from agora.core.events import CancelOrder, NewOrder
 from agora.exchange.venue.config import ConfigError, load_config
+from agora.exchange.venue.core import VenueCore
+from agora.exchange.venue.fix_gateway import FixGateway
 from agora.exchange.venue.quorum import Copy, Held, QuorumGate, Reached, Refused
 from tests.exchange.venue.test_config_core import write
 
@@ -187,3 +192,39 @@ def test_a_quorum_that_cannot_work_is_refused_with_the_reason(tmp_path, k0, k1, 
 def test_a_participant_without_fix_sessions_keeps_the_default_quorum(tmp_path):
     config = load_config(cluster(tmp_path, 1, 1, "quorum_timeout_ms = 0"))  # unused: fine
     assert all(p.order_quorum == 1 for p in config.participants)
+
+
+def test_a_failure_in_the_fix_gateways_timer_is_logged_and_the_timer_carries_on(
+        tmp_path, caplog):
+    """Quorum expiry and session timers share one task: an exception must not end it."""
+    two_nodes = CLUSTER.format(venue="", k0=2, k1=2)
+    config = load_config(write(tmp_path, two_nodes[:two_nodes.rindex("[[participants]]")]))
+    core = VenueCore(config)
+
+    async def scenario() -> int:
+        gateway = FixGateway(core, config, tmp_path / "fix", timer_interval_s=0.005)
+        calls = 0
+        expire = gateway._expire
+
+        def flaky(gate: QuorumGate) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("boom")
+            expire(gate)
+
+        gateway._expire = flaky  # type: ignore[method-assign]
+        await gateway.start(host="127.0.0.1", port=0)
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if calls >= 3:
+                break
+        await gateway.close()
+        return calls
+
+    try:
+        with caplog.at_level(logging.ERROR, "agora.exchange.venue.fix_gateway"):
+            assert asyncio.run(scenario()) >= 3
+    finally:
+        core.close()
+    assert "FIX quorum C: expiry failed" in caplog.text and "boom" in caplog.text

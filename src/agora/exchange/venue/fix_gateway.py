@@ -534,13 +534,22 @@ class FixGateway:
             self._flush()
 
     async def _tick(self) -> None:
+        """Quorum expiry and every session's timers. A failure is logged with its traceback and
+        the timer carries on: an exception here would otherwise end the task, and with it every
+        heartbeat and quorum timeout of the venue's life, without a word until shutdown."""
         while True:
             await asyncio.sleep(self.timer_interval_s)
             for gate in self.gates.values():
-                self._expire(gate)
+                try:
+                    self._expire(gate)
+                except Exception:
+                    log.exception("FIX quorum %s: expiry failed", gate.participant)
             for m in self.members.values():
                 if m.conn is not None:
-                    self._perform(m, m.session.on_timer())
+                    try:
+                        self._perform(m, m.session.on_timer())
+                    except Exception:
+                        log.exception("FIX %s: session timer failed", m.comp_id)
 
 
 def _content(command, request):

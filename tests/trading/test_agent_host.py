@@ -396,13 +396,22 @@ def test_a_decided_order_holds_the_views_until_its_report_or_the_holds_end(host)
         h.on_report(status("11", fx.ExecType.NEW, fx.OrdStatus.NEW, 100, cl_ord_id="AN5"))
         await asyncio.sleep(0.02)
         assert views == []  # AN6 still awaits its verdict
+        h.on_report(status("NONE", fx.ExecType.REJECTED, fx.OrdStatus.REJECTED, 0,
+                            cl_ord_id="AN6"))
+        await asyncio.sleep(0.02)  # the last verdict flushes at once, not at the hold's end
+        assert [(v.bids[0].price, v.bids[0].qty) for v in views] == [(1_890_000, 500)]
+        intent_ = OrderIntent("AAPL", Side.SELL, 100, 1_905_000)
+        h.on_outcome(CommittedProposal(7, Proposal("mm0", 11, 0, intent_)),
+                     Outcome(7, Verdict.DECIDED, decision=Decision("d2", 7, intent_, "AN7")))
+        book.add(12, Side.SELL, 1_905_000, 100)
+        h._on_feed([SimpleNamespace(symbol="AAPL")])
         started = h.clock.now_ns()
         for _ in range(100):
             await asyncio.sleep(0.01)
-            if views:
+            if len(views) == 2:
                 break
-        assert h.clock.now_ns() - started >= 100_000_000  # held until AN6's hold ended
-        assert [(v.bids[0].price, v.bids[0].qty) for v in views] == [(1_890_000, 500)]
+        assert h.clock.now_ns() - started >= 100_000_000  # no verdict: held until the hold ends
+        assert (views[1].asks[0].price, views[1].asks[0].qty) == (1_905_000, 100)  # then counted
 
     asyncio.run(scenario())
 

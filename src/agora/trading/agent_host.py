@@ -268,6 +268,7 @@ class AgentHost:
         self.feed: ItchSubscriber | None = None
         self._dirty: dict[str, None] = {}  # symbols changed since the last flush, in order
         self._flush: asyncio.TimerHandle | None = None
+        self._flush_due_ns = 0  # when _flush fires, on self.clock
         self._last_flush_ns = 0
         self._exec_ids: set[str] = set()
         self._tasks: list[asyncio.Task] = []
@@ -379,9 +380,19 @@ class AgentHost:
         for symbol in symbols:
             if symbol and (not self.symbols or symbol in self.symbols):
                 self._dirty[symbol] = None
-        if self._dirty and self._flush is None:
-            wait_ns = max(0, self._last_flush_ns + self.book_interval_ns - self.clock.now_ns())
-            self._flush = asyncio.get_running_loop().call_later(wait_ns / 1e9, self._flush_books)
+        if self._dirty:
+            self._flush_at(self._last_flush_ns + self.book_interval_ns)
+
+    def _flush_at(self, at_ns: int) -> None:
+        """Flush the views at ``at_ns`` (now if past), unless a flush is due sooner already (a
+        hold's end must not delay the flush a verdict asks for)."""
+        if self._flush is not None:
+            if self._flush_due_ns <= at_ns:
+                return
+            self._flush.cancel()
+        self._flush_due_ns = at_ns
+        wait_ns = max(0, at_ns - self.clock.now_ns())
+        self._flush = asyncio.get_running_loop().call_later(wait_ns / 1e9, self._flush_books)
 
     def _flush_books(self) -> None:
         self._flush = None
@@ -403,8 +414,7 @@ class AgentHost:
                 view = book.view(now, self.depth, own)
                 self._run("book", lambda a, view=view: a.on_book(view))
         if held:  # the verdict's report flushes sooner; this is the hold's end
-            self._flush = asyncio.get_running_loop().call_later(
-                (min(held) - now) / 1e9, self._flush_books)
+            self._flush_at(min(held))
 
     async def _ticks(self) -> None:
         every, last_stats = self.tick_ns / 1e9, self.clock.now_ns()

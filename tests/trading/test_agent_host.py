@@ -416,6 +416,34 @@ def test_a_decided_order_holds_the_views_until_its_report_or_the_holds_end(host)
     asyncio.run(scenario())
 
 
+def test_a_stream_of_decided_orders_holds_the_views_for_one_hold_at_most(host):
+    async def scenario() -> None:
+        h = host(book_interval_ns=1_000_000, symbols=["AAPL"])
+        h.replaying = False
+        h.own.hold_ns = 100_000_000
+        book = L3Book("AAPL")
+        book.add(2, Side.BUY, 1_890_000, 500)
+        book.add(3, Side.SELL, 1_910_000, 500)
+        h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
+        views: list = []
+        h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+        intent = OrderIntent("AAPL", Side.BUY, 100, 1_895_000)
+        started = h.clock.now_ns()
+        for n in range(50):  # a new decided order every 10 ms or more, none answered
+            h.on_outcome(CommittedProposal(n, Proposal("mm0", 20 + n, 0, intent)),
+                         Outcome(n, Verdict.DECIDED, decision=Decision(f"d{n}", n, intent,
+                                                                       f"AN{n}")))
+            h._on_feed([SimpleNamespace(symbol="AAPL")])
+            await asyncio.sleep(0.01)
+            if views:
+                break
+        waited_ms = (h.clock.now_ns() - started) / 1e6
+        assert views, "the stream kept the views waiting past one hold"
+        assert waited_ms >= 100, waited_ms
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("exclude_own", [True, False])
 def test_book_views_leave_out_the_participants_own_orders(host, exclude_own):
     async def scenario() -> None:

@@ -269,6 +269,7 @@ class AgentHost:
         self._dirty: dict[str, None] = {}  # symbols changed since the last flush, in order
         self._flush: asyncio.TimerHandle | None = None
         self._flush_due_ns = 0  # when _flush fires, on self.clock
+        self._held_since: dict[str, int] = {}  # symbol -> when its views started to wait
         self._last_flush_ns = 0
         self._exec_ids: set[str] = set()
         self._tasks: list[asyncio.Task] = []
@@ -406,9 +407,12 @@ class AgentHost:
         for symbol in dirty:
             until = self.own.held_until(symbol, now) if self.own is not None else None
             if until is not None:  # an own order's Add may be in the book, not yet its id
-                self._dirty[symbol] = None
-                held.append(until)
-                continue
+                since = self._held_since.setdefault(symbol, now)
+                if now - since < self.own.hold_ns:  # (a stream of orders: a hold at most)
+                    self._dirty[symbol] = None
+                    held.append(min(until, since + self.own.hold_ns))
+                    continue
+            self._held_since.pop(symbol, None)
             book = books.get(symbol)
             if book is not None:
                 view = book.view(now, self.depth, own)

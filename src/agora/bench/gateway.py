@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import socket
 import subprocess
 import sys
@@ -52,6 +53,27 @@ console = Console()
 def _feed_ports(config: Path) -> tuple[int, int]:
     values = dict(line.split(" = ") for line in config.read_text().splitlines() if " = " in line)
     return int(values["itch_port"]), int(values["retransmit_port"])
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; else None)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _venue_flood(worker, venue: subprocess.Popen, port: int, clients: int,
+                 orders: int) -> tuple[float, float | None]:
+    """(orders/s, the venue's CPU us per order over the phase, None where /proc is missing):
+    the CPU figure near the wall time per order says the venue, not its clients, set the rate."""
+    before = _cpu_s(venue.pid)
+    rate = _flood(worker, port, clients, orders)
+    after = _cpu_s(venue.pid)
+    if before is None or after is None:
+        return rate, None
+    return rate, (after - before) / (clients * orders) * 1e6
 
 
 def _start_venue(config: Path) -> subprocess.Popen:
@@ -300,14 +322,16 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
                                               results),))
                 listener.start()
                 time.sleep(1.0)  # let it bind before the flood starts
-                throughput = _flood(_ouch_flood, port, clients, orders)
+                throughput, ouch_cpu = _venue_flood(_ouch_flood, venue, port, clients,
+                                                    orders)
                 itch_messages, itch_requests, itch_span = results.get(timeout=120)
                 listener.join(timeout=30)
             itch_rate = itch_messages / itch_span if itch_span else 0.0
             with console.status("FIX round trips"):
                 fix_rtt = _percentiles(_fix_round_trips(fix_port, round_trips, 500))
             with console.status(f"FIX throughput, {clients} clients"):
-                fix_throughput = _flood(_fix_flood, fix_port, clients, orders)
+                fix_throughput, fix_cpu = _venue_flood(_fix_flood, venue, fix_port, clients,
+                                                       orders)
         finally:
             venue.terminate()
             venue.wait(timeout=30)
@@ -323,6 +347,10 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
     console.print(table)
     console.print(f"sustained, {clients} clients x {orders:,} orders, 64 in flight: "
                   f"OUCH {throughput:,.0f} orders/s, FIX {fix_throughput:,.0f} orders/s")
+    if ouch_cpu is not None and fix_cpu is not None:
+        console.print(f"the venue process's CPU per order meanwhile: OUCH {ouch_cpu:.1f} us, FIX "
+                      f"{fix_cpu:.1f} us (1e6 / rate: {1e6 / throughput:.1f} and "
+                      f"{1e6 / fix_throughput:.1f} us; near it, the venue's core is the limit)")
     console.print("venue CPU per OUCH message, no client sockets: "
                   + ", ".join(f"{c['cpu_us_per_message']:.1f} us at {c['batch']} per read "
                               f"({c['messages_per_cpu_s']:,} per CPU second)" for c in cpu))
@@ -339,6 +367,8 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
         "fix_rtt_p50_us": round(fix_rtt[0], 1), "fix_rtt_p99_us": round(fix_rtt[1], 1),
         "fix_rtt_p999_us": round(fix_rtt[2], 1),
         "fix_orders_per_s": round(fix_throughput), "clients": clients,
+        "ouch_sustained_venue_cpu_us_per_order": None if ouch_cpu is None else round(ouch_cpu, 1),
+        "fix_sustained_venue_cpu_us_per_order": None if fix_cpu is None else round(fix_cpu, 1),
         "itch_messages_per_s": round(itch_rate), "itch_messages": itch_messages,
         "itch_retransmission_requests": itch_requests,
         "venue_cpu_us_per_message_batch1": cpu[0]["cpu_us_per_message"],

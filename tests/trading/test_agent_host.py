@@ -372,23 +372,34 @@ def test_an_expected_order_holds_its_symbols_views_until_the_venues_verdict():
     assert own._awaited == {}
 
 
+def live_host(host, hold_ns: int) -> tuple[AgentHost, L3Book, list]:
+    """A live host (not replaying) over a seeded AAPL book; the views its first agent gets."""
+    h = host(book_interval_ns=1_000_000, symbols=["AAPL"])
+    h.replaying = False
+    h.own.hold_ns = hold_ns
+    book = L3Book("AAPL")
+    book.add(2, Side.BUY, 1_890_000, 500)
+    book.add(3, Side.SELL, 1_910_000, 500)
+    h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
+    views: list = []
+    h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+    return h, book, views
+
+
+def decide(h: AgentHost, index: int, intent: OrderIntent, cl_ord_id: str) -> None:
+    """The applier's outcome of a decided order at log ``index``."""
+    h.on_outcome(CommittedProposal(index, Proposal("mm0", 100 + index, 0, intent)),
+                 Outcome(index, Verdict.DECIDED,
+                         decision=Decision(f"d{index}", index, intent, cl_ord_id, ("mm0",))))
+
+
 def test_a_decided_order_holds_the_views_until_its_report_or_the_holds_end(host):
     """The Add Order of a decided order before its report: no view counts it as the market's."""
     async def scenario() -> None:
-        h = host(book_interval_ns=1_000_000, symbols=["AAPL"])
-        h.replaying = False
-        h.own.hold_ns = 200_000_000
-        book = L3Book("AAPL")
-        book.add(2, Side.BUY, 1_890_000, 500)
-        book.add(3, Side.SELL, 1_910_000, 500)
-        h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
-        views: list = []
-        h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+        h, book, views = live_host(host, 200_000_000)
         intent = OrderIntent("AAPL", Side.BUY, 100, 1_895_000)
-        for n, cl_ord_id in enumerate(("AN5", "AN6")):
-            decision = Decision(f"d{n}", 5 + n, intent, cl_ord_id, ("mm0",))
-            h.on_outcome(CommittedProposal(5 + n, Proposal("mm0", 9 + n, 0, intent)),
-                         Outcome(5 + n, Verdict.DECIDED, decision=decision))
+        decide(h, 5, intent, "AN5")
+        decide(h, 6, intent, "AN6")
         book.add(11, Side.BUY, 1_895_000, 100)  # the venue took AN5: its Add comes first
         h._on_feed([SimpleNamespace(symbol="AAPL")])
         await asyncio.sleep(0.02)
@@ -400,9 +411,7 @@ def test_a_decided_order_holds_the_views_until_its_report_or_the_holds_end(host)
                             cl_ord_id="AN6"))
         await asyncio.sleep(0.02)  # the last verdict flushes at once, not at the hold's end
         assert [(v.bids[0].price, v.bids[0].qty) for v in views] == [(1_890_000, 500)]
-        intent_ = OrderIntent("AAPL", Side.SELL, 100, 1_905_000)
-        h.on_outcome(CommittedProposal(7, Proposal("mm0", 11, 0, intent_)),
-                     Outcome(7, Verdict.DECIDED, decision=Decision("d2", 7, intent_, "AN7")))
+        decide(h, 7, OrderIntent("AAPL", Side.SELL, 100, 1_905_000), "AN7")
         book.add(12, Side.SELL, 1_905_000, 100)
         h._on_feed([SimpleNamespace(symbol="AAPL")])
         started = h.clock.now_ns()
@@ -418,21 +427,11 @@ def test_a_decided_order_holds_the_views_until_its_report_or_the_holds_end(host)
 
 def test_a_stream_of_decided_orders_holds_the_views_for_one_hold_at_most(host):
     async def scenario() -> None:
-        h = host(book_interval_ns=1_000_000, symbols=["AAPL"])
-        h.replaying = False
-        h.own.hold_ns = 100_000_000
-        book = L3Book("AAPL")
-        book.add(2, Side.BUY, 1_890_000, 500)
-        book.add(3, Side.SELL, 1_910_000, 500)
-        h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
-        views: list = []
-        h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+        h, _, views = live_host(host, 100_000_000)
         intent = OrderIntent("AAPL", Side.BUY, 100, 1_895_000)
         started = h.clock.now_ns()
         for n in range(50):  # a new decided order every 10 ms or more, none answered
-            h.on_outcome(CommittedProposal(n, Proposal("mm0", 20 + n, 0, intent)),
-                         Outcome(n, Verdict.DECIDED, decision=Decision(f"d{n}", n, intent,
-                                                                       f"AN{n}")))
+            decide(h, n, intent, f"AN{n}")
             h._on_feed([SimpleNamespace(symbol="AAPL")])
             await asyncio.sleep(0.01)
             if views:

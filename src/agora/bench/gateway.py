@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
@@ -141,6 +142,24 @@ def _ouch_round_trips(port: int, count: int, warmup: int) -> list[int]:
     return samples
 
 
+def _drive(sock: socket.socket, payloads: list[bytes], window: int,
+           answered: Callable[[bytes], int]) -> float:
+    """Send ``payloads`` with at most ``window`` unanswered, every one the window allows in one
+    send; ``answered(data)`` counts the answers a read completes. Seconds to the last answer."""
+    started = time.perf_counter()
+    total, sent, answers = len(payloads), 0, 0
+    while answers < total:
+        if sent < total and sent - answers < window:
+            end = min(total, answers + window)
+            sock.sendall(b"".join(payloads[sent:end]))
+            sent = end
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("venue closed the connection")
+        answers += answered(data)
+    return time.perf_counter() - started
+
+
 def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     """One client process: ``orders`` Enter Orders with ``window`` in flight; returns (acks, s).
 
@@ -154,34 +173,28 @@ def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     side = ouch.Side.BUY if username.endswith(("0", "2")) else ouch.Side.SELL  # o0 o2 buy
     offset = -100 if side is ouch.Side.BUY else 100
     packets = [enter_packet(k, side, PRICE + offset * (1 + k % 50)) for k in range(1, orders + 1)]
-    sock = session.sock
-    started = time.perf_counter()
-    sent = acked = 0
-    pending = b""
-    while acked < orders:
-        if sent < orders and sent - acked < window:
-            end = min(orders, acked + window)
-            sock.sendall(b"".join(packets[sent:end]))
-            sent = end
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("venue closed the connection")
+    pending = b""  # a frame the last read cut
+
+    def accepted(data: bytes) -> int:
+        nonlocal pending
         buf = pending + data if pending else data
-        at, size = 0, len(buf)
+        at, size, count = 0, len(buf), 0
         while size - at >= 3:
             end = at + 2 + int.from_bytes(buf[at:at + 2], "big")
             if end > size:
                 break
             if buf[at + 2] == 0x53 and end > at + 3:  # 'S': Sequenced Data
                 if buf[at + 3] == 0x41:  # 'A'
-                    acked += 1
+                    count += 1
                 elif buf[at + 3] == 0x4A:  # 'J'
                     raise RuntimeError(f"the venue rejected an order: {buf[at:end]!r}")
             at = end
         pending = buf[at:]
-    elapsed = time.perf_counter() - started
-    sock.close()
-    return acked, elapsed
+        return count
+
+    elapsed = _drive(session.sock, packets, window, accepted)
+    session.sock.close()
+    return orders, elapsed
 
 
 async def _report_for(client: FixClient, cl_ord_id: str) -> None:
@@ -236,31 +249,25 @@ def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
         price=PRICE + offset * (1 + k % 50), time_in_force=fx.TimeInForce.DAY, handl_inst="1",
         transact_time=now), k + 2) for k in range(orders)]
     sock.sendall(encoded(Logon(heart_bt_int=30), 1))
-    marker, rejected, answers, received = b"\x01150=0\x01", b"\x01150=8\x01", 0, b""
+    marker, rejected, received = b"\x01150=0\x01", b"\x01150=8\x01", b""
     while b"\x0135=A\x01" not in received:  # the venue's Logon
         data = sock.recv(65536)
         if not data:
             raise ConnectionError(f"logon refused for {comp_id}: {received!r}")
         received += data
-    started = time.perf_counter()
-    sent = 0
-    tail = b""
-    while answers < orders:
-        if sent < orders and sent - answers < window:
-            end = min(orders, answers + window)
-            sock.sendall(b"".join(messages[sent:end]))
-            sent = end
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("venue closed the connection")
+    tail = b""  # the end of the last read, where a marker may begin
+
+    def accepted(data: bytes) -> int:
+        nonlocal tail
         chunk = tail + data
-        answers += chunk.count(marker)
         if rejected in chunk:
             raise RuntimeError(f"the venue rejected an order: {chunk!r}")
         tail = chunk[-(len(marker) - 1):]
-    elapsed = time.perf_counter() - started
+        return chunk.count(marker)
+
+    elapsed = _drive(sock, messages, window, accepted)
     sock.close()
-    return answers, elapsed
+    return orders, elapsed
 
 
 def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:

@@ -29,7 +29,7 @@ import uvloop
 
 from agora.core.clock import WallClock
 from agora.core.enums import Side, TimeInForce
-from agora.core.events import FairValue, NewOrder
+from agora.core.events import Execution, FairValue, NewOrder
 from agora.core.ports import unused_ports
 from agora.decision.agents import MarketMakerConfig
 from agora.decision.agents.market_maker import quotes
@@ -293,6 +293,10 @@ def check(result: dict) -> dict:
     assert ("BUY", 1_899_800) in sides and ("SELL", 1_900_200) in sides
     problems, copies = venue.problems(set(replay.orders), replay.cancels)
     assert problems == []
+    # the cluster never traded with itself (a requote crossing its own resting quote)
+    crossed = [(e.buy_order_id, e.sell_order_id, e.price) for e in venue.events
+               if isinstance(e, Execution) and e.buy_participant == e.sell_participant == FIRM]
+    assert crossed == [], f"self-trades {crossed}; fair values {[f.price for f in replay.fair]}"
     assert sum(copies.values()) >= 2 * len(replay.orders)  # several nodes sent each one
     # every commit reply names its own log entry (a reused consensus client id gets old replies)
     for events in logs:

@@ -179,8 +179,8 @@ _PARTY_FIELDS: dict[type, tuple[str, ...]] = {}  # event type -> its participant
 
 
 def _party_fields(kind: type) -> tuple[str, ...]:
-    """The fields of an event type that name a participant (none for the book's events): a
-    lookup per type, as ``getattr`` with a default raises and catches for every book event."""
+    """The fields of an event type that name a participant (none for the book's events),
+    found once per type instead of tried on every event."""
     names = getattr(kind, "__struct_fields__", ())
     return tuple(n for n in ("participant", "buy_participant", "sell_participant") if n in names)
 

@@ -168,10 +168,12 @@ async def cft_client(cluster: ProcessCluster) -> ClusterClient:
 
 def run(tmp_path: Path, *, restart: bool = False, n: int = N,
         options: Callable[[int], list[str]] = lambda i: [], kill: int | None = None,
-        connect: Callable[[ProcessCluster], Awaitable[ClusterClient]] = cft_client) -> dict:
+        connect: Callable[[ProcessCluster], Awaitable[ClusterClient]] = cft_client,
+        before_stop: Callable[[], Awaitable[None]] | None = None) -> dict:
     """The scenario (module notes). ``options``: more options for node ``i``; ``kill``: a node
     SIGKILLed once the first quotes are accepted, and never restarted (the others carry on);
-    ``connect``: the client that settles the cluster first."""
+    ``connect``: the client that settles the cluster first; ``before_stop``: awaited after the
+    requote, while the venue and the nodes still run."""
     config, fix_port, itch_port, retransmit_port = venue_config(tmp_path, n)
     files = [agents_file(tmp_path, i) for i in range(n)]
     rules = RulesConfig(members=roster(files), session=SESSION, view_quorum=2, vote_threshold=2)
@@ -226,6 +228,8 @@ def run(tmp_path: Path, *, restart: bool = False, n: int = N,
                 await wait_for("the requote", lambda: len(accepted(cluster)) >= 4,
                                cluster)
                 await asyncio.sleep(0.5)  # the last reports reach every node
+                if before_stop is not None:
+                    await before_stop()
                 codes = cluster.stop()
                 assert all(codes[i] == 0 for i in live), f"a node failed: {codes}"
                 result["replay"] = Replay(rules, cluster.records(live[0]))

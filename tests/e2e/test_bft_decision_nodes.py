@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,11 @@ AGENT_IDS = 1_000_000  # decision_node's default --client-id-base step
 
 
 def bft_run(tmp_path: Path, *, byzantine: dict[int, str] | None = None,
-            kill: int | None = None, restart: bool = False, key_files: bool = False) -> dict:
+            kill: int | None = None, restart: bool = False, key_files: bool = False,
+            before_stop: Callable[[], Awaitable[None]] | None = None) -> dict:
     """``key_files``: every node holds only its own replica key file and a client key file for
-    its agents' ids (``agora keys bft``), the test's client one of its own; else the secret."""
+    its agents' ids (``agora keys bft``), the test's client one of its own; else the secret.
+    ``before_stop``: as :func:`~tests.e2e.test_agent_nodes.run`'s."""
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET + b"\n")
     faults = byzantine or {}
@@ -58,7 +61,8 @@ def bft_run(tmp_path: Path, *, byzantine: dict[int, str] | None = None,
         return await BftClusterClient.connect(cluster.cluster, cluster.peers, CLOCK,
                                               keyring=keyring, first_id=1, pool=4)
 
-    return run(tmp_path, n=N, options=options, kill=kill, connect=connect, restart=restart)
+    return run(tmp_path, n=N, options=options, kill=kill, connect=connect, restart=restart,
+               before_stop=before_stop)
 
 
 def test_a_lying_primary_node_cannot_stop_the_bft_decision_nodes(tmp_path):

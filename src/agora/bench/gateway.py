@@ -46,6 +46,7 @@ from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
 from agora.protocols.fix44 import enums as fx
+from agora.protocols.fix44.framer import FixFramer
 from agora.protocols.fix44.messages import Logon, NewOrderSingle, encode_message
 from agora.trading.clients.fix_client import FixClient
 
@@ -166,30 +167,22 @@ def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     A load generator should cost the venue's machine as little as it can, so the orders are
     encoded before the clock starts, each send carries every order the window allows (as an
     OUCH client with a burst to send packs it in one TCP segment), and the answers are counted
-    from their SoupBinTCP frames (a Sequenced Data packet of OUCH type ``A``, Order Accepted; a
+    by their OUCH type in the session's SoupBinTCP framer's packets (``A``, Order Accepted; a
     ``J``, Rejected, fails the run; the round trip phase decodes and checks every answer)."""
     port, username, orders, window = args
     session = _OuchSession(port, username)
     side = ouch.Side.BUY if username.endswith(("0", "2")) else ouch.Side.SELL  # o0 o2 buy
     offset = -100 if side is ouch.Side.BUY else 100
     packets = [enter_packet(k, side, PRICE + offset * (1 + k % 50)) for k in range(1, orders + 1)]
-    pending = b""  # a frame the last read cut
 
     def accepted(data: bytes) -> int:
-        nonlocal pending
-        buf = pending + data if pending else data
-        at, size, count = 0, len(buf), 0
-        while size - at >= 3:
-            end = at + 2 + int.from_bytes(buf[at:at + 2], "big")
-            if end > size:
-                break
-            if buf[at + 2] == 0x53 and end > at + 3:  # 'S': Sequenced Data
-                if buf[at + 3] == 0x41:  # 'A'
+        count = 0
+        for packet in session.framer.feed(data):
+            if isinstance(packet, soup.SequencedData):
+                if packet.message[:1] == b"A":
                     count += 1
-                elif buf[at + 3] == 0x4A:  # 'J'
-                    raise RuntimeError(f"the venue rejected an order: {buf[at:end]!r}")
-            at = end
-        pending = buf[at:]
+                elif packet.message[:1] == b"J":
+                    raise RuntimeError(f"the venue rejected an order: {packet.message!r}")
         return count
 
     elapsed = _drive(session.sock, packets, window, accepted)
@@ -232,8 +225,8 @@ def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
     s). A lean load generator, as :func:`_ouch_flood`: a blocking socket, the messages encoded
     by agora's codec before the clock starts (MsgSeqNum 2.., SendingTime the encoding time,
     well within the venue's skew allowance), each send carrying every order the window allows,
-    and ExecutionReports New (``150=0``) counted in the bytes that come back (a Rejected,
-    ``150=8``, fails the run)."""
+    and ExecutionReports New (``150=0``) counted among the frames ``FixFramer`` splits the
+    answers into (a Rejected, ``150=8``, fails the run)."""
     port, comp_id, orders, window = args
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -248,22 +241,25 @@ def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
         cl_ord_id=f"f{k}", symbol=SYMBOL, side=side, order_qty=100, ord_type=fx.OrdType.LIMIT,
         price=PRICE + offset * (1 + k % 50), time_in_force=fx.TimeInForce.DAY, handl_inst="1",
         transact_time=now), k + 2) for k in range(orders)]
-    sock.sendall(encoded(Logon(heart_bt_int=30), 1))
-    marker, rejected, received = b"\x01150=0\x01", b"\x01150=8\x01", b""
-    while b"\x0135=A\x01" not in received:  # the venue's Logon
+    framer = FixFramer()
+
+    def frames() -> list[bytes]:
         data = sock.recv(65536)
         if not data:
-            raise ConnectionError(f"logon refused for {comp_id}: {received!r}")
-        received += data
-    tail = b""  # the end of the last read, where a marker may begin
+            raise ConnectionError(f"the venue closed {comp_id}'s connection")
+        return framer.feed(data)
+
+    sock.sendall(encoded(Logon(heart_bt_int=30), 1))
+    while not any(b"\x0135=A\x01" in frame for frame in frames()):  # the venue's Logon
+        pass
 
     def accepted(data: bytes) -> int:
-        nonlocal tail
-        chunk = tail + data
-        if rejected in chunk:
-            raise RuntimeError(f"the venue rejected an order: {chunk!r}")
-        tail = chunk[-(len(marker) - 1):]
-        return chunk.count(marker)
+        count = 0
+        for frame in framer.feed(data):
+            if b"\x01150=8\x01" in frame:
+                raise RuntimeError(f"the venue rejected an order: {frame!r}")
+            count += b"\x01150=0\x01" in frame
+        return count
 
     elapsed = _drive(sock, messages, window, accepted)
     sock.close()

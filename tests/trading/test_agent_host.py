@@ -372,6 +372,20 @@ def test_an_expected_order_holds_its_symbols_views_until_the_venues_verdict():
     assert own._awaited == {}
 
 
+def test_reports_that_are_no_verdict_leave_a_hold_in_place():
+    """Bad or unrelated input: a report without ClOrdID, a cancel reject naming the awaited
+    id, a report of an unknown order: the hold stays, nothing raises."""
+    own = OwnOrders(hold_ns=1_000)
+    S, T = fx.OrdStatus, fx.ExecType
+    own.expect("q1", "AAPL", 0)
+    assert own.on_report(status("11", T.NEW, S.NEW, 100, cl_ord_id="")) == "AAPL"  # new id
+    assert own.on_report(OrderCancelReject(
+        order_id="NONE", cl_ord_id="c9", orig_cl_ord_id="q1", ord_status=S.REJECTED,
+        cxl_rej_response_to=fx.CxlRejResponseTo.ORDER_CANCEL_REQUEST)) is None
+    assert own.on_report(status("NONE", T.REJECTED, S.REJECTED, 0, cl_ord_id="zz")) is None
+    assert own.held_until("AAPL", 10) == 1_000
+
+
 def live_host(host, hold_ns: int) -> tuple[AgentHost, L3Book, list]:
     """A live host (not replaying) over a seeded AAPL book; the views its first agent gets."""
     h = host(book_interval_ns=1_000_000, symbols=["AAPL"])

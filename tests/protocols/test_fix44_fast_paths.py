@@ -6,7 +6,9 @@ Each fast path (``encode``, ``decode``, ``_check_frame``, ``checksum``, ``to_fie
 the checked path beside it, for well-formed messages and for mutated ones: the same result, or
 an exception of the same type with the same text, ``reason``, ``tag``, ``seq_num``,
 ``msg_type`` and ``garbled``. Mutated frames get a correct BodyLength and CheckSum (most
-mutations would otherwise only ever reach the frame check).
+mutations would otherwise only ever reach the frame check). ``decode``, ``from_message`` and
+``encode_message`` are asked twice (``fast_outcome``): with the C paths where they are built
+(``speedups``) and with the Python fast paths alone; both must answer alike.
 """
 
 import datetime as dt
@@ -17,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agora.protocols.fix44 import codec, messages, timestamps
+from agora.protocols.fix44 import codec, messages, speedups, timestamps
 from agora.protocols.fix44.codec import FixError, FixMessage, decode, encode
 from agora.protocols.fix44.enums import ExecType, OrdStatus, SessionRejectReason, Side
 from agora.protocols.fix44.messages import (
@@ -45,6 +47,23 @@ def outcome(fn, *args, **kwargs):
         return ("ok", type(result),
                 [(k, type(v), v) for k, v in msgspec.structs.asdict(result).items()])
     return ("ok", type(result), result)
+
+
+IMPLEMENTATIONS = [*([speedups.ext] if speedups.ext is not None else []), None]
+"""The C paths where built, then the Python fast paths alone (``speedups.ext = None``)."""
+
+
+def fast_outcome(fn, *args, **kwargs):
+    """``outcome`` of a fast path, which must be the same with and without the C paths."""
+    saved, results = speedups.ext, []
+    try:
+        for ext in IMPLEMENTATIONS:
+            speedups.ext = ext
+            results.append(outcome(fn, *args, **kwargs))
+    finally:
+        speedups.ext = saved
+    assert all(result == results[0] for result in results), results
+    return results[0]
 
 
 def frame(body: bytes) -> bytes:
@@ -142,7 +161,7 @@ def mutate(data: bytes, ops: list[int], draw) -> bytes:
 @given(fix_bodies(), st.booleans())
 def test_decode_answers_like_the_checked_decode(body, validate):
     data = frame(body)
-    assert outcome(decode, data, validate_formats=validate) == outcome(
+    assert fast_outcome(decode, data, validate_formats=validate) == outcome(
         checked_decode, data, validate_formats=validate)
 
 
@@ -155,9 +174,9 @@ def test_decode_of_mutated_frames_answers_like_the_checked_decode(body, ops, ref
         end = raw.rfind(b"10=")
         start = raw.find(b"\x01", 12) + 1
         raw = frame(raw[start:end]) if 0 < start <= end else raw
-    assert outcome(decode, raw) == outcome(checked_decode, raw)
+    assert fast_outcome(decode, raw) == outcome(checked_decode, raw)
     assert outcome(codec._check_frame, raw) == outcome(codec._checked_frame, raw)
-    assert outcome(decode, bytearray(raw)) == outcome(checked_decode, bytearray(raw))
+    assert fast_outcome(decode, bytearray(raw)) == outcome(checked_decode, bytearray(raw))
 
 
 @settings(max_examples=300, deadline=None)
@@ -180,8 +199,8 @@ def test_decode_known_cases_agree():
                  b"35=0\x0149=C\x0156=V\x0134=1\x0152=20240102-03:04:05\x0158=a=b\x01",
                  b"35=0\x0149=C\x0156=V\x0134=1\x0152=20240102-03:04:05\x0158\x0111=1=2\x01",
                  b""):
-        assert outcome(decode, frame(body)) == outcome(checked_decode, frame(body))
-    assert outcome(decode, "text") == outcome(checked_decode, "text")
+        assert fast_outcome(decode, frame(body)) == outcome(checked_decode, frame(body))
+    assert fast_outcome(decode, "text") == outcome(checked_decode, "text")
 
 
 def test_non_ascii_digits_are_a_reject_not_a_crash():
@@ -482,7 +501,7 @@ def decoded_messages(draw):
 @settings(max_examples=800, deadline=None)
 @given(decoded_messages())
 def test_from_message_answers_like_the_checked_loop(msg):
-    assert outcome(from_message, msg) == outcome(messages._checked_from_message, msg)
+    assert fast_outcome(from_message, msg) == outcome(messages._checked_from_message, msg)
 
 
 _EDGE_TEXTS = ["01", "10", "00", "-0", "-1", "+1", " 1", "1 ", "1.0", "0100", "\u0661", "\u00b2",
@@ -498,7 +517,8 @@ def test_from_message_edge_texts_in_every_field():
             for text in _EDGE_TEXTS:
                 fields = [*good[:i], (good[i][0], text), *good[i + 1 :]]
                 msg = FixMessage(fields)
-                assert outcome(from_message, msg) == outcome(messages._checked_from_message, msg)
+                assert fast_outcome(from_message, msg) == outcome(
+                    messages._checked_from_message, msg)
 
 
 def test_to_fields_edge_values_in_every_field():
@@ -516,7 +536,7 @@ def test_from_message_round_trips_what_to_fields_wrote():
         kwargs = {f.attr: typical(f.kind) for f in cls.FIX_FIELDS}
         msg = cls(**kwargs)
         raw = encode(mt, to_fields(msg), sender="C", target="V", seq_num=3, sending_time=T0)
-        assert outcome(from_message, decode(raw)) == outcome(
+        assert fast_outcome(from_message, decode(raw)) == outcome(
             messages._checked_from_message, decode(raw))
         assert from_message(decode(raw)) == msg
 
@@ -543,7 +563,7 @@ def test_encode_message_answers_like_to_fields_then_encode(msg, data):
     for name, odd in _RENDER_ODD_ARGS.items():
         if not data.draw(st.integers(0, 7)):
             kw[name] = data.draw(odd)
-    got = outcome(encode_message, msg, **kw)
+    got = fast_outcome(encode_message, msg, **kw)
     assert got == outcome(lambda: encode(msg.MSG_TYPE, to_fields(msg), **kw))
     assert got == outcome(lambda: checked_encode(msg.MSG_TYPE, messages._checked_to_fields(msg),
                                                  **kw))
@@ -562,7 +582,7 @@ def test_encode_message_edge_values_in_every_field():
                 for target, stamp in (("CLIENT1", T0), ("C=", T0), ("CLIENT1", 10**30)):
                     kw = {"sender": "AGORA", "target": target, "seq_num": 9,
                           "sending_time": stamp}
-                    assert outcome(encode_message, msg, **kw) == outcome(
+                    assert fast_outcome(encode_message, msg, **kw) == outcome(
                         lambda msg=msg, kw=kw: checked_encode(
                             msg.MSG_TYPE, messages._checked_to_fields(msg), **kw))
 

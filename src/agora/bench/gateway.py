@@ -46,6 +46,7 @@ from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
 from agora.protocols.fix44 import enums as fx
+from agora.protocols.fix44 import speedups
 from agora.protocols.fix44.framer import FixFramer
 from agora.protocols.fix44.messages import Logon, NewOrderSingle, encode_message
 from agora.trading.clients.fix_client import FixClient
@@ -357,6 +358,8 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
     console.print("venue CPU per OUCH message, no client sockets: "
                   + ", ".join(f"{c['cpu_us_per_message']:.1f} us at {c['batch']} per read "
                               f"({c['messages_per_cpu_s']:,} per CPU second)" for c in cpu))
+    console.print(f"FIX codec hot paths: {speedups.implementation()} "
+                  "(AGORA_PURE_PYTHON=1 runs the Python ones)")
     console.print(f"ITCH during the OUCH run: a subscriber process kept {itch_messages:,} "
                   f"messages at {itch_rate:,.0f} messages/s, {itch_requests} retransmission "
                   f"requests")
@@ -376,6 +379,7 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
         "itch_retransmission_requests": itch_requests,
         "venue_cpu_us_per_message_batch1": cpu[0]["cpu_us_per_message"],
         "venue_cpu_us_per_message_batch64": cpu[1]["cpu_us_per_message"],
+        "fix_codec": speedups.implementation(),
     }
     print("RESULT " + json.dumps(result), flush=True)
     return result

@@ -22,6 +22,8 @@ Design notes
   first with few passes in Python (C-level str/bytes methods over the whole message), and hand
   anything else, valid or not, to the checked path beside them (``_checked_*``), which decides
   and names errors; tests/protocols/test_fix44_fast_paths.py holds each pair to the same answer.
+  Where built, ``decode`` first asks the C ``scan`` (``speedups``), which reads the common
+  message in one pass and leaves anything else to these paths.
 * ``FixError`` lives in ``errors`` and the UTCTIMESTAMP text in ``timestamps``; both are
   imported here, where the rest of the package has always found them.
 """
@@ -34,6 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from enum import Enum
 from typing import Final
 
+from agora.protocols.fix44 import speedups
 from agora.protocols.fix44.errors import FixError
 from agora.protocols.fix44.errors import FixFramingError as FixFramingError
 from agora.protocols.fix44.timestamps import format_timestamp, parse_timestamp
@@ -448,6 +451,11 @@ def decode(data: bytes, *, validate_formats: bool = True) -> FixMessage:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise FixError("decode expects bytes")
         data = bytes(data)
+    if speedups.ext is not None:  # the common message in one C pass
+        scanned = speedups.ext.scan(data, validate_formats)
+        if scanned is not None:
+            tags, values, index, sending_time = scanned
+            return _message((tags, values), data, index, sending_time)
     trailer = _check_frame(data)
     columns = _fast_columns(data, len(data))  # with the trailer, a well-formed 10=NNN<SOH>
     if columns is None:

@@ -25,6 +25,8 @@ Design notes
 * ``encode_message`` writes a typed message in one pass over the same rows, each text after
   its ``<SOH>tag=``; ``encode(msg.MSG_TYPE, to_fields(msg), ...)`` is its reference and takes
   anything outside the common message.
+* Where built, the C ``encode_message`` and ``read`` (``speedups``) run these rows first for
+  the common message and leave anything else to the Python paths here.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any, ClassVar, NamedTuple
 import msgspec
 
 from agora.core.price import parse_price as price_units
+from agora.protocols.fix44 import speedups
 from agora.protocols.fix44.codec import (
     FixError,
     FixMessage,
@@ -457,6 +460,11 @@ def encode_message(msg: FixStruct, *, sender: str, target: str, seq_num: int,
     the body, with no (tag, text) pairs for ``encode`` to walk again. Anything but the common
     message goes to that reference."""
     rows = _PREFIXED.get(type(msg))
+    if rows is not None and speedups.ext is not None:  # the common message in one C pass
+        data = speedups.ext.encode_message(_astuple(msg), rows, msg.MSG_TYPE, sender, target,
+                                           seq_num, sending_time)
+        if data is not None:
+            return data
     if rows is not None and type(sending_time) is int and type(seq_num) is int and seq_num > 0:
         flat = _fast_texts(msg, rows)  # first, as the reference renders before it frames
         head = None if flat is None else common_header(
@@ -536,7 +544,11 @@ def from_message(msg: FixMessage) -> FixStruct:
     if reader is None:
         raise _unsupported(*_type_and_seq(msg))
     cls, rows = reader
-    kwargs: dict[str, Any] = {}
+    if speedups.ext is not None and type(msg) is FixMessage:  # the common message in C
+        kwargs = speedups.ext.read(msg._index, rows)
+        if kwargs is not None:
+            return cls(**kwargs)
+    kwargs = {}
     try:
         for tag, attr, kind, code, table, required in rows:
             text = get(tag)

@@ -513,3 +513,60 @@ def test_capped_start_view_must_not_truncate_an_excluded_replicas_applied_log():
     _pump(replicas, queue, late)
     assert replicas[0].applied == 5 and replicas[0].view == 1
     assert [e.payload for e in replicas[0].log] == [e.payload for e in replicas[1].log]
+
+
+def test_a_full_queue_answers_queue_full_and_the_request_gets_in_later():
+    net = Net(3, pipeline_max=1, batch_max=1, pending_max=1)
+    for client in (1, 2, 3):  # 1 is prepared, 2 waits in the queue, 3 finds it full
+        net.submit(client, 1)
+    assert net.replies == [Reply(CLUSTER, 0, 0, 3, 1, 0, False, True)]
+    assert net.replicas[0].stats.requests_dropped == 1
+    assert decode(encode(net.replies[0])).queue_full  # the flag crosses the wire
+    net.pump()
+    net.submit(3, 1)  # the client's retry, once the queue drained
+    net.pump()
+    assert sorted(c.client_id for c in net.committed[0]) == [1, 2, 3]
+
+
+def test_queue_full_retries_go_to_the_leader_after_a_doubling_pause():
+    client = Client(CLUSTER, 3, 3, retry_ns=4_000_000)
+    client.request(b"p", 0, now_ns=0)
+    full = Reply(CLUSTER, 1, 4, 3, 1, 0, False, True)  # from the leader of view 4
+    assert client.on_reply(full, 100) is None and client.busy
+    assert client.queue_full_replies == 1
+    assert client.on_tick(400_000) == []
+    assert client.on_tick(500_100) == [Send(1, Request(CLUSTER, 3, 1, 0, b"p"))]
+    assert client.on_tick(600_000) == []  # one retry per queue-full reply
+    client.on_reply(full, 600_000)
+    assert client.on_tick(1_500_000) == []  # the pause doubled: 1 ms
+    assert client.on_tick(1_600_000) == [Send(1, Request(CLUSTER, 3, 1, 0, b"p"))]
+    for _ in range(5):
+        client.on_reply(full, 1_700_000)
+    assert client.full_pause_ns == 4_000_000  # capped at the retry timer
+    # the broadcast timer runs on regardless: a leader that stays full cannot hold the client
+    assert client.on_tick(4_000_000) == [Broadcast(Request(CLUSTER, 3, 1, 0, b"p"))]
+    settled = Reply(CLUSTER, 1, 4, 3, 1, 9, False)
+    assert client.on_reply(settled, 4_100_000) == settled and client.full_retry_ns is None
+
+
+def test_queue_full_from_a_backup_or_for_another_request_changes_nothing():
+    client = Client(CLUSTER, 3, 3, retry_ns=4_000_000)
+    client.request(b"p", 0, now_ns=0)
+    for reply in (Reply(CLUSTER, 2, 4, 3, 1, 0, False, True),  # a backup never queues
+                  Reply(CLUSTER, 1, 4, 3, 7, 0, False, True),  # another request number
+                  Reply(CLUSTER + 1, 1, 4, 3, 1, 0, False, True)):  # another cluster
+        assert client.on_reply(reply, 100) is None
+    assert client.queue_full_replies == 0 and client.full_retry_ns is None
+    assert client.on_tick(3_000_000) == []
+
+
+def test_a_queue_full_retry_keeps_the_remaining_budget_and_survives_a_clock_jump():
+    client = Client(CLUSTER, 3, 3, retry_ns=4_000_000)
+    client.request(b"p", 3_000_000, now_ns=1_000_000)
+    client.on_reply(Reply(CLUSTER, 0, 0, 3, 1, 0, False, True), 1_000_000)
+    # the clock went back by a second: the pause would never end, so the retry goes at once
+    assert client.on_tick(0) == [Send(0, Request(CLUSTER, 3, 1, 3_000_000, b"p"))]
+    client.on_reply(Reply(CLUSTER, 0, 0, 3, 1, 0, False, True), 100)
+    assert client.on_tick(2_000_100) == [Send(0, Request(CLUSTER, 3, 1, 1_999_900, b"p"))]
+    # the broadcast timer restarted at the jump; by then the budget is spent: 1 ns, still one
+    assert client.on_tick(4_000_000) == [Broadcast(Request(CLUSTER, 3, 1, 1, b"p"))]

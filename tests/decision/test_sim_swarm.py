@@ -14,10 +14,11 @@ CHECKER_FAILURES = ("agreement", "order", "validity", "integrity", "deadline", "
 @pytest.mark.parametrize(("n", "seeds"), [(3, range(0, 600)), (5, range(1000, 1350))])
 def test_swarm_seeds_are_safe_and_live(n, seeds):
     failed = {}
-    commits = view_changes = crashes = recoveries = 0
+    commits = view_changes = crashes = recoveries = queue_full = 0
     for seed in seeds:
         result = run_seed(seed, n=n)
         commits += result.commits
+        queue_full += result.queue_full_replies
         view_changes += result.view_changes
         crashes += result.crashes
         recoveries += result.recoveries
@@ -27,6 +28,7 @@ def test_swarm_seeds_are_safe_and_live(n, seeds):
     # the swarm did exercise what it claims to
     assert commits > 50 * len(seeds)
     assert view_changes > len(seeds) // 2 and crashes > len(seeds) // 2 and recoveries > 0
+    assert queue_full > 0  # some leaders' queues filled, and their clients still committed
 
 
 def test_same_seed_same_run_byte_for_byte():

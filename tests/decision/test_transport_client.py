@@ -54,6 +54,18 @@ def _client(clock: SimClock) -> tuple[ClusterClient, FakeTransport]:
     return client, transport
 
 
+async def _one_request(clock: SimClock) -> tuple[ClusterClient, FakeTransport,
+                                                 asyncio.Future, Request]:
+    """A pool that sent one request: the pool, its transport (cleared), the future, the request."""
+    client, transport = _client(clock)
+    future = client.submit(b"x")
+    await asyncio.sleep(0)
+    [(request, to)] = transport.sent
+    assert to == PEERS[0]
+    transport.sent.clear()
+    return client, transport, future, request
+
+
 def test_one_turn_of_requests_is_one_batch_and_a_batch_of_replies_answers_them():
     async def main() -> None:
         clock = SimClock(1_000)
@@ -112,16 +124,12 @@ def test_retries_wait_for_several_smoothed_round_trips_and_go_batched_to_every_r
 def test_a_backup_acknowledgement_settles_a_request_and_hellos_repeat():
     async def main() -> None:
         clock = SimClock(1_000)
-        client, transport = _client(clock)
-        future = client.submit(b"x")
-        await asyncio.sleep(0)
-        [(request, _)] = transport.sent
+        client, transport, future, request = await _one_request(clock)
         clock.advance(200_000)
         ack = Reply(1, 1, 0, request.client_id, request.request_number, 1, False)  # backup 1
         client.datagram_received(frames(encode(ack), 1)[0], PEERS[1])
         assert future.done() and future.result().reply == ack
         assert future.result().latency_ns == 200_000
-        transport.sent.clear()
         clock.advance(999 * MS)
         client._tick()
         assert transport.sent == []
@@ -140,5 +148,28 @@ def test_pools_draw_fresh_random_ids_unless_given():
         firsts = [min(p.clients) for p in pools]
         assert firsts[0] != firsts[1] and all(f >= 1 for f in firsts)
         assert all(max(p.clients) == min(p.clients) + 1_023 < 1 << 62 for p in pools)
+
+    uvloop.run(main())
+
+
+def test_a_queue_full_reply_is_counted_and_retried_at_the_leader_after_a_pause():
+    async def main() -> None:
+        clock = SimClock(1_000)
+        client, transport, future, request = await _one_request(clock)
+        full = Reply(1, 0, 0, request.client_id, request.request_number, 0, False, True)
+        client.datagram_received(frames(encode(full), 1)[0], PEERS[0])
+        assert not future.done() and client.queue_full_replies == 1
+        clock.advance(MS // 4)
+        client._tick()
+        await asyncio.sleep(0)  # requests leave at the end of the loop turn
+        assert transport.sent == []  # the pause (0.5 ms) is not over
+        clock.advance(MS // 4)
+        client._tick()
+        await asyncio.sleep(0)
+        assert transport.sent == [(request, PEERS[0])]  # to the leader only, not a broadcast
+        committed = Reply(1, 0, 0, request.client_id, request.request_number, 1, False)
+        client.datagram_received(frames(encode(committed), 2)[0], PEERS[0])
+        assert future.done() and future.result().reply == committed
+        client.close()
 
     uvloop.run(main())

@@ -30,6 +30,8 @@ class BftClient:
         self.last_try_ns = 0
         self.votes: dict[tuple[int, bool], set[int]] = {}  # (index, abandoned) -> replicas
         self.rejected = 0  # replies with a bad MAC or for someone else
+        # no queue-full replies here: a faulty primary could use one to hold the client off
+        self.queue_full_replies = 0
 
     @property
     def busy(self) -> bool:

@@ -12,11 +12,21 @@ every replica has dropped the request, so it must not act on it. A request witho
 may instead be settled by ``f`` backup acknowledgements naming one view and index (see
 ``Reply``): the leader of that view sent it to them, so ``f + 1`` replicas hold it. Acks for
 different views or indices never add up (a view change may have moved the request).
+
+A queue-full reply from a leader (the request is not in its queue) schedules one retry to that
+leader after a pause, :data:`QUEUE_FULL_PAUSE_NS`, doubling with each such reply to the same
+request up to ``retry_ns``. It never delays the broadcast retry: a leader that stays full
+because it can no longer commit (cut off from its backups) must not keep the client from the
+replicas that have moved on.
 """
 
 from __future__ import annotations
 
 from agora.decision.consensus.messages import Broadcast, Outbox, Reply, Request, Send
+
+QUEUE_FULL_PAUSE_NS = 500_000
+"""The first pause after a queue-full reply: long enough for a leader committing tens of
+thousands of requests a second to free room, short against the default 8 ms retry timer."""
 
 
 class ClientBusy(RuntimeError):
@@ -40,6 +50,9 @@ class Client:
         self.last_try_ns = 0
         self.f = (n - 1) // 2
         self.acks: dict[tuple[int, int], set[int]] = {}  # (view, index) -> acknowledging backups
+        self.queue_full_replies = 0  # 'queue full' replies to this client's requests
+        self.full_pause_ns = 0  # the pause after the last queue-full reply (0: none yet)
+        self.full_retry_ns: int | None = None  # when to retry at the leader after it
 
     @property
     def busy(self) -> bool:
@@ -54,6 +67,7 @@ class Client:
         self.outstanding = Request(self.cluster, self.client_id, self.request_number, budget_ns,
                                    payload)
         self.sent_ns = self.last_try_ns = now_ns
+        self.full_pause_ns, self.full_retry_ns = 0, None
         return [Send(self.view % self.n, self.outstanding)]
 
     def on_reply(self, reply: Reply, now_ns: int) -> Reply | None:
@@ -64,6 +78,10 @@ class Client:
                 or reply.client_id != self.client_id
                 or reply.request_number != request.request_number):
             return None
+        if reply.queue_full:
+            if reply.replica == reply.view % self.n:  # only a leader queues requests
+                self._on_queue_full(reply, now_ns)
+            return None
         if reply.replica != reply.view % self.n:
             if not 0 <= reply.replica < self.n or reply.abandoned:
                 return None
@@ -73,8 +91,15 @@ class Client:
                 return None
         self.outstanding = None
         self.acks.clear()
+        self.full_retry_ns = None
         self.view = max(self.view, reply.view)
         return reply
+
+    def _on_queue_full(self, reply: Reply, now_ns: int) -> None:
+        self.queue_full_replies += 1
+        self.view = max(self.view, reply.view)
+        self.full_pause_ns = min(self.retry_ns, max(QUEUE_FULL_PAUSE_NS, 2 * self.full_pause_ns))
+        self.full_retry_ns = now_ns + self.full_pause_ns
 
     def on_tick(self, now_ns: int) -> list[Outbox]:
         request = self.outstanding
@@ -82,12 +107,21 @@ class Client:
             return []
         if now_ns < self.last_try_ns:  # our clock went back: restart the retry timer
             self.last_try_ns = now_ns
-        if now_ns - self.last_try_ns < self.retry_ns:
-            return []
-        self.last_try_ns = now_ns
+        if now_ns - self.last_try_ns >= self.retry_ns:
+            self.last_try_ns = now_ns
+            self.full_retry_ns = None  # the broadcast reaches the leader too
+            return [Broadcast(self._retry(request, now_ns))]
+        due = self.full_retry_ns
+        if due is not None and (now_ns >= due or due - now_ns > self.full_pause_ns):
+            self.full_retry_ns = None  # (a clock gone back retries at once)
+            return [Send(self.view % self.n, self._retry(request, now_ns))]
+        return []
+
+    def _retry(self, request: Request, now_ns: int) -> Request:
+        """``request`` again, with the budget left on this client's clock (at least 1 ns, so a
+        deadline request stays one)."""
         budget = request.budget_ns
         if budget > 0:
             budget = max(1, budget - max(0, now_ns - self.sent_ns))
-        retry = Request(self.cluster, self.client_id, request.request_number, budget,
-                        request.payload)
-        return [Broadcast(retry)]
+        return Request(self.cluster, self.client_id, request.request_number, budget,
+                       request.payload)

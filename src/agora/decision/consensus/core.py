@@ -66,7 +66,7 @@ class ReplicaStats(msgspec.Struct):
     committed: int = 0  # Committed outputs emitted
     deadline_total: int = 0  # applied entries that carried a budget
     deadline_abandoned: int = 0
-    requests_dropped: int = 0  # queue full
+    requests_dropped: int = 0  # queue full (each answered: Reply.queue_full)
     recoveries: int = 0
 
     @property

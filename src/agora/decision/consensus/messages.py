@@ -64,6 +64,10 @@ class Reply(Message):
     is False). ``f`` such acknowledgements from distinct backups for the same view and index
     mean ``f + 1`` replicas hold it (the leader sent it): committed, by VR's own rule, one
     network hop sooner than the leader's reply can arrive. See ``client.py``.
+
+    ``queue_full`` (from the leader only, with ``index`` 0): the request was *not* queued because
+    the leader's queue is full (``ReplicaConfig.pending_max``); the client should retry it there
+    after a pause rather than wait for its retry timer. It says nothing of any commit.
     """
 
     replica: int
@@ -72,6 +76,7 @@ class Reply(Message):
     request_number: int
     index: int
     abandoned: bool
+    queue_full: bool = False  # appended (schema evolution): older peers read False
 
 
 class RequestBatch(Message):

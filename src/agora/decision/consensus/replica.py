@@ -15,7 +15,9 @@ resent after ``resend_ns`` without progress, from each backup's acknowledged op.
 
 Exactly once: a request is ``(client_id, request_number)``; a client has one request outstanding
 and numbers grow. The leader drops a request already in its log or queue, answers a retry of the
-last committed one from the client table, and ignores older ones. The client table is a function
+last committed one from the client table, and ignores older ones. Backpressure: a new request
+that finds the leader's queue full (``pending_max``) is not queued, and the client is told so
+with a ``queue_full`` Reply (``client.py`` retries it after a pause). The client table is a function
 of the committed log, so every replica (and every future leader) holds the same.
 
 API for a transport: ``Replica(config, storage, ...)``, then ``start(now_ns)`` once, then
@@ -229,8 +231,10 @@ class Replica(ViewChange, Recovering):
             return False
         if self.in_log.get(client, 0) >= number or self.pending_clients.get(client, 0) >= number:
             return False
-        if len(self.pending) >= self.config.pending_max:
+        if len(self.pending) >= self.config.pending_max:  # say so: never a silent drop
             self.stats.requests_dropped += 1
+            out.append(ToClient(client, Reply(self.config.cluster, self.me, self.view, client,
+                                              number, 0, False, True)))
             return False
         self.pending.append((m, self._stamp(now)))
         self.pending_clients[client] = number

@@ -66,6 +66,7 @@ class RunResult(msgspec.Struct, frozen=True):
     events: int
     sim_ns: int
     latencies_ns: list[int] = []
+    queue_full_replies: int = 0  # requests a full leader queue turned away (and said so)
 
     @property
     def miss_rate(self) -> float:
@@ -124,8 +125,11 @@ def options_swarm(seed: int, *, n: int | None = None, canary: Canary = Canary.NO
     )
     # drawn last, so every other draw of a seed stays what it was before request batching
     batch_ns = rng.choice((100_000, 1_000_000, 5_000_000)) if on(0.5) else 0
-    return msgspec.structs.replace(
-        options, cluster=msgspec.structs.replace(cluster, request_batch_ns=batch_ns))
+    # then, as drawn last, a queue short enough for the clients to fill (queue-full replies)
+    pending_max = rng.choice((1, 2)) if on(0.25) else replica.pending_max
+    replica = msgspec.structs.replace(replica, pending_max=pending_max)
+    return msgspec.structs.replace(options, cluster=msgspec.structs.replace(
+        cluster, request_batch_ns=batch_ns, replica=replica))
 
 
 class Nemesis:
@@ -217,6 +221,7 @@ def result_of(cluster: Cluster, seed: int) -> RunResult:
         deadline_requests=budgeted, deadline_abandoned=abandoned,
         trace_hash=cluster.trace_hash, events=cluster.events, sim_ns=cluster.now,
         latencies_ns=latencies,
+        queue_full_replies=sum(client.queue_full_replies for client in cluster.clients),
     )
 
 

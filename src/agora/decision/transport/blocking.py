@@ -18,7 +18,8 @@ The leader reads a client's datagram only while its request queue has room (past
 ``pending_max`` it would drop the requests anyway: now it does not decode them); a backup, where
 a client's request is only a retry it must drop, stops reading clients' datagrams when
 :data:`SHED_AT` or more of them queued at once. Both count in ``client_datagrams_shed``; clients
-retry a shed request like a lost one.
+retry a shed request like a lost one (unread, it gets no queue-full ``Reply``: an overloaded
+leader spends nothing on it; a request the leader reads and cannot queue is answered).
 
 Sends never block: ``MSG_DONTWAIT``, and a datagram the kernel refuses (buffer full, ICMP error)
 is counted in the node's ``send_errors`` and lost, as UDP may lose it anyway. Signals: the

@@ -176,6 +176,11 @@ class ClusterClient(asyncio.DatagramProtocol):
     def in_flight(self) -> int:
         return len(self.waiting) + len(self.backlog)
 
+    @property
+    def queue_full_replies(self) -> int:
+        """Requests a leader's full queue turned away (each retried after a pause)."""
+        return sum(client.queue_full_replies for client in self.clients.values())
+
     def submit(self, payload: bytes, budget_ns: int = 0) -> asyncio.Future[Outcome]:
         """Commit ``payload`` once; the future resolves with the reply and its timing."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()

@@ -575,8 +575,8 @@ def test_encode_message_edge_values_in_every_field():
     for cls in MESSAGE_TYPES.values():
         base = {f.attr: typical(f.kind) for f in cls.FIX_FIELDS}
         for f in cls.FIX_FIELDS:
-            for value in (None, "", "=", "a=", "=a", "a\x01b", "\x01", "é", 0, -1, True, 1.5,
-                          b"x", _Plain.A, 10**20):
+            for value in (None, "", "=", "a=", "=a", "a\x01b", "\x01", "é", "\ud800", 0, -1, True,
+                          1.5, b"x", _Plain.A, 10**20):
                 msg = cls(**{**base, f.attr: value})
                 # "C=": the header ends a value with '='; 10**30: SendingTime cannot be written
                 for target, stamp in (("CLIENT1", T0), ("C=", T0), ("CLIENT1", 10**30)):

@@ -120,3 +120,14 @@ def test_unusual_fields_are_read_alike(field, validate):
 def test_sequence_numbers_are_read_alike(seq):
     data = frame(b"35=0\x0149=C\x0156=V\x0134=" + seq + b"\x0152=20240102-03:04:05\x01")
     assert fast_outcome(decode, data) == outcome(checked_decode, data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_any_bytes_in_a_correct_frame_are_read_alike(body, validate):
+    """Arbitrary bytes (any value, SOH and '=' anywhere) inside a correct BodyLength and
+    CheckSum: the C scan never crashes, and answers as the checked path does."""
+    data = frame(HEAD + b"52=20240102-03:04:05\x01" + body)
+    assert fast_outcome(decode, data, validate_formats=validate) == outcome(
+        checked_decode, data, validate_formats=validate)
+    assert fast_outcome(decode, frame(body)) == outcome(checked_decode, frame(body))

@@ -147,7 +147,9 @@ def encode(
         if text is not None:
             text = f"{head}\x01{text}"
             if text.count("\x01") == 5 + len(fields):  # no SOH inside a header value
-                return envelope(text)
+                data = fast_envelope(text)
+                if data is not None:
+                    return data
     head: list[tuple[int, object]] = [
         (35, msg_type), (49, sender), (56, target), (34, str(seq_num))]  # str: the fast path
     if poss_dup:
@@ -181,6 +183,15 @@ def envelope(body: bytes | str) -> bytes:
     return msg + b"10=%03d\x01" % checksum(msg)
 
 
+def fast_envelope(text: str) -> bytes | None:
+    """``envelope(text)``, or None when the text is not UTF-8 encodable (a lone surrogate):
+    the checked path then names the value, where one encode of the whole text would not."""
+    try:
+        return envelope(text.encode())
+    except UnicodeEncodeError:
+        return None
+
+
 _CODEC_TAGS: Final = frozenset((8, 9, 10))
 _TAG_PREFIXES: Final = {tag: f"{tag}=" for tag in range(1, MAX_FIX44_TAG + 1)
                         if tag not in _CODEC_TAGS}
@@ -190,7 +201,10 @@ def _fast_body(items: Sequence[tuple[int, object]]) -> bytes | None:
     """The body when every value is a non-empty str without SOH under a plain tag (what typed
     messages produce); None sends the caller to the checked path, which names any problem."""
     text = _fast_text(items)
-    return None if text is None else text.encode()
+    try:
+        return None if text is None else text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the checked path names its value
+        return None
 
 
 def _fast_text(items: Sequence[tuple[int, object]]) -> str | None:

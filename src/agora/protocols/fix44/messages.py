@@ -44,7 +44,7 @@ from agora.protocols.fix44.codec import (
     FixMessage,
     common_header,
     encode,
-    envelope,
+    fast_envelope,
     format_timestamp,
     parse_bool,
     parse_int,
@@ -474,7 +474,9 @@ def encode_message(msg: FixStruct, *, sender: str, target: str, seq_num: int,
             text = head + "".join(flat)
             # an empty value would leave "=<SOH>"; a SOH inside a value, one SOH too many
             if "=\x01" not in text and text.count("\x01") == 5 + len(flat) // 2:
-                return envelope(text)
+                data = fast_envelope(text)
+                if data is not None:
+                    return data
     return encode(msg.MSG_TYPE, to_fields(msg), sender=sender, target=target, seq_num=seq_num,
                   sending_time=sending_time)
 

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from agora.protocols.fix44 import speedups
+
 pytestmark = pytest.mark.e2e
 
 
@@ -56,6 +58,7 @@ def test_bench_gateway_quick_measures_against_the_echo_floor():
     assert figures["ouch_orders_per_s"] > 0 and figures["fix_orders_per_s"] > 0
     assert figures["fix_rtt_p50_us"] <= figures["fix_rtt_p99_us"]
     assert figures["itch_messages"] >= 2 * 300  # at least every order's Add Order message
+    assert figures["fix_codec"] == speedups.implementation()  # which FIX hot paths ran
     # grouping many messages per read costs less CPU per message than one per read
     assert 0 < figures["venue_cpu_us_per_message_batch64"] < (
         figures["venue_cpu_us_per_message_batch1"])

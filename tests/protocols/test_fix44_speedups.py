@@ -7,6 +7,8 @@ datetime reference. The general differential tests are in test_fix44_fast_paths.
 import datetime as dt
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -131,3 +133,12 @@ def test_any_bytes_in_a_correct_frame_are_read_alike(body, validate):
     assert fast_outcome(decode, data, validate_formats=validate) == outcome(
         checked_decode, data, validate_formats=validate)
     assert fast_outcome(decode, frame(body)) == outcome(checked_decode, frame(body))
+
+
+def test_agora_pure_python_selects_the_python_fast_paths():
+    """The switch a user (or an A/B benchmark) sets: in a fresh process, no C paths load."""
+    code = "from agora.protocols.fix44 import speedups; print(speedups.implementation())"
+    env = {**os.environ, "AGORA_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "python"

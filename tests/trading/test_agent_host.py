@@ -206,19 +206,13 @@ def test_a_replayed_log_spends_seqs_and_proposes_nothing_then_live_outcomes_subm
 
 def test_book_changes_are_flushed_at_most_once_per_interval(host):
     async def scenario() -> None:
-        h = host(book_interval_ns=100_000_000, symbols=["AAPL"])
-        book = L3Book("AAPL")
-        book.add(1, Side.BUY, 1_890_000, 500)
-        book.add(2, Side.SELL, 1_910_000, 500)
-        h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
-        views: list = []
-        h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+        h, book, views = watched_host(host, 100_000_000)
         change = [SimpleNamespace(symbol="AAPL"), SimpleNamespace(symbol="MSFT")]
         h._on_feed(change)
         h._on_feed(change)  # same turn: one view
         await asyncio.sleep(0.01)
         assert [v.symbol for v in views] == ["AAPL"] and views[0].bids[0].qty == 500
-        book.add(3, Side.BUY, 1_895_000, 100)
+        book.add(4, Side.BUY, 1_895_000, 100)
         h._on_feed(change)  # within the interval: waits for its end
         await asyncio.sleep(0.02)
         assert len(views) == 1
@@ -386,17 +380,23 @@ def test_reports_that_are_no_verdict_leave_a_hold_in_place():
     assert own.held_until("AAPL", 10) == 1_000
 
 
-def live_host(host, hold_ns: int) -> tuple[AgentHost, L3Book, list]:
-    """A live host (not replaying) over a seeded AAPL book; the views its first agent gets."""
-    h = host(book_interval_ns=1_000_000, symbols=["AAPL"])
-    h.replaying = False
-    h.own.hold_ns = hold_ns
+def watched_host(host, book_interval_ns: int) -> tuple[AgentHost, L3Book, list]:
+    """A host over a seeded AAPL book (orders 2 and 3); the views its first agent gets."""
+    h = host(book_interval_ns=book_interval_ns, symbols=["AAPL"])
     book = L3Book("AAPL")
     book.add(2, Side.BUY, 1_890_000, 500)
     book.add(3, Side.SELL, 1_910_000, 500)
     h.feed = SimpleNamespace(handler=SimpleNamespace(books={"AAPL": book}))  # type: ignore
     views: list = []
     h.agents[0].on_book = lambda view: views.append(view) or []  # type: ignore[method-assign]
+    return h, book, views
+
+
+def live_host(host, hold_ns: int) -> tuple[AgentHost, L3Book, list]:
+    """A live host (not replaying) over a seeded AAPL book; the views its first agent gets."""
+    h, book, views = watched_host(host, 1_000_000)
+    h.replaying = False
+    h.own.hold_ns = hold_ns
     return h, book, views
 
 

@@ -50,6 +50,7 @@ Outbound
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -175,9 +176,7 @@ class Submit:
     command: NewOrder | CancelOrder | ReplaceOrder
 
 
-_PARTY_FIELDS: dict[type, tuple[str, ...]] = {}  # event type -> its participant fields
-
-
+@functools.cache
 def _party_fields(kind: type) -> tuple[str, ...]:
     """The fields of an event type that name a participant (none for the book's events),
     found once per type instead of tried on every event."""
@@ -369,11 +368,7 @@ class FixOrders:
         """Every participant ``apply`` would look at in ``events`` (the others may skip it)."""
         out = set()
         for ev in events:
-            kind = type(ev)
-            fields = _PARTY_FIELDS.get(kind)
-            if fields is None:
-                fields = _PARTY_FIELDS[kind] = _party_fields(kind)
-            for name in fields:
+            for name in _party_fields(type(ev)):
                 out.add(getattr(ev, name))
         return out
 

@@ -45,7 +45,7 @@ from agora.trading.agent_host import (
     roster,
 )
 from agora.trading.decision_node import NodeLog, read_node_log
-from agora.trading.reports import OwnOrders, ended_order_of, fill_of
+from agora.trading.reports import EarlyReports, OwnOrders, ended_order_of, fill_of
 from tests.exchange.venue.test_config_core import CONFIG
 from tests.exchange.venue.test_config_core import write as write_config
 
@@ -311,6 +311,73 @@ def test_a_fill_reported_after_its_cancel_was_decided_still_counts_for_the_order
         assert all("H2" not in agent._closing for agent in h.agents)  # the venue is done
         h.on_report(report("E2", cl_ord_id="H2", side=fx.Side.BUY))  # nothing is open any more
         assert maker.inventory == {"AAPL": 40}
+
+    asyncio.run(scenario())
+
+
+def test_only_this_logs_clordids_name_a_log_index():
+    early = EarlyReports("AG")
+    assert [early.index_of(c) for c in ("AG0", "AG1Z", "AGZZZ")] == [0, 71, 46_655]
+    for other in ("AG", "ag1Z", "AG1z", "AG01", "AG-1", "AG 1", "AG1_0", "XY12", "H5", "AG1.0"):
+        assert early.index_of(other) is None, other
+    assert EarlyReports("").index_of("12") is None  # no session: nothing waits
+
+
+def test_reports_of_an_order_not_yet_applied_wait_for_its_decision(host):
+    """A node behind the others hears the fill of an order the others decided before it applies
+    the order itself: the fill reaches its agents after the decision, so its maker counts it."""
+    async def scenario() -> None:
+        h = host(session="AG")
+        h.client = FakeClient()  # type: ignore[assignment]
+        h.replaying = False
+        maker, risk = h.agents[1], h.agents[2]
+        for agent in h.agents:  # the agents' time is the wall clock's, as the ticks make it
+            agent.on_tick(h.clock.now_ns())
+        fair = FairValue("AAPL", 1_900_000, 100)
+        h.on_outcome(CommittedProposal(1, Proposal("mv0", 1, 0, fair)),
+                     Outcome(1, Verdict.APPLIED, fair_value=fair))
+        bid = next(a for _, a, _ in maker.outstanding if a.side is Side.BUY)
+        h.on_report(report("E1", cl_ord_id="AG3", side=fx.Side.BUY))  # index 3: not yet here
+        h.on_report(report("E1", cl_ord_id="AG3", side=fx.Side.BUY))  # a resend, parked too
+        h.on_report(report("E2", fx.ExecType.CANCELED, cl_ord_id="AG5"))
+        h.on_report(report("E3", cl_ord_id="OTHER1", side=fx.Side.SELL))  # not this log's
+        assert len(h.early) == 3 and risk.books["AAPL"].qty == -40 and maker.inventory == {}
+        ballot = Proposal("mm9", 1, 0, bid)  # a ballot of another node's maker (pending)
+        h.on_outcome(CommittedProposal(2, ballot), Outcome(2, Verdict.PENDING))
+        assert len(h.early) == 3
+        decided = Decision("AG3", 3, bid, "AG3", ("mm8", "mm9"))  # mm0 not among the voters
+        h.on_outcome(CommittedProposal(3, ballot), Outcome(3, Verdict.DECIDED, decided))
+        assert maker.inventory == {"AAPL": 40} and risk.books["AAPL"].qty == 0
+        assert [e.id for e in events(h, "fill")] == ["OTHER1", "AG3"]  # once per ExecID
+        assert len(h.early) == 1  # the cancel of index 5 waits on
+        h.on_outcome(CommittedProposal(6, Proposal("mv0", 2, 0, fair)),
+                     Outcome(6, Verdict.APPLIED, fair_value=fair))  # index 5 was no order
+        assert len(h.early) == 0
+        h.on_report(report("E4", cl_ord_id="AG3", side=fx.Side.BUY))  # applied: goes on at once
+        assert maker.inventory == {"AAPL": 80}
+
+    asyncio.run(scenario())
+
+
+def test_a_parked_report_whose_decision_never_comes_goes_on_after_the_hold(host):
+    async def scenario() -> None:
+        h = host(session="AG", tick_ns=5_000_000)
+        h.early.hold_ns = 20_000_000
+        h.replaying = False
+        task = asyncio.create_task(h._ticks())
+        try:
+            h.on_report(report("E1", cl_ord_id="AG7", side=fx.Side.BUY))
+            await asyncio.sleep(0.01)
+            assert len(h.early) == 1 and "AAPL" not in h.agents[2].books
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+                if not h.early:
+                    break
+        finally:
+            task.cancel()
+        assert h.agents[2].books["AAPL"].qty == 40 and h.agents[1].inventory == {}
+        unclaimed = events(h, "unclaimed")
+        assert [(e.id, e.kind) for e in unclaimed] == [("AG7", "ExecutionReport")]
 
     asyncio.run(scenario())
 

@@ -21,7 +21,10 @@ Inputs, as :class:`AgentHost` feeds them:
   every session of the participant every report), once per ExecID. A fill the venue made before
   a cancel but this node hears after the cancel was decided still counts for the order (the
   Agent base keeps a cancelled order's fills until the venue is done with it), so every node's
-  makers hold the same inventory.
+  makers hold the same inventory. A node behind the others on the log can hear an order's fill
+  or end before it applies the order's decision: such a report waits for it
+  (:class:`~agora.trading.reports.EarlyReports`, a second at most, then goes on as a stranger's
+  with an ``unclaimed`` line in ``agents.log``).
 * ``on_order_done``: a report that ends an order (cancelled, expired, rejected, a cancel refused
   because the order is final).
 * ``on_tick``: every ``tick_ns``.
@@ -100,7 +103,7 @@ from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
 from agora.trading.node_log import NodeEvent, NodeLog, read_node_log
-from agora.trading.reports import OwnOrders, ended_order_of, fill_of
+from agora.trading.reports import EarlyReports, OwnOrders, ended_order_of, fill_of
 
 CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
 
@@ -253,9 +256,12 @@ class AgentHost:
     def __init__(self, specs: Sequence[AgentSpec], clock: Clock, log: NodeLog, *,
                  symbols: Sequence[str] = (), book_interval_ns: int = 5_000_000,
                  tick_ns: int = 100_000_000, depth: int = 10,
-                 exclude_own: bool = True) -> None:
+                 exclude_own: bool = True, session: str = "") -> None:
+        """``session``: the rules' (the log's ClOrdID prefix): reports of its orders wait for
+        their decisions (:class:`~agora.trading.reports.EarlyReports`); "": none wait."""
         self.agents = [build_agent(spec) for spec in specs]
         self.own = OwnOrders() if exclude_own else None  # left out of the book views
+        self.early = EarlyReports(session)
         self.clock = clock
         self.log = log
         self.symbols = frozenset(symbols)  # empty: every symbol of the feed
@@ -328,15 +334,27 @@ class AgentHost:
         if outcome.fair_value is not None:
             fair = outcome.fair_value
             self._run("fair_value", lambda a: a.on_fair_value(fair))
+        early = self.early.applied(entry.index)
+        if early:
+            now = self.clock.now_ns()
+            for msg in early:
+                self._to_agents(msg, now)
 
     def on_report(self, msg: FixStruct) -> None:
         """A venue report from the node's FIX session: a fill goes to every agent (once per ExecID),
-        and so does the end of an order."""
+        and so does the end of an order, after the order's decision (parked until then)."""
         now = self.clock.now_ns()
         if self.own is not None:
             symbol = self.own.on_report(msg)
             if symbol is not None and self.feed is not None:  # no feed: no views to redo
                 self._changed([symbol])
+        ended = ended_order_of(msg)
+        fill = fill_of(msg, now)
+        about = ended if fill is None else fill.client_order_id
+        if about is None or not self.early.park(about, msg, now):
+            self._to_agents(msg, now)
+
+    def _to_agents(self, msg: FixStruct, now: int) -> None:
         ended = ended_order_of(msg)
         if ended is not None:
             self._run("done", lambda a: a.on_order_done(ended, now))
@@ -426,6 +444,10 @@ class AgentHost:
             await asyncio.sleep(every)
             now = self.clock.now_ns()
             self._run("tick", lambda a, now=now: a.on_tick(now))
+            for msg in self.early.expired(now):  # no decision came: on as a stranger's report
+                self.log.write("unclaimed", id=getattr(msg, "cl_ord_id", None) or "",
+                               kind=type(msg).__name__, detail="no decision within the hold")
+                self._to_agents(msg, now)
             if now - last_stats >= 1_000_000_000:
                 last_stats = now
                 self.write_stats()

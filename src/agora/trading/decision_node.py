@@ -262,7 +262,7 @@ def open_host(args: argparse.Namespace, rules: RulesConfig) -> AgentHost | None:
     return AgentHost(specs, WallClock(), log, symbols=symbols,
                      book_interval_ns=int(args.book_interval_ms * 1e6),
                      tick_ns=args.tick_ms * 1_000_000,
-                     exclude_own=not args.views_include_own_orders)
+                     exclude_own=not args.views_include_own_orders, session=rules.session)
 
 
 def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from agora.core.enums import Side
 from agora.decision.agents import Fill
+from agora.decision.rules import base36
 from agora.protocols.fix44 import enums as fx
 from agora.protocols.fix44.messages import (
     BusinessMessageReject,
@@ -169,3 +170,58 @@ class OwnOrders:
                 if key and self._by_cl_ord_id.get(key) == order_id:
                     del self._by_cl_ord_id[key]
         return msg.symbol if changed else None
+
+
+class EarlyReports:
+    """Reports about this log's orders that reach a node before it applied their decision.
+
+    Nodes apply the committed log at their own pace, and the venue sends every session of the
+    participant every report. A node behind the others (a slow replica, a Byzantine primary
+    voted out) can therefore hear an order's fill, or its end, before its applier decides the
+    order, and its agents would take the fill for a stranger's: a maker would never count it in
+    its inventory, and that node's makers would quote apart from the others'. The order's ClOrdID
+    names its log index (``session + base36(index)``), so the host parks a report whose index
+    lies beyond the last applied one until the log reaches that index (:meth:`applied`), then
+    hands it on after the decision. A report whose ClOrdID is not of this log's form goes on at
+    once. ``hold_ns`` bounds the wait (:meth:`expired`): a node stuck behind, or another log with
+    the same session on the account (a configuration error), still gets its fills."""
+
+    def __init__(self, session: str, hold_ns: int = 1_000_000_000) -> None:
+        self.session = session
+        self.hold_ns = hold_ns
+        self.applied_index = 0
+        self._parked: dict[int, list[tuple[int, FixStruct]]] = {}  # index -> [(deadline, msg)]
+
+    def __len__(self) -> int:
+        return sum(len(msgs) for msgs in self._parked.values())
+
+    def index_of(self, cl_ord_id: str) -> int | None:
+        """The log index a ClOrdID of this log names; None for any other ClOrdID."""
+        if not (self.session and cl_ord_id.startswith(self.session)):
+            return None
+        digits = cl_ord_id[len(self.session):]
+        try:
+            index = int(digits, 36)
+            canonical = base36(index) == digits  # no lower case, sign, space, _ or 0 pad
+        except ValueError:  # not base 36, or negative
+            return None
+        return index if canonical else None
+
+    def park(self, cl_ord_id: str, msg: FixStruct, now_ns: int) -> bool:
+        """Keep ``msg`` if it is about an order of a log index not yet applied here."""
+        index = self.index_of(cl_ord_id)
+        if index is None or index <= self.applied_index:
+            return False
+        self._parked.setdefault(index, []).append((now_ns + self.hold_ns, msg))
+        return True
+
+    def applied(self, index: int) -> list[FixStruct]:
+        """The node applied the log up to ``index``: the reports that may go on, oldest first."""
+        self.applied_index = max(self.applied_index, index)
+        due = sorted(i for i in self._parked if i <= index)
+        return [msg for i in due for _, msg in self._parked.pop(i)]
+
+    def expired(self, now_ns: int) -> list[FixStruct]:
+        """Reports parked for ``hold_ns`` or longer, their order still not applied here."""
+        late = [i for i, msgs in self._parked.items() if msgs[0][0] <= now_ns]
+        return [msg for i in sorted(late) for _, msg in self._parked.pop(i)]

@@ -30,11 +30,13 @@ from agora.decision.consensus import (
 )
 from agora.decision.consensus.messages import (
     Commit,
+    DoViewChange,
     Prepare,
     PrepareOk,
     PreVote,
     PreVoteOk,
     RequestBatch,
+    StartViewChange,
 )
 from agora.decision.consensus.storage import FsyncPolicy
 from agora.decision.sim.storage import SimStorage
@@ -271,6 +273,32 @@ def test_a_backup_without_its_leader_starts_a_view_change_and_a_new_leader_commi
     assert [c.client_id for c in net.committed[1]] == [1, 2]
     assert [c.view for c in net.committed[1]] == [0, 1]
     assert net.replicas[2].log == net.replicas[1].log
+
+
+def test_a_voter_waits_for_the_new_leaders_commit_and_sends_only_the_log_after_it():
+    """A DoViewChange carries the log after the commit number the new leader announced; a
+    voter that has its f + 1 votes before that announcement waits for it rather than send its
+    whole log (and resend it every resend interval: at n = 7 with thousands of entries, those
+    starved the replicas through failover after failover)."""
+    net = Net(5)
+    for number in range(1, 41):
+        net.submit(number, 1)
+        net.pump()
+    net.tick(3_000_000)  # a heartbeat carries the commit number to the backups
+    net.pump()
+    voter = net.replicas[3]
+    assert voter.commit == voter.op == 40
+    dvcs = []
+    for sender in (2, 4):  # f + 1 = 3 votes for view 1 with its own, none from its leader 1
+        out = voter.on_message(StartViewChange(CLUSTER, sender, 1, 40), net.now)
+        dvcs += [item for item in out if isinstance(item, Send)
+                 and isinstance(item.message, DoViewChange)]
+    assert voter.status is Status.VIEW_CHANGE and dvcs == []
+    out = voter.on_message(StartViewChange(CLUSTER, 1, 1, 38), net.now)  # the leader's
+    dvc = [item.message for item in out if isinstance(item, Send)
+           and isinstance(item.message, DoViewChange)]
+    assert [(m.base, m.op, len(m.entries)) for m in dvc] == [(38, 40, 2)]
+    assert [item.to for item in out if isinstance(item, Send)] == [1]
 
 
 @pytest.mark.parametrize("pre_vote", [True, False])

@@ -14,7 +14,10 @@ later leader whose own log was chosen the same way, so the chosen log holds ever
 Bandwidth: DoViewChange carries the voter's log after ``base``, where ``base`` is the commit
 number the new leader announced in its own StartViewChange (the leader already holds that
 committed prefix); StartView to a replica carries the log after that replica's announced commit
-number. Without the leader's announcement the whole log is sent.
+number. A voter sends no DoViewChange before that announcement: the leader broadcasts it as it
+joins the view and every resend interval after, and its log is needed anyway. (It used to send
+its whole log instead, and resend it every resend interval: with 9,000 entries at n = 7 on two
+cores those DoViewChanges starved the replicas, and failovers took 100-500 ms instead of 20.)
 
 State transfer: a replica that sees a higher view, or a gap in its log, asks the leader with
 RequestStartView and gets the log after the ``base`` it names (its op when in the same view, its
@@ -106,14 +109,17 @@ class ViewChange(ReplicaCore):
     def _maybe_send_dvc(self, now: int, out: list[Outbox]) -> None:
         if self.status is not Status.VIEW_CHANGE or len(self.svc_from) < self.f + 1:
             return
-        self.dvc_sent = True
         leader = self.leader_of(self.view)
         if leader == self.me:
+            self.dvc_sent = True
             self.dvcs[self.me] = DoViewChange(self.config.cluster, self.me, self.view,
                                               self.log_view, self.op, self.commit, self.op, ())
             self._maybe_start_view(now, out)
             return
-        base = min(self.announced_commit or 0, self.op)
+        if self.announced_commit is None:
+            return  # the leader's StartViewChange, which names its commit, is yet to come
+        self.dvc_sent = True
+        base = min(self.announced_commit, self.op)
         out.append(Send(leader, DoViewChange(self.config.cluster, self.me, self.view,
                                              self.log_view, self.op, self.commit, base,
                                              tuple(self.log[base:]))))

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agora.core.clock import WallClock
 from agora.core.enums import Side
@@ -25,7 +27,7 @@ from agora.core.events import (
     ReplaceOrder,
 )
 from agora.decision.agents import MomentumAgent
-from agora.decision.rules import CommittedProposal, Outcome, RulesConfig, Verdict
+from agora.decision.rules import CommittedProposal, Outcome, RulesConfig, Verdict, decision_id
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_mapping import FixOrders
@@ -321,6 +323,18 @@ def test_only_this_logs_clordids_name_a_log_index():
     for other in ("AG", "ag1Z", "AG1z", "AG01", "AG-1", "AG 1", "AG1_0", "XY12", "H5", "AG1.0"):
         assert early.index_of(other) is None, other
     assert EarlyReports("").index_of("12") is None  # no session: nothing waits
+
+
+SESSIONS = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=6)
+
+
+@given(SESSIONS, st.integers(0, 36**8 - 1), st.text(max_size=16))
+def test_every_decision_id_names_its_index_and_nothing_else_raises(session, index, other):
+    early = EarlyReports(session)
+    assert early.index_of(decision_id(session, index)) == index
+    for text in (other, session + other):  # never raises; only the log's own form has one
+        found = early.index_of(text)
+        assert found is None or decision_id(session, found) == text
 
 
 def test_reports_of_an_order_not_yet_applied_wait_for_its_decision(host):

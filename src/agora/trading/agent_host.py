@@ -103,7 +103,13 @@ from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
 from agora.trading.node_log import NodeEvent, NodeLog, read_node_log
-from agora.trading.reports import EarlyReports, OwnOrders, ended_order_of, fill_of
+from agora.trading.reports import (
+    EarlyReports,
+    OwnOrders,
+    ended_order_of,
+    fill_of,
+    order_of,
+)
 
 CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
 
@@ -348,9 +354,7 @@ class AgentHost:
             symbol = self.own.on_report(msg)
             if symbol is not None and self.feed is not None:  # no feed: no views to redo
                 self._changed([symbol])
-        ended = ended_order_of(msg)
-        fill = fill_of(msg, now)
-        about = ended if fill is None else fill.client_order_id
+        about = order_of(msg)
         if about is None or not self.early.park(about, msg, now):
             self._to_agents(msg, now)
 
@@ -445,7 +449,7 @@ class AgentHost:
             now = self.clock.now_ns()
             self._run("tick", lambda a, now=now: a.on_tick(now))
             for msg in self.early.expired(now):  # no decision came: on as a stranger's report
-                self.log.write("unclaimed", id=getattr(msg, "cl_ord_id", None) or "",
+                self.log.write("unclaimed", id=order_of(msg) or "",
                                kind=type(msg).__name__, detail="no decision within the hold")
                 self._to_agents(msg, now)
             if now - last_stats >= 1_000_000_000:

@@ -75,6 +75,12 @@ def ended_order_of(msg: FixStruct) -> str | None:
     return None
 
 
+def order_of(msg: FixStruct) -> str | None:
+    """The ClOrdID of the order whose fill or end a report brings the agents; None if neither."""
+    fill = fill_of(msg, 0)
+    return ended_order_of(msg) if fill is None else fill.client_order_id
+
+
 _LIVE = frozenset((fx.OrdStatus.NEW, fx.OrdStatus.PARTIALLY_FILLED, fx.OrdStatus.PENDING_NEW,
                    fx.OrdStatus.PENDING_CANCEL, fx.OrdStatus.PENDING_REPLACE))
 

@@ -72,6 +72,7 @@ async def _measure(config_path: Path, pairs: int, batch: int) -> dict:
     gateway = OuchGateway(core, config)
     fix = FixGateway(core, config, Path(config.venue.directory) / "fix")
     await publisher.start()
+    core.seal()  # as the venue process does once its listeners have subscribed
     conn = gateway.new_connection()
     transport = _MemoryTransport()
     conn.connection_made(transport)

@@ -148,3 +148,18 @@ def test_last_hooks_run_after_every_other_hook_whatever_the_subscription_order(c
     calls.clear()
     core.submit(order(1))
     assert calls == ["ouch", "fix", "feed"]
+
+
+def test_a_sealed_core_publishes_on_without_keeping_the_session_in_memory(core):
+    """Once every replaying listener has subscribed, the journal alone keeps the events."""
+    replayed: list[int] = []
+    core.subscribe(lambda seq, _events: replayed.append(seq), replay=True)
+    assert replayed and replayed[-1] == core.published_seq == core.history[-1][0]
+    core.submit(order(1), group=True)  # pending: seal commits and publishes it first
+    core.seal()
+    assert core.history == [] and replayed[-1] == core.published_seq == core.exchange.last_seq
+    rec = Recorder(core)  # a live listener still subscribes
+    core.submit(order(2))
+    assert core.history == [] and rec.batches == [core.published_seq] == [replayed[-1]]
+    with pytest.raises(RuntimeError, match="sealed"):
+        core.subscribe(lambda seq, events: None, replay=True)

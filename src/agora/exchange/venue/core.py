@@ -31,7 +31,11 @@ At open, the journal is replayed in full and the events of the whole session are
 ``history``; a listener that subscribes with ``replay=True`` first receives all of it, so a gateway
 rebuilds its per-participant outbound sequence (and a client resumes from its last sequence
 number) after a restart without losing or duplicating a report. The engine is deterministic, so
-the regenerated events are identical to the ones first published.
+the regenerated events are identical to the ones first published. Once every such listener has
+subscribed, ``seal()`` stops keeping them (the journal holds them): a serving venue that kept
+every batch would hold about 500 bytes per order for the rest of the session, and the garbage
+collector would scan them all (at 400,000 messages: 200 MB, and 16% more CPU per message).
+``published_seq`` still says where the published stream stands.
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ class VenueCore:
     def __init__(self, config: VenueConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         self.history: list[tuple[int, list[Event]]] = []
+        self.sealed = False  # history no longer kept (see the module notes)
+        self.published_seq = 0  # the last command whose events reached the listeners
         self.exchange: Exchange = open_exchange(
             config.venue.directory,
             fsync=config.venue.fsync,
             clock=clock or WallClock(),
             use_snapshots=False,
-            on_events=lambda seq, events: self.history.append((seq, events)),
+            on_events=self._replayed,
         )
         self._listeners: list[EventListener] = []
         self._early: list[EventListener] = []
@@ -72,6 +78,16 @@ class VenueCore:
     @property
     def engine(self):
         return self.exchange.engine
+
+    def _replayed(self, seq: int, events: list[Event]) -> None:
+        self.history.append((seq, events))
+        self.published_seq = seq
+
+    def seal(self) -> None:
+        """Every listener that replays the session has subscribed: stop keeping its events."""
+        self.flush()
+        self.sealed = True
+        self.history = []
 
     def subscribe(
         self,
@@ -88,6 +104,9 @@ class VenueCore:
         after the replay), with ``last`` after every hook subscribed without it; ``early``: see
         the module notes.
         """
+        if replay and self.sealed:
+            raise RuntimeError("the venue core is sealed: a listener that replays the session "
+                               "must subscribe before seal()")
         self.flush()  # a new listener starts from a committed, delivered state
         if replay:
             for seq, events in self.history:
@@ -129,10 +148,13 @@ class VenueCore:
         self._pending = []
         self.exchange.commit()  # nothing is published that a restart could forget
         listeners = self._listeners
+        keep = not self.sealed
         for seq, events in pending:
-            self.history.append((seq, events))
+            if keep:
+                self.history.append((seq, events))
             for listener in listeners:
                 listener(seq, events)
+        self.published_seq = pending[-1][0]
         for hook in self._flush_hooks:
             hook()
         for hook in self._last_hooks:

@@ -140,7 +140,7 @@ class _Member:
         fresh = not self.watermark_path.exists() and self.store.next_sender == 1
         self.watermark_file = CounterFile(self.watermark_path, fsync=gateway.fsync)
         if fresh:
-            self.watermark = gateway.core.history[-1][0] if gateway.core.history else 0
+            self.watermark = gateway.core.published_seq
             self.save_watermark(self.watermark)
         else:
             stored = self.watermark_file.read()

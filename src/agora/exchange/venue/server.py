@@ -45,6 +45,7 @@ async def run_venue(
         await publisher.start()
         await ouch.start()
         await fix.start()
+        core.seal()  # every replaying listener has subscribed: the journal keeps the events
         say(f"recovered seq {core.exchange.last_seq} from {venue.directory}")
         say(f"listening ouch {venue.host}:{ouch.port}")
         say(f"listening fix {venue.host}:{fix.port}")

@@ -228,6 +228,7 @@ class EarlyReports:
         return [msg for i in due for _, msg in self._parked.pop(i)]
 
     def expired(self, now_ns: int) -> list[FixStruct]:
-        """Reports parked for ``hold_ns`` or longer, their order still not applied here."""
+        """The reports of each index whose first report has waited ``hold_ns`` (the later ones
+        of that order go with it, in order), their order still not applied here."""
         late = [i for i, msgs in self._parked.items() if msgs[0][0] <= now_ns]
         return [msg for i in sorted(late) for _, msg in self._parked.pop(i)]

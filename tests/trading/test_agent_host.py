@@ -330,6 +330,8 @@ def test_only_this_logs_clordids_name_a_log_index():
     for other in ("AG", "ag1Z", "AG1z", "AG01", "AG-1", "AG 1", "AG1_0", "XY12", "H5", "AG1.0"):
         assert early.index_of(other) is None, other
     assert EarlyReports("").index_of("12") is None  # no session: nothing waits
+    # past int()'s 4,300-digit limit, and a non-ASCII digit int() would read as 3
+    assert early.index_of("AG" + "1" * 5_000) is None and early.index_of("AG\u0663") is None
 
 
 SESSIONS = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=6)

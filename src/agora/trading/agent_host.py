@@ -331,18 +331,17 @@ class AgentHost:
                 agent = next(a for a in self.agents if a.name == proposal.agent)
                 agent.seq = max(agent.seq, proposal.seq)
         decision = outcome.decision
+        now = self.clock.now_ns()  # the agents time their proposals from it (base notes)
         if decision is not None:
             if (self.own is not None and not self.replaying
                     and isinstance(decision.action, OrderIntent)):
-                self.own.expect(decision.client_order_id, decision.action.symbol,
-                                self.clock.now_ns())
-            self._run("decision", lambda a: a.on_decisions([decision]))
+                self.own.expect(decision.client_order_id, decision.action.symbol, now)
+            self._run("decision", lambda a: a.on_decisions([decision], now))
         if outcome.fair_value is not None:
             fair = outcome.fair_value
-            self._run("fair_value", lambda a: a.on_fair_value(fair))
+            self._run("fair_value", lambda a: a.on_fair_value(fair, now))
         early = self.early.applied(entry.index)
         if early:
-            now = self.clock.now_ns()
             for msg in early:
                 self._to_agents(msg, now)
 

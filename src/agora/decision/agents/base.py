@@ -4,16 +4,22 @@ An :class:`Agent` is called with what happened and returns the proposals it want
 
 - ``on_book(view)``: a book view (``agora.feed.book.BookView``, levels best first);
 - ``on_fill(fill)``: one of the account's own executions (:class:`Fill`; see :func:`fills_for`);
-- ``on_decisions(decisions)``: what the aggregation rules made of the committed log;
-- ``on_fair_value(fair)``: a symbol's committed fair value (the rules' median of the views);
+- ``on_decisions(decisions, now_ns=None)``: what the aggregation rules made of the committed log;
+- ``on_fair_value(fair, now_ns=None)``: a symbol's committed fair value (the rules' median of the
+  views);
 - ``on_tick(now_ns)``: time passing;
 - ``on_order_done(client_order_id, ts)``: the venue says an order is over (cancelled, expired,
   rejected, or a cancel refused because the order had filled).
 
 Agents never read a clock: time comes in the calls (``view.ts``, ``fill.ts``, ``now_ns``) and
-``now_ns`` is the largest seen so far. Each proposal carries the agent's name, a ``seq`` that
-grows by one per proposal (from ``last_seq``: persist it to restart), the agent's ``budget_ns`` and
-an Ed25519 signature (``signing.py``).
+``now_ns`` is the largest seen so far. A live driver passes ``now_ns`` with decisions and fair
+values too: an action proposed on one is timed from the agent's ``now_ns``, and a stale one
+(none yet, before the first book or tick) would make it expire at the next input that brings
+the time, before its decision could be recognised.
+
+Each proposal carries the agent's name, a ``seq`` that grows by one per proposal (from
+``last_seq``: persist it to restart), the agent's ``budget_ns`` and an Ed25519 signature
+(``signing.py``).
 
 Subclasses implement hooks that return bare actions (OrderIntent, CancelIntent, Veto, FairValue);
 this base turns them into signed proposals and keeps the bookkeeping every agent needs:
@@ -166,8 +172,9 @@ class Agent:
             self._close(decision_id)
         return self._propose(actions)
 
-    def on_decisions(self, decisions: Sequence[Decision]) -> list[Proposal]:
-        actions: list[Action] = []
+    def on_decisions(self, decisions: Sequence[Decision],
+                     now_ns: int | None = None) -> list[Proposal]:
+        actions = [] if now_ns is None else self._observe(now_ns)
         for decision in decisions:
             mine = self._claim(decision)
             action = decision.action
@@ -182,8 +189,9 @@ class Agent:
             actions += self._decided(decision, mine)
         return self._propose(actions)
 
-    def on_fair_value(self, fair: FairValue) -> list[Proposal]:
-        return self._propose(self._fair_value(fair))
+    def on_fair_value(self, fair: FairValue, now_ns: int | None = None) -> list[Proposal]:
+        actions = [] if now_ns is None else self._observe(now_ns)
+        return self._propose(actions + self._fair_value(fair))
 
     def on_tick(self, now_ns: int) -> list[Proposal]:
         return self._propose(self._observe(now_ns) + self._tick(now_ns))

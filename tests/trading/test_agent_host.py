@@ -24,7 +24,7 @@ from agora.core.events import (
     Proposal,
     ReplaceOrder,
 )
-from agora.decision.agents import MomentumAgent
+from agora.decision.agents import MarketMakerAgent, MomentumAgent
 from agora.decision.rules import CommittedProposal, Outcome, RulesConfig, Verdict
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
@@ -282,19 +282,24 @@ def test_only_the_venues_verdicts_end_an_order():
     assert ended_order_of(live) is None
 
 
+def quoting_host(host) -> tuple[AgentHost, MarketMakerAgent, OrderIntent]:
+    """A live host whose maker has quoted on a committed fair value at log index 1; its bid."""
+    h = host()
+    h.client = FakeClient()  # type: ignore[assignment]
+    h.replaying = False
+    maker = h.agents[1]
+    fair = FairValue("AAPL", 1_900_000, 100)
+    h.on_outcome(CommittedProposal(1, Proposal("mv0", 1, 0, fair)),
+                 Outcome(1, Verdict.APPLIED, fair_value=fair))
+    return h, maker, next(a for _, a, _ in maker.outstanding if a.side is Side.BUY)
+
+
 def test_a_fill_reported_after_its_cancel_was_decided_still_counts_for_the_order(host):
     """The venue filled the order before the cancel reached it; this node's FIX session reports
     the fill after the log decided the cancel. The maker no longer counts on the order, but the
     fill is its own: every node's makers hold the same inventory."""
     async def scenario() -> None:
-        h = host()
-        h.client = FakeClient()  # type: ignore[assignment]
-        h.replaying = False
-        maker = h.agents[1]
-        fair = FairValue("AAPL", 1_900_000, 100)
-        h.on_outcome(CommittedProposal(1, Proposal("mv0", 1, 0, fair)),
-                     Outcome(1, Verdict.APPLIED, fair_value=fair))
-        bid = next(a for _, a, _ in maker.outstanding if a.side is Side.BUY)
+        h, maker, bid = quoting_host(host)
         order = Decision("H2", 2, bid, "H2", ("mm0",))
         h.on_outcome(CommittedProposal(2, Proposal("mm0", 1, 0, bid)),
                      Outcome(2, Verdict.DECIDED, order))
@@ -357,14 +362,7 @@ def test_quotes_proposed_before_the_first_tick_are_recognised_when_decided(host)
     expire at the first tick and another node's decision of them is the maker's own (a CI run
     once left node 2's maker without its fill this way)."""
     async def scenario() -> None:
-        h = host()
-        h.client = FakeClient()  # type: ignore[assignment]
-        h.replaying = False
-        maker = h.agents[1]
-        fair = FairValue("AAPL", 1_900_000, 100)
-        h.on_outcome(CommittedProposal(1, Proposal("mv0", 1, 0, fair)),
-                     Outcome(1, Verdict.APPLIED, fair_value=fair))
-        bid = next(a for _, a, _ in maker.outstanding if a.side is Side.BUY)
+        h, maker, bid = quoting_host(host)
         h._run("tick", lambda a: a.on_tick(h.clock.now_ns()))  # the first tick, just after
         decided = Decision("H2", 2, bid, "H2", ("mm8", "mm9"))  # other nodes' makers voted
         h.on_outcome(CommittedProposal(2, Proposal("mm9", 1, 0, bid)),

@@ -222,9 +222,10 @@ order_quorum = 2
     assert "participant CLUSTER has order_quorum 2" in caplog.text
 
 
-def test_reconnect_gets_exactly_the_missed_messages(config):
+@pytest.mark.parametrize("log_keep", [8192, 1])  # 1: resends come from the file
+def test_reconnect_gets_exactly_the_missed_messages(config, log_keep):
     async def main():
-        core, gw = await start(config)
+        core, gw = await start(config, log_keep=log_keep)
         c1, c2 = client(gw, "firm1", "pw1"), client(gw, "firm2", "pw2")
         await c1.connect()
         await c2.connect()
@@ -243,6 +244,8 @@ def test_reconnect_gets_exactly_the_missed_messages(config):
         assert all(isinstance(m, ouch.OrderExecuted) and (m.user_ref_num, m.quantity) == (buy, 10)
                    for _, m in got)
         await quiet(c1)
+        if log_keep == 1:  # so the replay below reads messages 1-3 back from the file
+            assert gw.logs["FIRM1"].in_memory == 1
         assert await c1.connect(1) == 1  # from 1: everything again, identically numbered
         replay = await take(c1, 4)
         assert [s for s, _ in replay] == [1, 2, 3, 4]
@@ -255,9 +258,10 @@ def test_reconnect_gets_exactly_the_missed_messages(config):
     run(main())
 
 
-def test_restart_resumes_without_loss_or_duplicate(config):
+@pytest.mark.parametrize("log_keep", [8192, 1])  # 1: resends come from the file
+def test_restart_resumes_without_loss_or_duplicate(config, log_keep):
     async def main():
-        core, gw = await start(config)
+        core, gw = await start(config, log_keep=log_keep)
         c1, c2 = client(gw, "firm1", "pw1"), client(gw, "firm2", "pw2")
         await c1.connect()
         await c2.connect()
@@ -273,7 +277,7 @@ def test_restart_resumes_without_loss_or_duplicate(config):
         last1, last2 = c1.last_seq, c2.last_seq
         await stop(core, gw, c2)
 
-        core, gw = await start(config)  # the venue restarts from its journal
+        core, gw = await start(config, log_keep=log_keep)  # restarts from its journal
         c1.port = c2.port = gw.port
         assert await c1.connect() == last1 + 1
         (seq, e), = await take(c1, 1)

@@ -1,6 +1,6 @@
 """SoupBinTCP fast paths against their plain counterparts: same bytes, packets, errors, state.
 
-``encode_sequenced_many`` against ``encode(SequencedData(m))`` per message; ``SoupFramer.feed``
+``sequenced_packets`` against ``encode(SequencedData(m))`` per message; ``SoupFramer.feed``
 against ``SoupFramer.feed_checked`` on random streams (valid packets of every type, bad types,
 bad content, bad lengths) cut at random points, for every sender and several length limits.
 """
@@ -19,7 +19,7 @@ from agora.protocols.soupbintcp import (
     SoupFramer,
     SoupStreamError,
     encode,
-    encode_sequenced_many,
+    sequenced_packets,
 )
 
 
@@ -34,7 +34,7 @@ def outcome(fn, *args):
 
 
 def plain_sequenced(messages):
-    return b"".join(encode(SequencedData(m)) for m in messages)
+    return [encode(SequencedData(m)) for m in messages]
 
 
 _MESSAGES = st.one_of(
@@ -47,14 +47,14 @@ _MESSAGES = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_MESSAGES, max_size=6))
-def test_encode_sequenced_many_as_encode_per_message(messages):
-    assert outcome(encode_sequenced_many, messages) == outcome(plain_sequenced, messages)
+def test_sequenced_packets_as_encode_per_message(messages):
+    assert outcome(sequenced_packets, messages) == outcome(plain_sequenced, messages)
 
 
-def test_encode_sequenced_many_takes_any_iterable():
+def test_sequenced_packets_takes_any_iterable():
     messages = [b"A", b"", b"BC"]
-    assert encode_sequenced_many(iter(messages)) == plain_sequenced(messages)
-    assert encode_sequenced_many([]) == b""
+    assert sequenced_packets(iter(messages)) == plain_sequenced(messages)
+    assert sequenced_packets([]) == []
 
 
 # ------------------------------------------------------------------------------ framer

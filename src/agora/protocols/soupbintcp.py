@@ -234,20 +234,20 @@ def encode(packet: Packet, *, login_padding: Padding = "left") -> bytes:
 _DATA_HEADER = struct.Struct(">H1s")  # Packet Length, Packet Type of a data packet
 
 
-def encode_sequenced_many(messages: Iterable[object]) -> bytes:
-    """``b"".join(encode(SequencedData(m)) for m in messages)``: a server's burst of Sequenced
-    Data in one buffer. A ``bytes`` message that fits is framed directly (no packet record, one
-    copy); anything else goes through ``encode``, which frames it or raises its error."""
-    parts: list[bytes] = []
-    append = parts.append
+def sequenced_packets(messages: Iterable[object]) -> list[bytes]:
+    """``[encode(SequencedData(m)) for m in messages]``: a server's outbound messages framed
+    once, to be kept (a session's log, see ``soupbintcp_log``) and sent as they are. A ``bytes``
+    message that fits is framed directly (no packet record); anything else goes through
+    ``encode``, which frames it or raises its error."""
+    packets: list[bytes] = []
+    append = packets.append
     pack = _DATA_HEADER.pack
     for message in messages:
         if type(message) is bytes and len(message) < MAX_PACKET_LENGTH:
-            append(pack(len(message) + 1, b"S"))
-            append(message)
+            append(pack(len(message) + 1, b"S") + message)
         else:
             append(encode(SequencedData(message)))  # type: ignore[arg-type]
-    return b"".join(parts)
+    return packets
 
 
 def decode_body(body: bytes, *, sender: Sender | None = None) -> Packet:

@@ -158,7 +158,7 @@ def _assert_encodes_alike(messages) -> None:
     for msg in messages:
         raw = ouch.encode(msg)
         assert raw == ouch.encode_checked(msg)
-        assert soup.encode_sequenced_many([raw]) == soup.encode(soup.SequencedData(raw))
+        assert soup.sequenced_packets([raw]) == [soup.encode(soup.SequencedData(raw))]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,8 @@ Design notes
 * **Outbound log per account.** At construction the gateway subscribes to the VenueCore with
   ``replay=True``: every event batch of the session (replayed from the journal after a restart,
   then live) goes through :class:`OuchMapper`, whose per-account output is appended to that
-  account's log of encoded OUCH messages. Log index ``i`` is SoupBinTCP sequence ``i + 1``.
+  account's log (a ``SessionLog``: the SoupBinTCP packets, recent ones in memory, older ones in
+  an unnamed file in the venue's directory). Log index ``i`` is SoupBinTCP sequence ``i + 1``.
   The log is a pure function of the journal, so a client that logs in again (after a drop or a
   venue restart) with its last sequence number + 1 gets exactly what it missed.
 * **Group commit.** Orders go to the core with ``submit(group=True)``; the gateway is an *early*
@@ -55,6 +56,7 @@ from agora.exchange.venue.ouch_mapping import OuchMapper, ns_since_midnight
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
 from agora.protocols.errors import ProtocolError
+from agora.protocols.soupbintcp_log import SessionLog
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class _Session:
         """
         if self.closed or self.transport.get_write_buffer_size() > _WRITE_THROUGH_MAX:
             return False
-        out = self.gateway.logs.get(self.account, [])
+        out = self.gateway.log_of(self.account)
         if len(out) - self.next_seq >= _WRITE_THROUGH_MESSAGES:
             return False
         chunk = self._take_sequenced(out, _WRITE_THROUGH_MESSAGES)
@@ -110,20 +112,19 @@ class _Session:
             self.transport.write(b"".join(chunk))
         return True
 
-    def _take_sequenced(self, out: list[bytes], limit: int) -> list[bytes]:
-        """Frame up to ``limit`` messages from ``next_seq`` on and advance it (before any await);
-        the packets come as one ``bytes`` in a list (empty if there was nothing to send)."""
-        start = self.next_seq - 1
-        end = min(len(out), start + limit)
-        self.next_seq = end + 1
-        return [soup.encode_sequenced_many(out[start:end])] if end > start else []
+    def _take_sequenced(self, out: SessionLog, limit: int) -> list[bytes]:
+        """Up to ``limit`` packets from ``next_seq`` on, advancing it (before any await); they
+        come as one ``bytes`` in a list (empty if there was nothing to send)."""
+        data, count = out.take(self.next_seq - 1, limit)
+        self.next_seq += count
+        return [data] if count else []
 
     async def run_sender(self) -> None:
         gw = self.gateway
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
         while not self.closed:
-            out = gw.logs.get(self.account, [])
+            out = gw.log_of(self.account)
             chunk = self._take_sequenced(out, 256)
             while self.unsequenced:
                 chunk.append(soup.encode(soup.UnsequencedData(self.unsequenced.pop(0))))
@@ -140,7 +141,7 @@ class _Session:
                 self.close("client heartbeat timeout")
                 return
             self.wake.clear()
-            if self.next_seq <= len(gw.logs.get(self.account, [])) or self.unsequenced:
+            if self.next_seq <= len(gw.log_of(self.account)) or self.unsequenced:
                 continue
             wait = max(0.0, gw.heartbeat_interval - (loop.time() - last_sent))
             with contextlib.suppress(TimeoutError):
@@ -262,6 +263,7 @@ class OuchGateway:
         login_timeout: float = 30.0,
         clock: Clock | None = None,
         reject_stale_user_ref_num: bool = False,
+        log_keep: int = 8192,
     ) -> None:
         self.core = core
         self.config = config or core.config
@@ -275,7 +277,9 @@ class OuchGateway:
         self.mapper = OuchMapper(reject_stale=reject_stale_user_ref_num)
         for section in self.config.participants:  # before the replay: orders name accounts
             self.mapper.register(section.participant, account_name(section))
-        self.logs: dict[str, list[bytes]] = {}  # by account
+        self.logs: dict[str, SessionLog] = {}  # by account
+        self._log_directory = self.config.venue.directory
+        self._log_keep = log_keep  # messages per account kept in memory (SessionLog.keep)
         self.sessions: dict[str, _Session] = {}  # by account
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -299,18 +303,27 @@ class OuchGateway:
         if not self._staged:
             return
         staged, self._staged = self._staged, []
-        logs = self.logs
-        touched = set()
+        if self._closing:  # the logs are closed: nobody can be sent these any more
+            return
+        by_account: dict[str, list[bytes]] = {}
         for account, data in staged:
-            out = logs.get(account)
-            if out is None:
-                out = logs[account] = []
-            out.append(data)
-            touched.add(account)
-        for account in touched:
+            messages = by_account.get(account)
+            if messages is None:
+                by_account[account] = [data]
+            else:
+                messages.append(data)
+        for account, messages in by_account.items():
+            self.log_of(account).extend(messages)
             session = self.sessions.get(account)
             if session is not None:
                 self._wake(session)
+
+    def log_of(self, account: str) -> SessionLog:
+        """The account's outbound log (an empty one until its first message)."""
+        out = self.logs.get(account)
+        if out is None:
+            out = self.logs[account] = SessionLog(self._log_directory, keep=self._log_keep)
+        return out
 
     def _wake(self, session: _Session) -> None:
         if self._loop is None or threading.get_ident() == self._thread:
@@ -362,6 +375,8 @@ class OuchGateway:
             await asyncio.wait(senders, timeout=5)
         if self._server is not None:
             await self._server.wait_closed()
+        for out in self.logs.values():
+            out.close()
 
     def _authenticate(self, login: soup.LoginRequest) -> ParticipantSection | soup.RejectReason:
         section = next(
@@ -387,7 +402,7 @@ class OuchGateway:
         old = self.sessions.pop(account, None)
         if old is not None:
             old.close("superseded by a new login")
-        available = len(self.logs.get(account, [])) + 1
+        available = len(self.log_of(account)) + 1
         start = available if requested == 0 or requested > available else requested
         conn.transport.write(soup.encode(soup.LoginAccepted(self.session_name, start)))
         session = _Session(self, section.participant, account, conn, start)

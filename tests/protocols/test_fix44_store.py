@@ -1,4 +1,10 @@
-"""``FileSeqStore.batch`` against writing at once: the same disk state whenever a batch ends.
+"""``FileSeqStore``: its batches against writing at once, its reads against ``MemorySeqStore``.
+
+The stored messages are read back from the log file (the store keeps only where they are), so
+they must equal the reference's at any point, inside a batch, and after a restart; a log that
+is damaged, or cut short under a running store, is an error rather than a short resend.
+
+``FileSeqStore.batch`` against writing at once: the same disk state whenever a batch ends.
 
 A batch only defers the ``seqnums`` rewrite and the log flush to its end, so after every batch
 the log must hold exactly the bytes the unbatched store wrote, and a restart must load the
@@ -9,16 +15,19 @@ one batch each) must answer with the same actions and leave the same disk state 
 whose store writes at once.
 """
 
+import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agora.core.clock import SimClock
+from agora.protocols.fix44.codec import FixError
 from agora.protocols.fix44.session import Send, State
-from agora.protocols.fix44.store import FileSeqStore
+from agora.protocols.fix44.store import FileSeqStore, MemorySeqStore
 from tests.protocols.test_fix44_session import T0, logged_on_acceptor, order
 
 
@@ -153,4 +162,62 @@ def test_hold_target_keeps_the_inbound_number_on_disk_until_its_end(tmp_path):
         assert [int(x) for x in on_disk()] == [3, 1]
         store.set_next_sender(1)
     assert [int(x) for x in on_disk()] == [1, 1]
+    store.close()
+
+
+_RANGES = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.lists(_OPS, max_size=10), _RANGES, st.booleans()), max_size=6))
+def test_the_file_store_reads_back_what_the_memory_store_holds(steps):
+    """Messages read back from the log (live, and after a restart) against the reference."""
+    with tempfile.TemporaryDirectory() as tmp:
+        reference, store = MemorySeqStore(), FileSeqStore(tmp, fsync=False)
+        for ops, ranges, restart in steps:
+            with store.batch():  # a read inside a batch sees the messages not yet flushed
+                apply(store, ops)
+                apply(reference, ops)
+                for begin, end in ranges:
+                    assert store.get_messages(begin, end) == reference.get_messages(begin, end)
+            if restart:
+                store.close()
+                store = FileSeqStore(tmp, fsync=False)
+            for begin, end in ranges:
+                assert store.get_messages(begin, end) == reference.get_messages(begin, end)
+        store.close()
+
+
+def test_the_log_holds_the_messages_and_memory_only_where_they_are(tmp_path):
+    store = FileSeqStore(tmp_path, fsync=False)
+    for seq in range(1, 1001):
+        store.store_message(seq, b"35=8\x01" + b"x" * 150)
+    assert store._messages == {}  # the bytes are in the file, not in the process
+    assert len(store._seqs) == 1000 and store.get_messages(500, 501) == {
+        500: b"35=8\x01" + b"x" * 150, 501: b"35=8\x01" + b"x" * 150}
+    store.close()
+
+
+def test_a_log_whose_numbers_go_back_is_refused_as_corrupt(tmp_path):
+    (tmp_path / "messages.log").write_bytes(b"2 1\na\n1 1\nb\n")
+    with pytest.raises(FixError, match="MsgSeqNum 1, not above the one before it"):
+        FileSeqStore(tmp_path, fsync=False)
+
+
+def test_a_log_cut_short_under_a_running_store_is_an_error_not_a_short_resend(tmp_path):
+    store = FileSeqStore(tmp_path, fsync=False)
+    store.store_message(1, b"abc")
+    store.store_message(2, b"defg")
+    store.get_messages(1, 1)  # flushed
+    os.truncate(tmp_path / "messages.log", 10)
+    with pytest.raises(FixError, match="shorter than this session wrote"):
+        store.get_messages(1, 2)
+    store.close()
+
+
+def test_storing_a_number_not_above_the_last_is_a_bug_and_says_so(tmp_path):
+    store = FileSeqStore(tmp_path, fsync=False)
+    store.store_message(3, b"a")
+    with pytest.raises(ValueError, match="MsgSeqNum 3 stored after 3"):
+        store.store_message(3, b"b")
     store.close()

@@ -7,7 +7,9 @@ Design notes
   one ``pwrite`` of 42 bytes: a single write within one sector, so it is never torn, and it costs
   one syscall instead of the temp file + rename + directory update it replaced, which dominated
   a venue's profile), and ``messages.log``, an append-only log of sent application messages,
-  each record ``"<seq> <length>\\n" + raw bytes + "\\n"``.
+  each record ``"<seq> <length>\\n" + raw bytes + "\\n"``. In memory it keeps where each
+  message is in that file (20 bytes each), not the message: a venue's session sends a report
+  per order all day, and a resend, which reads them back, is rare.
 * Crash safety: a message is appended to the log *before* the sender number is advanced, and on
   load ``next_sender`` is at least the highest logged seq + 1, so a restart never reuses a
   number the peer may have seen. So advancing the sender number just past the message just
@@ -30,6 +32,8 @@ Design notes
 from __future__ import annotations
 
 import os
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,8 +128,15 @@ class FileSeqStore(MemorySeqStore):
         self._batching = False
         self._seqnums_due = self._log_due = False  # what the batch's end must write
         self._held_target: int | None = None  # the inbound number on disk (hold_target)
+        # where each stored message is in the log, in MsgSeqNum order (the session only stores
+        # increasing numbers; a reset empties the log)
+        self._seqs = array("Q")
+        self._starts = array("Q")
+        self._lengths = array("L")
+        self._log_size = 0  # bytes in the log, written or still in the buffer
+        self._log_unflushed = False
         self._load()
-        self._log = open(self._log_path, "ab")  # noqa: SIM115 - held open for appends
+        self._log = open(self._log_path, "a+b")  # noqa: SIM115 - held open: appends, preads
 
     def _load(self) -> None:
         parts = self._seqnums.read()
@@ -147,12 +158,21 @@ class FileSeqStore(MemorySeqStore):
                     break  # torn tail of an interrupted append
                 raise FixError(f"{self._log_path}: corrupt record at byte {pos}")
             seq = int(head[0])
-            self._messages[seq] = data[nl + 1 : end]
+            if self._seqs and seq <= self._seqs[-1]:
+                raise FixError(f"{self._log_path}: record at byte {pos} has MsgSeqNum {seq}, "
+                               f"not above the one before it ({self._seqs[-1]})")
+            self._index(seq, nl + 1, end - nl - 1)
             self.next_sender = max(self.next_sender, seq + 1)
             pos = end + 1
         if pos < len(data):
             with open(self._log_path, "r+b") as f:
                 f.truncate(pos)
+        self._log_size = pos
+
+    def _index(self, seq: int, start: int, length: int) -> None:
+        self._seqs.append(seq)
+        self._starts.append(start)
+        self._lengths.append(length)
 
     def _write_seqnums(self) -> None:
         if self._batching:
@@ -171,16 +191,41 @@ class FileSeqStore(MemorySeqStore):
         self._write_seqnums()
 
     def store_message(self, seq: int, raw: bytes) -> None:
-        super().store_message(seq, raw)
-        self._log.write(b"%d %d\n%b\n" % (seq, len(raw), raw))
+        if self._seqs and seq <= self._seqs[-1]:
+            raise ValueError(f"MsgSeqNum {seq} stored after {self._seqs[-1]}")
+        head = b"%d %d\n" % (seq, len(raw))
+        self._log.write(head + raw + b"\n")
+        self._index(seq, self._log_size + len(head), len(raw))
+        self._log_size += len(head) + len(raw) + 1
+        self._log_unflushed = True
         self._logged_next = seq + 1
         if self._batching:
             self._log_due = True
         else:
             self._flush_log()
 
+    def get_messages(self, begin: int, end: int) -> dict[int, bytes]:
+        """Stored messages with ``begin <= seq <= end``, read back from the log."""
+        seqs = self._seqs
+        first, last = bisect_left(seqs, begin), bisect_right(seqs, end)
+        if first >= last:
+            return {}
+        if self._log_unflushed:  # early, never late: the crash rule above still holds
+            self._log.flush()
+            self._log_unflushed = False
+        base = self._starts[first]
+        size = self._starts[last - 1] + self._lengths[last - 1] - base
+        data = os.pread(self._log.fileno(), size, base)
+        if len(data) < size:
+            raise FixError(f"{self._log_path}: shorter than this session wrote ({base + size} "
+                           f"bytes expected, {base + len(data)} there)")
+        starts, lengths = self._starts, self._lengths
+        return {seqs[i]: data[starts[i] - base : starts[i] - base + lengths[i]]
+                for i in range(first, last)}
+
     def _flush_log(self) -> None:
         self._log.flush()
+        self._log_unflushed = False
         if self.fsync:
             os.fsync(self._log.fileno())
 
@@ -221,6 +266,10 @@ class FileSeqStore(MemorySeqStore):
         self._logged_next = 0
         self._log.truncate(0)
         self._log.seek(0)
+        self._log_unflushed = False
+        for column in (self._seqs, self._starts, self._lengths):
+            del column[:]
+        self._log_size = 0
         if self._held_target is not None:
             self._held_target = 1  # a reset is the session's, not a read's orders
         self._seqnums.write(1, 1)  # at once, even in a batch: the log is already empty

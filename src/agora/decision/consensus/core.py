@@ -176,24 +176,36 @@ class ReplicaCore(abc.ABC):
                 in_log[entry.client_id] = entry.request_number
 
     def _replace_log(self, base: int, entries: Sequence[Entry]) -> None:
-        """Make the log ``log[:base] + entries``, writing only from the first changed index."""
-        new = self.log[:base]
-        new.extend(entries)
+        """Make the log ``log[:base] + entries`` in place, writing only from the first changed
+        index. The work is the replaced suffix's, not the log's: a view change late in a long
+        session must not cost a copy of the whole log."""
+        log = self.log
+        base = min(base, len(log))
+        end = base + len(entries)
         same = base
-        old = self.log
-        while same < len(old) and same < len(new) and old[same] == new[same]:
+        stop = min(len(log), end)
+        while same < stop and log[same] == entries[same - base]:
             same += 1
-        if same < len(new) or len(new) < len(old):
+        if same < end or end < len(log):
             self._check(same >= self.applied, f"rewrites applied entry {same + 1}")
-            self.storage.write_entries(same + 1, new[same:])
-        self.log = new
-        if self.applied > len(new):  # canary only: the damage is now visible outside
-            self.applied = self.commit = len(new)
-        self.commit = min(self.commit, len(new))
+            tail = entries[same - base :]
+            self.storage.write_entries(same + 1, tail)
+            del log[same:]
+            log.extend(tail)
+        if self.applied > len(log):  # canary only: the damage is now visible outside
+            self.applied = self.commit = len(log)
+        self.commit = min(self.commit, len(log))
 
     def _rebuild_in_log(self) -> None:
-        in_log: dict[int, int] = {}
-        for entry in self.log:
+        """``in_log`` for a new leader, from the client table and the entries after ``applied``.
+
+        The table holds each client's last applied request, which is its highest in the applied
+        prefix (a leader appends a client's request only above the client's highest in its log,
+        so a client's numbers rise along every log), so only the unapplied tail is read: a view
+        change late in a long session costs that tail, not a pass over the whole log.
+        """
+        in_log = {client: slot.request_number for client, slot in self.clients.items()}
+        for entry in self.log[self.applied :]:
             if entry.client_id and in_log.get(entry.client_id, 0) < entry.request_number:
                 in_log[entry.client_id] = entry.request_number
         self.in_log = in_log

@@ -37,14 +37,19 @@ class ReplicaConfig(msgspec.Struct, frozen=True, kw_only=True):
     canary: Canary = Canary.NONE
     backup_acks: bool = True  # the f backups after the leader tell clients what they prepared
     pre_vote: bool = True  # ask f others before starting a view change on a silent leader
+    # applied entries kept in memory (between log_memory and twice that); older ones are read
+    # back from storage by the rare replica that needs them (entry_log.py)
+    log_memory: int = 16_384
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.n % 2 == 0:
             raise ValueError(f"n must be odd and positive (n = 2f + 1), got {self.n}")
         if not 0 <= self.replica < self.n:
             raise ValueError(f"replica {self.replica} is not in 0..{self.n - 1}")
-        if min(self.pipeline_max, self.batch_max, self.pending_max, self.repair_max) < 1:
-            raise ValueError("pipeline_max, batch_max, pending_max and repair_max must be >= 1")
+        if min(self.pipeline_max, self.batch_max, self.pending_max, self.repair_max,
+               self.log_memory) < 1:
+            raise ValueError("pipeline_max, batch_max, pending_max, repair_max and log_memory "
+                             "must be >= 1")
         if min(self.heartbeat_ns, self.view_change_timeout_ns, self.resend_ns) <= 0:
             raise ValueError("timeouts must be positive")
 

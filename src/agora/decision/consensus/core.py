@@ -27,6 +27,7 @@ import msgspec
 
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.deadline import needs_verdict, verdict
+from agora.decision.consensus.entry_log import EntryLog
 from agora.decision.consensus.messages import (
     Committed,
     DoViewChange,
@@ -107,7 +108,7 @@ class ReplicaCore(abc.ABC):
         self.view = 0
         self.log_view = 0
         self.status = Status.NORMAL
-        self.log: list[Entry] = []
+        self.log = EntryLog(storage)  # the latest entries in memory (see entry_log)
         self.commit = 0
         self.applied = 0
         self.app_index = applied_index
@@ -136,7 +137,8 @@ class ReplicaCore(abc.ABC):
 
     @property
     def op(self) -> int:
-        return len(self.log)
+        log = self.log  # len(log), without the method call: read many times per step
+        return log.base + len(log.memory)
 
     def leader_of(self, view: int) -> int:
         return view % self.n
@@ -190,7 +192,7 @@ class ReplicaCore(abc.ABC):
             self._check(same >= self.applied, f"rewrites applied entry {same + 1}")
             tail = entries[same - base :]
             self.storage.write_entries(same + 1, tail)
-            del log[same:]
+            log.truncate(same)
             log.extend(tail)
         if self.applied > len(log):  # canary only: the damage is now visible outside
             self.applied = self.commit = len(log)
@@ -220,10 +222,14 @@ class ReplicaCore(abc.ABC):
     def _apply(self, out: list[Outbox]) -> None:
         """Apply committed entries in order while their deadline verdicts are known."""
         log = self.log
+        keep = self.config.log_memory
+        if self.applied - log.base >= 2 * keep and self.checks:  # canaries keep it all
+            log.forget(self.applied - keep)
+        memory, base = log.memory, log.base  # every entry after ``applied`` is in memory
         reply = self.status is Status.NORMAL and self.is_leader
         while self.applied < self.commit:
             index = self.applied + 1
-            entry = log[index - 1]
+            entry = memory[index - 1 - base]
             abandoned = False
             if needs_verdict(entry):
                 known = verdict(log, index, self.commit)

@@ -47,9 +47,11 @@ single replica cut off from the leader does not pull everyone into a view change
 heard again.
 
 View change and state transfer are in ``view_change.py``, restart and recovery in
-``recovery.py``, the deadline rule in ``deadline.py``. Not here yet: Byzantine replicas, the real
-UDP/TCP transport and processes, log compaction/checkpoints (the log lives in memory and on disk
-in full), and reconfiguration (the replica set is fixed).
+``recovery.py``, the deadline rule in ``deadline.py``; the log keeps ``log_memory`` to twice
+that many applied entries in memory and reads older ones back from storage (``entry_log.py``).
+Byzantine replicas are ``agora.decision.bft``'s, the transport and processes
+``agora.decision.transport``'s. Not here yet: log compaction/checkpoints (the log file holds the
+whole session and a restart reads it whole), and reconfiguration (the replica set is fixed).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from __future__ import annotations
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.core import Status
 from agora.decision.consensus.deadline import witness_needed
+from agora.decision.consensus.entry_log import EntryLog
 from agora.decision.consensus.messages import (
     Broadcast,
     Commit,
@@ -107,7 +110,8 @@ class Replica(ViewChange, Recovering):
             return out
         self.view, self.log_view = stored.view, stored.log_view
         trusted = self.storage.durable or self.config.canary is Canary.TRUST_LOSSY_STORAGE
-        self.log = list(stored.entries if trusted else stored.entries[:stored.commit])
+        self.log = EntryLog(self.storage,
+                            stored.entries if trusted else stored.entries[:stored.commit])
         self.commit = stored.commit
         if not trusted:
             self.status = Status.RECOVERING

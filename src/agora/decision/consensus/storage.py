@@ -21,11 +21,16 @@ below its commit number. ``durable`` is True only for ``always``: then every ack
 replica sent is on disk and a restart may trust the stored log; otherwise the replica runs the
 recovery protocol (see ``replica.py``).
 
+Every storage also reads entries back (``read_entries``): a replica keeps only the latest entries
+in memory (``entry_log.py``) and asks its storage for older committed ones when a lagging replica
+needs them. ``FileStorage`` keeps, per entry, where the frame of the record that last wrote it
+starts (8 bytes), and reads that frame back.
+
 Limitations: no checksums per entry beyond the frame CRC (crash faults only, no disk corruption
-model), no compaction: the log file grows with every record until a snapshot/checkpoint scheme
-exists. All writes issued during one replica step are treated as atomic with respect to a crash
-in the simulator; a real deployment gets that from the frame CRC (a half-written last frame is
-discarded).
+model), no compaction: the log file grows with every record, and a restart reads it whole, until
+a snapshot/checkpoint scheme exists. All writes issued during one replica step are treated as
+atomic with respect to a crash in the simulator; a real deployment gets that from the frame CRC
+(a half-written last frame is discarded).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import enum
 import os
 import struct
 import zlib
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -48,9 +54,11 @@ def frame(payload: bytes) -> bytes:
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def read_frames(data: bytes, decoder: msgspec.msgpack.Decoder) -> tuple[list, int]:
+def read_frames(data: bytes, decoder: msgspec.msgpack.Decoder,
+                offsets: list[int] | None = None) -> tuple[list, int]:
     """The records of the whole, intact frames at the start of ``data`` and the offset after
-    the last one: a torn or corrupt tail (a crash mid-write) ends the scan."""
+    the last one: a torn or corrupt tail (a crash mid-write) ends the scan. ``offsets``, if
+    given, gets where each record's frame starts."""
     records = []
     offset = 0
     while offset + _FRAME.size <= len(data):
@@ -62,6 +70,8 @@ def read_frames(data: bytes, decoder: msgspec.msgpack.Decoder) -> tuple[list, in
             records.append(decoder.decode(payload))
         except (msgspec.DecodeError, msgspec.ValidationError):
             break
+        if offsets is not None:
+            offsets.append(offset)
         offset += _FRAME.size + length
     return records, offset
 
@@ -122,6 +132,11 @@ class Storage(Protocol):
 
     def write_commit(self, commit: int) -> None: ...
 
+    def read_entries(self, first: int, count: int) -> list[Entry]:
+        """Entries ``first..first + count - 1`` of the log as written so far (a running
+        replica reads back committed entries it no longer keeps in memory; see entry_log)."""
+        ...
+
     def write_view(self, view: int, log_view: int) -> None:
         """Always synced before returning."""
         ...
@@ -147,12 +162,31 @@ def replay(view: int, log_view: int, records: Iterable[LogRecord]) -> Stored:
     return Stored(view=view, log_view=log_view, commit=min(commit, len(log)), entries=log)
 
 
+class EntryCopy:
+    """The log the records written so far describe, as a list: the in-memory storages' answer
+    to ``read_entries`` (they are the disk; a file storage reads its file instead)."""
+
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+        self.entries = list(entries)
+
+    def write(self, start: int, entries: Sequence[Entry]) -> None:
+        del self.entries[start - 1 :]
+        self.entries.extend(entries)
+
+    def read(self, first: int, count: int) -> list[Entry]:
+        if first < 1 or first + count - 1 > len(self.entries):
+            raise LookupError(f"entries {first}..{first + count - 1} asked for, the storage "
+                              f"holds 1..{len(self.entries)}")
+        return self.entries[first - 1 : first - 1 + count]
+
+
 class MemoryStorage:
     """A storage that never loses anything: for unit tests and single-process demos."""
 
     def __init__(self) -> None:
         self.view: tuple[int, int] | None = None
         self.records: list[LogRecord] = []
+        self.entries = EntryCopy()
 
     @property
     def durable(self) -> bool:
@@ -165,9 +199,13 @@ class MemoryStorage:
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self.records.append(EntriesWrite(start, tuple(entries)))
+        self.entries.write(start, entries)
 
     def write_commit(self, commit: int) -> None:
         self.records.append(CommitWrite(commit))
+
+    def read_entries(self, first: int, count: int) -> list[Entry]:
+        return self.entries.read(first, count)
 
     def write_view(self, view: int, log_view: int) -> None:
         self.view = (view, log_view)
@@ -204,9 +242,11 @@ class FileStorage:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.policy = FsyncPolicy(policy)
         self.batch_records = batch_records
-        self._log = open(self.directory / "log", "ab")  # noqa: SIM115 - lives with the object
+        self._log = open(self.directory / "log", "a+b")  # noqa: SIM115 - lives with the object
         self._unsynced = 0
         self._held: list[LogRecord] = []  # policy none: records not yet encoded (see drain)
+        self._size = os.fstat(self._log.fileno()).st_size  # written or in the write buffer
+        self._where = array("Q")  # entry k: where the frame of the record holding it starts
 
     @property
     def durable(self) -> bool:
@@ -227,13 +267,61 @@ class FileStorage:
         if not view_path.exists():
             return None
         view, log_view = _view_decoder.decode(view_path.read_bytes())
-        records, good = self._read_log()
+        offsets: list[int] = []
+        records, good = read_frames((self.directory / "log").read_bytes(), _record_decoder,
+                                    offsets)
         if good < (self.directory / "log").stat().st_size:
             self._log.truncate(good)
+        self._size = good
+        del self._where[:]
+        for offset, record in zip(offsets, records, strict=True):
+            if isinstance(record, EntriesWrite) and not self._locate(record, offset):
+                break  # the gap replay stops at
         return replay(view, log_view, records)
 
-    def _read_log(self) -> tuple[list[LogRecord], int]:
-        return read_frames((self.directory / "log").read_bytes(), _record_decoder)
+    def _locate(self, record: EntriesWrite, offset: int) -> bool:
+        """Note that ``record``'s entries are in the frame at ``offset`` (False: a gap)."""
+        where = self._where
+        if record.start - 1 > len(where):
+            return False
+        del where[record.start - 1 :]
+        where.extend(array("Q", (offset,)) * len(record.entries))
+        return True
+
+    def read_entries(self, first: int, count: int) -> list[Entry]:
+        """Read back from the file: one frame per run of entries last written by one record."""
+        self.drain()  # held records first: they may hold (or rewrite) the entries asked for
+        self._log.flush()
+        where = self._where
+        if first < 1 or first + count - 1 > len(where):
+            raise LookupError(f"entries {first}..{first + count - 1} asked for, the log file "
+                              f"holds 1..{len(where)}")
+        out: list[Entry] = []
+        index, end = first, first + count
+        while index < end:
+            offset = where[index - 1]
+            run = 1  # a later record may have rewritten the end of this one's entries
+            while index + run < end and where[index + run - 1] == offset:
+                run += 1
+            record = self._read_record(offset)
+            taken = () if not isinstance(record, EntriesWrite) else (
+                record.entries[index - record.start : index - record.start + run])
+            if len(taken) != run or record.start > index:
+                raise LookupError(f"{self.directory / 'log'}: the frame at byte {offset} does "
+                                  f"not hold entry {index}")
+            out.extend(taken)
+            index += run
+        return out
+
+    def _read_record(self, offset: int) -> LogRecord:
+        fd = self._log.fileno()
+        head = os.pread(fd, _FRAME.size, offset)
+        if len(head) == _FRAME.size:
+            length, crc = _FRAME.unpack(head)
+            payload = os.pread(fd, length, offset + _FRAME.size)
+            if len(payload) == length and zlib.crc32(payload) == crc:
+                return _record_decoder.decode(payload)
+        raise LookupError(f"{self.directory / 'log'}: no intact frame at byte {offset}")
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self._append(EntriesWrite(start, tuple(entries)))
@@ -268,7 +356,11 @@ class FileStorage:
             self._sync_log()
 
     def _write(self, record: LogRecord) -> None:
-        self._log.write(frame(_record_encoder.encode(record)))
+        data = frame(_record_encoder.encode(record))
+        if type(record) is EntriesWrite:
+            self._locate(record, self._size)
+        self._log.write(data)
+        self._size += len(data)
 
     def _sync_log(self) -> None:
         self.drain()

@@ -17,6 +17,7 @@ from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.storage import (
     CommitWrite,
     EntriesWrite,
+    EntryCopy,
     FsyncPolicy,
     LogRecord,
     Stored,
@@ -33,6 +34,7 @@ class SimStorage:
         self.records: list[LogRecord] = []  # durable
         self.pending: list[LogRecord] = []  # written, not yet durable
         self.lost_records = 0
+        self.entries = EntryCopy()  # the log of records + pending (what read_entries sees)
 
     @property
     def durable(self) -> bool:
@@ -45,6 +47,10 @@ class SimStorage:
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self._write(EntriesWrite(start, tuple(entries)))
+        self.entries.write(start, entries)
+
+    def read_entries(self, first: int, count: int) -> list[Entry]:
+        return self.entries.read(first, count)
 
     def write_commit(self, commit: int) -> None:
         self._write(CommitWrite(commit))
@@ -84,3 +90,4 @@ class SimStorage:
             del self.pending[:survive]
         self.lost_records += len(self.pending)
         self.pending.clear()
+        self.entries = EntryCopy(replay(0, 0, self.records).entries)

@@ -127,7 +127,9 @@ def options_swarm(seed: int, *, n: int | None = None, canary: Canary = Canary.NO
     batch_ns = rng.choice((100_000, 1_000_000, 5_000_000)) if on(0.5) else 0
     # then, as drawn last, a queue short enough for the clients to fill (queue-full replies)
     pending_max = rng.choice((1, 2)) if on(0.25) else replica.pending_max
-    replica = msgspec.structs.replace(replica, pending_max=pending_max)
+    # and last, a log memory so small that replicas read committed entries back from storage
+    log_memory = rng.choice((1, 4, 32)) if on(0.3) else replica.log_memory
+    replica = msgspec.structs.replace(replica, pending_max=pending_max, log_memory=log_memory)
     return msgspec.structs.replace(options, cluster=msgspec.structs.replace(
         cluster, request_batch_ns=batch_ns, replica=replica))
 

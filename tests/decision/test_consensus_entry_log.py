@@ -1,0 +1,168 @@
+"""The bounded-memory log: ``EntryLog`` against a plain list, and every storage's
+``read_entries`` against the log its records describe (live, after drains, after a reopen).
+
+The replica reads back from storage only committed entries it forgot; here any entry written
+is read back, from any point, since the storages promise that much.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agora.decision.consensus import FileStorage, FsyncPolicy, MemoryStorage
+from agora.decision.consensus.entry_log import EntryLog
+from agora.decision.consensus.messages import Entry
+from agora.decision.consensus.storage import replay
+from agora.decision.sim.storage import SimStorage
+
+from .test_consensus_replica import Net
+
+
+def entry(index: int, tag: int = 0) -> Entry:
+    return Entry(index, tag, 1 + index % 3, index, 0, 0, 0, 0, b"p%d.%d" % (index, tag))
+
+
+# a write: (cut, count) = keep entries 1..cut of the log, then append ``count`` new ones
+_WRITES = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 8)), min_size=1, max_size=25)
+
+
+def _storages(tmp_path, policy):
+    return [MemoryStorage(), SimStorage(policy, random.Random(1)),
+            FileStorage(tmp_path / "file", policy, batch_records=3)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(writes=_WRITES, policy=st.sampled_from(list(FsyncPolicy)), reopen_at=st.integers(0, 25))
+def test_every_storage_reads_back_the_log_its_records_describe(tmp_path_factory, writes,
+                                                               policy, reopen_at):
+    tmp = tmp_path_factory.mktemp("storages")
+    storages = _storages(tmp, policy)
+    for s in storages:
+        s.write_view(0, 0)
+    try:
+        _write_and_read(tmp, storages, writes, policy, reopen_at)
+    finally:
+        storages[2].close()
+
+
+def _write_and_read(tmp, storages, writes, policy, reopen_at) -> None:
+    log: list[Entry] = []
+    for step, (cut, count) in enumerate(writes):
+        cut = min(cut, len(log))
+        new = [entry(cut + 1 + k, step) for k in range(count)]
+        if new or cut < len(log):
+            for s in storages:
+                s.write_entries(cut + 1, new)
+            log[cut:] = new
+        if step == reopen_at:  # a restart: the file storage rebuilds its index from the file
+            storages[2].close()
+            storages[2] = FileStorage(tmp / "file", policy, batch_records=3)
+            assert storages[2].load().entries == log
+        for s in storages:
+            for first in range(1, len(log) + 1, 3):
+                count = min(5, len(log) - first + 1)
+                assert s.read_entries(first, count) == log[first - 1 : first - 1 + count]
+            with pytest.raises(LookupError):
+                s.read_entries(len(log) + 1, 1)
+
+
+def test_a_file_storage_reads_an_entry_back_from_the_record_that_holds_it(tmp_path):
+    storage = FileStorage(tmp_path, FsyncPolicy.NONE)
+    storage.write_view(0, 0)
+    storage.write_entries(1, [entry(1), entry(2), entry(3)])
+    storage.write_entries(3, [entry(3, 1), entry(4, 1)])  # rewrites 3, in the held records
+    assert storage.read_entries(2, 3) == [entry(2), entry(3, 1), entry(4, 1)]
+    storage.close()
+    data = bytearray((tmp_path / "log").read_bytes())
+    data[20] ^= 0xFF  # damage the first record under a reopened storage
+    (tmp_path / "log").write_bytes(bytes(data))
+    reopened = FileStorage(tmp_path, FsyncPolicy.NONE)
+    reopened.load()  # the damaged frame ends the trusted log: nothing to read back
+    with pytest.raises(LookupError, match=r"holds 1\.\.0"):
+        reopened.read_entries(1, 1)
+    reopened.close()
+
+
+def test_sim_storage_reads_what_survived_a_crash():
+    storage = SimStorage(FsyncPolicy.NONE, random.Random(3))
+    storage.write_view(0, 0)
+    storage.write_entries(1, [entry(1), entry(2)])
+    storage.sync()
+    storage.write_entries(3, [entry(3)])
+    storage.crash(survive=0)
+    assert storage.read_entries(1, 2) == [entry(1), entry(2)]
+    with pytest.raises(LookupError):
+        storage.read_entries(3, 1)
+    assert replay(0, 0, storage.records).entries == [entry(1), entry(2)]
+
+
+_OPS = st.lists(st.one_of(
+    st.tuples(st.just("extend"), st.integers(0, 6)),
+    st.tuples(st.just("truncate"), st.integers(0, 60)),
+    st.tuples(st.just("forget"), st.integers(0, 60)),
+), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_OPS, st.lists(st.tuples(st.integers(-70, 70), st.integers(-70, 70)), max_size=8))
+def test_an_entry_log_reads_like_a_list(ops, reads):
+    storage = MemoryStorage()
+    log, reference = EntryLog(storage), []
+    for step, (op, arg) in enumerate(ops):
+        if op == "extend":
+            new = [entry(len(reference) + 1 + k, step) for k in range(arg)]
+            storage.write_entries(len(reference) + 1, new)
+            log.extend(new)
+            reference.extend(new)
+        elif op == "truncate":
+            if arg < log.base:
+                with pytest.raises(ValueError, match="only in storage"):
+                    log.truncate(arg)
+                continue
+            storage.write_entries(min(arg, len(reference)) + 1, [])
+            log.truncate(arg)
+            del reference[arg:]
+        else:
+            log.forget(arg)
+            assert log.base == max(log.base, min(arg, len(reference)))
+        assert len(log) == len(reference) and log == reference and list(log) == reference
+        assert len(log.memory) == len(reference) - log.base
+    for a, b in reads:
+        assert log[a:b] == reference[a:b]
+        if -len(reference) <= a < len(reference):
+            assert log[a] == reference[a]
+        else:
+            with pytest.raises(IndexError):
+                log[a]
+    with pytest.raises(ValueError, match="step"):
+        log[::2]
+
+
+def test_a_replica_keeps_a_bounded_window_and_serves_a_far_behind_replica_from_storage():
+    net = Net(3, log_memory=4)
+    net.down.add(2)  # replica 2 misses everything: the others forget most of it
+    for number in range(1, 41):
+        net.submit(number, 1)
+        net.pump()
+    net.tick(3_000_000)
+    net.pump()
+    leader = net.replicas[0]
+    assert leader.commit == leader.applied == 40
+    assert 4 <= len(leader.log.memory) <= 8 and leader.log.base >= 32
+    net.down.clear()
+    for _ in range(5):  # the leader's repairs bring replica 2 up from entry 1, read from disk
+        net.tick(3_000_000)
+        net.pump()
+    assert net.replicas[2].commit == 40 and net.replicas[2].log == net.replicas[0].log
+    assert [c.client_id for c in net.committed[2]] == list(range(1, 41))
+
+
+def test_log_memory_must_be_positive():
+    from agora.decision.consensus import ReplicaConfig
+
+    with pytest.raises(ValueError, match="log_memory"):
+        ReplicaConfig(cluster=1, replica=0, n=3, log_memory=0)

@@ -139,3 +139,59 @@ def test_replicas_restart_from_file_storage(tmp_path):
 def test_memory_storage_is_durable_and_starts_empty():
     storage = MemoryStorage()
     assert storage.durable and storage.load() is None
+
+
+# ---------------------------------------------------------------- the view vote (vote.py)
+
+
+def test_the_vote_survives_reopen_and_alternates_between_its_slots(tmp_path):
+    from agora.decision.consensus.vote import VoteFile
+
+    vote = VoteFile(tmp_path / "vote")
+    assert vote.load() is None  # never voted
+    for view, log_view in ((1, 0), (2, 2), (7, 2)):
+        vote.write(view, log_view)
+    vote.close()
+    again = VoteFile(tmp_path / "vote")
+    assert again.load() == (7, 2)
+    again.write(8, 8)  # the counter continues from the disk: the newest slot wins
+    again.close()
+    assert VoteFile(tmp_path / "vote").load() == (8, 8)
+    assert (tmp_path / "vote").stat().st_size == 8192
+
+
+def test_a_torn_vote_falls_back_to_the_other_slot_and_two_are_an_error(tmp_path):
+    from agora.decision.consensus.vote import VoteFile
+
+    vote = VoteFile(tmp_path / "vote")
+    vote.write(3, 3)  # counter 1: slot 1
+    vote.write(4, 3)  # counter 2: slot 0
+    vote.close()
+    data = bytearray((tmp_path / "vote").read_bytes())
+    data[10] ^= 0xFF  # the newest vote torn mid-write
+    (tmp_path / "vote").write_bytes(bytes(data))
+    assert VoteFile(tmp_path / "vote").load() == (3, 3)
+    data[4096 + 10] ^= 0xFF
+    (tmp_path / "vote").write_bytes(bytes(data))
+    with pytest.raises(OSError, match="both vote slots are damaged"):
+        VoteFile(tmp_path / "vote").load()
+    (tmp_path / "vote").write_bytes(bytes(100))
+    with pytest.raises(OSError, match="100 bytes"):
+        VoteFile(tmp_path / "vote").load()
+
+
+def test_a_file_storage_takes_over_the_vote_of_an_earlier_agora(tmp_path):
+    storage = FileStorage(tmp_path, FsyncPolicy.ALWAYS)
+    storage.write_view(0, 0)
+    storage.write_entries(1, [Entry(1, 0, 1, 1, 0, 0, 0, 0, b"a")])
+    storage.close()
+    (tmp_path / "vote").unlink()
+    (tmp_path / "view").write_bytes(msgspec.msgpack.encode((5, 4)))  # the old rename-based file
+    storage = FileStorage(tmp_path, FsyncPolicy.ALWAYS)
+    stored = storage.load()
+    assert (stored.view, stored.log_view, len(stored.entries)) == (5, 4, 1)
+    assert not (tmp_path / "view").exists()
+    storage.close()
+    storage = FileStorage(tmp_path, FsyncPolicy.ALWAYS)
+    assert storage.load().view == 5
+    storage.close()

@@ -47,6 +47,7 @@ from typing import Protocol
 import msgspec
 
 from agora.decision.consensus.messages import Entry
+from agora.decision.consensus.vote import VoteFile
 
 
 def frame(payload: bytes) -> bytes:
@@ -222,7 +223,7 @@ _view_decoder = msgspec.msgpack.Decoder(tuple[int, int])
 
 
 class FileStorage:
-    """Files in ``directory``: ``view`` (replaced atomically) and ``log`` (append-only frames).
+    """Files in ``directory``: ``vote`` (the view vote, vote.py) and ``log`` (append-only frames).
 
     For the real-process replicas. ``load`` cuts a torn or corrupt tail off the log file so
     later appends follow the last good frame.
@@ -246,6 +247,7 @@ class FileStorage:
         self._unsynced = 0
         self._held: list[LogRecord] = []  # policy none: records not yet encoded (see drain)
         self._size = os.fstat(self._log.fileno()).st_size  # written or in the write buffer
+        self._vote = VoteFile(self.directory / "vote")
         self._where = array("Q")  # entry k: where the frame of the record holding it starts
 
     @property
@@ -255,6 +257,7 @@ class FileStorage:
     def close(self) -> None:
         self._sync_log()
         self._log.close()
+        self._vote.close()
 
     def drain(self) -> None:
         held, self._held = self._held, []
@@ -263,10 +266,10 @@ class FileStorage:
 
     def load(self) -> Stored | None:
         self._sync_log()  # anything held or buffered is in the file before it is read
-        view_path = self.directory / "view"
-        if not view_path.exists():
+        vote = self._load_vote()
+        if vote is None:
             return None
-        view, log_view = _view_decoder.decode(view_path.read_bytes())
+        view, log_view = vote
         offsets: list[int] = []
         records, good = read_frames((self.directory / "log").read_bytes(), _record_decoder,
                                     offsets)
@@ -330,17 +333,16 @@ class FileStorage:
         self._append(CommitWrite(commit))
 
     def write_view(self, view: int, log_view: int) -> None:
-        tmp = self.directory / "view.tmp"
-        with open(tmp, "wb") as out:
-            out.write(_record_encoder.encode((view, log_view)))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.directory / "view")
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        self._vote.write(view, log_view)
+
+    def _load_vote(self) -> tuple[int, int] | None:
+        vote = self._vote.load()
+        legacy = self.directory / "view"  # an earlier agora's vote file, replaced on rename
+        if vote is None and legacy.exists():
+            vote = _view_decoder.decode(legacy.read_bytes())
+            self._vote.write(*vote)  # durable in the new file before the old one goes
+            legacy.unlink()
+        return vote
 
     def _append(self, record: LogRecord) -> None:
         if self.policy is FsyncPolicy.NONE:

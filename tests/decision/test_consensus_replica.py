@@ -275,6 +275,33 @@ def test_a_backup_without_its_leader_starts_a_view_change_and_a_new_leader_commi
     assert net.replicas[2].log == net.replicas[1].log
 
 
+def test_a_new_leader_sends_no_start_view_to_a_silent_replica_which_asks_when_it_hears():
+    """The old leader took no part in the view change, so its committed prefix is unknown: the
+    new leader sends it no StartView (it would have to carry the log from entry 1); back, it
+    hears the new view's heartbeat, asks from its commit number and catches up from there."""
+    net = Net(3)
+    for client in range(1, 6):
+        net.submit(client, 1)
+        net.pump()
+    net.down.add(0)
+    for _ in range(40):
+        net.tick(1_000_000)
+        net.pump()
+    assert net.replicas[1].status is Status.NORMAL and net.replicas[1].view == 1
+    assert not [m for src, dst, m in net.sent if dst == 0 and type(m).__name__ == "StartView"]
+    net.submit(6, 1, to=1)
+    net.pump()
+    net.down.clear()
+    for _ in range(5):
+        net.tick(3_000_000)
+        net.pump()
+    old = net.replicas[0]
+    assert (old.view, old.status, old.commit) == (1, Status.NORMAL, 6)
+    assert old.log == net.replicas[1].log
+    asked = [m for src, dst, m in net.sent if src == 0 and type(m).__name__ == "RequestStartView"]
+    assert asked and asked[0].base == 5  # its commit number: the prefix it can vouch for
+
+
 def test_a_voter_waits_for_the_new_leaders_commit_and_sends_only_the_log_after_it():
     """A DoViewChange carries the log after the commit number the new leader announced; a
     voter that has its f + 1 votes before that announcement waits for it rather than send its

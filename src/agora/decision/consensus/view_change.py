@@ -166,7 +166,14 @@ class ViewChange(ReplicaCore):
             self.batches.append(self.op)  # the old view's uncommitted tail counts as one
         cap = self.config.repair_max
         for replica in self.peers:
-            base = min(self.known_commit.get(replica, 0), self.op)
+            known = self.known_commit.get(replica)
+            if known is None:
+                # Silent through this view change (the old leader, crashed, as a rule): its
+                # committed prefix is unknown, so the only safe StartView would carry the log
+                # from entry 1 (up to repair_max entries, for a replica that is likely dead).
+                # When it hears this view (a Prepare or Commit) it asks, naming its commit.
+                continue
+            base = min(known, self.op)
             out.append(Send(replica, StartView(self.config.cluster, self.me, self.view,
                                                self.commit, base,
                                                tuple(self.log[base:base + cap]))))

@@ -253,8 +253,9 @@ async def _failover(cluster: ProcessCluster, client: ClusterClient, rate: int) -
         await asyncio.sleep(0.001)
     view = client.view
     killed_ns = CLOCK.now_ns()
-    cluster.signal(view % cluster.n, signal.SIGKILL)
+    cluster.signal(view % cluster.n, signal.SIGKILL, wait=False)  # the client keeps running
     outcomes = await load
+    cluster.procs[view % cluster.n].wait(timeout=10)
     later = [o.replied_ns for o in _answered(outcomes)
              if o.reply is not None and o.reply.view > view]
     return (min(later) - killed_ns) / 1e6 if later else float("nan")

@@ -80,9 +80,12 @@ class ProcessCluster:
             if line.strip() != "ready":
                 raise RuntimeError(f"replica {i} did not start (exit {self.procs[i].poll()})")
 
-    def signal(self, replica: int, sig: signal.Signals) -> None:
+    def signal(self, replica: int, sig: signal.Signals, *, wait: bool = True) -> None:
+        """Send ``sig``; after SIGKILL, wait for the process to be gone unless ``wait`` is
+        False (a benchmark's client must not stall while the kernel tears the process down:
+        a replica with a long log took 65 ms to exit, flushing its files)."""
         self.procs[replica].send_signal(sig)
-        if sig is signal.SIGKILL:
+        if sig is signal.SIGKILL and wait:
             self.procs[replica].wait(timeout=10)
 
     def alive(self) -> list[int]:

@@ -145,11 +145,7 @@ def test_an_entry_log_reads_like_a_list(ops, reads):
 def test_a_replica_keeps_a_bounded_window_and_serves_a_far_behind_replica_from_storage():
     net = Net(3, log_memory=4)
     net.down.add(2)  # replica 2 misses everything: the others forget most of it
-    for number in range(1, 41):
-        net.submit(number, 1)
-        net.pump()
-    net.tick(3_000_000)
-    net.pump()
+    net.commit_each(range(1, 41))
     leader = net.replicas[0]
     assert leader.commit == leader.applied == 40
     assert 4 <= len(leader.log.memory) <= 8 and leader.log.base >= 32

@@ -103,6 +103,15 @@ class Net:
         self.route(dst, self.replicas[dst].on_message(message, self.now))
         return src, dst, message
 
+    def commit_each(self, clients: range) -> None:
+        """Request 1 of each client, one at a time, then the heartbeat that carries the commit
+        number to the backups."""
+        for client in clients:
+            self.submit(client, 1)
+            self.pump()
+        self.tick(3_000_000)
+        self.pump()
+
     def pump(self, limit: int = 10_000) -> None:
         while self.queue and limit:
             self.step()
@@ -280,9 +289,7 @@ def test_a_new_leader_sends_no_start_view_to_a_silent_replica_which_asks_when_it
     new leader sends it no StartView (it would have to carry the log from entry 1); back, it
     hears the new view's heartbeat, asks from its commit number and catches up from there."""
     net = Net(3)
-    for client in range(1, 6):
-        net.submit(client, 1)
-        net.pump()
+    net.commit_each(range(1, 6))
     net.down.add(0)
     for _ in range(40):
         net.tick(1_000_000)
@@ -308,11 +315,7 @@ def test_a_voter_waits_for_the_new_leaders_commit_and_sends_only_the_log_after_i
     whole log (and resend it every resend interval: at n = 7 with thousands of entries, those
     starved the replicas through failover after failover)."""
     net = Net(5)
-    for number in range(1, 41):
-        net.submit(number, 1)
-        net.pump()
-    net.tick(3_000_000)  # a heartbeat carries the commit number to the backups
-    net.pump()
+    net.commit_each(range(1, 41))
     voter = net.replicas[3]
     assert voter.commit == voter.op == 40
     dvcs = []

@@ -25,10 +25,9 @@ import os
 import tempfile
 import weakref
 from array import array
-from collections.abc import Iterable
 from pathlib import Path
 
-from agora.protocols.soupbintcp import MAX_PACKET_LENGTH, sequenced_packets
+from agora.protocols.soupbintcp import MAX_PACKET_LENGTH
 
 STRIDE = 64  # a file offset is kept for every STRIDE-th message
 _READ_SIZE = 2 * (2 + MAX_PACKET_LENGTH)  # one pread: always holds one whole packet or more
@@ -43,37 +42,43 @@ class SessionLog:
             raise ValueError(f"keep must be at least 1, not {keep}")
         self.directory = Path(directory) if directory is not None else None
         self.keep = keep
-        self._recent: list[bytes] = []  # packets of messages _spilled .. len - 1
+        self._recent: list[bytes] = []  # packets of messages _spilled .. count - 1
         self._spilled = 0  # messages written to the file: 0 .. _spilled - 1
+        self.count = 0  # messages in the log (len), as an attribute: read on every flush
         self._file_size = 0
         self._marks = array("Q")  # file offset of message k * STRIDE, for every spilled k
         self._fd = -1
         self._finalizer: weakref.finalize | None = None
 
     def __len__(self) -> int:
-        return self._spilled + len(self._recent)
+        return self.count
 
     @property
     def in_memory(self) -> int:
         """How many of the most recent messages are held in memory."""
         return len(self._recent)
 
-    def extend(self, messages: Iterable[bytes]) -> None:
-        """Sequence ``messages`` (OUCH or any payload), framed as Sequenced Data once, here."""
-        self._recent.extend(sequenced_packets(messages))
-        if len(self._recent) >= 2 * self.keep:
-            self._spill(len(self._recent) - self.keep)
+    def extend(self, packets: list[bytes]) -> None:
+        """Sequence ``packets``: messages framed once as Sequenced Data by the caller
+        (``soupbintcp.sequenced_packets``, or inline on a hot path), kept and sent as they are."""
+        recent = self._recent
+        recent.extend(packets)
+        self.count += len(packets)
+        if len(recent) >= 2 * self.keep:
+            self._spill(len(recent) - self.keep)
 
     def take(self, start: int, limit: int) -> tuple[bytes, int]:
         """The packets of messages ``start`` on, at most ``limit`` of them, as one buffer to
         write, and how many that is. From memory when ``start`` is recent; else from the file,
         which stops at the first message in memory and at about 128 KiB (the caller asks again
         for the rest). ``(b"", 0)`` when there is nothing from ``start`` on."""
-        end = min(len(self), start + limit)
+        end = start + limit
+        if end > self.count:
+            end = self.count
         if start < 0 or end <= start:
             return b"", 0
-        if start >= self._spilled:
-            base = self._spilled
+        base = self._spilled
+        if start >= base:
             return b"".join(self._recent[start - base : end - base]), end - start
         return self._read_spilled(start, min(end, self._spilled))
 
@@ -83,6 +88,7 @@ class SessionLog:
             self._finalizer()
         self._fd = -2
         self._recent = []
+        self.count = self._spilled
 
     # ------------------------------------------------------------------ file
 

@@ -104,8 +104,10 @@ class _Session:
         """
         if self.closed or self.transport.get_write_buffer_size() > _WRITE_THROUGH_MAX:
             return False
-        out = self.gateway.log_of(self.account)
-        if len(out) - self.next_seq >= _WRITE_THROUGH_MESSAGES:
+        out = self.gateway.logs.get(self.account)
+        if out is None:
+            return True  # nothing sequenced for this account yet
+        if out.count - self.next_seq >= _WRITE_THROUGH_MESSAGES:
             return False
         chunk = self._take_sequenced(out, _WRITE_THROUGH_MESSAGES)
         if chunk:
@@ -286,7 +288,7 @@ class OuchGateway:
         self._thread: int | None = None
         self._connections: set[_Connection] = set()
         self._closing = False
-        self._staged: list[tuple[str, bytes]] = []  # (account, message) awaiting the commit
+        self._staged: dict[str, list[bytes]] = {}  # account -> packets awaiting the commit
         core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
 
     # ------------------------------------------------------------------ core side
@@ -294,26 +296,29 @@ class OuchGateway:
     def _on_events(self, seq: int, events: Sequence[Event]) -> None:
         """Early listener: the mapper follows the engine now; the messages wait for the commit."""
         staged = self._staged
-        encode = ouch.encode
+        encode, frame = ouch.encode, soup.DATA_HEADER.pack
         for account, msg in self.mapper.outbound(events):
-            staged.append((account, encode(msg)))
+            data = encode(msg)  # an outbound OUCH message: far below SoupBinTCP's length limit
+            packet = frame(len(data) + 1, b"S") + data  # framed once, kept and sent as is
+            packets = staged.get(account)
+            if packets is None:
+                staged[account] = [packet]
+            else:
+                packets.append(packet)
 
     def _on_flushed(self) -> None:
         """After each commit: the staged messages join the logs, one write per session."""
         if not self._staged:
             return
-        staged, self._staged = self._staged, []
+        staged, self._staged = self._staged, {}
         if self._closing:  # the logs are closed: nobody can be sent these any more
             return
-        by_account: dict[str, list[bytes]] = {}
-        for account, data in staged:
-            messages = by_account.get(account)
-            if messages is None:
-                by_account[account] = [data]
-            else:
-                messages.append(data)
-        for account, messages in by_account.items():
-            self.log_of(account).extend(messages)
+        logs = self.logs
+        for account, packets in staged.items():
+            out = logs.get(account)
+            if out is None:
+                out = self.log_of(account)
+            out.extend(packets)
             session = self.sessions.get(account)
             if session is not None:
                 self._wake(session)

@@ -61,6 +61,8 @@ class SessionLog:
     def extend(self, packets: list[bytes]) -> None:
         """Sequence ``packets``: messages framed once as Sequenced Data by the caller
         (``soupbintcp.sequenced_packets``, or inline on a hot path), kept and sent as they are."""
+        if self._fd == -2:
+            raise ValueError("the session log is closed")
         recent = self._recent
         recent.extend(packets)
         self.count += len(packets)
@@ -94,8 +96,6 @@ class SessionLog:
 
     def _spill(self, count: int) -> None:
         """Write the oldest ``count`` packets in memory to the file and drop them from memory."""
-        if self._fd == -2:
-            raise ValueError("the session log is closed")
         if self._fd < 0:
             self._open()
         packets = self._recent[:count]

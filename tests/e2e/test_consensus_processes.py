@@ -169,6 +169,31 @@ def test_sigstop_backup_then_sigcont_catches_up(tmp_path):
     assert len({o.reply.view for o in outcomes if o.reply}) == 1
 
 
+def test_a_backup_far_behind_catches_up_from_entries_the_leader_reads_back_from_its_file(
+        tmp_path):
+    """With ``--log-memory 16`` the others keep at most 32 applied entries in memory, so the
+    paused backup's 400 missing entries come from the leader's log file (FileStorage
+    read_entries) in its repairs; the checker then holds every record equal."""
+    async def scenario(cluster, client):
+        await wait_replies(client, 20)
+        backup = (client.view + 1) % cluster.n
+        cluster.signal(backup, signal.SIGSTOP)
+        outcomes = await open_loop(client, CLOCK, rate=2_000, count=400, payload=payload)
+        cluster.request_stats()
+        leader = client.view % cluster.n
+        await asyncio.sleep(0.3)
+        bases.append(cluster.stats(leader)["log_base"])
+        cluster.signal(backup, signal.SIGCONT)
+        return outcomes
+
+    bases: list[int] = []
+    make = lambda root: ProcessCluster(root, 3, extra=("--log-memory", "16"))  # noqa: E731
+    checker, outcomes = run_cluster(tmp_path, scenario, make)
+    all_replied(outcomes)
+    assert bases[0] >= 380, f"the leader kept {420 - bases[0]} entries in memory"
+    assert len(checker.by_request) == 420  # converge() waited for every replica's record
+
+
 def test_sigstop_leader_wakes_in_an_old_view_without_breaking_safety(tmp_path):
     async def scenario(cluster, client):
         load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,

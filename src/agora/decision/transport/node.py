@@ -60,6 +60,7 @@ class NodeStats(msgspec.Struct):
     committed: int = 0
     view: int = 0
     status: int = 0
+    log_base: int = 0  # crash mode: entries no longer in memory (read back from storage)
 
 
 class NodeCore:
@@ -139,9 +140,11 @@ class NodeCore:
 
     def after_step(self) -> None:
         """Once a step's outbox is out: the storage writes it held back, then the counters."""
-        self.replica.storage.drain()
-        self.stats.view = self.replica.view
-        self.stats.status = int(self.replica.status)
+        replica = self.replica
+        replica.storage.drain()
+        self.stats.view = replica.view
+        self.stats.status = int(replica.status)
+        self.stats.log_base = replica.log.base
 
     def on_failure(self, exc: BaseException) -> None:
         """A driver's hook: the replica raised and the node stopped stepping."""

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair-max", type=int, default=2_048,
                    help="Entries per StartView/RecoveryResponse; a lagging replica asks for "
                         "the rest (messages above one datagram are fragmented).")
+    p.add_argument("--log-memory", type=int, default=16_384,
+                   help="Applied log entries kept in memory (up to twice that); older ones are "
+                        "read back from the storage file for a replica that lags that far.")
     bft = p.add_argument_group("Byzantine mode (--mode bft)")
     p.add_argument("--mode", choices=["cft", "bft"], default="cft",
                    help="Crash-tolerant VR (n = 2f + 1, the default) or PBFT (n = 3f + 1).")
@@ -193,7 +196,7 @@ def build(args: argparse.Namespace, on_committed: CommittedHook | None = None
         heartbeat_ns=args.heartbeat_us * 1000, view_change_timeout_ns=args.view_change_us * 1000,
         resend_ns=args.resend_us * 1000, batch_max=args.batch_max,
         pipeline_max=args.pipeline_max, repair_max=args.repair_max,
-        backup_acks=not args.no_backup_acks)
+        backup_acks=not args.no_backup_acks, log_memory=args.log_memory)
     args.dir.mkdir(parents=True, exist_ok=True)
     storage = FileStorage(args.dir / "storage", FsyncPolicy(args.fsync))
     recorder = _recorder(args, on_committed)

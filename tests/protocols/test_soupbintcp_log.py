@@ -95,3 +95,13 @@ def test_reads_from_the_file_stop_near_128_kib_and_packets_may_be_the_largest(tm
 def test_keep_must_be_positive():
     with pytest.raises(ValueError, match="keep"):
         SessionLog(keep=0)
+
+
+def test_a_file_cut_short_under_the_log_is_an_error_not_a_short_resend(tmp_path):
+    log = SessionLog(tmp_path, keep=1)
+    log.extend(framed([b"a" * 10, b"b" * 10, b"c" * 10]))
+    assert log.in_memory == 1
+    os.ftruncate(log._fd, 5)  # the disk lost what the log wrote (damage, not a crash)
+    with pytest.raises(OSError, match="truncated at byte"):
+        log.take(0, 2)
+    log.close()

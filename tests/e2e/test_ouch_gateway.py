@@ -511,3 +511,36 @@ password = "pw1b"
         await stop(core, gw, a, b)
 
     run(main())
+
+
+def test_a_session_replayed_from_sequence_1_after_thousands_of_messages_is_exact(config):
+    """4,000 messages with 64 to 128 kept in memory: a login from sequence 1 is sent the spilled
+    ones from the file, in chunks under flow control, then the ones in memory, each once."""
+
+    async def main():
+        core, gw = await start(config, log_keep=64)
+        c1 = client(gw, "firm1", "pw1")
+        await c1.connect()
+        orders = []
+        for k in range(1, 2_001):
+            orders.append(ouch.EnterOrder(
+                k, ouch.Side.BUY, 100, "AAPL", (186 + k % 4) * P, ouch.TimeInForce.DAY,
+                ouch.Display.VISIBLE, ouch.Capacity.AGENCY, ouch.IntermarketSweep.NOT_ELIGIBLE,
+                ouch.CrossType.CONTINUOUS, f"C{k}"))
+            orders.append(ouch.CancelOrderRequest(k, 0))
+        for i in range(0, len(orders), 200):
+            c1._write(b"".join(soup.encode(soup.UnsequencedData(ouch.encode(m)))
+                               for m in orders[i:i + 200]))
+        live = await take(c1, 4_000)
+        assert [s for s, _ in live] == list(range(1, 4_001))
+        assert [type(m) for _, m in live[:2]] == [ouch.OrderAccepted, ouch.OrderCanceled]
+        assert gw.logs["FIRM1"].in_memory <= 128
+        c1.abort()
+        await asyncio.sleep(0.1)
+        assert await c1.connect(1) == 1
+        replay = await take(c1, 4_000)
+        assert replay == live  # same numbers, same messages
+        await quiet(c1)
+        await stop(core, gw, c1)
+
+    run(main())

@@ -52,3 +52,7 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert figures["bft_n4_budget_5ms_p50_us"] > figures["bft_n4_sync_p50_us"]
     assert figures["bft_n4_miss_rate_250us"] >= 0.9
     assert 0 <= figures["bft_n4_miss_rate_5000us"] <= figures["bft_n4_miss_rate_250us"]
+    # the long-session phase (2,000 entries under --quick): memory, failover and a restart
+    assert figures["long_log_entries"] == 2_000
+    assert figures["long_log_rss_mb_max"] > 0 and figures["long_log_failover_ms"] > 0
+    assert 0 < figures["long_log_restart_ready_s"] <= figures["long_log_restart_caught_up_s"]

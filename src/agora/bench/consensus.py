@@ -494,7 +494,7 @@ def _fmt(value: float, digits: int = 1) -> str:
 
 
 def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = False,
-        baselines: bool = True, bft: bool = True) -> dict:
+        baselines: bool = True, bft: bool = True, long_log: int = 0) -> dict:
     base_rate = 1_000
     rates = [500, 1_000, 2_000] if quick else [1_000, 2_000, 4_000, 8_000, 16_000, 24_000,
                                                32_000, 48_000, 64_000, 80_000, 96_000, 128_000]
@@ -519,6 +519,11 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
             with console.status("agora PBFT, n = 4"):
                 pbft = consensus_bft.measure(Path(tmp) / "bft", requests=300 if quick else 3_000,
                                              warmup=50 if quick else 300)
+        if long_log:
+            from agora.bench import consensus_long  # it builds on this module's phases
+
+            with console.status(f"agora VR n = 3 after {long_log:,} entries"):
+                long = consensus_long.measure(Path(tmp) / "long", long_log, fsync=fsync)
         skip = "skipped (--quick)" if quick or not baselines else None
         with console.status("PySyncObj, n = 3"):
             pso = skip or _pysyncobj(min(requests, 5_000), Path(tmp))
@@ -603,6 +608,17 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
     if "etcd_p50_us" in result and 3 in figures:
         result["ratio_vs_etcd_p50"] = round(result["etcd_p50_us"] / figures[3]["p50"], 2)
     console.print(table)
+    if long_log:
+        console.print(
+            f"n=3 after {long_log:,} entries: replica RSS "
+            f"{' / '.join(f'{mb:.0f}' for mb in long['rss_mb'])} MB; failover "
+            f"{long['failover_ms']:.1f} ms; the killed leader restarted, serving after "
+            f"{long['restart_ready_s']:.2f} s, caught up after {long['restart_caught_up_s']:.2f} s")
+        result.update(long_log_entries=long_log,
+                      long_log_rss_mb_max=round(max(long["rss_mb"]), 1),
+                      long_log_failover_ms=round(long["failover_ms"], 2),
+                      long_log_restart_ready_s=round(long["restart_ready_s"], 3),
+                      long_log_restart_caught_up_s=round(long["restart_caught_up_s"], 3))
     for n, f in figures.items():
         steps = "; ".join(
             f"{s.rate:,}/s (sent {s.submitted:,.0f}/s) -> {s.achieved:,.0f}/s p50/p99 "

@@ -72,11 +72,14 @@ def consensus(
     fsync: str = typer.Option("none", help="Replica log fsync policy: none, batch or always."),
     quick: bool = typer.Option(False, help="A small run for CI smoke tests (no baselines)."),
     bft: bool = typer.Option(True, help="Also measure the Byzantine mode (PBFT, n = 4)."),
+    long_log: int = typer.Option(
+        400_000, min=0, help="Entries of the long-session phase (n = 3: replica memory, "
+        "failover and restart after them; 0 skips it)."),
 ) -> None:
     """Replicated decision log on real processes vs the UDP floor, PySyncObj and etcd."""
     from agora.bench.consensus import run
 
     sizes = [int(x) for x in n.split(",") if x.strip()]
     if quick:
-        requests = min(requests, 500)
-    run(sizes=sizes, requests=requests, fsync=fsync, quick=quick, bft=bft)
+        requests, long_log = min(requests, 500), min(long_log, 2_000)
+    run(sizes=sizes, requests=requests, fsync=fsync, quick=quick, bft=bft, long_log=long_log)

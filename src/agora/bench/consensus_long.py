@@ -1,0 +1,66 @@
+"""The decision log after a long session (``agora bench consensus --long-log N``).
+
+The benchmark's other phases run on a few thousand entries, where nothing that grows with the
+log shows. Here a fresh n = 3 cluster (real processes, the benchmark's replica options) commits
+``entries`` decisions of 94 bytes at ``rate`` per second, then reports what a long session costs:
+each replica's resident memory, the failover gap after SIGKILL of the leader (measured as the
+benchmark's own failover), and the killed replica's restart: the time until it is serving again
+and until its committed record has caught up with the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import uvloop
+
+from agora.bench.consensus import CLOCK, REPLICA_OPTIONS, _failover
+from agora.decision.transport.client import ClusterClient, open_loop
+from agora.decision.transport.cluster import ProcessCluster
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _measure(root: Path, entries: int, rate: int, fsync: str) -> dict:
+    with ProcessCluster(root, 3, fsync=fsync, extra=REPLICA_OPTIONS) as cluster:
+        cluster.start()
+        client = await ClusterClient.connect(cluster.cluster, cluster.peers, CLOCK, pool=1024,
+                                             keep_log=True)
+        try:
+            done = 0
+            while done < entries:
+                count = min(rate, entries - done)  # a second of load at a time
+                outcomes = await open_loop(client, CLOCK, rate=rate, count=count, timeout_s=20,
+                                           payload=lambda i, d=done: b"decision %08d " % (d + i)
+                                           + b"x" * 80)
+                if any(o.reply is None for o in outcomes):
+                    raise RuntimeError("the long-log load was not all answered")
+                done += count
+            await asyncio.sleep(0.5)
+            rss = [_rss_mb(cluster.procs[r].pid) for r in range(cluster.n)]
+            killed = client.view % cluster.n
+            failover_ms = await _failover(cluster, client, 1_000)
+            target = max(cluster.last_index(r) for r in range(cluster.n) if r != killed)
+            started = time.perf_counter()
+            cluster.start(killed)
+            ready_s = time.perf_counter() - started
+            while cluster.last_index(killed) < target and time.perf_counter() - started < 120:
+                await asyncio.sleep(0.02)
+            caught_up_s = time.perf_counter() - started
+        finally:
+            client.close()
+    return {"entries": entries, "rss_mb": rss, "failover_ms": failover_ms,
+            "restart_ready_s": ready_s, "restart_caught_up_s": caught_up_s}
+
+
+def measure(root: Path, entries: int, rate: int = 20_000, fsync: str = "none") -> dict:
+    """The long-session figures of a fresh cluster under ``root`` (see the module notes)."""
+    return uvloop.run(_measure(root, entries, rate, fsync))

@@ -59,11 +59,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import uvloop
-from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
-from agora.bench import consensus_bft
+from agora.bench import consensus_baselines, consensus_bft
+from agora.bench.latency import percentiles
 from agora.core.clock import WallClock
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
 from agora.decision.transport.cluster import ProcessCluster, free_udp_ports
@@ -76,14 +76,6 @@ P99_TARGET_US = 1_000.0
 SUSTAIN_FRACTION = 0.95  # a sustained step offers >= 95% of its rate (the client keeps up) ...
 BACKLOG_S = 0.05  # ... leaves at most 50 ms of it unanswered at its end, and answers all
 REPLICA_OPTIONS = ("--pipeline-max", "1", "--batch-max", "256")
-
-
-def percentiles(samples: list[int]) -> tuple[float, float, float]:
-    """p50, p99, p99.9 in microseconds of samples in nanoseconds."""
-    histogram = HdrHistogram(1, 60_000_000_000, 3)
-    for value in samples:
-        histogram.record_value(max(1, value))
-    return tuple(histogram.get_value_at_percentile(p) / 1_000 for p in (50, 99, 99.9))
 
 
 # ---------------------------------------------------------------- the floor
@@ -359,13 +351,11 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
 
             with console.status(f"agora VR n = 3 after {long_log:,} entries"):
                 long = consensus_long.measure(Path(tmp) / "long", long_log, fsync=fsync)
-        from agora.bench import consensus_baselines as baselines_  # builds on this module
-
         skip = "skipped (--quick)" if quick or not baselines else None
         with console.status("PySyncObj, n = 3"):
-            pso = skip or baselines_.pysyncobj(min(requests, 5_000), Path(tmp))
+            pso = skip or consensus_baselines.pysyncobj(min(requests, 5_000), Path(tmp))
         with console.status("etcd, n = 3"):
-            etcd = skip or baselines_.etcd(min(requests, 5_000), Path(tmp))
+            etcd = skip or consensus_baselines.etcd(min(requests, 5_000), Path(tmp))
     table = Table(title=f"agora bench consensus (loopback, replicas in their own processes, "
                         f"fsync {fsync}{' (the default)' if fsync == 'none' else ''})")
     for name in ("system", f"p50 us @{base_rate:,}/s", "p99 us", "p99.9 us",

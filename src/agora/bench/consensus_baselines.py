@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agora.bench.consensus import percentiles
+from agora.bench.latency import percentiles
 from agora.decision.transport.cluster import free_udp_ports
 
 # PySyncObj's defaults (50 ms tick, 100 ms append period) give ~100 ms commits; tuned for latency:

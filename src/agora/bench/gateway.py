@@ -34,12 +34,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
-from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
 from agora.bench import venue_cpu
 from agora.bench.echo_floor import measure_echo
+from agora.bench.latency import percentiles
 from agora.bench.venue_setup import PRICE, SYMBOL, cancel_packet, enter_packet, write_config
 from agora.core.enums import Side
 from agora.feed.live import ItchSubscriber
@@ -291,13 +291,6 @@ def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:
     out.put(uvloop.run(listen()))
 
 
-def _percentiles(samples: list[int]) -> tuple[float, float, float]:
-    histogram = HdrHistogram(1, 60_000_000_000, 3)
-    for value in samples:
-        histogram.record_value(max(1, value))
-    return tuple(histogram.get_value_at_percentile(p) / 1_000 for p in (50, 99, 99.9))
-
-
 def _flood(worker, port: int, clients: int, orders: int) -> float:
     jobs = [(port, f"{'o' if worker is _ouch_flood else 'F'}{i}", orders, 64)
             for i in range(clients)]
@@ -311,13 +304,13 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
         config, port, fix_port = write_config(Path(tmp), clients)
         itch_port, retransmit_port = _feed_ports(config)
         with console.status("raw TCP echo floor"):
-            echo = _percentiles(measure_echo(round_trips))
+            echo = percentiles(measure_echo(round_trips))
         with console.status("venue CPU per message, in process"):
             cpu = [venue_cpu.measure(max(1_000, orders), batch) for batch in (1, 64)]
         venue = _start_venue(config)
         try:
             with console.status("OUCH round trips"):
-                ouch_rtt = _percentiles(_ouch_round_trips(port, round_trips, 500))
+                ouch_rtt = percentiles(_ouch_round_trips(port, round_trips, 500))
             with console.status(f"OUCH throughput, {clients} clients, ITCH subscriber"):
                 ctx = multiprocessing.get_context("spawn")
                 results: multiprocessing.Queue = ctx.Queue()
@@ -332,7 +325,7 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
                 listener.join(timeout=30)
             itch_rate = itch_messages / itch_span if itch_span else 0.0
             with console.status("FIX round trips"):
-                fix_rtt = _percentiles(_fix_round_trips(fix_port, round_trips, 500))
+                fix_rtt = percentiles(_fix_round_trips(fix_port, round_trips, 500))
             with console.status(f"FIX throughput, {clients} clients"):
                 fix_throughput, fix_cpu = _venue_flood(_fix_flood, venue, fix_port, clients,
                                                        orders)

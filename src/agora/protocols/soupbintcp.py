@@ -231,8 +231,7 @@ def encode(packet: Packet, *, login_padding: Padding = "left") -> bytes:
     return len(body).to_bytes(2, "big") + body
 
 
-DATA_HEADER = struct.Struct(">H1s")  # Packet Length, Packet Type of a data packet (public: a
-# server on a hot path frames its small messages inline, see the OUCH gateway)
+_DATA_HEADER = struct.Struct(">H1s")  # Packet Length, Packet Type of a data packet
 
 
 def sequenced_packets(messages: Iterable[object]) -> list[bytes]:
@@ -242,7 +241,7 @@ def sequenced_packets(messages: Iterable[object]) -> list[bytes]:
     ``encode``, which frames it or raises its error."""
     packets: list[bytes] = []
     append = packets.append
-    pack = DATA_HEADER.pack
+    pack = _DATA_HEADER.pack
     for message in messages:
         if type(message) is bytes and len(message) < MAX_PACKET_LENGTH:
             append(pack(len(message) + 1, b"S") + message)

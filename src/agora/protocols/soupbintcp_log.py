@@ -60,7 +60,7 @@ class SessionLog:
 
     def extend(self, packets: list[bytes]) -> None:
         """Sequence ``packets``: messages framed once as Sequenced Data by the caller
-        (``soupbintcp.sequenced_packets``, or inline on a hot path), kept and sent as they are."""
+        (``soupbintcp.sequenced_packets``), kept and sent as they are."""
         if self._fd == -2:
             raise ValueError("the session log is closed")
         recent = self._recent

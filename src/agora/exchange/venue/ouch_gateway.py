@@ -288,7 +288,7 @@ class OuchGateway:
         self._thread: int | None = None
         self._connections: set[_Connection] = set()
         self._closing = False
-        self._staged: dict[str, list[bytes]] = {}  # account -> packets awaiting the commit
+        self._staged: dict[str, list[bytes]] = {}  # account -> messages awaiting the commit
         core.subscribe(self._on_events, replay=True, flushed=self._on_flushed, early=True)
 
     # ------------------------------------------------------------------ core side
@@ -296,15 +296,13 @@ class OuchGateway:
     def _on_events(self, seq: int, events: Sequence[Event]) -> None:
         """Early listener: the mapper follows the engine now; the messages wait for the commit."""
         staged = self._staged
-        encode, frame = ouch.encode, soup.DATA_HEADER.pack
+        encode = ouch.encode
         for account, msg in self.mapper.outbound(events):
-            data = encode(msg)  # an outbound OUCH message: far below SoupBinTCP's length limit
-            packet = frame(len(data) + 1, b"S") + data  # framed once, kept and sent as is
-            packets = staged.get(account)
-            if packets is None:
-                staged[account] = [packet]
+            messages = staged.get(account)
+            if messages is None:
+                staged[account] = [encode(msg)]
             else:
-                packets.append(packet)
+                messages.append(encode(msg))
 
     def _on_flushed(self) -> None:
         """After each commit: the staged messages join the logs, one write per session."""
@@ -314,11 +312,11 @@ class OuchGateway:
         if self._closing:  # the logs are closed: nobody can be sent these any more
             return
         logs = self.logs
-        for account, packets in staged.items():
+        for account, messages in staged.items():
             out = logs.get(account)
             if out is None:
                 out = self.log_of(account)
-            out.extend(packets)
+            out.extend(soup.sequenced_packets(messages))  # framed once, kept and sent as is
             session = self.sessions.get(account)
             if session is not None:
                 self._wake(session)

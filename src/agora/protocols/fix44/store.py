@@ -134,7 +134,6 @@ class FileSeqStore(MemorySeqStore):
         self._starts = array("Q")
         self._lengths = array("L")
         self._log_size = 0  # bytes in the log, written or still in the buffer
-        self._log_unflushed = False
         self._load()
         self._log = open(self._log_path, "a+b")  # noqa: SIM115 - held open: appends, preads
 
@@ -197,7 +196,6 @@ class FileSeqStore(MemorySeqStore):
         self._log.write(head + raw + b"\n")
         self._index(seq, self._log_size + len(head), len(raw))
         self._log_size += len(head) + len(raw) + 1
-        self._log_unflushed = True
         self._logged_next = seq + 1
         if self._batching:
             self._log_due = True
@@ -210,9 +208,7 @@ class FileSeqStore(MemorySeqStore):
         first, last = bisect_left(seqs, begin), bisect_right(seqs, end)
         if first >= last:
             return {}
-        if self._log_unflushed:  # early, never late: the crash rule above still holds
-            self._log.flush()
-            self._log_unflushed = False
+        self._log.flush()  # early, never late: the crash rule above still holds
         base = self._starts[first]
         size = self._starts[last - 1] + self._lengths[last - 1] - base
         data = os.pread(self._log.fileno(), size, base)
@@ -225,7 +221,6 @@ class FileSeqStore(MemorySeqStore):
 
     def _flush_log(self) -> None:
         self._log.flush()
-        self._log_unflushed = False
         if self.fsync:
             os.fsync(self._log.fileno())
 
@@ -266,7 +261,6 @@ class FileSeqStore(MemorySeqStore):
         self._logged_next = 0
         self._log.truncate(0)
         self._log.seek(0)
-        self._log_unflushed = False
         for column in (self._seqs, self._starts, self._lengths):
             del column[:]
         self._log_size = 0

@@ -162,3 +162,16 @@ def test_log_memory_must_be_positive():
 
     with pytest.raises(ValueError, match="log_memory"):
         ReplicaConfig(cluster=1, replica=0, n=3, log_memory=0)
+
+
+def test_a_frame_damaged_under_a_running_file_storage_is_an_error_not_a_wrong_entry(tmp_path):
+    storage = FileStorage(tmp_path, FsyncPolicy.NONE)
+    storage.write_view(0, 0)
+    storage.write_entries(1, [entry(1), entry(2)])
+    assert storage.read_entries(1, 2) == [entry(1), entry(2)]  # written out and indexed
+    with open(tmp_path / "log", "r+b") as f:
+        f.seek(20)
+        f.write(b"\xff")
+    with pytest.raises(LookupError, match="no intact frame at byte 0"):
+        storage.read_entries(2, 1)
+    storage.close()

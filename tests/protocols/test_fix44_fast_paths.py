@@ -569,6 +569,25 @@ def test_encode_message_answers_like_to_fields_then_encode(msg, data):
                                                  **kw))
 
 
+INT64 = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from(
+    [0, -1, 1, 9, 10, -10, 9_999, 10_000, -10_001, 2**63 - 1, -(2**63), -(2**63) + 1,
+     10**18, -(10**18), 12_345_678_900]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(INT64, INT64, st.integers(1, 2**63 - 1), st.integers(0, 10**12))
+def test_encode_message_writes_64_bit_integers_and_prices_like_the_reference(
+        price, qty, seq_num, body_pad):
+    """The C writer's own decimal formatting (no snprintf) at the 64-bit edges: a Price(4),
+    a plain int, MsgSeqNum, and BodyLengths of every width."""
+    msg = messages.NewOrderSingle(cl_ord_id="x" * (1 + body_pad % 5000), symbol="S",
+                                  side=Side.BUY, order_qty=qty, ord_type=messages.OrdType.LIMIT,
+                                  price=price, transact_time=T0)
+    kw = {"sender": "AGORA", "target": "CLIENT1", "seq_num": seq_num, "sending_time": T0}
+    assert fast_outcome(encode_message, msg, **kw) == outcome(
+        lambda: checked_encode(msg.MSG_TYPE, messages._checked_to_fields(msg), **kw))
+
+
 def test_encode_message_edge_values_in_every_field():
     """Each field in turn holds a value the one pass must hand to the reference (or render
     exactly as it would): empty, '=' last, SOH inside, None, another type."""

@@ -4,16 +4,31 @@ The fast part of ``feed`` cuts well-formed frames that follow each other by offs
 anything else to ``_checked_feed``; a framer that only ever runs ``_checked_feed`` is the
 reference. Streams mix good frames with every kind of damage the framer reports (garbage,
 a bad, empty, oversized or non-ASCII BodyLength, a BodyLength that misses ``10=NNN<SOH>``, a
-possible frame start cut short) and arrive in random chunks.
+possible frame start cut short) and arrive in random chunks. The fast part runs twice: as
+the C ``split`` where it is built (``speedups``) and as the Python ``_fast_frames``.
 """
 
+from contextlib import contextmanager
 from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agora.protocols.fix44 import speedups
 from agora.protocols.fix44.codec import FixFramingError, encode
 from agora.protocols.fix44.framer import FixFramer
+
+IMPLEMENTATIONS = [*([speedups.ext] if speedups.ext is not None else []), None]
+
+
+@contextmanager
+def fast_part(ext):
+    """``FixFramer.feed`` cutting with the C paths ``ext`` (None: the Python fast path)."""
+    saved, speedups.ext = speedups.ext, ext
+    try:
+        yield
+    finally:
+        speedups.ext = saved
 
 
 class CheckedFramer(FixFramer):
@@ -67,15 +82,19 @@ def streams(draw):
 @settings(max_examples=500, deadline=None)
 @given(streams(), st.one_of(st.just(64 * 1024), st.integers(0, 110)))  # BodyLengths: 0 to 97
 def test_feed_answers_like_the_checked_loop(chunks, limit):
-    fast, checked = FixFramer(limit), CheckedFramer(limit)
-    for chunk in chunks:
-        assert answer(fast, chunk) == answer(checked, chunk)
+    for ext in IMPLEMENTATIONS:
+        fast, checked = FixFramer(limit), CheckedFramer(limit)
+        with fast_part(ext):
+            for chunk in chunks:
+                assert answer(fast, chunk) == answer(checked, chunk)
 
 
 def test_a_flood_of_good_frames_is_cut_whole_in_any_chunks():
     data = b"".join(good(n) for n in range(40))
-    for size in (1, 7, 155, 1000, len(data)):
-        fast, checked = FixFramer(), CheckedFramer()
-        for i in range(0, len(data), size):
-            assert answer(fast, data[i : i + size]) == answer(checked, data[i : i + size])
-        assert fast.buffered == 0
+    for ext in IMPLEMENTATIONS:
+        for size in (1, 7, 155, 1000, len(data)):
+            fast, checked = FixFramer(), CheckedFramer()
+            with fast_part(ext):
+                for i in range(0, len(data), size):
+                    assert answer(fast, data[i : i + size]) == answer(checked, data[i : i + size])
+            assert fast.buffered == 0

@@ -130,15 +130,38 @@ static int format_timestamp(int64_t ns, char *out)
     return 21;
 }
 
+/* ``value`` in decimal, a '-' first when negative; its length (at most 20). snprintf's
+ * format parsing cost about 7% of the venue's instructions per FIX order. */
+static int format_int(int64_t value, char *out)
+{
+    char digits[20];
+    int n = 0, len = 0;
+    uint64_t a = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    do {
+        digits[n++] = (char)('0' + a % 10);
+        a /= 10;
+    } while (a);
+    if (value < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = digits[--n];
+    return len;
+}
+
 /* Price(4) units -> the shortest exact decimal, as messages.format_price writes it. */
 static int format_price(int64_t units, char *out)
 {
     if (units == INT64_MIN)
         return 0;
-    int64_t a = units < 0 ? -units : units, whole = a / 10000, frac = a % 10000;
-    int n = snprintf(out, 32, "%s%lld", units < 0 ? "-" : "", (long long)whole);
+    int64_t a = units < 0 ? -units : units, frac = a % 10000;
+    int n = 0;
+    if (units < 0)
+        out[n++] = '-';
+    n += format_int(a / 10000, out + n);
     if (frac) {
-        n += snprintf(out + n, 32 - n, ".%04lld", (long long)frac);
+        out[n++] = '.';
+        put_digits(out + n, 4, (int)frac);
+        n += 4;
         while (out[n - 1] == '0')
             n--;
     }
@@ -444,7 +467,7 @@ static int add_int(Body *b, PyObject *value, int as_price)
     if (!as_int64(value, &v))
         return 0;
     char *out = b->scratch[b->used++];
-    int len = as_price ? format_price(v, out) : snprintf(out, 32, "%lld", v);
+    int len = as_price ? format_price(v, out) : format_int(v, out);
     if (len <= 0)
         return 0;
     add(b, out, len);
@@ -565,8 +588,9 @@ static PyObject *fix_encode_message(PyObject *self, PyObject *const *args, Py_ss
     PyObject *result = NULL;
     if (!build(&b, args))
         goto done;
-    char head[24];
-    int head_len = snprintf(head, sizeof head, "8=FIX.4.4\x01" "9=%zd\x01", b.total);
+    char head[40] = "8=FIX.4.4\x01" "9=";
+    int head_len = 12 + format_int(b.total, head + 12);
+    head[head_len++] = '\x01';
     result = PyBytes_FromStringAndSize(NULL, head_len + b.total + 7);
     if (result == NULL)
         goto done;
@@ -580,13 +604,64 @@ static PyObject *fix_encode_message(PyObject *self, PyObject *const *args, Py_ss
     unsigned sum = 0;
     for (unsigned char *c = out; c < w; c++)
         sum += *c;
-    snprintf((char *)w, 8, "10=%03u\x01", sum & 0xFF);
+    memcpy(w, "10=", 3);
+    put_digits((char *)w + 3, 3, (int)(sum & 0xFF));
+    w[6] = '\x01';
 done:
     for (int i = 0; i < b.held_count; i++)
         Py_DECREF(b.held[i]);
     if (result == NULL && !PyErr_Occurred())
         Py_RETURN_NONE;
     return result;
+}
+
+/* ------------------------------------------------------------------------ framing */
+
+/* split(data, limit) -> (frames, end)
+ *
+ * framer._fast_frames in one pass: the complete, well-formed frames back to back from the
+ * start of ``data`` (which starts with ``8=FIX.4.4<SOH>9=``) and the offset after the last;
+ * the framer's checked loop decides whatever follows. */
+static PyObject *fix_split(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split takes bytes and an int");
+        return NULL;
+    }
+    long long limit;
+    if (!as_int64(args[1], &limit))
+        limit = LLONG_MAX;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]), pos = 0;
+    PyObject *frames = PyList_New(0);
+    if (frames == NULL)
+        return NULL;
+    while (size - pos >= 12 && memcmp(p + pos, "8=FIX.4.4\x01" "9=", 12) == 0) {
+        Py_ssize_t end9 = -1;
+        for (Py_ssize_t i = pos + 12; i < pos + 23 && i < size; i++)
+            if (p[i] == 1) {
+                end9 = i;
+                break;
+            }
+        int64_t length;
+        if (end9 <= pos + 12 || !digits((const char *)p + pos + 12, end9 - pos - 12, &length)
+            || length > limit)
+            break;
+        Py_ssize_t trailer = end9 + 1 + (Py_ssize_t)length, total = trailer + 7;
+        int64_t check;
+        if (total > size || p[trailer - 1] != 1 || memcmp(p + trailer, "10=", 3) != 0
+            || !digits((const char *)p + trailer + 3, 3, &check) || p[total - 1] != 1)
+            break;
+        PyObject *frame = PyBytes_FromStringAndSize((const char *)p + pos, total - pos);
+        if (frame == NULL || PyList_Append(frames, frame) < 0) {
+            Py_XDECREF(frame);
+            Py_DECREF(frames);
+            return NULL;
+        }
+        Py_DECREF(frame);
+        pos = total;
+    }
+    return Py_BuildValue("(Nn)", frames, pos);
 }
 
 /* ------------------------------------------------------------------------ module */
@@ -596,6 +671,8 @@ static PyMethodDef methods[] = {
      "scan(data, validate) -> (tags, values, index, sending_time) | None"},
     {"read", (PyCFunction)(void (*)(void))fix_read, METH_FASTCALL,
      "read(index, rows) -> kwargs | None"},
+    {"split", (PyCFunction)(void (*)(void))fix_split, METH_FASTCALL,
+     "split(data, limit) -> (frames, end)"},
     {"encode_message", (PyCFunction)(void (*)(void))fix_encode_message, METH_FASTCALL,
      "encode_message(values, rows, msg_type, sender, target, seq_num, sending_time)"
      " -> bytes | None"},

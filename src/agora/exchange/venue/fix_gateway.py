@@ -270,6 +270,7 @@ class FixGateway:
         session = m.session
         live = session.state is State.ACTIVE and m.conn is not None
         out = []
+        now = self.clock.now_ns()  # the SendingTime of the outbox
         with m.store.batch():  # one log flush and seqnums write, before the socket write
             for item in outbox:
                 if isinstance(item, FixError):
@@ -279,7 +280,7 @@ class FixGateway:
                 if isinstance(item, ExecutionReport) and item.exec_id == LOCAL_EXEC_ID:
                     item = msgspec.structs.replace(item, exec_id=f"L{session.next_sender}")
                 if live:
-                    out.append(session.send_app(item))
+                    out.append(session.send_app(item, now))
                 else:  # not logged on: numbered and stored, resent when it asks
                     session.store_app(item)
         if out and m.conn is not None:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import msgspec
+
 from agora.core.clock import Clock
 from agora.protocols.fix44.codec import (
     FixError,
@@ -68,8 +70,7 @@ class Send:
     seq_num: int
 
 
-@dataclass(frozen=True, slots=True)
-class Deliver:
+class Deliver(msgspec.Struct, frozen=True, gc=False):  # one per message: a Struct is cheaper
     message: FixMessage
 
 
@@ -179,11 +180,13 @@ class Session:
         self.state, self._since = State.LOGOUT_SENT, now
         return [self._send(Logout(text=text), now)]
 
-    def send_app(self, msg: FixStruct | tuple[str, list[tuple[int, Any]]]) -> bytes:
-        """Encode, number and store an application message; returns the bytes to write."""
+    def send_app(self, msg: FixStruct | tuple[str, list[tuple[int, Any]]],
+                 now: int | None = None) -> bytes:
+        """Encode, number and store an application message; returns the bytes to write.
+        ``now``: the SendingTime, when the caller sends several at one clock reading."""
         if self.state is not State.ACTIVE:
             raise FixError(f"cannot send application messages in state {self.state.value}")
-        return self._number(msg, self.clock.now_ns())[0]
+        return self._number(msg, self.clock.now_ns() if now is None else now)[0]
 
     def store_app(self, msg: FixStruct | tuple[str, list[tuple[int, Any]]]) -> None:
         """Number and store an application message without sending it, in any state (the
@@ -195,13 +198,15 @@ class Session:
         return self._reject(err, self.clock.now_ns()).data
 
     def on_bytes(self, data: bytes) -> list[Action]:
-        """The actions for a read; its messages' store writes are made once, at its end."""
+        """The actions for a read; its messages' store writes are made once, at its end, and
+        they are checked against one clock reading (a read is handled in microseconds)."""
         actions: list[Action] = []
         try:
             frames = self.framer.feed(data)
         except FixFramingError as exc:
             frames = exc.frames
             actions.append(Ignored(exc.text))
+        now = self.clock.now_ns()
         with self.store.batch():  # nothing leaves before we return (store.py's notes)
             for frame in frames:
                 try:
@@ -209,13 +214,15 @@ class Session:
                 except FixError as exc:
                     actions += self._on_bad(exc)
                 else:
-                    actions += self.on_message(msg)
+                    actions += self._on_message(msg, now)
                 if self.state is State.DISCONNECTED:
                     break
         return actions
 
     def on_message(self, msg: FixMessage) -> list[Action]:
-        now = self.clock.now_ns()
+        return self._on_message(msg, self.clock.now_ns())
+
+    def _on_message(self, msg: FixMessage, now: int) -> list[Action]:
         if self.state is State.DISCONNECTED:
             return [Ignored("not connected")]
         self._last_recv = now

@@ -228,14 +228,15 @@ class Session:
         self._last_recv = now
         self._test_req = None  # any inbound traffic proves the peer alive
         cfg = self.config
-        sender, target = msg.sender, msg.target
+        index = msg._index  # the properties' dict, read directly on this per-message path
+        sender, target = index[49], index[56]
         if sender != cfg.target_comp_id or target != cfg.sender_comp_id:
             tag = 49 if sender != cfg.target_comp_id else 56
             err = FixError(f"CompID problem: {sender}->{target}", reason=9, tag=tag,
                            seq_num=msg.seq_num, msg_type=msg.msg_type)
             return self._fatal(now, err.text, err if self.state is State.ACTIVE else None)
         skew = cfg.max_clock_skew_s
-        if skew is not None and not msg.poss_dup and abs(msg.sending_time - now) > skew * NS:
+        if skew is not None and index.get(43) != "Y" and abs(msg.sending_time - now) > skew * NS:
             err = FixError("SendingTime accuracy problem", reason=10, tag=52,
                            seq_num=msg.seq_num, msg_type=msg.msg_type)
             return self._fatal(now, err.text, err if self.state is State.ACTIVE else None)
@@ -244,15 +245,15 @@ class Session:
                 self.disconnected()
                 return [Disconnect(f"expected Logon, got MsgType {msg.msg_type}")]
             return self._on_logon(msg, now)
-        mt, seq = msg.msg_type, msg.seq_num
-        if mt == "4" and msg.get(123) != "Y":
+        mt, seq = index[35], int(index[34])
+        if mt == "4" and index.get(123) != "Y":
             return self._on_sequence_reset(msg, now)
-        if mt == "5" and seq >= self.next_target:
-            if seq == self.next_target:
+        expected = self.store.next_target
+        if mt == "5" and seq >= expected:
+            if seq == expected:
                 self._advance(seq + 1)
             self._queue.clear()
             return self._on_logout(now)
-        expected = self.next_target
         if seq < expected:
             if msg.poss_dup:
                 return [Ignored(f"duplicate MsgSeqNum {seq} (PossDup)")]
@@ -429,8 +430,9 @@ class Session:
 
     def _process(self, msg: FixMessage, now: int) -> list[Action]:
         """Handle an in-sequence message (MsgSeqNum == expected)."""
-        seq, mt = msg.seq_num, msg.msg_type
-        if msg.poss_dup and 122 not in msg:
+        index = msg._index
+        seq, mt = int(index[34]), index[35]
+        if index.get(43) == "Y" and 122 not in index:
             self._advance(seq + 1)
             err = FixError("OrigSendingTime required with PossDupFlag=Y", reason=1, tag=122,
                            seq_num=seq, msg_type=mt)

@@ -180,22 +180,28 @@ class FileSeqStore(MemorySeqStore):
             held = self._held_target
             self._seqnums.write(self.next_sender, self.next_target if held is None else held)
 
+    # The three below run for every message: the base class's assignment is inlined.
+
     def set_next_sender(self, n: int) -> None:
-        super().set_next_sender(n)
+        self.next_sender = n
         if n != self._logged_next:  # else the message log already says so (``_load``)
             self._write_seqnums()
 
     def set_next_target(self, n: int) -> None:
-        super().set_next_target(n)
+        self.next_target = n
         self._write_seqnums()
 
     def store_message(self, seq: int, raw: bytes) -> None:
-        if self._seqs and seq <= self._seqs[-1]:
-            raise ValueError(f"MsgSeqNum {seq} stored after {self._seqs[-1]}")
+        seqs = self._seqs
+        if seqs and seq <= seqs[-1]:
+            raise ValueError(f"MsgSeqNum {seq} stored after {seqs[-1]}")
         head = b"%d %d\n" % (seq, len(raw))
         self._log.write(head + raw + b"\n")
-        self._index(seq, self._log_size + len(head), len(raw))
-        self._log_size += len(head) + len(raw) + 1
+        start = self._log_size + len(head)
+        seqs.append(seq)  # self._index(seq, start, len(raw)), inlined
+        self._starts.append(start)
+        self._lengths.append(len(raw))
+        self._log_size = start + len(raw) + 1
         self._logged_next = seq + 1
         if self._batching:
             self._log_due = True

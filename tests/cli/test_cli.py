@@ -62,3 +62,4 @@ def test_bench_gateway_quick_measures_against_the_echo_floor():
     # grouping many messages per read costs less CPU per message than one per read
     assert 0 < figures["venue_cpu_us_per_message_batch64"] < (
         figures["venue_cpu_us_per_message_batch1"])
+    assert figures["venue_cpu_us_per_fix_order_batch64"] > 0

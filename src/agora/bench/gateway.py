@@ -16,7 +16,8 @@ venue's) and the agora codecs:
   recovers gaps by retransmission, and reports the messages it kept and their rate;
 - the floor: a raw TCP echo round trip with blocking sockets, in the same run;
 - the venue's own CPU per OUCH message without client sockets (``agora.bench.venue_cpu``), one
-  message per read and 64 per read: the ceiling one core puts on the order rate.
+  message per read and 64 per read, and per FIX NewOrderSingle at 64 per read: the ceiling one
+  core puts on the order rate.
 """
 
 from __future__ import annotations
@@ -307,6 +308,7 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
             echo = percentiles(measure_echo(round_trips))
         with console.status("venue CPU per message, in process"):
             cpu = [venue_cpu.measure(max(1_000, orders), batch) for batch in (1, 64)]
+            fix_in_process = venue_cpu.measure_fix(max(1_000, orders), 64)
         venue = _start_venue(config)
         try:
             with console.status("OUCH round trips"):
@@ -350,7 +352,9 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
                       f"{1e6 / fix_throughput:.1f} us; near it, the venue's core is the limit)")
     console.print("venue CPU per OUCH message, no client sockets: "
                   + ", ".join(f"{c['cpu_us_per_message']:.1f} us at {c['batch']} per read "
-                              f"({c['messages_per_cpu_s']:,} per CPU second)" for c in cpu))
+                              f"({c['messages_per_cpu_s']:,} per CPU second)" for c in cpu)
+                  + f"; per FIX NewOrderSingle: {fix_in_process['cpu_us_per_message']:.1f} us "
+                  "at 64 per read")
     console.print(f"FIX codec hot paths: {speedups.implementation()} "
                   "(AGORA_PURE_PYTHON=1 runs the Python ones)")
     console.print(f"ITCH during the OUCH run: a subscriber process kept {itch_messages:,} "
@@ -372,6 +376,7 @@ def run(round_trips: int, orders: int, clients: int) -> dict:
         "itch_retransmission_requests": itch_requests,
         "venue_cpu_us_per_message_batch1": cpu[0]["cpu_us_per_message"],
         "venue_cpu_us_per_message_batch64": cpu[1]["cpu_us_per_message"],
+        "venue_cpu_us_per_fix_order_batch64": fix_in_process["cpu_us_per_message"],
         "fix_codec": speedups.implementation(),
     }
     print("RESULT " + json.dumps(result), flush=True)

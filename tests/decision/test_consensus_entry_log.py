@@ -157,6 +157,22 @@ def test_a_replica_keeps_a_bounded_window_and_serves_a_far_behind_replica_from_s
     assert [c.client_id for c in net.committed[2]] == list(range(1, 41))
 
 
+def test_a_restarted_replica_forgets_the_applied_log_at_once():
+    """A restart applies the whole stored log: the window is bounded right after, not only from
+    the next commit on (a long session used to hold its whole log until then)."""
+    from agora.decision.consensus import Committed, Replica, ReplicaConfig
+
+    storage = MemoryStorage()
+    storage.write_view(0, 0)
+    storage.write_entries(1, [entry(i) for i in range(1, 41)])
+    storage.write_commit(40)
+    replica = Replica(ReplicaConfig(cluster=1, replica=1, n=3, log_memory=4), storage)
+    out = replica.start(0)
+    assert [c.index for c in out if isinstance(c, Committed)] == list(range(1, 41))
+    assert replica.applied == 40 and 4 <= len(replica.log.memory) <= 8
+    assert replica.log[:] == [entry(i) for i in range(1, 41)]  # the rest read back
+
+
 def test_log_memory_must_be_positive():
     from agora.decision.consensus import ReplicaConfig
 

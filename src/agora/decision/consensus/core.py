@@ -220,11 +220,9 @@ class ReplicaCore(abc.ABC):
             self._apply(out)
 
     def _apply(self, out: list[Outbox]) -> None:
-        """Apply committed entries in order while their deadline verdicts are known."""
+        """Apply committed entries in order while their deadline verdicts are known; then
+        forget what memory need not hold (at once: a restart applies the whole stored log)."""
         log = self.log
-        keep = self.config.log_memory
-        if self.applied - log.base >= 2 * keep and self.checks:  # canaries keep it all
-            log.forget(self.applied - keep)
         memory, base = log.memory, log.base  # every entry after ``applied`` is in memory
         reply = self.status is Status.NORMAL and self.is_leader
         while self.applied < self.commit:
@@ -234,7 +232,7 @@ class ReplicaCore(abc.ABC):
             if needs_verdict(entry):
                 known = verdict(log, index, self.commit)
                 if known is None:
-                    return
+                    break
                 abandoned = known
                 self.stats.deadline_total += 1
                 self.stats.deadline_abandoned += known
@@ -255,6 +253,9 @@ class ReplicaCore(abc.ABC):
                         abandoned,
                     )
                 )
+        keep = self.config.log_memory
+        if self.applied - log.base >= 2 * keep and self.checks:  # canaries keep it all
+            log.forget(self.applied - keep)
 
     def _acknowledged(self, entry: Entry, index: int) -> bool:
         """Leader: every acknowledging backup already told the client (see ``Replica``): it

@@ -328,6 +328,7 @@ def test_round_trip(cls: type, data: st.DataObject) -> None:
     wire = encode(msg)
     assert len(wire) == SPEC_LENGTHS[cls.MESSAGE_TYPE]
     assert wire == encode_reference(msg)
+    assert itch50.packer(cls)(*msgspec.structs.astuple(msg)) == wire  # no message built
     assert decode(wire) == msg
     assert decode_reference(wire) == msg
 
@@ -439,12 +440,24 @@ def test_encode_rejects_non_messages() -> None:
             encode(bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("change", [{"shares": -1}, {"shares": 2**32}, {"stock": "TOOLONGXX"},
+                                    {"stock": "AAPLé"}, {"buy_sell_indicator": "BB"},
+                                    {"price": 2**32}, {"timestamp": 2**48}])
+def test_the_field_packer_refuses_what_encode_refuses(change: dict[str, Any]) -> None:
+    """``packer`` raises, unexplained, where ``encode`` raises an ItchError naming the field."""
+    msg = _add(**change)
+    with pytest.raises(ItchError):
+        encode(msg)
+    with pytest.raises(Exception):  # noqa: B017 - any error: the caller falls back to encode
+        itch50.packer(AddOrder)(*msgspec.structs.astuple(msg))
+
+
 def test_alpha_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(itch50, "_CACHE_LIMIT", 10)
     monkeypatch.setattr(itch50, "_ALPHA_DECODED", {})
     monkeypatch.setattr(itch50, "_ALPHA_ENCODED", {2: {}, 4: {}, 8: {}})
     # the generated codecs hold the original dicts: rebuild one against the patched module state
-    decoder, encoder = itch50._build(RegShoRestriction)
+    decoder, encoder, _ = itch50._build(RegShoRestriction)
     for i in range(50):
         msg = RegShoRestriction(1, 0, TS, f"S{i}", "0")
         assert decoder(encoder(msg)) == msg

@@ -39,6 +39,7 @@ Limitations
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, get_type_hints
@@ -178,14 +179,18 @@ def _build(cls: type[ItchMessage]) -> tuple[Any, Any]:
     unpacker = struct.Struct(decode_fmt)
     packer = struct.Struct(encode_fmt)
     assert unpacker.size == packer.size == _LENGTH_BY_BYTE[ord(cls.MESSAGE_TYPE)]
+    encode_body = "".join(line + "\n" for line in pre_encode) + (
+        f"    return _pack({', '.join(pack_args)})\n")
     src = (
         "def _decode(data):\n"
         f"    {', '.join(targets)} = _unpack(data)\n"
         + "".join(line + "\n" for line in pre_decode)
         + f"    return _cls({', '.join(args)})\n"
         "def _encode(m):\n"
-        + "".join(line + "\n" for line in pre_encode)
-        + f"    return _pack({', '.join(pack_args)})\n"
+        + encode_body
+        # the same body over the fields as arguments (``packer``): no message to build
+        + f"def _pack_fields({', '.join(name for name, _, _ in LAYOUTS[cls])}):\n"
+        + re.sub(r"\bm\.", "", encode_body)
     )
     namespace: dict[str, Any] = {
         "_unpack": unpacker.unpack,
@@ -199,13 +204,23 @@ def _build(cls: type[ItchMessage]) -> tuple[Any, Any]:
         **{f"_PAD{size}": cache for size, cache in _ALPHA_ENCODED.items()},
     }
     exec(compile(src, f"<itch50 {cls.MESSAGE_TYPE!r} codec>", "exec"), namespace)
-    return namespace["_decode"], namespace["_encode"]
+    return namespace["_decode"], namespace["_encode"], namespace["_pack_fields"]
 
 
 _DECODERS: dict[int, Any] = {}
 _ENCODERS: dict[type, Any] = {}
+_PACKERS: dict[type, Any] = {}
 for _cls in MESSAGE_CLASSES:
-    _DECODERS[ord(_cls.MESSAGE_TYPE)], _ENCODERS[_cls] = _build(_cls)
+    _DECODERS[ord(_cls.MESSAGE_TYPE)], _ENCODERS[_cls], _PACKERS[_cls] = _build(_cls)
+
+
+def packer(cls: type[ItchMessage]) -> Any:
+    """``cls``'s encoder over its fields, given positionally in wire order (``stock_locate``,
+    ``tracking_number``, ``timestamp``, then the type's own): ``encode(cls(*fields))`` without
+    building the message, for a publisher that maps its own events. A bad value raises what
+    the packing raised (``struct.error``, ``KeyError``, ...), unexplained: call ``encode`` on
+    the message for the :class:`ItchError` that names the field."""
+    return _PACKERS[cls]
 
 
 def _length_error(data: bytes | memoryview, code: int) -> ItchError:

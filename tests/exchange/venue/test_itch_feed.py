@@ -175,6 +175,36 @@ def test_map_events_as_map_event_per_event_on_engine_streams(pre_open, continuou
         assert (fast.states, fast.last_ts) == (plain.states, plain.last_ts)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams, streams)
+def test_encode_events_writes_what_map_events_then_encode_write(pre_open, continuous):
+    """The publisher's path (the book's messages packed from their fields) against the
+    messages path, on every event type the engine emits."""
+    engine, packed, built = MatchingEngine(), ItchMapper(), ItchMapper()
+    commands = setup(open_symbols=False) + pre_open + setup()[-2:] + continuous
+    for ts, command in enumerate(commands):
+        events = engine.process(resolve(command, engine.orders), TS + ts)
+        assert packed.encode_events(events) == [itch50.encode(m) for m in
+                                                built.map_events(events)]
+        assert (packed.states, packed.last_ts) == (built.states, built.last_ts)
+
+
+def test_encode_events_raises_the_mapping_errors():
+    for event, match in ((BookAdd(TS, "AAPL", 1, Side.BUY, 2**32, 100), "Price"),
+                         (BookDelete(TS, "ZZZZ", 1), "no stock locate")):
+        mapper = mapper_with("AAPL")
+        mapper.started = True
+        with pytest.raises(ItchMappingError, match=match):
+            mapper.encode_events([event])
+
+
+def test_a_value_the_packer_refuses_is_explained_by_the_codec():
+    mapper = mapper_with("AAPL")
+    mapper.map_events([BookDelete(TS, "AAPL", 1)])  # started
+    with pytest.raises(itch50.ItchError, match="shares"):
+        mapper.encode_events([BookAdd(TS, "AAPL", 1, Side.BUY, 1_000_000, 2**32)])
+
+
 def test_carried_types_are_the_ones_map_event_maps():
-    source = inspect.getsource(ItchMapper.map_event)
+    source = inspect.getsource(ItchMapper.map_event) + inspect.getsource(ItchMapper._book_fields)
     assert {cls.__name__ for cls in _CARRIED} == set(re.findall(r"kind is ev\.(\w+)", source))

@@ -198,8 +198,8 @@ def test_random_ouch_flow_fast_parts_equal_their_references(flow):
         raw = ouch.encode_checked(msg, strict=False)
         decoded = ouch.decode_inbound(raw)
         assert decoded == ouch.decode_inbound_checked(raw)
-        if isinstance(decoded, ouch.EnterOrder):
-            firms[participant, urn] = decoded.options.firm
+        if isinstance(decoded, ouch.EnterOrder):  # by its own UserRefNum: a stale one may be
+            firms[participant, decoded.user_ref_num] = decoded.options.firm  # fresh after all
         action = fast.inbound(participant, decoded, ts)
         twin = plain.inbound(participant, decoded, ts)
         assert action == twin

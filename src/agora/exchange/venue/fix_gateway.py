@@ -241,8 +241,8 @@ class FixGateway:
         if self._closed:
             return
         by_participant = self._by_participant
-        for participant in FixOrders.participants_of(events):
-            members = by_participant.get(participant, ())
+        for participant in FixOrders.participants_of(events, by_participant):
+            members = by_participant[participant]
             copies: list[tuple[_Member, FixStruct]] = []
             for m in members:
                 messages = m.orders.apply(seq, events)

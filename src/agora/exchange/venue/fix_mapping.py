@@ -51,7 +51,7 @@ Outbound
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -365,12 +365,16 @@ class FixOrders:
     # ------------------------------------------------------------------ outbound
 
     @staticmethod
-    def participants_of(events: Sequence[Event]) -> set[str]:
-        """Every participant ``apply`` would look at in ``events`` (the others may skip it)."""
-        out = set()
+    def participants_of(events: Sequence[Event], among: Container[str]) -> list[str]:
+        """The participants ``among`` those ``apply`` would look at in ``events``, in order of
+        first mention (the others may skip it). Runs for every command the venue applies, most
+        of them of no FIX session's participant: no set is built for those."""
+        out: list[str] = []
         for ev in events:
             for name in _party_fields(type(ev)):
-                out.add(getattr(ev, name))
+                participant = getattr(ev, name)
+                if participant in among and participant not in out:
+                    out.append(participant)
         return out
 
     def apply(self, seq: int, events: Sequence[Event]) -> list[FixStruct]:

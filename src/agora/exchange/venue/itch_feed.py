@@ -63,6 +63,9 @@ from agora.protocols import itch50
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 PRICE4_LIMIT = 1 << 32  # the Price(4) field is a uint32
+_PACKERS = {cls: itch50.packer(cls) for cls in (itch50.AddOrder, itch50.OrderExecuted,
+                                                itch50.OrderCancel, itch50.OrderDelete,
+                                                itch50.OrderReplace)}
 
 MARKET_CATEGORY = " "
 FINANCIAL_STATUS = " "
@@ -127,37 +130,34 @@ class ItchMapper:
             out.append(msg)
         return out
 
+    def encode_events(self, events: Iterable[object]) -> list[bytes]:
+        """``[itch50.encode(m) for m in self.map_events(events)]``, the publisher's hot path:
+        the book's messages are packed from their fields (``itch50.packer``), never built."""
+        out: list[bytes] = []
+        for event in events:
+            if type(event) not in _CARRIED:
+                continue
+            book = self._book_fields(event) if self.started else None
+            if book is None:
+                out += map(itch50.encode, self.map_events((event,)))
+                continue
+            cls, fields = book
+            try:
+                out.append(_PACKERS[cls](*fields))
+            except Exception:  # a bad value: the message path raises the ItchError naming it
+                out.append(itch50.encode(cls(*fields)))
+        return out
+
     def map_event(self, event: object) -> itch50.ItchMessage | None:
         """One event -> its message (None for events the feed does not carry).
 
         Updates the mapper's state (locates, trading states); call it once per event, in order.
         """
+        book = self._book_fields(event)
+        if book is not None:
+            cls, fields = book
+            return cls(*fields)
         kind = type(event)
-        if kind is ev.BookAdd:
-            e: ev.BookAdd = event  # type: ignore[assignment]
-            return itch50.AddOrder(
-                self._locate(e.symbol, e), 0, self._ts(e.ts), e.order_id, e.side.value,
-                e.qty, e.symbol, self._price(e.price, e),
-            )
-        if kind is ev.BookExecute:
-            x: ev.BookExecute = event  # type: ignore[assignment]
-            return itch50.OrderExecuted(
-                self._locate(x.symbol, x), 0, self._ts(x.ts), x.order_id, x.qty, x.trade_id
-            )
-        if kind is ev.BookCancel:
-            c: ev.BookCancel = event  # type: ignore[assignment]
-            return itch50.OrderCancel(
-                self._locate(c.symbol, c), 0, self._ts(c.ts), c.order_id, c.qty
-            )
-        if kind is ev.BookDelete:
-            d: ev.BookDelete = event  # type: ignore[assignment]
-            return itch50.OrderDelete(self._locate(d.symbol, d), 0, self._ts(d.ts), d.order_id)
-        if kind is ev.BookReplace:
-            r: ev.BookReplace = event  # type: ignore[assignment]
-            return itch50.OrderReplace(
-                self._locate(r.symbol, r), 0, self._ts(r.ts), r.old_order_id, r.order_id,
-                r.qty, self._price(r.price, r),
-            )
         if kind is ev.Trade:
             return self._trade(event)  # type: ignore[arg-type]
         if kind is ev.TradingStatus:
@@ -168,6 +168,37 @@ class ItchMapper:
         if kind is ev.SymbolDirectory:
             s: ev.SymbolDirectory = event  # type: ignore[assignment]
             return self._directory(s)
+        return None
+
+    def _book_fields(self, event: object) -> tuple[type[itch50.ItchMessage], tuple] | None:
+        """(message class, its fields in wire order) of a book event, None for other kinds:
+        the one mapping both ``map_event`` and ``encode_events`` use."""
+        kind = type(event)
+        if kind is ev.BookAdd:
+            e: ev.BookAdd = event  # type: ignore[assignment]
+            return itch50.AddOrder, (
+                self._locate(e.symbol, e), 0, self._ts(e.ts), e.order_id, e.side.value,
+                e.qty, e.symbol, self._price(e.price, e),
+            )
+        if kind is ev.BookExecute:
+            x: ev.BookExecute = event  # type: ignore[assignment]
+            return itch50.OrderExecuted, (
+                self._locate(x.symbol, x), 0, self._ts(x.ts), x.order_id, x.qty, x.trade_id
+            )
+        if kind is ev.BookCancel:
+            c: ev.BookCancel = event  # type: ignore[assignment]
+            return itch50.OrderCancel, (
+                self._locate(c.symbol, c), 0, self._ts(c.ts), c.order_id, c.qty
+            )
+        if kind is ev.BookDelete:
+            d: ev.BookDelete = event  # type: ignore[assignment]
+            return itch50.OrderDelete, (self._locate(d.symbol, d), 0, self._ts(d.ts), d.order_id)
+        if kind is ev.BookReplace:
+            r: ev.BookReplace = event  # type: ignore[assignment]
+            return itch50.OrderReplace, (
+                self._locate(r.symbol, r), 0, self._ts(r.ts), r.old_order_id, r.order_id,
+                r.qty, self._price(r.price, r),
+            )
         return None
 
     def _trade(self, t: ev.Trade) -> itch50.ItchMessage:

@@ -195,7 +195,7 @@ class ItchPublisher:
         if self._closed:
             return
         if end_of_messages and self._live:
-            self._publish([self.mapper.end_of_messages()])
+            self._publish([itch50.encode(self.mapper.end_of_messages())])
         self._closed = True
         if self._heartbeats is not None:
             self._heartbeats.cancel()
@@ -225,22 +225,24 @@ class ItchPublisher:
         if self._live:
             self._batches.append(events)
             return
-        messages = self.mapper.map_events(events)
-        if messages:
-            self._publish(messages)  # replayed history: packed and stored in order, not sent
+        payloads = self.mapper.encode_events(events)
+        if payloads:
+            self._publish(payloads)  # replayed history: packed and stored in order, not sent
 
     def _on_flushed(self) -> None:
         if self._batches and not self._closed:
             batches, self._batches = self._batches, []
-            map_events = self.mapper.map_events
-            messages = [m for events in batches for m in map_events(events)]
-            if messages:
-                self._publish(messages)
+            encode_events = self.mapper.encode_events
+            payloads: list[bytes] = []
+            for events in batches:
+                payloads += encode_events(events)
+            if payloads:
+                self._publish(payloads)
 
-    def _publish(self, messages: list[itch50.ItchMessage]) -> None:
-        encode = itch50.encode
-        packets = self.builder.pack([encode(m) for m in messages])
-        self.messages_published += len(messages)
+    def _publish(self, payloads: list[bytes]) -> None:
+        """Pack encoded messages into packets, keep them for retransmission, send when live."""
+        packets = self.builder.pack(payloads)
+        self.messages_published += len(payloads)
         for packet in packets:
             self.store.record(packet)
             if self._live:

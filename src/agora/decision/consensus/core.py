@@ -21,7 +21,6 @@ import abc
 import enum
 from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import msgspec
 
@@ -53,7 +52,10 @@ class Status(enum.IntEnum):
     RECOVERING = 2
 
 
-class ClientSlot(NamedTuple):
+class ClientSlot(msgspec.Struct, frozen=True, gc=False):
+    """A client's last committed request (one built per applied entry: a Struct builds in C,
+    a NamedTuple through a Python-level ``__new__``; a restart applies its whole log)."""
+
     request_number: int
     index: int
     abandoned: bool

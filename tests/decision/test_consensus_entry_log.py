@@ -70,6 +70,136 @@ def _write_and_read(tmp, storages, writes, policy, reopen_at) -> None:
                 s.read_entries(len(log) + 1, 1)
 
 
+_COMMITS = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 8), st.integers(0, 45)),
+                    min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(writes=_COMMITS, keep=st.one_of(st.none(), st.integers(0, 12)),
+       chunk=st.sampled_from([1, 7, 64, 1 << 20]))
+def test_a_file_storage_loads_what_replay_finds_in_any_chunks(tmp_path_factory, writes, keep,
+                                                              chunk):
+    """``FileStorage.load(keep)`` scans its file a chunk at a time and reads back only the
+    entries after the base: the same as ``replay(keep)`` over the records it wrote, whatever
+    the chunk size (frames cut anywhere), and the entries before the base read back too."""
+    from agora.decision.consensus import storage as storage_module
+
+    tmp = tmp_path_factory.mktemp("load")
+    memory, file = MemoryStorage(), FileStorage(tmp, FsyncPolicy.NONE)
+    for s in (memory, file):
+        s.write_view(0, 0)
+    log: list[Entry] = []
+    for step, (cut, count, commit) in enumerate(writes):
+        cut = min(cut, len(log))
+        new = [entry(cut + 1 + k, step) for k in range(count)]
+        for s in (memory, file):
+            s.write_entries(cut + 1, new)
+            s.write_commit(commit)
+        log[cut:] = new
+    file.close()
+    reopened = FileStorage(tmp, FsyncPolicy.NONE)
+    saved, storage_module.SCAN_CHUNK = storage_module.SCAN_CHUNK, chunk
+    try:
+        loaded, expected = reopened.load(keep), memory.load(keep)
+        assert loaded == expected
+        assert loaded.base == (0 if keep is None else max(0, loaded.commit - keep))
+        assert reopened.read_entries(1, loaded.base) + loaded.entries == log if loaded.base \
+            else loaded.entries == log
+    finally:
+        storage_module.SCAN_CHUNK = saved
+        reopened.close()
+
+
+def test_a_file_storage_load_stops_at_damage_and_at_a_torn_tail_in_any_chunks(tmp_path,
+                                                                            monkeypatch):
+    from agora.decision.consensus import storage as storage_module
+
+    storage = FileStorage(tmp_path, FsyncPolicy.NONE)
+    storage.write_view(0, 0)
+    for i in range(1, 7):
+        storage.write_entries(i, [entry(i)])
+        storage.write_commit(i)
+    storage.close()
+    data = (tmp_path / "log").read_bytes()
+    frames = []
+    offset = 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 4], "little")
+        frames.append(offset)
+        offset += 8 + length
+    def load(keep: int):
+        reopened = FileStorage(tmp_path, FsyncPolicy.NONE)
+        try:
+            return reopened.load(keep=keep)
+        finally:
+            reopened.close()
+
+    for chunk in (1, 5, 1 << 20):
+        monkeypatch.setattr(storage_module, "SCAN_CHUNK", chunk)
+        # damage inside the 7th frame (entries 1-3 and commits 1-3 survive), and a torn tail
+        (tmp_path / "log").write_bytes(data[: frames[6] + 9] + b"\xff" + data[frames[6] + 10 :])
+        loaded = load(1)
+        assert (loaded.commit, loaded.base, loaded.entries) == (3, 2, [entry(3)])
+        assert (tmp_path / "log").stat().st_size == frames[6]  # the damage is cut off
+        (tmp_path / "log").write_bytes(data + data[:5])
+        loaded = load(2)
+        assert (loaded.commit, loaded.base, loaded.entries) == (6, 4, [entry(5), entry(6)])
+        assert (tmp_path / "log").stat().st_size == len(data)
+
+
+@pytest.mark.parametrize("case", ["plain", "deadlines", "a deadline never witnessed"])
+def test_a_restart_streams_its_stored_log_and_applies_it_as_a_whole_load_would(tmp_path,
+                                                                              case):
+    """A replica restarted over 300 committed entries keeps ``log_memory`` of them in memory
+    from the load on, reads the rest back a chunk at a time to apply them, and emits the same
+    committed entries and builds the same client table as a replica that loads them all:
+    deadline verdicts read their witnesses back from the file too, and an entry whose verdict
+    is not known yet brings the entries after it back into memory."""
+    from agora.decision.consensus import Committed, Replica, ReplicaConfig
+    from agora.decision.consensus import core as core_module
+
+    storage = FileStorage(tmp_path, FsyncPolicy.ALWAYS)
+    storage.write_view(0, 0)
+
+    def made(i: int) -> Entry:
+        budget = 0 if case == "plain" or i % 3 == 0 or i == 300 else (
+            500 if i % 5 == 0 else 5_000_000)  # 500 ns: abandoned by its witness
+        hint = min(i - 1, 9) if case == "a deadline never witnessed" else i - 1
+        return Entry(i, 0, 1 + i % 7, 1 + i // 7, budget, i * 1_000, i * 1_000, hint, b"p%d" % i)
+
+    entries = [made(i) for i in range(1, 301)]
+    for start in range(1, 301, 16):
+        storage.write_entries(start, entries[start - 1 : start + 15])
+    storage.write_commit(300)
+    storage.close()
+
+    def restart(log_memory: int):
+        """(committed outputs, client table, applied, entries in memory, the whole log)."""
+        storage = FileStorage(tmp_path, FsyncPolicy.ALWAYS)
+        try:
+            replica = Replica(ReplicaConfig(cluster=1, replica=1, n=3, log_memory=log_memory),
+                              storage)
+            out = replica.start(0)
+            return ([c for c in out if isinstance(c, Committed)], replica.clients,
+                    replica.applied, len(replica.log.memory), replica.log[:])
+        finally:
+            storage.close()
+
+    original = core_module.STORED_CHUNK
+    core_module.STORED_CHUNK = 64
+    try:
+        streamed = restart(4)
+    finally:
+        core_module.STORED_CHUNK = original
+    whole = restart(10_000)
+    applied = 9 if case == "a deadline never witnessed" else 300
+    assert whole[2] == applied and [c.index for c in whole[0]] == list(range(1, applied + 1))
+    assert streamed[:3] == whole[:3] and streamed[4] == whole[4] == entries
+    assert streamed[3] == (300 - applied if applied < 300 else 4)
+    if case == "deadlines":
+        assert any(c.abandoned for c in whole[0]) and not all(c.abandoned for c in whole[0])
+
+
 def test_a_file_storage_reads_an_entry_back_from_the_record_that_holds_it(tmp_path):
     storage = FileStorage(tmp_path, FsyncPolicy.NONE)
     storage.write_view(0, 0)

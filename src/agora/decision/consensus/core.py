@@ -52,6 +52,23 @@ class Status(enum.IntEnum):
     RECOVERING = 2
 
 
+STORED_CHUNK = 4_096  # entries a restart reads back from storage at a time to apply them
+
+
+class _Window(Sequence[Entry]):
+    """The log, with the chunk of it that a restart holds answered from that chunk."""
+
+    def __init__(self, log: Sequence[Entry], first: int, chunk: list[Entry]) -> None:
+        self.log, self.first, self.chunk = log, first, chunk
+
+    def __len__(self) -> int:
+        return len(self.log)
+
+    def __getitem__(self, i):  # type: ignore[override]  # verdict reads single entries
+        k = i - self.first
+        return self.chunk[k] if 0 <= k < len(self.chunk) else self.log[i]
+
+
 class ClientSlot(msgspec.Struct, frozen=True, gc=False):
     """A client's last committed request (one built per applied entry: a Struct builds in C,
     a NamedTuple through a Python-level ``__new__``; a restart applies its whole log)."""
@@ -225,39 +242,55 @@ class ReplicaCore(abc.ABC):
         """Apply committed entries in order while their deadline verdicts are known; then
         forget what memory need not hold (at once: a restart applies the whole stored log)."""
         log = self.log
-        memory, base = log.memory, log.base  # every entry after ``applied`` is in memory
         reply = self.status is Status.NORMAL and self.is_leader
+        if self.applied < log.base and not self._apply_stored(reply, out):
+            return
+        memory, base = log.memory, log.base  # every entry after ``applied`` is in memory
         while self.applied < self.commit:
-            index = self.applied + 1
-            entry = memory[index - 1 - base]
-            abandoned = False
-            if needs_verdict(entry):
-                known = verdict(log, index, self.commit)
-                if known is None:
-                    break
-                abandoned = known
-                self.stats.deadline_total += 1
-                self.stats.deadline_abandoned += known
-            self.applied = index
-            if entry.client_id:
-                self.clients[entry.client_id] = ClientSlot(entry.request_number, index, abandoned)
-                if reply and not self._acknowledged(entry, index):
-                    out.append(ToClient(entry.client_id, self._reply(entry.client_id)))
-            if index > self.app_index:
-                self.stats.committed += 1
-                out.append(
-                    Committed(
-                        index,
-                        entry.view,
-                        entry.client_id,
-                        entry.request_number,
-                        entry.payload,
-                        abandoned,
-                    )
-                )
+            if not self._apply_entry(memory[self.applied - base], reply, out):
+                break
         keep = self.config.log_memory
         if self.applied - log.base >= 2 * keep and self.checks:  # canaries keep it all
             log.forget(self.applied - keep)
+
+    def _apply_stored(self, reply: bool, out: list[Outbox]) -> bool:
+        """A restart: apply the committed entries left in storage (``Storage.load``'s keep),
+        read back a chunk at a time. False when a deadline verdict stops it first: the
+        entries after ``applied`` are then brought back into memory, as ``_apply`` needs."""
+        log = self.log
+        while self.applied < log.base:
+            first = self.applied
+            chunk = log[first : min(log.base, first + STORED_CHUNK)]
+            window = _Window(log, first, chunk)  # verdicts find their witnesses here first
+            for entry in chunk:
+                if not self._apply_entry(entry, reply, out, window):
+                    log.recall(self.applied)
+                    return False
+        return True
+
+    def _apply_entry(self, entry: Entry, reply: bool, out: list[Outbox],
+                     log: Sequence[Entry] | None = None) -> bool:
+        """Apply entry ``applied + 1``; False (nothing done) while its verdict is unknown.
+        ``log``: where the verdict reads the entries after it (the replica's log if None)."""
+        index = self.applied + 1
+        abandoned = False
+        if needs_verdict(entry):
+            known = verdict(self.log if log is None else log, index, self.commit)
+            if known is None:
+                return False
+            abandoned = known
+            self.stats.deadline_total += 1
+            self.stats.deadline_abandoned += known
+        self.applied = index
+        if entry.client_id:
+            self.clients[entry.client_id] = ClientSlot(entry.request_number, index, abandoned)
+            if reply and not self._acknowledged(entry, index):
+                out.append(ToClient(entry.client_id, self._reply(entry.client_id)))
+        if index > self.app_index:
+            self.stats.committed += 1
+            out.append(Committed(index, entry.view, entry.client_id, entry.request_number,
+                                 entry.payload, abandoned))
+        return True
 
     def _acknowledged(self, entry: Entry, index: int) -> bool:
         """Leader: every acknowledging backup already told the client (see ``Replica``): it

@@ -25,10 +25,10 @@ class EntryLog:
 
     __slots__ = ("base", "memory", "storage")
 
-    def __init__(self, storage: Storage, entries: Iterable[Entry] = ()) -> None:
+    def __init__(self, storage: Storage, entries: Iterable[Entry] = (), base: int = 0) -> None:
         self.storage = storage
-        self.memory: list[Entry] = list(entries)
-        self.base = 0  # entries 1..base are in storage only
+        self.memory: list[Entry] = list(entries)  # entries base + 1 ..
+        self.base = base  # entries 1..base are in storage only
 
     def __len__(self) -> int:
         return self.base + len(self.memory)
@@ -73,6 +73,12 @@ class EntryLog:
             raise ValueError(f"cannot cut the log at {length}: entries up to {self.base} are "
                              f"only in storage (committed entries are never cut)")
         del self.memory[length - self.base :]
+
+    def recall(self, base: int) -> None:
+        """Bring entries ``base + 1 .. self.base`` back from storage into memory."""
+        if base < self.base:
+            self.memory[:0] = self.storage.read_entries(base + 1, self.base - base)
+            self.base = base
 
     def forget(self, upto: int) -> None:
         """Drop entries ``1..upto`` from memory (they must be committed and in storage)."""

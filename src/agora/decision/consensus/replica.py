@@ -50,8 +50,11 @@ View change and state transfer are in ``view_change.py``, restart and recovery i
 ``recovery.py``, the deadline rule in ``deadline.py``; the log keeps ``log_memory`` to twice
 that many applied entries in memory and reads older ones back from storage (``entry_log.py``).
 Byzantine replicas are ``agora.decision.bft``'s, the transport and processes
-``agora.decision.transport``'s. Not here yet: log compaction/checkpoints (the log file holds the
-whole session and a restart reads it whole), and reconfiguration (the replica set is fixed).
+``agora.decision.transport``'s. A restart loads the last ``log_memory`` committed entries and
+applies the ones before them a chunk at a time from storage (``Storage.load``'s ``keep``), so its
+memory does not grow with the log either. Not here yet: log compaction/checkpoints (the log file
+holds the whole session and a restart still reads all of it), and reconfiguration (the replica
+set is fixed).
 """
 
 from __future__ import annotations
@@ -104,14 +107,16 @@ class Replica(ViewChange, Recovering):
         for name in self.marks:
             self._mark(name, now_ns)
         self.marks["repair"] = now_ns - self.config.resend_ns  # the first repair goes at once
-        stored = self.storage.load()
+        # the committed entries before the last log_memory stay on disk: _apply streams them
+        # (a canary, which may rewrite what it wrongly thinks committed, keeps it all)
+        stored = self.storage.load(keep=self.config.log_memory if self.checks else None)
         if stored is None:
             self.storage.write_view(0, 0)
             return out
         self.view, self.log_view = stored.view, stored.log_view
         trusted = self.storage.durable or self.config.canary is Canary.TRUST_LOSSY_STORAGE
-        self.log = EntryLog(self.storage,
-                            stored.entries if trusted else stored.entries[:stored.commit])
+        tail = stored.entries if trusted else stored.entries[: stored.commit - stored.base]
+        self.log = EntryLog(self.storage, tail, stored.base)
         self.commit = stored.commit
         if not trusted:
             self.status = Status.RECOVERING

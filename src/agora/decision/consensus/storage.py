@@ -24,13 +24,16 @@ recovery protocol (see ``replica.py``).
 Every storage also reads entries back (``read_entries``): a replica keeps only the latest entries
 in memory (``entry_log.py``) and asks its storage for older committed ones when a lagging replica
 needs them. ``FileStorage`` keeps, per entry, where the frame of the record that last wrote it
-starts (8 bytes), and reads that frame back.
+starts (8 bytes), and reads that frame back. A restart is bounded the same way: ``load(keep)``
+returns only the last ``keep`` committed entries and what follows them (``Stored.base`` says
+where they start); ``FileStorage`` scans its file a chunk at a time to get there, and the replica
+reads the entries before the base back a chunk at a time to apply them.
 
 Limitations: no checksums per entry beyond the frame CRC (crash faults only, no disk corruption
-model), no compaction: the log file grows with every record, and a restart reads it whole, until
-a snapshot/checkpoint scheme exists. All writes issued during one replica step are treated as
-atomic with respect to a crash in the simulator; a real deployment gets that from the frame CRC
-(a half-written last frame is discarded).
+model), no compaction: the log file grows with every record, and a restart still reads it all
+(in bounded memory), until a snapshot/checkpoint scheme exists. All writes issued during one
+replica step are treated as atomic with respect to a crash in the simulator; a real deployment
+gets that from the frame CRC (a half-written last frame is discarded).
 """
 
 from __future__ import annotations
@@ -77,6 +80,15 @@ def read_frames(data: bytes, decoder: msgspec.msgpack.Decoder,
     return records, offset
 
 
+def _whole_frame(data: bytes) -> bool:
+    """Whether ``data`` starts with a whole frame (one :func:`read_frames` refused, so it
+    does not check), rather than the start of one a later read completes."""
+    if len(data) < _FRAME.size:
+        return False
+    length, _ = _FRAME.unpack_from(data)
+    return _FRAME.size + length <= len(data)
+
+
 def torn_tail(data: bytes, offset: int) -> bool:
     """Whether the bytes of ``data`` from ``offset`` (where :func:`read_frames` stopped) are
     what a crash mid-append leaves: a frame whose declared length runs past the end, or only
@@ -95,12 +107,14 @@ class FsyncPolicy(enum.StrEnum):
 
 
 class Stored(msgspec.Struct, frozen=True):
-    """What a restarting replica finds on disk."""
+    """What a restarting replica finds on disk: the log's entries from ``base + 1`` on (``load``
+    with a ``keep`` leaves the committed ones before them in storage, for ``read_entries``)."""
 
     view: int
     log_view: int
     commit: int
     entries: list[Entry]
+    base: int = 0
 
 
 class EntriesWrite(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
@@ -125,8 +139,10 @@ class Storage(Protocol):
         """True when every write is synced before it returns (the ``always`` policy)."""
         ...
 
-    def load(self) -> Stored | None:
-        """The surviving state, or None if this replica never started."""
+    def load(self, keep: int | None = None) -> Stored | None:
+        """The surviving state, or None if this replica never started. With ``keep``, every
+        committed entry but the last ``keep`` stays in storage (``Stored.base``): a restart
+        then holds a bounded part of its log, not all of it."""
         ...
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None: ...
@@ -148,8 +164,10 @@ class Storage(Protocol):
         ...
 
 
-def replay(view: int, log_view: int, records: Iterable[LogRecord]) -> Stored:
-    """Rebuild the state a record stream describes (shared by every storage implementation)."""
+def replay(view: int, log_view: int, records: Iterable[LogRecord],
+           keep: int | None = None) -> Stored:
+    """Rebuild the state a record stream describes (shared by every storage implementation);
+    ``keep``: as :meth:`Storage.load`'s."""
     log: list[Entry] = []
     commit = 0
     for record in records:
@@ -160,7 +178,14 @@ def replay(view: int, log_view: int, records: Iterable[LogRecord]) -> Stored:
             log.extend(record.entries)
         else:
             commit = max(commit, record.commit)
-    return Stored(view=view, log_view=log_view, commit=min(commit, len(log)), entries=log)
+    commit = min(commit, len(log))
+    base = stored_base(commit, keep)
+    return Stored(view=view, log_view=log_view, commit=commit, entries=log[base:], base=base)
+
+
+def stored_base(commit: int, keep: int | None) -> int:
+    """How many leading committed entries ``load(keep)`` leaves in storage."""
+    return 0 if keep is None else max(0, commit - keep)
 
 
 class EntryCopy:
@@ -193,10 +218,10 @@ class MemoryStorage:
     def durable(self) -> bool:
         return True
 
-    def load(self) -> Stored | None:
+    def load(self, keep: int | None = None) -> Stored | None:
         if self.view is None:
             return None
-        return replay(*self.view, self.records)
+        return replay(*self.view, self.records, keep)
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self.records.append(EntriesWrite(start, tuple(entries)))
@@ -217,6 +242,7 @@ class MemoryStorage:
 
 _FRAME = struct.Struct("<II")  # payload length, crc32 of payload
 HELD_MAX = 1_024  # policy none: records held back before a drain is forced
+SCAN_CHUNK = 1 << 20  # bytes of the log file a load decodes at a time
 _record_encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(LogRecord)
 _view_decoder = msgspec.msgpack.Decoder(tuple[int, int])
@@ -264,23 +290,51 @@ class FileStorage:
         for record in held:
             self._write(record)
 
-    def load(self) -> Stored | None:
+    def load(self, keep: int | None = None) -> Stored | None:
+        """One pass over the file a chunk at a time (``_scan``), then the entries from the
+        base on read back: with a ``keep``, the memory a restart needs does not grow with the
+        log (only ``_where``, 8 bytes an entry)."""
         self._sync_log()  # anything held or buffered is in the file before it is read
         vote = self._load_vote()
         if vote is None:
             return None
         view, log_view = vote
-        offsets: list[int] = []
-        records, good = read_frames((self.directory / "log").read_bytes(), _record_decoder,
-                                    offsets)
-        if good < (self.directory / "log").stat().st_size:
+        length, commit, good = self._scan()
+        if good < os.fstat(self._log.fileno()).st_size:
             self._log.truncate(good)
         self._size = good
+        commit = min(commit, length)
+        base = stored_base(commit, keep)
+        entries = self.read_entries(base + 1, length - base) if length > base else []
+        return Stored(view=view, log_view=log_view, commit=commit, entries=entries, base=base)
+
+    def _scan(self) -> tuple[int, int, int]:
+        """The log's length and commit as :func:`replay` finds them, and where the intact
+        frames end; every record's entries located (``_where``) on the way. Only one chunk's
+        records are decoded at a time."""
         del self._where[:]
-        for offset, record in zip(offsets, records, strict=True):
-            if isinstance(record, EntriesWrite) and not self._locate(record, offset):
-                break  # the gap replay stops at
-        return replay(view, log_view, records)
+        length = commit = 0
+        trusted = True  # until a gap: replay stops trusting the stream there
+        start, buf = 0, b""  # the file offset of buf[0]
+        with open(self.directory / "log", "rb") as f:
+            while True:
+                chunk = f.read(SCAN_CHUNK)
+                buf = buf + chunk if buf else chunk
+                offsets: list[int] = []
+                records, used = read_frames(buf, _record_decoder, offsets)
+                for offset, record in zip(offsets, records, strict=True):
+                    if not trusted:
+                        continue
+                    if isinstance(record, EntriesWrite):
+                        trusted = self._locate(record, start + offset)
+                        if trusted:
+                            length = record.start - 1 + len(record.entries)
+                    else:
+                        commit = max(commit, record.commit)
+                rest = buf[used:]
+                if not chunk or _whole_frame(rest):  # the end, or damage before it
+                    return length, commit, start + used
+                start, buf = start + used, rest
 
     def _locate(self, record: EntriesWrite, offset: int) -> bool:
         """Note that ``record``'s entries are in the frame at ``offset`` (False: a gap)."""

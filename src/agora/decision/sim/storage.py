@@ -40,10 +40,10 @@ class SimStorage:
     def durable(self) -> bool:
         return self.policy is FsyncPolicy.ALWAYS
 
-    def load(self) -> Stored | None:
+    def load(self, keep: int | None = None) -> Stored | None:
         if self.view is None:
             return None
-        return replay(*self.view, self.records + self.pending)
+        return replay(*self.view, self.records + self.pending, keep)
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self._write(EntriesWrite(start, tuple(entries)))

@@ -56,3 +56,4 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert figures["long_log_entries"] == 2_000
     assert figures["long_log_rss_mb_max"] > 0 and figures["long_log_failover_ms"] > 0
     assert 0 < figures["long_log_restart_ready_s"] <= figures["long_log_restart_caught_up_s"]
+    assert figures["long_log_restarted_rss_mb"] > 0

@@ -440,12 +440,14 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
             f"n=3 after {long_log:,} entries: replica RSS "
             f"{' / '.join(f'{mb:.0f}' for mb in long['rss_mb'])} MB; failover "
             f"{long['failover_ms']:.1f} ms; the killed leader restarted, serving after "
-            f"{long['restart_ready_s']:.2f} s, caught up after {long['restart_caught_up_s']:.2f} s")
+            f"{long['restart_ready_s']:.2f} s, caught up after "
+            f"{long['restart_caught_up_s']:.2f} s, its RSS then {long['restarted_rss_mb']:.0f} MB")
         result.update(long_log_entries=long_log,
                       long_log_rss_mb_max=round(max(long["rss_mb"]), 1),
                       long_log_failover_ms=round(long["failover_ms"], 2),
                       long_log_restart_ready_s=round(long["restart_ready_s"], 3),
-                      long_log_restart_caught_up_s=round(long["restart_caught_up_s"], 3))
+                      long_log_restart_caught_up_s=round(long["restart_caught_up_s"], 3),
+                      long_log_restarted_rss_mb=round(long["restarted_rss_mb"], 1))
     for n, f in figures.items():
         steps = "; ".join(
             f"{s.rate:,}/s (sent {s.submitted:,.0f}/s) -> {s.achieved:,.0f}/s p50/p99 "

@@ -5,7 +5,8 @@ log shows. Here a fresh n = 3 cluster (real processes, the benchmark's replica o
 ``entries`` decisions of 94 bytes at ``rate`` per second, then reports what a long session costs:
 each replica's resident memory, the failover gap after SIGKILL of the leader (measured as the
 benchmark's own failover), and the killed replica's restart: the time until it is serving again
-and until its committed record has caught up with the cluster.
+and until its committed record has caught up with the cluster, and its resident memory then
+(a restart that loaded its whole log at once stayed at that load's peak).
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ async def _measure(root: Path, entries: int, rate: int, fsync: str) -> dict:
             while cluster.last_index(killed) < target and time.perf_counter() - started < 120:
                 await asyncio.sleep(0.02)
             caught_up_s = time.perf_counter() - started
+            restarted_rss = _rss_mb(cluster.procs[killed].pid)
         finally:
             client.close()
     return {"entries": entries, "rss_mb": rss, "failover_ms": failover_ms,
-            "restart_ready_s": ready_s, "restart_caught_up_s": caught_up_s}
+            "restart_ready_s": ready_s, "restart_caught_up_s": caught_up_s,
+            "restarted_rss_mb": restarted_rss}
 
 
 def measure(root: Path, entries: int, rate: int = 20_000, fsync: str = "none") -> dict:

@@ -236,6 +236,50 @@ def test_venue_restart_keeps_sequence_numbers(tmp_path):
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
+def test_a_restart_finds_its_report_watermark_from_the_end_of_the_resend_log(tmp_path,
+                                                                            monkeypatch):
+    """A crash after a flush's reports reached the resend log but before the watermark file
+    was rewritten: the restart takes the watermark from the last stored report that names a
+    venue seq, reading the log back from its end a block at a time past the gateway's own
+    replies (no venue seq), and re-reports nothing."""
+    from agora.exchange.venue import fix_gateway
+    from agora.protocols.fix44.store import CounterFile
+
+    monkeypatch.setattr(fix_gateway, "WATERMARK_BLOCK", 2)
+
+    async def main():
+        venue = Venue(tmp_path)
+        store = tmp_path / "client2"
+        await venue.open()
+        try:
+            b = venue.client("CLIENT2", store_dir=store)
+            await b.connect()
+            for n in range(3):
+                b.new_order(f"B{n}", "AAPL", Side.SELL, 30, PX + 100 * n)
+                await expect(b, exec_type=ExecType.NEW)
+            for n in range(3):  # the gateway's own replies: the last five stored messages
+                b.cancel(f"NOPE{n}", f"C{n}", "AAPL", Side.SELL)
+                await expect(b, cl_ord_id=f"C{n}", cxl_rej_reason=CxlRejReason.UNKNOWN_ORDER)
+            await venue.close()
+            await b.close()
+            b.close_store()
+            reported = tmp_path / "fix" / "CLIENT2" / "reported"
+            counter = CounterFile(reported, fsync=False)
+            counter.write(0)  # as if the crash came before the watermark's rewrite
+            counter.close()
+            await venue.open()
+            assert venue.gateway.members["CLIENT2"].watermark > 0
+            b = venue.client("CLIENT2", store_dir=store)
+            await b.connect()
+            await no_more(b)  # nothing is re-reported after the restart
+            await b.logout()
+            b.close_store()
+        finally:
+            await venue.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
 def test_garbage_from_one_client_does_not_disturb_another(tmp_path):
     async def body(venue: Venue):
         a, b = venue.client("CLIENT1"), venue.client("CLIENT2")

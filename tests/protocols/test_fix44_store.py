@@ -221,3 +221,30 @@ def test_storing_a_number_not_above_the_last_is_a_bug_and_says_so(tmp_path):
     with pytest.raises(ValueError, match="MsgSeqNum 3 stored after 3"):
         store.store_message(3, b"b")
     store.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 1 << 20])
+def test_a_restart_indexes_the_log_a_chunk_at_a_time_as_a_whole_read_would(tmp_path,
+                                                                           monkeypatch, chunk):
+    """A restart reads messages.log a chunk at a time (a long session's log is not held in
+    memory): records cut anywhere by the chunks index alike, a torn last record is cut off,
+    and damage before the end is still an error, whatever the chunk size."""
+    from agora.protocols.fix44 import store as store_module
+
+    messages = {seq: b"35=8\x01" + b"x" * (seq * 37 % 300) + b"\n\x01" for seq in range(1, 200)}
+    writer = FileSeqStore(tmp_path, fsync=False)
+    for seq, raw in messages.items():
+        writer.store_message(seq, raw)
+    writer.close()
+    data = (tmp_path / "messages.log").read_bytes()
+    monkeypatch.setattr(store_module, "SCAN_CHUNK", chunk)
+    (tmp_path / "messages.log").write_bytes(data + b"200 50\n35=8")  # a torn last record
+    store = FileSeqStore(tmp_path, fsync=False)
+    assert store.get_messages(1, 300) == messages and store.next_sender == 200
+    store.close()
+    assert (tmp_path / "messages.log").read_bytes() == data
+    middle = data.index(b"\n100 ")  # the head of record 100, damaged
+    (tmp_path / "messages.log").write_bytes(data[: middle + 1] + b"1x0 5\nabcde\n"
+                                            + data[middle + 1 :])
+    with pytest.raises(FixError, match=f"corrupt record at byte {middle + 1}"):
+        FileSeqStore(tmp_path, fsync=False)

@@ -104,6 +104,7 @@ from agora.protocols.fix44.store import CounterFile, FileSeqStore
 _EXEC_ID = re.compile(rb"\x0117=(\d+)-\d+\x01")
 LOCAL_EXEC_ID = "L"  # placeholder ExecID of the gateway's own reports, see _send_outbox
 MAX_LOGON_BYTES = 8192
+WATERMARK_BLOCK = 256  # stored messages a restart reads back at a time to find its watermark
 log = logging.getLogger(__name__)
 
 
@@ -144,11 +145,24 @@ class _Member:
             self.save_watermark(self.watermark)
         else:
             stored = self.watermark_file.read()
-            self.watermark = stored[0] if stored else 0
-            for raw in self.store.get_messages(1, self.store.next_sender).values():
-                m = _EXEC_ID.search(raw)
+            self.watermark = max(stored[0] if stored else 0, self._last_reported())
+
+    def _last_reported(self) -> int:
+        """The venue seq of the last report in the resend log (0: none), read back from its
+        end a block at a time: reports are stored in venue-seq order (an outbox holds one
+        flush's batches in order), so the last that names a venue seq names the highest, and
+        a restart reads the tail of a long session's log, not all of it."""
+        store = self.store
+        end = store.next_sender - 1
+        while end >= store.first_stored:
+            begin = max(store.first_stored, end - WATERMARK_BLOCK + 1)
+            block = store.get_messages(begin, end)
+            for seq in sorted(block, reverse=True):
+                m = _EXEC_ID.search(block[seq])
                 if m:
-                    self.watermark = max(self.watermark, int(m.group(1)))
+                    return int(m.group(1))
+            end = begin - 1
+        return 0
 
     def save_watermark(self, seq: int) -> None:
         self.watermark_file.write(seq)

@@ -37,8 +37,11 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from agora.protocols.fix44.codec import FixError
+
+SCAN_CHUNK = 1 << 20  # bytes of messages.log a restart reads at a time to index it
 
 
 class MemorySeqStore:
@@ -145,28 +148,42 @@ class FileSeqStore(MemorySeqStore):
             self.next_sender, self.next_target = parts
         if not self._log_path.exists():
             return
-        data = self._log_path.read_bytes()
-        pos = 0
-        while pos < len(data):
-            nl = data.find(b"\n", pos)
-            head = data[pos:nl].split() if nl >= 0 else []
-            ok = len(head) == 2 and all(h.isdigit() for h in head)
-            end = nl + 1 + int(head[1]) if ok else -1
-            if not ok or end + 1 > len(data) or data[end : end + 1] != b"\n":
-                if nl < 0 or (ok and end + 1 > len(data)):
-                    break  # torn tail of an interrupted append
-                raise FixError(f"{self._log_path}: corrupt record at byte {pos}")
-            seq = int(head[0])
-            if self._seqs and seq <= self._seqs[-1]:
-                raise FixError(f"{self._log_path}: record at byte {pos} has MsgSeqNum {seq}, "
-                               f"not above the one before it ({self._seqs[-1]})")
-            self._index(seq, nl + 1, end - nl - 1)
-            self.next_sender = max(self.next_sender, seq + 1)
-            pos = end + 1
-        if pos < len(data):
+        with open(self._log_path, "rb") as f:
+            good = self._scan(f)
+        if good < self._log_path.stat().st_size:
             with open(self._log_path, "r+b") as f:
-                f.truncate(pos)
-        self._log_size = pos
+                f.truncate(good)
+        self._log_size = good
+
+    def _scan(self, f: BinaryIO) -> int:
+        """Index the log's records, reading it a chunk at a time (a long session's log is not
+        held in memory); the offset after the last whole record. A torn last record ends the
+        scan; anything else malformed is a FixError."""
+        base, data, pos = 0, b"", 0  # the file offset of data[0]; the parse position in data
+        while True:
+            chunk = f.read(SCAN_CHUNK)
+            if pos:
+                base, data, pos = base + pos, data[pos:], 0
+            data = data + chunk if data else chunk
+            while pos < len(data):
+                nl = data.find(b"\n", pos)
+                head = data[pos:nl].split() if nl >= 0 else []
+                ok = len(head) == 2 and all(h.isdigit() for h in head)
+                end = nl + 1 + int(head[1]) if ok else -1
+                if not ok or end + 1 > len(data) or data[end : end + 1] != b"\n":
+                    if nl < 0 or (ok and end + 1 > len(data)):
+                        break  # the rest is in the next chunk, or a torn tail at the end
+                    raise FixError(f"{self._log_path}: corrupt record at byte {base + pos}")
+                seq = int(head[0])
+                if self._seqs and seq <= self._seqs[-1]:
+                    raise FixError(f"{self._log_path}: record at byte {base + pos} has "
+                                   f"MsgSeqNum {seq}, not above the one before it "
+                                   f"({self._seqs[-1]})")
+                self._index(seq, base + nl + 1, end - nl - 1)
+                self.next_sender = max(self.next_sender, seq + 1)
+                pos = end + 1
+            if not chunk:
+                return base + pos
 
     def _index(self, seq: int, start: int, length: int) -> None:
         self._seqs.append(seq)
@@ -207,6 +224,11 @@ class FileSeqStore(MemorySeqStore):
             self._log_due = True
         else:
             self._flush_log()
+
+    @property
+    def first_stored(self) -> int:
+        """The MsgSeqNum of the first stored message (``next_sender`` when there is none)."""
+        return self._seqs[0] if self._seqs else self.next_sender
 
     def get_messages(self, begin: int, end: int) -> dict[int, bytes]:
         """Stored messages with ``begin <= seq <= end``, read back from the log."""

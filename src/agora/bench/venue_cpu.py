@@ -48,7 +48,7 @@ FIX_COMP_ID = "F0"  # a session of write_config's
 
 
 class _MemoryTransport(asyncio.Transport):
-    """Counts what the venue writes; never backs up."""
+    """Counts what the venue writes; never backs up (an OUCH transport, a FIX writer)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,19 +126,6 @@ async def _measure(config_path: Path, pairs: int, batch: int, prepare_only: bool
     return _figures("ouch", batch, len(messages), cpu, transport.written)
 
 
-class _FixWriter:
-    """Counts what the gateway writes to its FIX connection."""
-
-    def __init__(self) -> None:
-        self.written = 0
-
-    def write(self, data: bytes) -> None:
-        self.written += len(data)
-
-    def close(self) -> None:
-        pass
-
-
 async def _measure_fix(config_path: Path, orders: int, batch: int, prepare_only: bool) -> dict:
     from agora.exchange.venue.fix_gateway import _Conn  # the gateway's own connection record
 
@@ -150,7 +137,7 @@ async def _measure_fix(config_path: Path, orders: int, batch: int, prepare_only:
         return encode_message(msg, sender=FIX_COMP_ID, target=venue.fix.comp_id, seq_num=seq,
                               sending_time=now)
 
-    writer = _FixWriter()
+    writer = _MemoryTransport()
     logon = encoded(Logon(heart_bt_int=30), 1)
     member = venue.fix._bind(_Conn(writer), bytearray(logon))
     if member is None:
@@ -180,18 +167,20 @@ def _figures(protocol: str, batch: int, n: int, cpu: float, written: int) -> dic
             "messages_per_cpu_s": round(n / cpu) if cpu else 0, "bytes_out": written}
 
 
-def measure(pairs: int = 10_000, batch: int = 1, *, prepare_only: bool = False) -> dict:
-    """Venue CPU per OUCH message for ``pairs`` enter/cancel pairs, ``batch`` messages per read."""
+def _run(measurement, count: int, batch: int, prepare_only: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="agora-venue-cpu-") as tmp:
         config_path, _, _ = write_config(Path(tmp), 4)
-        return uvloop.run(_measure(config_path, pairs, batch, prepare_only))
+        return uvloop.run(measurement(config_path, count, batch, prepare_only))
+
+
+def measure(pairs: int = 10_000, batch: int = 1, *, prepare_only: bool = False) -> dict:
+    """Venue CPU per OUCH message for ``pairs`` enter/cancel pairs, ``batch`` messages per read."""
+    return _run(_measure, pairs, batch, prepare_only)
 
 
 def measure_fix(orders: int = 10_000, batch: int = 64, *, prepare_only: bool = False) -> dict:
     """Venue CPU per FIX NewOrderSingle for ``orders`` resting orders, ``batch`` per read."""
-    with tempfile.TemporaryDirectory(prefix="agora-venue-cpu-") as tmp:
-        config_path, _, _ = write_config(Path(tmp), 4)
-        return uvloop.run(_measure_fix(config_path, orders, batch, prepare_only))
+    return _run(_measure_fix, orders, batch, prepare_only)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,10 +94,7 @@ def torn_tail(data: bytes, offset: int) -> bool:
     what a crash mid-append leaves: a frame whose declared length runs past the end, or only
     zeros; anything else is damage before the end."""
     rest = data[offset:]
-    if not rest.strip(b"\0") or len(rest) < _FRAME.size:
-        return True
-    length, _ = _FRAME.unpack_from(rest)
-    return _FRAME.size + length > len(rest)
+    return not rest.strip(b"\0") or not _whole_frame(rest)
 
 
 class FsyncPolicy(enum.StrEnum):

@@ -59,6 +59,8 @@ set is fixed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.core import Status
 from agora.decision.consensus.deadline import witness_needed
@@ -97,6 +99,11 @@ class Replica(ViewChange, Recovering):
                  incarnation: int = 0) -> None:
         super().__init__(config, storage, applied_index=applied_index, incarnation=incarnation)
         self.started = False
+        # the normal case's peer messages, stepped at once when they are of this view and we are
+        # in normal status (``on_message``): the handler ``_dispatch`` reaches via ``_in_view``,
+        # without its two rounds of type tests
+        self._normal_case: dict[type, Callable[..., None]] = {
+            Prepare: self._on_prepare, Commit: self._on_commit, PrepareOk: self._on_prepare_ok}
 
     def start(self, now_ns: int) -> list[Outbox]:
         """Boot from storage: fresh start, durable restart, or recovery."""
@@ -145,9 +152,16 @@ class Replica(ViewChange, Recovering):
             raise RuntimeError("call Replica.start() first")
         if message.cluster != self.config.cluster:
             return out
-        if isinstance(message, Request):
-            if self._queue_request(message, now_ns, out):
+        kind = type(message)  # decoded messages are of their exact types
+        if kind is Request:
+            if self._queue_request(message, now_ns, out):  # type: ignore[arg-type]
                 self._flush(now_ns, out)
+            return out
+        normal = self._normal_case.get(kind)
+        if (normal is not None and message.view == self.view  # type: ignore[union-attr]
+                and self.status is Status.NORMAL and message.replica != self.me  # type: ignore
+                and 0 <= message.replica < self.n):  # type: ignore[union-attr]
+            normal(message, now_ns, out)  # what _dispatch -> _in_view would do
             return out
         if isinstance(message, RequestBatch):
             queued = False
@@ -228,7 +242,7 @@ class Replica(ViewChange, Recovering):
 
     def _queue_request(self, m: Request, now: int, out: list[Outbox]) -> bool:
         """Queue a new request (True), or answer/drop a retry, a duplicate or an old one."""
-        if self.status is not Status.NORMAL or not self.is_leader:
+        if self.status is not Status.NORMAL or self.view % self.n != self.me:  # not leading
             return False
         client, number = m.client_id, m.request_number
         if client <= 0 or number <= 0 or m.budget_ns < 0:
@@ -238,46 +252,49 @@ class Replica(ViewChange, Recovering):
             if number == slot.request_number:
                 out.append(ToClient(client, self._reply(client)))
             return False
-        if self.in_log.get(client, 0) >= number or self.pending_clients.get(client, 0) >= number:
+        pending_clients = self.pending_clients
+        if self.in_log.get(client, 0) >= number or pending_clients.get(client, 0) >= number:
             return False
-        if len(self.pending) >= self.config.pending_max:  # say so: never a silent drop
+        pending = self.pending
+        if len(pending) >= self.config.pending_max:  # say so: never a silent drop
             self.stats.requests_dropped += 1
             out.append(ToClient(client, Reply(self.config.cluster, self.me, self.view, client,
                                               number, 0, False, True)))
             return False
-        self.pending.append((m, self._stamp(now)))
-        self.pending_clients[client] = number
+        pending.append((m, self._stamp(now)))
+        pending_clients[client] = number
         return True
 
     def _flush(self, now: int, out: list[Outbox]) -> None:
         """Prepare queued requests while the pipeline has room; else a witness if one is due."""
-        if self.status is not Status.NORMAL or not self.is_leader:
+        if self.status is not Status.NORMAL or self.view % self.n != self.me:  # not leading
             return
         cfg = self.config
-        while len(self.batches) < cfg.pipeline_max:
+        pending, pending_clients, batches = self.pending, self.pending_clients, self.batches
+        view = self.view
+        while len(batches) < cfg.pipeline_max:
             stamp = self._stamp(now)
+            op, commit = self.op, self.commit
             batch: list[Entry] = []
-            while self.pending and len(batch) < cfg.batch_max:
-                request, received = self.pending.popleft()
-                if self.pending_clients.get(request.client_id) == request.request_number:
-                    del self.pending_clients[request.client_id]
-                batch.append(Entry(self.op + 1 + len(batch), self.view, request.client_id,
-                                   request.request_number, request.budget_ns, received, stamp,
-                                   self.commit, request.payload))
-            witness = not batch and witness_needed(self.log, self.applied + 1, self.commit,
-                                                   self.view)
+            while pending and len(batch) < cfg.batch_max:
+                request, received = pending.popleft()
+                client = request.client_id
+                if pending_clients.get(client) == request.request_number:
+                    del pending_clients[client]
+                batch.append(Entry(op + 1 + len(batch), view, client, request.request_number,
+                                   request.budget_ns, received, stamp, commit,
+                                   request.payload))
+            witness = not batch and witness_needed(self.log, self.applied + 1, commit, view)
             if witness:
-                batch.append(Entry(self.op + 1, self.view, 0, 0, 0, stamp, stamp, self.commit,
-                                   b""))
+                batch.append(Entry(op + 1, view, 0, 0, 0, stamp, stamp, commit, b""))
             if not batch:
                 return
-            if self.op == self.commit:
-                self._mark("progress", now)
+            if op == commit:
+                self.marks["progress"] = now
             self._append(batch)
-            self.batches.append(self.op)
-            out.append(Broadcast(Prepare(cfg.cluster, self.me, self.view, self.commit,
-                                         tuple(batch))))
-            self._mark("heartbeat", now)
+            batches.append(op + len(batch))
+            out.append(Broadcast(Prepare(cfg.cluster, self.me, view, commit, tuple(batch))))
+            self.marks["heartbeat"] = now
             if self.commit_quorum == 1:
                 self._advance_commit(now, out)
                 return
@@ -287,7 +304,7 @@ class Replica(ViewChange, Recovering):
                 return
 
     def _on_prepare_ok(self, m: PrepareOk, now: int, out: list[Outbox]) -> None:
-        if not self.is_leader:
+        if self.view % self.n != self.me:  # not leading
             return
         if m.op > self.acked.get(m.replica, 0):
             self.acked[m.replica] = min(m.op, self.op)
@@ -297,6 +314,8 @@ class Replica(ViewChange, Recovering):
         backups = self.commit_quorum - 1
         if backups == 0:
             commit = self.op
+        elif backups == 1:  # n = 3: the highest acknowledgement (0 while there is none)
+            commit = max(self.acked.values(), default=0)
         else:
             acks = sorted(self.acked.values(), reverse=True)
             if len(acks) < backups:
@@ -332,24 +351,26 @@ class Replica(ViewChange, Recovering):
     # ---------------------------------------------------------------- backup
 
     def _on_prepare(self, m: Prepare, now: int, out: list[Outbox]) -> None:
-        if self.is_leader or not m.entries or m.replica != self.leader_of(self.view):
+        leader = self.view % self.n
+        entries = m.entries
+        if leader == self.me or not entries or m.replica != leader:
             return
-        self._mark("heard", now)
-        self.commit_seen = max(self.commit_seen, m.commit)
-        if m.entries[0].index > self.op + 1:
+        self.marks["heard"] = now
+        if m.commit > self.commit_seen:
+            self.commit_seen = m.commit
+        op = self.op
+        if entries[0].index > op + 1:
             self._request_start_view(now, out)  # a gap: earlier Prepares were lost
             return
-        fresh = [e for e in m.entries if e.index > self.op]
+        fresh = [e for e in entries if e.index > op]
         if fresh:
             self._append(fresh)
-            if self._acks_clients():
+            if self.me in self.ackers[leader]:  # we acknowledge to clients (see core.py)
                 self._acknowledge(fresh, out)
-        out.append(Send(m.replica, PrepareOk(self.config.cluster, self.me, self.view, self.op)))
-        self._set_commit(m.commit, out)
-
-    def _acks_clients(self) -> bool:
-        """Whether we acknowledge to clients in this view (``ackers``: see ``core.py``)."""
-        return self.me in self.ackers[self.leader_of(self.view)]
+            op = self.op
+        out.append(Send(m.replica, PrepareOk(self.config.cluster, self.me, self.view, op)))
+        if m.commit > self.commit:
+            self._set_commit(m.commit, out)
 
     def _acknowledge(self, entries: list[Entry], out: list[Outbox]) -> None:
         """Tell each client whose request we now hold where it sits (see ``Reply``): only

@@ -49,6 +49,11 @@ class Datagrams(Protocol):
 def send_message(transport: Datagrams, data: bytes, message_id: int,
                  addresses: list[Address]) -> tuple[int, int]:
     """Send ``data`` (fragmented above :data:`CHUNK`) to every address; (datagrams, bytes)."""
+    if len(data) <= CHUNK:  # the common case: one whole datagram each
+        datagram = _WHOLE + data
+        for addr in addresses:
+            transport.sendto(datagram, addr)
+        return len(addresses), len(addresses) * len(datagram)
     datagrams = sent = 0
     for datagram in frames(data, message_id):
         for addr in addresses:

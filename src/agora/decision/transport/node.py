@@ -44,6 +44,7 @@ from agora.decision.consensus.replica import Replica
 from agora.decision.transport.framing import Address, Datagrams, Reassembler, send_message
 from agora.decision.transport.record import Recorder
 
+_NOT_STEPPED = frozenset({type(None), Hello, Reply, ReplyBatch})  # garbage, or for clients
 REPLIES_PER_DATAGRAM = 1_024  # a Reply is ~20 bytes: well inside one unfragmented datagram
 HELLO_MAX = 65_536  # client ids one Hello may claim (bounds what a stray datagram can add)
 
@@ -72,7 +73,7 @@ class NodeCore:
         self.peers = list(peers)
         self.me = replica.config.replica
         # every other replica, starting after this one: a leader's Prepare reaches first the
-        # backup that acknowledges to clients (see ``Replica._acks_clients``)
+        # backup that acknowledges to clients (see ``ReplicaCore.ackers``)
         self.others = [self.peers[(self.me + k) % len(peers)] for k in range(1, len(peers))]
         self.clock = clock
         self.recorder = recorder
@@ -110,19 +111,22 @@ class NodeCore:
 
     def on_datagram(self, data: bytes, addr: Address) -> None:
         message = self._decoded(data, addr, decode)
-        if message is None or isinstance(message, Reply | ReplyBatch):
-            return
-        if isinstance(message, Hello):
-            if message.cluster == self.replica.config.cluster and 0 < message.count <= HELLO_MAX:
-                self.clients.update(dict.fromkeys(
-                    range(message.first_id, message.first_id + message.count), addr))
-            return
-        if isinstance(message, Request):
-            self.clients[message.client_id] = addr
-        elif isinstance(message, RequestBatch):
-            for request in message.requests:
+        kind = type(message)  # decoded: exact types (None for garbage)
+        if kind is Request:
+            self.clients[message.client_id] = addr  # type: ignore[union-attr]
+        elif kind is RequestBatch:
+            for request in message.requests:  # type: ignore[union-attr]
                 self.clients[request.client_id] = addr
+        elif kind in _NOT_STEPPED:
+            if kind is Hello:
+                self._hello(message, addr)  # type: ignore[arg-type]
+            return
         self._run(self.replica.on_message, message, self.clock.now_ns())
+
+    def _hello(self, message: Hello, addr: Address) -> None:
+        if message.cluster == self.replica.config.cluster and 0 < message.count <= HELLO_MAX:
+            self.clients.update(dict.fromkeys(
+                range(message.first_id, message.first_id + message.count), addr))
 
     def on_tick(self) -> None:
         self._run(self.replica.on_tick, self.clock.now_ns())
@@ -164,16 +168,20 @@ class NodeCore:
         committed: list[Committed] = []
         replies: dict[Address, list[Reply]] = {}
         acks: dict[Address, list[Reply]] = {}
+        to_peers: list[Outbox] = []
         n = len(self.peers)
         for item in out:
-            if isinstance(item, Committed):
-                committed.append(item)
-            elif isinstance(item, ToClient):
-                addr = self.clients.get(item.client_id)
+            kind = type(item)  # the replica's outbox items are of their exact types
+            if kind is Send or kind is Broadcast:
+                to_peers.append(item)
+            elif kind is ToClient:
+                addr = self.clients.get(item.client_id)  # type: ignore[union-attr]
                 if addr is not None:
-                    reply: Reply = item.message  # type: ignore[assignment]
+                    reply: Reply = item.message  # type: ignore[union-attr,assignment]
                     group = replies if reply.replica == reply.view % n else acks
                     group.setdefault(addr, []).append(reply)
+            elif kind is Committed:
+                committed.append(item)  # type: ignore[arg-type]
         for addr, group in acks.items():
             self._send_replies(group, addr)
         if committed:
@@ -186,7 +194,8 @@ class NodeCore:
                 recorder.flush()
         for addr, group in replies.items():
             self._send_replies(group, addr)
-        self._send_peers(out, encode)
+        if to_peers:
+            self._send_peers(to_peers, encode)
 
     def _send_peers(self, out: list[Outbox], encoder: Callable[[object], bytes]) -> None:
         """The step's replica messages, in outbox order (a broadcast goes to every other)."""

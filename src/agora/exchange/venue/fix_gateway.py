@@ -291,7 +291,7 @@ class FixGateway:
                     if live:
                         out.append(session.reject(item))
                     continue
-                if isinstance(item, ExecutionReport) and item.exec_id == LOCAL_EXEC_ID:
+                if type(item) is ExecutionReport and item.exec_id == LOCAL_EXEC_ID:
                     item = msgspec.structs.replace(item, exec_id=f"L{session.next_sender}")
                 if live:
                     out.append(session.send_app(item, now))
@@ -402,12 +402,13 @@ class FixGateway:
         conn = m.conn
         deliveries = []
         for action in actions:
-            if isinstance(action, Send):
+            kind = type(action)  # exact types: a type test, not an isinstance on a Struct
+            if kind is Send:
                 if conn is not None:
                     conn.write(action.data)
-            elif isinstance(action, Deliver):
+            elif kind is Deliver:
                 deliveries.append(action.message)
-            elif isinstance(action, Disconnect):
+            elif kind is Disconnect:
                 self._drop(m, conn)
         for msg in deliveries:
             self._on_app(m, msg)
@@ -424,7 +425,7 @@ class FixGateway:
         except FixError as exc:
             m.outbox.append(exc)
             return
-        if not isinstance(result, Submit):
+        if type(result) is not Submit:
             m.outbox.append(result)
         elif gate is None:
             self._submit(m, result)

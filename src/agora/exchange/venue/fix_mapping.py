@@ -214,7 +214,7 @@ class FixOrders:
                 business_reject_ref_id=getattr(typed, "cl_ord_id", None),
                 business_reject_reason=BusinessRejectReason.CONDITIONALLY_REQUIRED_FIELD_MISSING,
                 text=f"conditionally required field {missing} missing")
-        if isinstance(typed, OrderStatusRequest):
+        if type(typed) is OrderStatusRequest:
             return self.status(typed, local_id)
         return self.request(typed, local_id)
 
@@ -229,10 +229,11 @@ class FixOrders:
                 return self.new_order_reject(m, OrdRejReason.OTHER, text, local_id)
             return self.cancel_reject(m, self.by_cl_ord_id.get(m.orig_cl_ord_id),  # type: ignore
                                       CxlRejReason.OTHER, text)
-        if isinstance(m, NewOrderSingle):
-            return self._new(m, local_id)
-        if isinstance(m, OrderCancelRequest):
-            return self._cancel(m)
+        kind = type(m)  # typed messages are of their exact types
+        if kind is NewOrderSingle:
+            return self._new(m, local_id)  # type: ignore[arg-type]
+        if kind is OrderCancelRequest:
+            return self._cancel(m)  # type: ignore[arg-type]
         assert isinstance(m, OrderCancelReplaceRequest)
         return self._replace(m)
 
@@ -333,7 +334,7 @@ class FixOrders:
     def done(self, sub: Submit) -> None:
         """The venue has processed ``sub``: forget the request (its events were applied)."""
         self.pending.pop(sub.command.client_order_id, None)
-        if isinstance(sub.command, CancelOrder):
+        if type(sub.command) is CancelOrder:
             self.cancelling.pop(sub.command.order_id, None)
 
     def take(self, sub: Submit) -> FixStruct:
@@ -383,7 +384,8 @@ class FixOrders:
         me = self.participant
         out: list[FixStruct] = []
         for ev in events:
-            if isinstance(ev, Execution):
+            kind = type(ev)  # engine events are of their exact types
+            if kind is Execution:
                 if ev.buy_participant == me:
                     out.append(self._fill(ev, ev.buy_order_id, ev.buy_leaves,
                                           f"{seq}-{len(out) + 1}"))
@@ -394,18 +396,18 @@ class FixOrders:
             if getattr(ev, "participant", None) != me:
                 continue
             eid = f"{seq}-{len(out) + 1}"
-            if isinstance(ev, OrderAccepted):
+            if kind is OrderAccepted:
                 self.pending.pop(ev.client_order_id, None)
                 info = OrderInfo(ev.order_id, ev.client_order_id, ev.symbol, ev.side,
                                  ev.order_type, ev.tif, ev.price, ev.qty, ev.qty)
                 self.orders[ev.order_id] = info
                 self.by_cl_ord_id[ev.client_order_id] = info
                 out.append(self._report(info, eid, ExecType.NEW, OrdStatus.NEW, ev.ts))
-            elif isinstance(ev, OrderCancelled):
+            elif kind is OrderCancelled:
                 out.extend(self._cancelled(ev, eid))
-            elif isinstance(ev, OrderReplaced):
+            elif kind is OrderReplaced:
                 out.extend(self._replaced(ev, eid))
-            elif isinstance(ev, OrderRejected):
+            elif kind is OrderRejected:
                 out.extend(self._rejected(ev, eid))
         return out
 
@@ -499,9 +501,12 @@ def reject_drop_copy(msg: FixStruct) -> ExecutionReport | None:
     return None
 
 
+_WITH_ORDER_FIELDS = frozenset({NewOrderSingle, OrderCancelReplaceRequest})
+
+
 def _missing(m: FixStruct) -> str | None:
     """The first conditionally required field the message lacks, as 'Name (tag)'."""
-    if isinstance(m, NewOrderSingle | OrderCancelReplaceRequest):
+    if type(m) in _WITH_ORDER_FIELDS:
         if m.symbol is None:
             return "Symbol (55)"
         if m.order_qty is None:

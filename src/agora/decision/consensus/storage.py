@@ -322,7 +322,7 @@ class FileStorage:
                 for offset, record in zip(offsets, records, strict=True):
                     if not trusted:
                         continue
-                    if isinstance(record, EntriesWrite):
+                    if type(record) is EntriesWrite:  # decoded: exact types
                         trusted = self._locate(record, start + offset)
                         if trusted:
                             length = record.start - 1 + len(record.entries)

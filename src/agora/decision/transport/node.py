@@ -200,10 +200,11 @@ class NodeCore:
     def _send_peers(self, out: list[Outbox], encoder: Callable[[object], bytes]) -> None:
         """The step's replica messages, in outbox order (a broadcast goes to every other)."""
         for item in out:
-            if isinstance(item, Send):
+            kind = type(item)  # exact types (an isinstance on a Struct class costs 5x)
+            if kind is Send:
                 self._send(encoder(item.message), [self.peers[item.to]])
                 self.stats.peer_messages_sent += 1
-            elif isinstance(item, Broadcast):
+            elif kind is Broadcast:
                 self._send(encoder(item.message), self.others)
                 self.stats.peer_messages_sent += len(self.others)
 

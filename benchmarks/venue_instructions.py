@@ -16,24 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-COLLECTED = re.compile(r"Collected : (\d+)")
+from agora.bench import callgrind
 
 
 def instructions(protocol: str, count: int, prepare_only: bool) -> int:
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-               sys.executable, "-m", "agora.bench.venue_cpu", "--protocol", protocol,
-               "--batch", "64", str(count), *(["--prepare-only"] if prepare_only else [])]
-    run = subprocess.run(command, capture_output=True, text=True, check=True)
-    found = COLLECTED.search(run.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from callgrind: {run.stderr[-500:]}")
-    return int(found.group(1))
+    return callgrind.instructions("agora.bench.venue_cpu", [
+        "--protocol", protocol, "--batch", "64", str(count),
+        *(["--prepare-only"] if prepare_only else [])])
 
 
 def main() -> int:
@@ -41,7 +33,7 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=1_000, help="pairs (OUCH) / orders (FIX)")
     parser.add_argument("--big", type=int, default=3_000)
     args = parser.parse_args()
-    if shutil.which("valgrind") is None:
+    if not callgrind.available():
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 1
     jobs = [(p, n, prep) for p in ("ouch", "fix") for n in (args.small, args.big)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -119,20 +120,31 @@ def until(condition, timeout: float = 15.0) -> bool:
     return condition()
 
 
-def start_initiator(tmp_path, config, recorder: Recorder):
-    """A venue process and a QuickFIX initiator logged on as FIRM1 and FIRM2."""
+@contextlib.contextmanager
+def quickfix_on_a_venue(tmp_path) -> Iterator[Recorder]:
+    """A venue process and a QuickFIX initiator logged on to it as FIRM1 and FIRM2 (the
+    recorder of what they receive); both stopped afterwards."""
+    config, _, _, _ = write_config(tmp_path)
     fix_port = int(next(line.split("=")[1] for line in config.read_text().splitlines()
                         if line.startswith("fix_port")))
     venue = start_venue(config)
-    settings_path = tmp_path / "quickfix.cfg"
-    settings_path.write_text(settings_text(tmp_path, fix_port))
-    settings = fix.SessionSettings(str(settings_path))
-    initiator = fix.SocketInitiator(
-        recorder, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
-    )
-    initiator.start()
-    assert until(lambda: recorder.logged_on == {"FIRM1", "FIRM2"})
-    return venue, initiator
+    initiator = None
+    try:
+        recorder = Recorder()
+        settings_path = tmp_path / "quickfix.cfg"
+        settings_path.write_text(settings_text(tmp_path, fix_port))
+        settings = fix.SessionSettings(str(settings_path))
+        initiator = fix.SocketInitiator(
+            recorder, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
+        )
+        initiator.start()
+        assert until(lambda: recorder.logged_on == {"FIRM1", "FIRM2"})
+        yield recorder
+    finally:
+        if initiator is not None:
+            initiator.stop()
+        venue.terminate()
+        venue.wait(timeout=30)
 
 
 def reports_until(recorder: Recorder, want: int, timeout: float = 15.0) -> list:
@@ -144,10 +156,7 @@ def reports_until(recorder: Recorder, want: int, timeout: float = 15.0) -> list:
 
 
 def test_quickfix_initiators_trade_on_the_venue(tmp_path):
-    config, _, _, _ = write_config(tmp_path)
-    recorder = Recorder()
-    venue, initiator = start_initiator(tmp_path, config, recorder)
-    try:
+    with quickfix_on_a_venue(tmp_path) as recorder:
         send("FIRM1", new_order("S1", fix.Side_SELL, 100, "190.00"))
         (firm, accepted), = reports_until(recorder, 1)
         assert firm == "FIRM1" and accepted[150] == "0" and accepted[39] == "0"
@@ -161,17 +170,10 @@ def test_quickfix_initiators_trade_on_the_venue(tmp_path):
         assert (buyer_trade[32], buyer_trade[31], buyer_trade[39]) == ("60", "190", "2")
         assert (seller_trade[32], seller_trade[151], seller_trade[39]) == ("60", "40", "1")
         assert {buyer_trade[11], seller_trade[11]} == {"B1", "S1"}
-    finally:
-        initiator.stop()
-        venue.terminate()
-        venue.wait(timeout=30)
 
 
 def test_quickfix_replaces_cancels_and_recovers_a_fill_made_while_logged_out(tmp_path):
-    config, _, _, _ = write_config(tmp_path)
-    recorder = Recorder()
-    venue, initiator = start_initiator(tmp_path, config, recorder)
-    try:
+    with quickfix_on_a_venue(tmp_path) as recorder:
         send("FIRM1", new_order("S1", fix.Side_SELL, 100, "190.00"))
         (_, accepted), = reports_until(recorder, 1)
         assert (accepted[150], accepted[11]) == ("0", "S1")
@@ -202,7 +204,3 @@ def test_quickfix_replaces_cancels_and_recovers_a_fill_made_while_logged_out(tmp
             "4", "4", "C1", "S2")
         assert (cancelled[14], cancelled[151]) == ("50", "0")
         assert recorder.reports.empty(), "nothing reported twice"
-    finally:
-        initiator.stop()
-        venue.terminate()
-        venue.wait(timeout=30)

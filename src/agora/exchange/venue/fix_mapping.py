@@ -51,6 +51,7 @@ Outbound
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
@@ -398,7 +399,9 @@ class FixOrders:
             eid = f"{seq}-{len(out) + 1}"
             if kind is OrderAccepted:
                 self.pending.pop(ev.client_order_id, None)
-                info = OrderInfo(ev.order_id, ev.client_order_id, ev.symbol, ev.side,
+                # every order stays for its reports (status, too-late cancels): one str per
+                # symbol, not the 53-byte copy each decoded message brings (357 -> 304 B/order)
+                info = OrderInfo(ev.order_id, ev.client_order_id, sys.intern(ev.symbol), ev.side,
                                  ev.order_type, ev.tif, ev.price, ev.qty, ev.qty)
                 self.orders[ev.order_id] = info
                 self.by_cl_ord_id[ev.client_order_id] = info

@@ -188,12 +188,10 @@ class ReplicaCore(abc.ABC):
     # ---------------------------------------------------------------- log and commit
 
     def _append(self, entries: Sequence[Entry]) -> None:
-        log = self.log
-        start = log.base + len(log.memory) + 1  # op + 1
-        if entries[0].index != start:
-            self._check(False, "append leaves a gap")
+        start = self.op + 1
+        self._check(entries[0].index == start, "append leaves a gap")
         self.storage.write_entries(start, entries)
-        log.memory.extend(entries)  # EntryLog.extend, without the call
+        self.log.extend(entries)
         in_log = self.in_log
         for entry in entries:
             if entry.client_id and in_log.get(entry.client_id, 0) < entry.request_number:
@@ -245,7 +243,7 @@ class ReplicaCore(abc.ABC):
         """Apply committed entries in order while their deadline verdicts are known; then
         forget what memory need not hold (at once: a restart applies the whole stored log)."""
         log = self.log
-        reply = self.status is Status.NORMAL and self.view % self.n == self.me  # leading
+        reply = self.status is Status.NORMAL and self.is_leader
         if self.applied < log.base and not self._apply_stored(reply, out):
             return
         memory, base = log.memory, log.base  # every entry after ``applied`` is in memory
@@ -277,7 +275,7 @@ class ReplicaCore(abc.ABC):
         ``log``: where the verdict reads the entries after it (the replica's log if None)."""
         index = self.applied + 1
         abandoned = False
-        if entry.budget_ns and needs_verdict(entry):  # most entries have no budget
+        if needs_verdict(entry):
             known = verdict(self.log if log is None else log, index, self.commit)
             if known is None:
                 return False

@@ -44,7 +44,6 @@ from agora.decision.consensus.replica import Replica
 from agora.decision.transport.framing import Address, Datagrams, Reassembler, send_message
 from agora.decision.transport.record import Recorder
 
-_NOT_STEPPED = frozenset({type(None), Hello, Reply, ReplyBatch})  # garbage, or for clients
 REPLIES_PER_DATAGRAM = 1_024  # a Reply is ~20 bytes: well inside one unfragmented datagram
 HELLO_MAX = 65_536  # client ids one Hello may claim (bounds what a stray datagram can add)
 
@@ -111,22 +110,20 @@ class NodeCore:
 
     def on_datagram(self, data: bytes, addr: Address) -> None:
         message = self._decoded(data, addr, decode)
-        kind = type(message)  # decoded: exact types (None for garbage)
-        if kind is Request:
-            self.clients[message.client_id] = addr  # type: ignore[union-attr]
-        elif kind is RequestBatch:
-            for request in message.requests:  # type: ignore[union-attr]
-                self.clients[request.client_id] = addr
-        elif kind in _NOT_STEPPED:
-            if kind is Hello:
-                self._hello(message, addr)  # type: ignore[arg-type]
+        kind = type(message)  # decoded: exact types (see Replica.on_message)
+        if message is None or kind is Reply or kind is ReplyBatch:
+            return  # garbage, or a client's
+        if kind is Hello:
+            if message.cluster == self.replica.config.cluster and 0 < message.count <= HELLO_MAX:
+                self.clients.update(dict.fromkeys(
+                    range(message.first_id, message.first_id + message.count), addr))
             return
+        if kind is Request:
+            self.clients[message.client_id] = addr
+        elif kind is RequestBatch:
+            for request in message.requests:
+                self.clients[request.client_id] = addr
         self._run(self.replica.on_message, message, self.clock.now_ns())
-
-    def _hello(self, message: Hello, addr: Address) -> None:
-        if message.cluster == self.replica.config.cluster and 0 < message.count <= HELLO_MAX:
-            self.clients.update(dict.fromkeys(
-                range(message.first_id, message.first_id + message.count), addr))
 
     def on_tick(self) -> None:
         self._run(self.replica.on_tick, self.clock.now_ns())

@@ -197,7 +197,7 @@ class FileSeqStore(MemorySeqStore):
             held = self._held_target
             self._seqnums.write(self.next_sender, self.next_target if held is None else held)
 
-    # The three below run for every message: the base class's assignment is inlined.
+    # The two below run for every message: the base class's assignment is inlined.
 
     def set_next_sender(self, n: int) -> None:
         self.next_sender = n
@@ -209,16 +209,12 @@ class FileSeqStore(MemorySeqStore):
         self._write_seqnums()
 
     def store_message(self, seq: int, raw: bytes) -> None:
-        seqs = self._seqs
-        if seqs and seq <= seqs[-1]:
-            raise ValueError(f"MsgSeqNum {seq} stored after {seqs[-1]}")
+        if self._seqs and seq <= self._seqs[-1]:
+            raise ValueError(f"MsgSeqNum {seq} stored after {self._seqs[-1]}")
         head = b"%d %d\n" % (seq, len(raw))
         self._log.write(head + raw + b"\n")
-        start = self._log_size + len(head)
-        seqs.append(seq)  # self._index(seq, start, len(raw)), inlined
-        self._starts.append(start)
-        self._lengths.append(len(raw))
-        self._log_size = start + len(raw) + 1
+        self._index(seq, self._log_size + len(head), len(raw))
+        self._log_size += len(head) + len(raw) + 1
         self._logged_next = seq + 1
         if self._batching:
             self._log_due = True

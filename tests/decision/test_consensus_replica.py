@@ -485,6 +485,27 @@ def test_foreign_cluster_and_spoofed_senders_are_ignored():
     assert backup.on_message(Commit(CLUSTER, 9, 0, 5), net.now) == []  # no such replica
 
 
+def test_messages_of_an_older_view_are_ignored_and_a_view_change_answers_by_kind():
+    """The dispatch's view and status rules, message kind by kind: a stale view's Prepare,
+    Commit or PrepareOk changes nothing; while changing views, a Prepare or Commit of the new
+    view asks for it (the view started without us), a PrepareOk does not."""
+    net = Net(3)
+    net.submit(1, 1)
+    net.pump()
+    backup = net.replicas[1]
+    before = (backup.view, backup.status, backup.op, backup.commit)
+    for stale in (Prepare(CLUSTER, 0, -1, 0, ()), Commit(CLUSTER, 0, -1, 9),
+                  PrepareOk(CLUSTER, 2, -1, 9)):
+        assert backup.on_message(stale, net.now) == []
+    assert (backup.view, backup.status, backup.op, backup.commit) == before
+    changing = net.replicas[2]
+    changing._start_view_change(1, net.now, [])
+    assert changing.status is Status.VIEW_CHANGE
+    assert changing.on_message(PrepareOk(CLUSTER, 1, 1, 1), net.now) == []
+    asked = changing.on_message(Commit(CLUSTER, 1, 1, 1), net.now)
+    assert [type(item.message).__name__ for item in asked] == ["RequestStartView"]
+
+
 def test_config_rejects_an_even_cluster_and_bad_limits():
     with pytest.raises(ValueError, match="odd"):
         ReplicaConfig(cluster=1, replica=0, n=4)

@@ -57,6 +57,7 @@ import msgspec
 
 from agora.core.errors import JournalCorruptError
 from agora.core.events import Command
+from agora.core.files import replace_durably
 
 MAGIC = b"AGORAJNL"
 VERSION = 1
@@ -298,20 +299,7 @@ def replay(
 
 
 def _create(path: Path, base_seq: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(_file_header(base_seq))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_durably(path, _file_header(base_seq))
 
 
 def _try_lock(fd: int) -> bool:

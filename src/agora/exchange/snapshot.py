@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import re
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 from agora.core.errors import SnapshotError
+from agora.core.files import replace_durably
 
 MAGIC = b"AGORASNP"
 VERSION = 1
@@ -44,22 +44,7 @@ def _encode(seq: int, state: bytes) -> bytes:
 def write_snapshot(path: str | os.PathLike[str], seq: int, state: bytes) -> Path:
     """Atomically write (or replace) the snapshot at ``path``; returns the path."""
     path = Path(path)
-    data = _encode(seq, state)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_durably(path, _encode(seq, state))
     return path
 
 

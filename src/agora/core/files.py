@@ -1,0 +1,29 @@
+"""Durable whole-file replacement, for state that is rewritten rather than appended to."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def replace_durably(path: str | os.PathLike[str], data: bytes) -> None:
+    """Make ``path`` hold ``data``, surviving a crash at any point as either the old file or the
+    new one: a temporary file in the same directory, fsync, rename over ``path``, then fsync of
+    the directory so that the rename itself is durable."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

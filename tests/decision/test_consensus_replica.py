@@ -414,6 +414,16 @@ def test_restarted_leader_hands_over_to_the_next_view():
                for item in out)
 
 
+def test_a_restarted_leader_re_emits_its_log_without_replying_to_every_client_again():
+    """A restart re-applies the stored log; the clients heard of those entries long ago, so
+    no reply goes out for them (a long session's restart would send one per entry)."""
+    net = Net(3)
+    net.commit_each(range(1, 6))
+    out = net.restart(0)
+    assert [item.index for item in out if isinstance(item, Committed)] == [1, 2, 3, 4, 5]
+    assert not [item for item in out if isinstance(item, ToClient)]
+
+
 def test_lossy_restart_recovers_from_the_cluster_before_taking_part():
     rng_storages = [SimStorage(FsyncPolicy.NONE, random.Random(r)) for r in range(3)]
     net = Net(3, storages=rng_storages)

@@ -239,11 +239,13 @@ class ReplicaCore(abc.ABC):
             self.storage.write_commit(commit)
             self._apply(out)
 
-    def _apply(self, out: list[Outbox]) -> None:
+    def _apply(self, out: list[Outbox], *, restart: bool = False) -> None:
         """Apply committed entries in order while their deadline verdicts are known; then
-        forget what memory need not hold (at once: a restart applies the whole stored log)."""
+        forget what memory need not hold (at once: a restart applies the whole stored log).
+        A leader replies to the clients; not on a ``restart``, which re-applies entries the
+        clients heard of long ago (and a restarted leader leaves its view at once)."""
         log = self.log
-        reply = self.status is Status.NORMAL and self.is_leader
+        reply = self.status is Status.NORMAL and self.is_leader and not restart
         if self.applied < log.base and not self._apply_stored(reply, out):
             return
         memory, base = log.memory, log.base  # every entry after ``applied`` is in memory

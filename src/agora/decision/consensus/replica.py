@@ -122,7 +122,7 @@ class Replica(ViewChange, Recovering):
         self.commit = stored.commit
         if not trusted:
             self.status = Status.RECOVERING
-        self._apply(out)
+        self._apply(out, restart=True)
         if not trusted:
             self._begin_recovery(now_ns, out)
         elif self.log_view == self.view and not self.is_leader:

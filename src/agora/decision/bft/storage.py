@@ -41,7 +41,8 @@ from typing import Protocol
 import msgspec
 
 from agora.decision.bft.messages import ClientRequest, Sealed
-from agora.decision.consensus.storage import FsyncPolicy, frame, read_frames, torn_tail
+from agora.decision.consensus.frames import frame, read_frames, torn_tail
+from agora.decision.consensus.storage import FsyncPolicy
 
 
 class ViewRecord(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):

@@ -17,14 +17,17 @@ timeouts. No clocks are synchronized; each replica compares only its own clock r
 
 The parts: ``messages.py`` (wire types and codec), ``replica.py`` (the sans-IO state machine,
 normal operation), ``view_change.py``, ``recovery.py``, ``deadline.py``, ``core.py`` (shared state
-and apply), ``storage.py`` (the ``Storage`` interface, fsync policies, a file implementation),
+and apply), ``entry_log.py`` (the log in bounded memory), ``storage.py`` (the ``Storage``
+interface, fsync policies, a file implementation), ``checkpoint.py`` (restarts that start from a
+checkpoint of the client table), ``vote.py`` and ``frames.py`` (the files' formats),
 ``client.py`` (the sans-IO client), ``config.py``.
 
-Not in this package yet (they build on the sans-IO replica and the message types): the Byzantine
-mode (n >= 3f + 1, signed messages), the real UDP/TCP transport and replica processes, the
-consensus benchmark, log compaction/checkpoints and reconfiguration.
+Elsewhere: the Byzantine mode (``agora.decision.bft``), the UDP transport and replica processes
+(``agora.decision.transport``), the simulator (``agora.decision.sim``), the benchmark
+(``agora bench consensus``). Not built yet: log compaction and reconfiguration.
 """
 
+from agora.decision.consensus.checkpoint import Checkpoint
 from agora.decision.consensus.client import Client, ClientBusy
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.core import InvariantViolation, ReplicaStats, Status
@@ -53,6 +56,7 @@ from agora.decision.consensus.storage import (
 __all__ = [
     "Broadcast",
     "Canary",
+    "Checkpoint",
     "Client",
     "ClientBusy",
     "Committed",

@@ -40,6 +40,9 @@ class ReplicaConfig(msgspec.Struct, frozen=True, kw_only=True):
     # applied entries kept in memory (between log_memory and twice that); older ones are read
     # back from storage by the rare replica that needs them (entry_log.py)
     log_memory: int = 16_384
+    # applied entries between checkpoints of the client table (0: none), so that a restart
+    # applies what follows the last one rather than the whole log (checkpoint.py)
+    checkpoint_every: int = 65_536
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.n % 2 == 0:
@@ -52,6 +55,8 @@ class ReplicaConfig(msgspec.Struct, frozen=True, kw_only=True):
                              "must be >= 1")
         if min(self.heartbeat_ns, self.view_change_timeout_ns, self.resend_ns) <= 0:
             raise ValueError("timeouts must be positive")
+        if self.checkpoint_every < 0:
+            raise ValueError("checkpoint_every must be >= 0 (0: no checkpoints)")
 
     @property
     def f(self) -> int:

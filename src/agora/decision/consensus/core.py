@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from agora.decision.consensus.checkpoint import Checkpoint, ClientSlot
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.deadline import needs_verdict, verdict
 from agora.decision.consensus.entry_log import EntryLog
@@ -69,15 +70,6 @@ class _Window(Sequence[Entry]):
         return self.chunk[k] if 0 <= k < len(self.chunk) else self.log[i]
 
 
-class ClientSlot(msgspec.Struct, frozen=True, gc=False):
-    """A client's last committed request (one built per applied entry: a Struct builds in C,
-    a NamedTuple through a Python-level ``__new__``; a restart applies its whole log)."""
-
-    request_number: int
-    index: int
-    abandoned: bool
-
-
 class ReplicaStats(msgspec.Struct):
     """Counters of one incarnation (a restart starts from zero)."""
 
@@ -88,6 +80,7 @@ class ReplicaStats(msgspec.Struct):
     deadline_abandoned: int = 0
     requests_dropped: int = 0  # queue full (each answered: Reply.queue_full)
     recoveries: int = 0
+    checkpoints: int = 0  # client tables handed to storage (checkpoint.py)
 
     @property
     def miss_rate(self) -> float:
@@ -131,6 +124,7 @@ class ReplicaCore(abc.ABC):
         self.commit = 0
         self.applied = 0
         self.app_index = applied_index
+        self.checkpointed = 0  # the applied index of the last checkpoint taken or loaded
         self.commit_seen = 0  # highest commit number heard from a leader of this view
         self.clients: dict[int, ClientSlot] = {}
         self.in_log: dict[int, int] = {}  # leader: client -> highest request number in the log
@@ -252,9 +246,18 @@ class ReplicaCore(abc.ABC):
         while self.applied < self.commit:
             if not self._apply_entry(memory[self.applied - base], reply, out):
                 break
-        keep = self.config.log_memory
-        if self.applied - log.base >= 2 * keep and self.checks:  # canaries keep it all
-            log.forget(self.applied - keep)
+        cfg = self.config
+        if self.applied - log.base >= 2 * cfg.log_memory and self.checks:  # canaries keep all
+            log.forget(self.applied - cfg.log_memory)
+        if cfg.checkpoint_every and self.applied - self.checkpointed >= cfg.checkpoint_every \
+                and self.checks:  # a canary may rewrite what it applied: no checkpoint of it
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Hand storage the client table at ``applied`` (see ``checkpoint.py``)."""
+        self.storage.write_checkpoint(Checkpoint(self.applied, dict(self.clients)))
+        self.checkpointed = self.applied
+        self.stats.checkpoints += 1
 
     def _apply_stored(self, reply: bool, out: list[Outbox]) -> bool:
         """A restart: apply the committed entries left in storage (``Storage.load``'s keep),

@@ -52,9 +52,11 @@ that many applied entries in memory and reads older ones back from storage (``en
 Byzantine replicas are ``agora.decision.bft``'s, the transport and processes
 ``agora.decision.transport``'s. A restart loads the last ``log_memory`` committed entries and
 applies the ones before them a chunk at a time from storage (``Storage.load``'s ``keep``), so its
-memory does not grow with the log either. Not here yet: log compaction/checkpoints (the log file
-holds the whole session and a restart still reads all of it), and reconfiguration (the replica
-set is fixed).
+memory does not grow with the log either; and every ``checkpoint_every`` applied entries the
+replica checkpoints its client table (``checkpoint.py``), so a restart whose application has
+applied that far starts there instead of applying the log from entry 1. Not here yet: log
+compaction (the log file holds the whole session), and reconfiguration (the replica set is
+fixed).
 """
 
 from __future__ import annotations
@@ -110,12 +112,19 @@ class Replica(ViewChange, Recovering):
             self._mark(name, now_ns)
         self.marks["repair"] = now_ns - self.config.resend_ns  # the first repair goes at once
         # the committed entries before the last log_memory stay on disk: _apply streams them
-        # (a canary, which may rewrite what it wrongly thinks committed, keeps it all)
-        stored = self.storage.load(keep=self.config.log_memory if self.checks else None)
+        # (a canary, which may rewrite what it wrongly thinks committed, keeps it all); those
+        # up to a checkpoint the application has applied need not be applied again
+        stored = self.storage.load(keep=self.config.log_memory if self.checks else None,
+                                   checkpoint_max=self.app_index if self.checks else -1)
         if stored is None:
             self.storage.write_view(0, 0)
             return out
         self.view, self.log_view = stored.view, stored.log_view
+        if stored.checkpoint is not None:
+            self._check(stored.checkpoint.index <= stored.commit,
+                        f"checkpoint at {stored.checkpoint.index} past the stored commit")
+            self.applied = self.checkpointed = stored.checkpoint.index
+            self.clients = dict(stored.checkpoint.clients)
         trusted = self.storage.durable or self.config.canary is Canary.TRUST_LOSSY_STORAGE
         tail = stored.entries if trusted else stored.entries[: stored.commit - stored.base]
         self.log = EntryLog(self.storage, tail, stored.base)

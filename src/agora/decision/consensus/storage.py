@@ -29,19 +29,22 @@ returns only the last ``keep`` committed entries and what follows them (``Stored
 where they start); ``FileStorage`` scans its file a chunk at a time to get there, and the replica
 reads the entries before the base back a chunk at a time to apply them.
 
+Checkpoints (``checkpoint.py``): every storage keeps the newest client table the replica hands
+it, once the records before it are durable; ``load(checkpoint_max=...)`` returns it, and
+``FileStorage`` then resumes its scan from the checkpoint's place in the file, so a restart reads
+what follows the checkpoint, not the whole file.
+
 Limitations: no checksums per entry beyond the frame CRC (crash faults only, no disk corruption
-model), no compaction: the log file grows with every record, and a restart still reads it all
-(in bounded memory), until a snapshot/checkpoint scheme exists. All writes issued during one
-replica step are treated as atomic with respect to a crash in the simulator; a real deployment
-gets that from the frame CRC (a half-written last frame is discarded).
+model), no compaction: the log file grows with every record (a checkpoint bounds what a restart
+reads, not the file). All writes issued during one replica step are treated as atomic with
+respect to a crash in the simulator; a real deployment gets that from the frame CRC (a
+half-written last frame is discarded).
 """
 
 from __future__ import annotations
 
 import enum
 import os
-import struct
-import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -49,52 +52,10 @@ from typing import Protocol
 
 import msgspec
 
+from agora.decision.consensus.checkpoint import Checkpoint, CheckpointFile, FileCheckpoint, LogMark
+from agora.decision.consensus.frames import FRAME, frame, read_frame, read_frames, whole_frame
 from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.vote import VoteFile
-
-
-def frame(payload: bytes) -> bytes:
-    """One append-only log frame: length, CRC-32 of the payload, the payload."""
-    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def read_frames(data: bytes, decoder: msgspec.msgpack.Decoder,
-                offsets: list[int] | None = None) -> tuple[list, int]:
-    """The records of the whole, intact frames at the start of ``data`` and the offset after
-    the last one: a torn or corrupt tail (a crash mid-write) ends the scan. ``offsets``, if
-    given, gets where each record's frame starts."""
-    records = []
-    offset = 0
-    while offset + _FRAME.size <= len(data):
-        length, crc = _FRAME.unpack_from(data, offset)
-        payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
-        if len(payload) < length or zlib.crc32(payload) != crc:
-            break
-        try:
-            records.append(decoder.decode(payload))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            break
-        if offsets is not None:
-            offsets.append(offset)
-        offset += _FRAME.size + length
-    return records, offset
-
-
-def _whole_frame(data: bytes) -> bool:
-    """Whether ``data`` starts with a whole frame (one :func:`read_frames` refused, so it
-    does not check), rather than the start of one a later read completes."""
-    if len(data) < _FRAME.size:
-        return False
-    length, _ = _FRAME.unpack_from(data)
-    return _FRAME.size + length <= len(data)
-
-
-def torn_tail(data: bytes, offset: int) -> bool:
-    """Whether the bytes of ``data`` from ``offset`` (where :func:`read_frames` stopped) are
-    what a crash mid-append leaves: a frame whose declared length runs past the end, or only
-    zeros; anything else is damage before the end."""
-    rest = data[offset:]
-    return not rest.strip(b"\0") or not _whole_frame(rest)
 
 
 class FsyncPolicy(enum.StrEnum):
@@ -105,13 +66,15 @@ class FsyncPolicy(enum.StrEnum):
 
 class Stored(msgspec.Struct, frozen=True):
     """What a restarting replica finds on disk: the log's entries from ``base + 1`` on (``load``
-    with a ``keep`` leaves the committed ones before them in storage, for ``read_entries``)."""
+    with a ``keep`` leaves the committed ones before them in storage, for ``read_entries``), and
+    the newest checkpoint the load was allowed to use (``checkpoint.py``)."""
 
     view: int
     log_view: int
     commit: int
     entries: list[Entry]
     base: int = 0
+    checkpoint: Checkpoint | None = None
 
 
 class EntriesWrite(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
@@ -136,10 +99,11 @@ class Storage(Protocol):
         """True when every write is synced before it returns (the ``always`` policy)."""
         ...
 
-    def load(self, keep: int | None = None) -> Stored | None:
+    def load(self, keep: int | None = None, checkpoint_max: int = -1) -> Stored | None:
         """The surviving state, or None if this replica never started. With ``keep``, every
         committed entry but the last ``keep`` stays in storage (``Stored.base``): a restart
-        then holds a bounded part of its log, not all of it."""
+        then holds a bounded part of its log, not all of it. The newest checkpoint comes
+        with it if its index is at most ``checkpoint_max`` (the caller can start there)."""
         ...
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None: ...
@@ -155,6 +119,11 @@ class Storage(Protocol):
         """Always synced before returning."""
         ...
 
+    def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Keep ``checkpoint`` (it owns its client table) once every record written so far is
+        durable; it replaces the previous one. Best effort: see ``checkpoint.py``."""
+        ...
+
     def drain(self) -> None:
         """Write out records held back for after the step (the transport calls it once the
         step's messages are sent; see :class:`FileStorage`)."""
@@ -162,9 +131,9 @@ class Storage(Protocol):
 
 
 def replay(view: int, log_view: int, records: Iterable[LogRecord],
-           keep: int | None = None) -> Stored:
-    """Rebuild the state a record stream describes (shared by every storage implementation);
-    ``keep``: as :meth:`Storage.load`'s."""
+           keep: int | None = None, checkpoint: Checkpoint | None = None) -> Stored:
+    """Rebuild the state a record stream describes (shared by the in-memory storages);
+    ``keep``: as :meth:`Storage.load`'s; ``checkpoint``: one the caller may use."""
     log: list[Entry] = []
     commit = 0
     for record in records:
@@ -176,13 +145,22 @@ def replay(view: int, log_view: int, records: Iterable[LogRecord],
         else:
             commit = max(commit, record.commit)
     commit = min(commit, len(log))
-    base = stored_base(commit, keep)
-    return Stored(view=view, log_view=log_view, commit=commit, entries=log[base:], base=base)
+    base = stored_base(commit, keep, checkpoint)
+    return Stored(view=view, log_view=log_view, commit=commit, entries=log[base:], base=base,
+                  checkpoint=checkpoint)
 
 
-def stored_base(commit: int, keep: int | None) -> int:
-    """How many leading committed entries ``load(keep)`` leaves in storage."""
-    return 0 if keep is None else max(0, commit - keep)
+def usable(checkpoint: Checkpoint | None, checkpoint_max: int) -> Checkpoint | None:
+    """``checkpoint`` if a load may return it (see :meth:`Storage.load`)."""
+    return checkpoint if checkpoint is not None and checkpoint.index <= checkpoint_max else None
+
+
+def stored_base(commit: int, keep: int | None, checkpoint: Checkpoint | None = None) -> int:
+    """How many leading committed entries ``load(keep)`` leaves in storage: all but the last
+    ``keep``, and at least those a checkpoint the load returns covers (nobody applies them)."""
+    if keep is None:
+        return 0
+    return max(0, commit - keep, checkpoint.index if checkpoint is not None else 0)
 
 
 class EntryCopy:
@@ -210,15 +188,19 @@ class MemoryStorage:
         self.view: tuple[int, int] | None = None
         self.records: list[LogRecord] = []
         self.entries = EntryCopy()
+        self.checkpoint: Checkpoint | None = None
 
     @property
     def durable(self) -> bool:
         return True
 
-    def load(self, keep: int | None = None) -> Stored | None:
+    def load(self, keep: int | None = None, checkpoint_max: int = -1) -> Stored | None:
         if self.view is None:
             return None
-        return replay(*self.view, self.records, keep)
+        return replay(*self.view, self.records, keep, usable(self.checkpoint, checkpoint_max))
+
+    def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self.records.append(EntriesWrite(start, tuple(entries)))
@@ -237,7 +219,6 @@ class MemoryStorage:
         """Nothing is held back."""
 
 
-_FRAME = struct.Struct("<II")  # payload length, crc32 of payload
 HELD_MAX = 1_024  # policy none: records held back before a drain is forced
 SCAN_CHUNK = 1 << 20  # bytes of the log file a load decodes at a time
 _record_encoder = msgspec.msgpack.Encoder()
@@ -245,8 +226,21 @@ _record_decoder = msgspec.msgpack.Decoder(LogRecord)
 _view_decoder = msgspec.msgpack.Decoder(tuple[int, int])
 
 
+def _locate(where: array, base: int, record: EntriesWrite, offset: int) -> bool:
+    """Note in ``where`` (entries ``base + 1 ..``) that ``record``'s entries are in the frame at
+    ``offset``. False: a gap, or a rewrite at or below ``base`` (a checkpoint's index, which is
+    committed: a stream that does either is not trusted from there)."""
+    cut = record.start - 1 - base
+    if not 0 <= cut <= len(where):
+        return False
+    del where[cut:]
+    where.extend(array("Q", (offset,)) * len(record.entries))
+    return True
+
+
 class FileStorage:
-    """Files in ``directory``: ``vote`` (the view vote, vote.py) and ``log`` (append-only frames).
+    """Files in ``directory``: ``vote`` (the view vote, vote.py), ``log`` (append-only frames)
+    and ``checkpoint`` (checkpoint.py).
 
     For the real-process replicas. ``load`` cuts a torn or corrupt tail off the log file so
     later appends follow the last good frame.
@@ -255,6 +249,11 @@ class FileStorage:
     until :meth:`drain` (which the transport calls after sending the step's messages), a sync
     or close, so the encoding is off the commit path. Nothing changes for a crash: the process
     buffer was already lost with the process.
+
+    Where each entry is: ``_where`` holds, for entries ``_where_base + 1`` on, where the frame of
+    the record that last wrote it starts. A load that resumes from a checkpoint starts it at the
+    checkpoint's index; the entries before are located by a scan of the file up to the
+    checkpoint's frames the first time one of them is read back (a lagging peer's repair).
     """
 
     def __init__(
@@ -271,7 +270,12 @@ class FileStorage:
         self._held: list[LogRecord] = []  # policy none: records not yet encoded (see drain)
         self._size = os.fstat(self._log.fileno()).st_size  # written or in the write buffer
         self._vote = VoteFile(self.directory / "vote")
-        self._where = array("Q")  # entry k: where the frame of the record holding it starts
+        self.checkpoints = CheckpointFile(self.directory / "checkpoint")
+        self._where = array("Q")  # entry _where_base + k: where its record's frame starts
+        self._where_base = 0
+        self._prefix_end = 0  # the frames that locate entries 1.._where_base end here
+        self._commit = 0  # the highest commit record written
+        self._last_frame = -1  # where the last frame written starts (a checkpoint's anchor)
 
     @property
     def durable(self) -> bool:
@@ -279,6 +283,7 @@ class FileStorage:
 
     def close(self) -> None:
         self._sync_log()
+        self.checkpoints.wait()
         self._log.close()
         self._vote.close()
 
@@ -287,75 +292,111 @@ class FileStorage:
         for record in held:
             self._write(record)
 
-    def load(self, keep: int | None = None) -> Stored | None:
-        """One pass over the file a chunk at a time (``_scan``), then the entries from the
-        base on read back: with a ``keep``, the memory a restart needs does not grow with the
-        log (only ``_where``, 8 bytes an entry)."""
+    def load(self, keep: int | None = None, checkpoint_max: int = -1) -> Stored | None:
+        """One pass over the file from the checkpoint on (from its start without one) a chunk
+        at a time (``_scan``), then the entries from the base on read back: with a ``keep``,
+        the memory a restart needs does not grow with the log (only ``_where``, 8 bytes per
+        entry after the checkpoint)."""
         self._sync_log()  # anything held or buffered is in the file before it is read
+        self.checkpoints.wait()
         vote = self._load_vote()
         if vote is None:
             return None
         view, log_view = vote
-        length, commit, good = self._scan()
+        where, base, start, length, commit = array("Q"), 0, 0, 0, 0
+        found = self.checkpoints.load() if checkpoint_max >= 0 else None
+        checkpoint = None
+        if found is not None and self._usable(found, checkpoint_max):
+            mark = found.mark
+            where.frombytes(mark.where)
+            base, start, length, commit = found.checkpoint.index, mark.offset, mark.length, \
+                mark.commit
+            checkpoint = found.checkpoint
+            self._last_frame = mark.anchor
+        else:
+            self._last_frame = -1
+        length, commit, good, last = self._scan(where, base, start, length, commit)
         if good < os.fstat(self._log.fileno()).st_size:
             self._log.truncate(good)
         self._size = good
+        self._where, self._where_base, self._prefix_end = where, base, start
+        self._commit = commit
+        if last >= 0:
+            self._last_frame = last
         commit = min(commit, length)
-        base = stored_base(commit, keep)
-        entries = self.read_entries(base + 1, length - base) if length > base else []
-        return Stored(view=view, log_view=log_view, commit=commit, entries=entries, base=base)
+        first = stored_base(commit, keep, checkpoint)
+        entries = self.read_entries(first + 1, length - first) if length > first else []
+        return Stored(view=view, log_view=log_view, commit=commit, entries=entries, base=first,
+                      checkpoint=checkpoint)
 
-    def _scan(self) -> tuple[int, int, int]:
-        """The log's length and commit as :func:`replay` finds them, and where the intact
-        frames end; every record's entries located (``_where``) on the way. Only one chunk's
-        records are decoded at a time."""
-        del self._where[:]
-        length = commit = 0
+    def _usable(self, found: FileCheckpoint, checkpoint_max: int) -> bool:
+        """Whether the load may start from ``found``: allowed by the caller, consistent, and
+        anchored in this log file (its last frame ends where the checkpoint says)."""
+        mark, index = found.mark, found.checkpoint.index
+        if index > checkpoint_max or mark.length - len(mark.where) // 8 != index:
+            return False
+        payload = read_frame(self._log.fileno(), mark.anchor)
+        return payload is not None and mark.anchor + FRAME.size + len(payload) == mark.offset
+
+    def _scan(self, where: array, base: int, start: int, length: int, commit: int,
+              stop: int | None = None) -> tuple[int, int, int, int]:
+        """The log's length and commit as :func:`replay` finds them, from the state at file
+        offset ``start`` (to ``stop``, or the end), where the intact frames end and where the
+        last of them starts; every record's entries located in ``where`` on the way. Only one
+        chunk's records are decoded at a time."""
         trusted = True  # until a gap: replay stops trusting the stream there
-        start, buf = 0, b""  # the file offset of buf[0]
+        last = -1
+        buf = b""  # the bytes from file offset ``start``
         with open(self.directory / "log", "rb") as f:
+            f.seek(start)
             while True:
-                chunk = f.read(SCAN_CHUNK)
+                size = SCAN_CHUNK if stop is None else min(SCAN_CHUNK, stop - start - len(buf))
+                chunk = f.read(size) if size > 0 else b""
                 buf = buf + chunk if buf else chunk
                 offsets: list[int] = []
                 records, used = read_frames(buf, _record_decoder, offsets)
                 for offset, record in zip(offsets, records, strict=True):
+                    last = start + offset
                     if not trusted:
                         continue
                     if type(record) is EntriesWrite:  # decoded: exact types
-                        trusted = self._locate(record, start + offset)
+                        trusted = _locate(where, base, record, start + offset)
                         if trusted:
                             length = record.start - 1 + len(record.entries)
                     else:
                         commit = max(commit, record.commit)
                 rest = buf[used:]
-                if not chunk or _whole_frame(rest):  # the end, or damage before it
-                    return length, commit, start + used
+                if not chunk or whole_frame(rest):  # the end, or damage before it
+                    return length, commit, start + used, last
                 start, buf = start + used, rest
 
-    def _locate(self, record: EntriesWrite, offset: int) -> bool:
-        """Note that ``record``'s entries are in the frame at ``offset`` (False: a gap)."""
-        where = self._where
-        if record.start - 1 > len(where):
-            return False
-        del where[record.start - 1 :]
-        where.extend(array("Q", (offset,)) * len(record.entries))
-        return True
+    def _locate_prefix(self) -> None:
+        """Locate entries ``1.._where_base`` (a load from a checkpoint left them): they are
+        committed, so where the frames before the checkpoint put them is where they are."""
+        prefix = array("Q")
+        self._scan(prefix, 0, 0, 0, 0, stop=self._prefix_end)
+        if len(prefix) < self._where_base:
+            raise LookupError(f"{self.directory / 'log'}: the frames before the checkpoint hold "
+                              f"entries 1..{len(prefix)}, not 1..{self._where_base}")
+        self._where = prefix[: self._where_base] + self._where
+        self._where_base = 0
 
     def read_entries(self, first: int, count: int) -> list[Entry]:
         """Read back from the file: one frame per run of entries last written by one record."""
         self.drain()  # held records first: they may hold (or rewrite) the entries asked for
         self._log.flush()
-        where = self._where
-        if first < 1 or first + count - 1 > len(where):
+        if first <= self._where_base:
+            self._locate_prefix()
+        where, base = self._where, self._where_base
+        if first < 1 or first + count - 1 > base + len(where):
             raise LookupError(f"entries {first}..{first + count - 1} asked for, the log file "
-                              f"holds 1..{len(where)}")
+                              f"holds 1..{base + len(where)}")
         out: list[Entry] = []
         index, end = first, first + count
         while index < end:
-            offset = where[index - 1]
+            offset = where[index - 1 - base]
             run = 1  # a later record may have rewritten the end of this one's entries
-            while index + run < end and where[index + run - 1] == offset:
+            while index + run < end and where[index + run - 1 - base] == offset:
                 run += 1
             record = self._read_record(offset)
             taken = () if not isinstance(record, EntriesWrite) else (
@@ -368,14 +409,10 @@ class FileStorage:
         return out
 
     def _read_record(self, offset: int) -> LogRecord:
-        fd = self._log.fileno()
-        head = os.pread(fd, _FRAME.size, offset)
-        if len(head) == _FRAME.size:
-            length, crc = _FRAME.unpack(head)
-            payload = os.pread(fd, length, offset + _FRAME.size)
-            if len(payload) == length and zlib.crc32(payload) == crc:
-                return _record_decoder.decode(payload)
-        raise LookupError(f"{self.directory / 'log'}: no intact frame at byte {offset}")
+        payload = read_frame(self._log.fileno(), offset)
+        if payload is None:
+            raise LookupError(f"{self.directory / 'log'}: no intact frame at byte {offset}")
+        return _record_decoder.decode(payload)
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self._append(EntriesWrite(start, tuple(entries)))
@@ -385,6 +422,22 @@ class FileStorage:
 
     def write_view(self, view: int, log_view: int) -> None:
         self._vote.write(view, log_view)
+
+    def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Hand ``checkpoint`` to the background writer with where the log stands (every
+        record so far written out to the file first, so the writer's fsync covers them)."""
+        if self.checkpoints.busy():
+            self.checkpoints.skipped += 1
+            return
+        self.drain()
+        self._log.flush()
+        where, base, index = self._where, self._where_base, checkpoint.index
+        if not base <= index <= base + len(where) or self._last_frame < 0:
+            raise ValueError(f"checkpoint at entry {index}: the log holds entries up to "
+                             f"{base + len(where)}")
+        mark = LogMark(self._size, self._last_frame, base + len(where), self._commit,
+                       where[index - base :].tobytes())
+        self.checkpoints.write(FileCheckpoint(checkpoint, mark), self._log.fileno())
 
     def _load_vote(self) -> tuple[int, int] | None:
         vote = self._vote.load()
@@ -411,8 +464,11 @@ class FileStorage:
     def _write(self, record: LogRecord) -> None:
         data = frame(_record_encoder.encode(record))
         if type(record) is EntriesWrite:
-            self._locate(record, self._size)
+            _locate(self._where, self._where_base, record, self._size)
+        elif record.commit > self._commit:  # type: ignore[union-attr]
+            self._commit = record.commit  # type: ignore[union-attr]
         self._log.write(data)
+        self._last_frame = self._size
         self._size += len(data)
 
     def _sync_log(self) -> None:

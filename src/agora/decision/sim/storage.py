@@ -6,6 +6,11 @@ records; under ``none`` only when the simulated operating system writes them bac
 (:meth:`SimStorage.writeback`, a random prefix at random times). A crash keeps a random prefix of
 the records not yet durable (the OS may have written some) and loses the rest: suffix loss, never
 a hole, the same failure model a framed append-only file with a CRC gives.
+
+A checkpoint (``consensus/checkpoint.py``) survives a crash only if every record written before
+it did: the file storage fsyncs its log before it writes one. Here it waits, without forcing
+anything durable, until the records before it are (a conservative model of that background
+fsync, which in a real file storage also makes those records durable sooner).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from agora.decision.consensus.checkpoint import Checkpoint
 from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.storage import (
     CommitWrite,
@@ -22,6 +28,7 @@ from agora.decision.consensus.storage import (
     LogRecord,
     Stored,
     replay,
+    usable,
 )
 
 
@@ -35,15 +42,29 @@ class SimStorage:
         self.pending: list[LogRecord] = []  # written, not yet durable
         self.lost_records = 0
         self.entries = EntryCopy()  # the log of records + pending (what read_entries sees)
+        self.checkpoint: Checkpoint | None = None  # durable
+        self.checkpoint_pending: tuple[int, Checkpoint] | None = None  # (records before it, it)
 
     @property
     def durable(self) -> bool:
         return self.policy is FsyncPolicy.ALWAYS
 
-    def load(self, keep: int | None = None) -> Stored | None:
+    def load(self, keep: int | None = None, checkpoint_max: int = -1) -> Stored | None:
         if self.view is None:
             return None
-        return replay(*self.view, self.records + self.pending, keep)
+        self._settle_checkpoint()
+        return replay(*self.view, self.records + self.pending, keep,
+                      usable(self.checkpoint, checkpoint_max))
+
+    def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint_pending = (len(self.records) + len(self.pending), checkpoint)
+        self._settle_checkpoint()
+
+    def _settle_checkpoint(self) -> None:
+        """The pending checkpoint becomes durable once the records before it are."""
+        if self.checkpoint_pending is not None and self.checkpoint_pending[0] <= len(self.records):
+            self.checkpoint = self.checkpoint_pending[1]
+            self.checkpoint_pending = None
 
     def write_entries(self, start: int, entries: Sequence[Entry]) -> None:
         self._write(EntriesWrite(start, tuple(entries)))
@@ -88,6 +109,8 @@ class SimStorage:
         else:
             self.records.extend(self.pending[:survive])
             del self.pending[:survive]
+        self._settle_checkpoint()
+        self.checkpoint_pending = None  # its records did not all survive: it is lost
         self.lost_records += len(self.pending)
         self.pending.clear()
         self.entries = EntryCopy(replay(0, 0, self.records).entries)

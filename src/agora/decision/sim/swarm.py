@@ -129,7 +129,10 @@ def options_swarm(seed: int, *, n: int | None = None, canary: Canary = Canary.NO
     pending_max = rng.choice((1, 2)) if on(0.25) else replica.pending_max
     # and last, a log memory so small that replicas read committed entries back from storage
     log_memory = rng.choice((1, 4, 32)) if on(0.3) else replica.log_memory
-    replica = msgspec.structs.replace(replica, pending_max=pending_max, log_memory=log_memory)
+    # and last, checkpoints often enough that restarts start from one (checkpoint.py)
+    checkpoint_every = rng.choice((1, 5, 40)) if on(0.4) else replica.checkpoint_every
+    replica = msgspec.structs.replace(replica, pending_max=pending_max, log_memory=log_memory,
+                                      checkpoint_every=checkpoint_every)
     return msgspec.structs.replace(options, cluster=msgspec.structs.replace(
         cluster, request_batch_ns=batch_ns, replica=replica))
 

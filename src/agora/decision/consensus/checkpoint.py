@@ -1,0 +1,140 @@
+"""Checkpoints: a restart that resumes from the last one instead of from entry 1.
+
+What a restarting replica rebuilds is the client table, a function of the applied log
+(``core.py``); it used to apply every committed entry of the session again, and its file storage
+scanned the whole log file, so a restart late in a long session took time in proportion to the
+session (0.6-0.9 s per 400,000 entries, BENCHMARKS.md). Now the replica hands its storage the
+client table every ``ReplicaConfig.checkpoint_every`` applied entries; the storage keeps the
+newest such :class:`Checkpoint` with whatever it needs to resume its own scan there, and
+``Storage.load(checkpoint_max=...)`` returns it. A restart then applies only what follows it.
+
+It is a shortcut, never a source of truth:
+
+* A checkpoint is taken at an *applied* index, so it covers committed entries only, which never
+  change; the client table it holds is what applying entries ``1..index`` builds.
+* A storage keeps a checkpoint only once every log record written before it is durable (the file
+  storage fsyncs the log first, then replaces its checkpoint file atomically, both in a
+  background thread off the commit path), so a checkpoint found after a crash never describes
+  records the crash took. Losing one (a crash before it is written, or a damaged file, which is
+  ignored) costs only a longer restart.
+* A replica uses it only when its application has applied at least that far (``applied_index``):
+  the committed entries after the application's point are emitted again on a restart, and those
+  need the log, not the table.
+
+What it is not: compaction. The log file keeps every record (a lagging replica may still ask for
+old entries, and a replica whose application persists nothing replays from entry 1); releasing
+its prefix needs a snapshot transfer to replicas behind it, which the protocol does not have yet.
+The Byzantine mode's storage (``agora.decision.bft``) has no checkpoints yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import msgspec
+
+from agora.core.files import replace_durably
+from agora.decision.consensus.frames import frame, read_frames
+
+log = logging.getLogger(__name__)
+
+
+class ClientSlot(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A client's last committed request (one built per applied entry: a Struct builds in C,
+    a NamedTuple through a Python-level ``__new__``; a restart applies its whole log)."""
+
+    request_number: int
+    index: int
+    abandoned: bool
+
+
+class Checkpoint(msgspec.Struct, frozen=True, array_like=True):
+    """The replica's state after applying entries ``1..index``."""
+
+    index: int
+    clients: dict[int, ClientSlot]
+
+
+class LogMark(msgspec.Struct, frozen=True, array_like=True):
+    """Where a file storage's log stood when a checkpoint was taken, so a load resumes its scan
+    there: the end of the frames then written (``offset``), the start of the last of them
+    (``anchor``: checked on load, so a checkpoint is not used against another log file), the
+    log's length and commit number at that point, and where the entries after the checkpoint's
+    index start (8 bytes each, little-endian: the file storage's ``_where``)."""
+
+    offset: int
+    anchor: int
+    length: int
+    commit: int
+    where: bytes
+
+
+class FileCheckpoint(msgspec.Struct, frozen=True, array_like=True):
+    checkpoint: Checkpoint
+    mark: LogMark
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(FileCheckpoint)
+
+
+class CheckpointFile:
+    """The file storage's ``checkpoint`` file: one framed record, replaced whole.
+
+    :meth:`write` hands the work to a background thread: fsync the log (``log_fd``), then
+    replace the file durably. One write is in flight at a time; a checkpoint offered meanwhile
+    is skipped (the next one follows ``checkpoint_every`` entries later). A failed write is
+    logged and counted (``failures``) and leaves the previous checkpoint in place.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.skipped = 0
+        self.failures = 0
+
+    def load(self) -> FileCheckpoint | None:
+        """The checkpoint on disk, or None (none yet, or a damaged one: logged, ignored)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        records, used = read_frames(data, _decoder)
+        if len(records) != 1 or used != len(data):
+            log.warning("%s: damaged checkpoint ignored; the restart scans the whole log",
+                        self.path)
+            return None
+        return records[0]
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def write(self, record: FileCheckpoint, log_fd: int) -> bool:
+        """Start writing ``record`` (False: one is still in flight, this one is skipped)."""
+        if self.busy():
+            self.skipped += 1
+            return False
+        data = frame(_encoder.encode(record))
+        self._thread = threading.Thread(target=self._write, args=(data, log_fd),
+                                        name="agora-checkpoint", daemon=True)
+        self._thread.start()
+        return True
+
+    def _write(self, data: bytes, log_fd: int) -> None:
+        try:
+            os.fsync(log_fd)  # every record the checkpoint describes is durable before it is
+            replace_durably(self.path, data)
+            self.written += 1
+        except OSError as e:
+            self.failures += 1
+            log.error("%s: checkpoint not written (%s); the previous one stays", self.path, e)
+
+    def wait(self) -> None:
+        """Until the write in flight, if any, is done (before the log file closes)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

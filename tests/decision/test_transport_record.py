@@ -1,0 +1,91 @@
+"""The committed record: opening it finds the last record from its mark, as a scan from the
+start (a chunk at a time) would; a mark that does not fit its file is ignored."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agora.decision.consensus.messages import Committed
+from agora.decision.transport import record as record_module
+from agora.decision.transport.record import Recorder, read_records
+
+
+def committed(index: int) -> Committed:
+    return Committed(index, 0, 1 + index % 5, index, b"c%d" % index, index % 7 == 0)
+
+
+def write_incarnations(path, sizes: list[int]) -> None:
+    """One incarnation per size: a start marker, then that many records, then a close."""
+    index = 0
+    for size in sizes:
+        recorder = Recorder(path, 2)
+        recorder.start(0)
+        for _ in range(size):
+            index += 1
+            recorder.committed(committed(index), index)
+            recorder.flush()
+        recorder.close()
+
+
+def opened(path) -> tuple[int, int, int]:
+    recorder = Recorder(path, 2)
+    recorder.close()
+    return recorder.incarnation, recorder.applied, path.stat().st_size
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 12), min_size=1, max_size=6), every=st.integers(1, 6),
+       chunk=st.integers(1, 64))
+def test_opening_from_the_mark_finds_what_a_scan_from_the_start_finds(tmp_path_factory, sizes,
+                                                                     every, chunk):
+    path = tmp_path_factory.mktemp("record") / "committed.log"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(record_module, "MARK_EVERY", every)
+        patch.setattr(record_module, "SCAN_CHUNK", chunk)
+        write_incarnations(path, sizes)
+        marked = max(sizes) + 1 >= every  # an incarnation wrote that many, its start included
+        assert path.with_name("committed.log.mark").exists() == marked
+        from_mark = opened(path)
+        records = read_records(path)
+        path.with_name("committed.log.mark").unlink(missing_ok=True)
+        assert opened(path) == from_mark == (len(sizes), sum(sizes), from_mark[2])
+    assert read_records(path) == records
+    assert [r.item.index for r in records if r.item is not None] == list(
+        range(1, sum(sizes) + 1))
+
+
+@pytest.mark.parametrize("damage", ["file cut before the mark", "another file",
+                                    "unreadable mark"])
+def test_a_mark_that_does_not_fit_its_file_is_ignored(tmp_path, monkeypatch, damage):
+    path = tmp_path / "committed.log"
+    monkeypatch.setattr(record_module, "MARK_EVERY", 4)
+    write_incarnations(path, [10, 3])
+    mark = path.with_name("committed.log.mark")
+    if damage == "file cut before the mark":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    elif damage == "another file":  # other records: the mark's offsets fall mid-frame
+        path.unlink()
+        saved = mark.read_bytes()
+        write_incarnations(path, [2, 2, 2])
+        mark.write_bytes(saved)
+    else:
+        mark.write_bytes(b"\xc1 not a mark")
+    incarnation, applied, _ = opened(path)
+    scanned = read_records(path)
+    assert incarnation == scanned[-1].incarnation + 1
+    assert applied == max(r.item.index for r in scanned if r.item is not None)
+    if damage == "another file":
+        assert (incarnation, applied) == (3, 6)
+
+
+def test_a_torn_last_frame_after_the_mark_is_cut(tmp_path, monkeypatch):
+    path = tmp_path / "committed.log"
+    monkeypatch.setattr(record_module, "MARK_EVERY", 2)
+    write_incarnations(path, [5])
+    whole = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\x30\x00\x00\x00\x95")  # a frame of 48 bytes, killed after its first
+    assert opened(path) == (1, 5, whole)

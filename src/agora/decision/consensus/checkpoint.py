@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from pathlib import Path
 
@@ -84,15 +85,19 @@ _decoder = msgspec.msgpack.Decoder(FileCheckpoint)
 class CheckpointFile:
     """The file storage's ``checkpoint`` file: one framed record, replaced whole.
 
-    :meth:`write` hands the work to a background thread: fsync the log (``log_fd``), then
-    replace the file durably. One write is in flight at a time; a checkpoint offered meanwhile
-    is skipped (the next one follows ``checkpoint_every`` entries later). A failed write is
-    logged and counted (``failures``) and leaves the previous checkpoint in place.
+    :meth:`write` hands the work to a background thread (started with the first checkpoint, so
+    a step does not wait for a thread to start): fsync the log (``log_fd``), then replace the
+    file durably. One write is in flight at a time; a checkpoint offered meanwhile is skipped
+    (the next one follows ``checkpoint_every`` entries later). A failed write is logged and
+    counted (``failures``) and leaves the previous checkpoint in place.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._jobs: queue.SimpleQueue[tuple[bytes, int] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
         self.written = 0
         self.skipped = 0
         self.failures = 0
@@ -111,30 +116,41 @@ class CheckpointFile:
         return records[0]
 
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return not self._idle.is_set()
 
     def write(self, record: FileCheckpoint, log_fd: int) -> bool:
         """Start writing ``record`` (False: one is still in flight, this one is skipped)."""
         if self.busy():
             self.skipped += 1
             return False
-        data = frame(_encoder.encode(record))
-        self._thread = threading.Thread(target=self._write, args=(data, log_fd),
-                                        name="agora-checkpoint", daemon=True)
-        self._thread.start()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="agora-checkpoint",
+                                            daemon=True)
+            self._thread.start()
+        self._idle.clear()
+        self._jobs.put((frame(_encoder.encode(record)), log_fd))
         return True
 
-    def _write(self, data: bytes, log_fd: int) -> None:
-        try:
-            os.fsync(log_fd)  # every record the checkpoint describes is durable before it is
-            replace_durably(self.path, data)
-            self.written += 1
-        except OSError as e:
-            self.failures += 1
-            log.error("%s: checkpoint not written (%s); the previous one stays", self.path, e)
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            data, log_fd = job
+            try:
+                os.fsync(log_fd)  # every record the checkpoint describes is durable first
+                replace_durably(self.path, data)
+                self.written += 1
+            except OSError as e:
+                self.failures += 1
+                log.error("%s: checkpoint not written (%s); the previous one stays", self.path, e)
+            finally:
+                self._idle.set()
 
     def wait(self) -> None:
-        """Until the write in flight, if any, is done (before the log file closes)."""
+        """Until the write in flight, if any, is done."""
+        self._idle.wait()
+
+    def close(self) -> None:
+        """Finish the write in flight and stop the thread (before the log file closes)."""
         if self._thread is not None:
+            self._jobs.put(None)
             self._thread.join()
             self._thread = None

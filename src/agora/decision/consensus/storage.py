@@ -283,7 +283,7 @@ class FileStorage:
 
     def close(self) -> None:
         self._sync_log()
-        self.checkpoints.wait()
+        self.checkpoints.close()
         self._log.close()
         self._vote.close()
 

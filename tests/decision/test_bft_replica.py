@@ -35,10 +35,10 @@ CLUSTER = 7
 class Net:
     """FIFO delivery of wire bytes among n replicas and one client; ``cut`` drops a replica."""
 
-    def __init__(self, n: int = 4, auth: AuthMode = AuthMode.MACS) -> None:
+    def __init__(self, n: int = 4, auth: AuthMode = AuthMode.MACS, **config: int) -> None:
         self.keys = Keyring("test", n)
-        self.replicas = [BftReplica(BftConfig(cluster=CLUSTER, replica=r, n=n, auth=auth),
-                                    self.keys) for r in range(n)]
+        self.replicas = [BftReplica(BftConfig(cluster=CLUSTER, replica=r, n=n, auth=auth,
+                                              **config), self.keys) for r in range(n)]
         self.client = BftClient(CLUSTER, 1, self.keys)
         self.queue: deque[tuple[int, bytes]] = deque()
         self.committed: dict[int, list[Committed]] = {r: [] for r in range(n)}
@@ -107,6 +107,29 @@ def test_one_replica_cut_off_is_tolerated_and_catches_up_by_state_transfer():
     net.run(ticks=30)  # idle checkpoints, then Status -> Fill
     assert net.committed[3] == net.committed[0]
     assert net.replicas[3].stats.fills >= 1
+
+
+def test_a_replica_far_behind_is_filled_a_stable_checkpoint_at_a_time():
+    """40 batches behind with fill_max 8: Fills of at most 8 batches, each up to a stable
+    checkpoint (every 4), each asked for as soon as the last one applied; the batches arrive
+    in order and once."""
+    net = Net(fill_max=8, checkpoint_every=4)
+    net.cut = {3}
+    for k in range(40):
+        net.submit(b"x%d" % k)
+        net.run(ticks=1)
+    assert len(net.committed[0]) == 40 and net.committed[3] == []
+    sizes: list[int] = []
+    behind = net.replicas[3]
+    on_fill = behind._on_fill
+    behind._on_fill = lambda m, now, out: (sizes.append((m.start, len(m.batches))),
+                                           on_fill(m, now, out))
+    net.cut = set()
+    net.run(ticks=10)  # two Status periods: one to start, then each Fill asks for the next
+    assert net.committed[3] == net.committed[0]
+    applied = [(start, size) for start, size in sizes if size]
+    assert len(applied) >= 5 and all(size <= 8 for _, size in applied)
+    assert sorted({start for start, _ in applied}) == list(range(1, 41, 8))
 
 
 def test_a_silent_primary_is_replaced_by_a_view_change():

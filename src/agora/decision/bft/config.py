@@ -47,6 +47,9 @@ class BftConfig(msgspec.Struct, frozen=True, kw_only=True):
     pipeline_max: int = 8  # sequence numbers the primary keeps in flight
     batch_max: int = 32
     watermark_window: int = 4_096  # accept pre-prepares up to stable checkpoint + this
+    # batches per state-transfer message: a peer far behind gets them a stable checkpoint at a
+    # time, so no Fill is a session's worth of datagrams
+    fill_max: int = 256
     canary: BftCanary = BftCanary.NONE
 
     def __post_init__(self) -> None:
@@ -54,8 +57,9 @@ class BftConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"n must be 3f + 1 with f >= 1, got {self.n}")
         if not 0 <= self.replica < self.n:
             raise ValueError(f"replica {self.replica} is not in 0..{self.n - 1}")
-        if min(self.pipeline_max, self.batch_max, self.checkpoint_every) < 1:
-            raise ValueError("pipeline_max, batch_max and checkpoint_every must be >= 1")
+        if min(self.pipeline_max, self.batch_max, self.checkpoint_every, self.fill_max) < 1:
+            raise ValueError("pipeline_max, batch_max, checkpoint_every and fill_max must be "
+                             ">= 1")
 
     @property
     def f(self) -> int:

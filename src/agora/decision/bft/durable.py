@@ -107,5 +107,5 @@ class DurableState:
                 self._apply(batch, done, elapsed)
             case StableRecord(seq=seq, chain=chain, proof=proof):
                 if seq > self.stable.seq:
-                    self.stable = Stable(seq, chain, proof)
+                    self._keep_stable(Stable(seq, chain, proof))
                     self._prune(seq)

@@ -14,8 +14,11 @@ Every replica replies to the client (MAC), and a client accepts ``f + 1`` matchi
 Checkpoints: every ``checkpoint_every`` sequence numbers, and when idle, a replica signs
 ``Checkpoint(seq, chain)`` (the hash chain of the executed batches, ``messages.py``); ``2f + 1``
 matching ones make it stable: votes, P/Q sets and view-change state below it are dropped, and a
-replica behind it catches up with a ``Fill`` from any peer, checked against the proof. The
-executed batches themselves are kept (the log is unbounded: no snapshot of the application).
+replica behind it catches up with ``Fill``s from any peer, each checked against a proof: at most
+``fill_max`` batches each (more only when stable checkpoints are further apart), up to the
+furthest stable checkpoint in reach, whose proof every replica keeps (``stables``); the filled
+replica asks for the next at once. The executed batches themselves are kept in memory (the log
+is unbounded: no snapshot of the application).
 
 Authentication (``auth.py``): every message is sealed and checked on receipt; bad MACs or
 signatures, non-members, bodies naming another sender, messages of another view or already
@@ -43,6 +46,8 @@ view an entry committed in differs between replicas and is not part of the agree
 """
 
 from __future__ import annotations
+
+from bisect import bisect_right
 
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
@@ -120,6 +125,8 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         self.clients: dict[int, tuple[int, int, bool]] = {}
         self.waiting: dict[tuple[int, int], tuple[ClientRequest, int]] = {}
         self.stable = Stable(0, ZERO_CHAIN, ())
+        self.stables: list[Stable] = []  # every stable checkpoint, by seq: Fills' proofs
+        self.stable_seqs: list[int] = []
         self.ckpt_votes: dict[tuple[int, bytes], dict[int, Sealed]] = {}
         self.last_ckpt = 0
         self.last_exec_ns = 0
@@ -470,9 +477,14 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         if stable.seq <= self.executed:
             self._check(self.chains[stable.seq] == stable.chain, "stable checkpoint diverges")
         self._store(StableRecord(stable.seq, stable.chain, stable.proof))
-        self.stable = stable
+        self._keep_stable(stable)
         self._prune(stable.seq)
         self._execute(out)
+
+    def _keep_stable(self, stable: Stable) -> None:
+        self.stable = stable
+        self.stables.append(stable)
+        self.stable_seqs.append(stable.seq)
 
     def _prune(self, s: int) -> None:
         """Drop the votes, P/Q sets and slots a stable checkpoint at ``s`` makes moot."""
@@ -500,19 +512,35 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
 
     def _send_fill(self, to: int, behind: int, out: list[Outbox]) -> None:
         """State transfer to a peer behind us, up to the highest checkpoint that f + 1
-        replicas signed (so one correct replica executed it: safe to apply) or the stable one."""
+        replicas signed (so one correct replica executed it: safe to apply) or the stable one;
+        beyond ``fill_max`` batches, up to an earlier stable checkpoint instead."""
         s = self.stable
         best = (s.seq, s.chain, s.proof) if behind < s.seq <= self.executed else None
         for (seq, chain), votes in self.ckpt_votes.items():
             if (behind < seq <= self.executed and len(votes) >= self.f + 1
                     and self.chains[seq] == chain and (best is None or seq > best[0])):
                 best = (seq, chain, tuple(votes[r] for r in sorted(votes)))
+        if best is not None and best[0] - behind > self.config.fill_max:
+            nearer = self._stable_within(behind)
+            if nearer is not None and nearer.seq < best[0]:
+                best = (nearer.seq, nearer.chain, nearer.proof)
         if best is None:
             return
         seq, chain, proof = best
         fill = Fill(self.config.cluster, self.me, seq, chain, proof, behind + 1,
                     tuple(self.batches[behind:seq]))
         out.append(Send(to, self._seal(fill)))
+
+    def _stable_within(self, behind: int) -> Stable | None:
+        """The furthest stable checkpoint at most ``fill_max`` past ``behind`` (the nearest
+        past it if none is that close), among those this replica executed."""
+        seqs = self.stable_seqs
+        k = bisect_right(seqs, min(behind + self.config.fill_max, self.executed)) - 1
+        if k < 0 or seqs[k] <= behind:
+            k = bisect_right(seqs, behind)
+            if k == len(seqs) or seqs[k] > self.executed:
+                return None
+        return self.stables[k]
 
     def _retransmit(self, to: int, behind: int, out: list[Outbox]) -> None:
         """Resend what a peer in this view may have lost, for the sequence numbers it has not
@@ -551,3 +579,6 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         if signers >= 2 * self.f + 1:
             self._set_stable(Stable(m.seq, m.chain, m.proof), out)
         self._execute(out)
+        # the sender may hold more (a Fill stops at fill_max batches): ask for it at once
+        out.append(Send(m.replica, self._seal(Status(self.config.cluster, self.me, self.view,
+                                                     self.executed))))

@@ -177,6 +177,9 @@ def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = Bf
         if "silent" in kinds:
             kinds = ("silent",)
         byzantine.append((r, kinds))
+    # drawn last (older seeds keep their draws): state transfers a few batches at a time
+    if rng.random() < 0.4:
+        replica = msgspec.structs.replace(replica, fill_max=rng.choice((1, 3, 16)))
     return BftSimOptions(base=base, replica=replica, byzantine=tuple(byzantine))
 
 

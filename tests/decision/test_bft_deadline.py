@@ -95,6 +95,18 @@ def test_a_request_in_budget_is_delivered_after_its_certificate_executes():
         assert not replica.undecided and not replica.held
 
 
+def test_executed_requests_and_certificates_leave_the_primary_s_view_state():
+    """What a primary remembers so as not to propose a request or a certificate twice in a view
+    shrinks back once they execute: a long view must not hold a session's worth of it."""
+    net = TimedNet()
+    for k in range(12):
+        net.ask(b"order %d" % k, 5 * MS if k % 2 else 0)
+        net.run()
+    primary = net.replicas[0]
+    assert primary.view == 0 and primary.executed >= 12 and len(net.accepted) == 12
+    assert not primary.assigned and not primary.certified and not primary.waiting
+
+
 def test_a_request_executed_late_is_abandoned_by_every_replica_and_the_client_is_told():
     net = TimedNet(step_ns=200_000)  # every datagram takes 0.2 ms: PBFT takes a few ms
     net.ask(b"buy", 1 * MS)

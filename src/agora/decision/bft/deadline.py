@@ -148,6 +148,7 @@ class Deadlines:
         """A certificate executes: the verdicts of its batch, unless decided before."""
         open_ = self.undecided.pop(cert.request_number, None)
         self.timings.pop(cert.request_number, None)
+        self.certified.discard(cert.request_number)  # only undecided batches are looked up
         if open_ is None:
             return
         found = verdicts([h.request.budget_ns for h in open_.held], timings_of(cert) or (),

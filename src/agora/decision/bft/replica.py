@@ -425,7 +425,9 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
                 self._decide(r)
                 continue
             done = self.clients.get(r.client_id)
-            self.waiting.pop((r.client_id, r.request_number), None)
+            key = (r.client_id, r.request_number)
+            self.waiting.pop(key, None)
+            self.assigned.discard(key)  # executed: never waiting again (the client table)
             if done is not None and r.request_number <= done[0]:
                 continue
             self.request_index += 1

@@ -90,7 +90,8 @@ def test_a_request_in_budget_is_delivered_after_its_certificate_executes():
         assert [(c.payload, c.abandoned) for c in net.committed[r]] == [(b"buy", False)]
         replica = net.replicas[r]
         assert replica.executed == 2  # the request's batch, then its certificate's
-        assert replica.batches[1][0].client_id == 0 and replica.batches[1][0].request_number == 1
+        certificate = replica.log.range(2, 2)[0][0]
+        assert certificate.client_id == 0 and certificate.request_number == 1
         assert replica.stats.deadline_total == 1 and replica.stats.deadline_abandoned == 0
         assert not replica.undecided and not replica.held
 

@@ -50,6 +50,9 @@ class BftConfig(msgspec.Struct, frozen=True, kw_only=True):
     # batches per state-transfer message: a peer far behind gets them a stable checkpoint at a
     # time, so no Fill is a session's worth of datagrams
     fill_max: int = 256
+    # executed batches kept in memory (between this and twice it) by a replica with a storage
+    # to read older ones back from (executed.py)
+    log_memory: int = 8_192
     canary: BftCanary = BftCanary.NONE
 
     def __post_init__(self) -> None:
@@ -57,9 +60,10 @@ class BftConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"n must be 3f + 1 with f >= 1, got {self.n}")
         if not 0 <= self.replica < self.n:
             raise ValueError(f"replica {self.replica} is not in 0..{self.n - 1}")
-        if min(self.pipeline_max, self.batch_max, self.checkpoint_every, self.fill_max) < 1:
-            raise ValueError("pipeline_max, batch_max, checkpoint_every and fill_max must be "
-                             ">= 1")
+        if min(self.pipeline_max, self.batch_max, self.checkpoint_every, self.fill_max,
+               self.log_memory) < 1:
+            raise ValueError("pipeline_max, batch_max, checkpoint_every, fill_max and "
+                             "log_memory must be >= 1")
 
     @property
     def f(self) -> int:

@@ -14,11 +14,12 @@ Every replica replies to the client (MAC), and a client accepts ``f + 1`` matchi
 Checkpoints: every ``checkpoint_every`` sequence numbers, and when idle, a replica signs
 ``Checkpoint(seq, chain)`` (the hash chain of the executed batches, ``messages.py``); ``2f + 1``
 matching ones make it stable: votes, P/Q sets and view-change state below it are dropped, and a
-replica behind it catches up with ``Fill``s from any peer, each checked against a proof: at most
-``fill_max`` batches each (more only when stable checkpoints are further apart), up to the
-furthest stable checkpoint in reach, whose proof every replica keeps (``stables``); the filled
-replica asks for the next at once. The executed batches themselves are kept in memory (the log
-is unbounded: no snapshot of the application).
+replica behind it catches up with ``Fill``s from any peer, each checked against a proof and
+each up to the furthest stable checkpoint within ``fill_max`` batches (further only if none is
+that close): every replica keeps the proofs of stable checkpoints half a Fill or more apart
+(``stables``). The filled replica asks for the next at once. A replica with a storage keeps
+only its latest executed batches in memory and reads older ones back for a Fill
+(``executed.py``); the log itself is unbounded on disk (no snapshot of the application).
 
 Authentication (``auth.py``): every message is sealed and checked on receipt; bad MACs or
 signatures, non-members, bodies naming another sender, messages of another view or already
@@ -54,6 +55,7 @@ from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
 from agora.decision.bft.core import BftStats, Phase, Stable
 from agora.decision.bft.deadline import Deadlines, Held
 from agora.decision.bft.durable import DurableState
+from agora.decision.bft.executed import ExecutedLog
 from agora.decision.bft.messages import (
     ZERO_CHAIN,
     Checkpoint,
@@ -116,10 +118,8 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         self.qset: dict[int, dict[bytes, int]] = {}
         self.committed: dict[int, Batch] = {}
         self.executed = 0
-        self.digests: list[bytes] = []  # executed batch digests, index seq - 1
-        self.batches: list[Batch] = []
+        self.log = ExecutedLog(storage, config.log_memory)  # the executed batches (bounded)
         self.chain = ZERO_CHAIN
-        self.chains: list[bytes] = [ZERO_CHAIN]  # chain after seq k at index k
         self.request_index = 0
         # client -> (its last executed request number, that request's index, abandoned)
         self.clients: dict[int, tuple[int, int, bool]] = {}
@@ -438,10 +438,8 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         self._deliver(out)
         d = digest(batch)
         self.executed += 1
-        self.digests.append(d)
-        self.batches.append(batch)
         self.chain = chain_next(self.chain, d)
-        self.chains.append(self.chain)
+        self.log.append(batch, d, self.chain)
         self.last_exec_ns = self.now
         if seq in self.undecided and not self.restoring:
             self._send_timing(seq, out)
@@ -476,21 +474,25 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
     def _set_stable(self, stable: Stable, out: list[Outbox]) -> None:
         if stable.seq <= self.stable.seq:
             return
-        if stable.seq <= self.executed:
-            self._check(self.chains[stable.seq] == stable.chain, "stable checkpoint diverges")
+        if stable.seq <= self.executed:  # (one that old a replica no longer holds is not checked)
+            self._check(self.log.chain_at(stable.seq) in (stable.chain, None),
+                        "stable checkpoint diverges")
         self._store(StableRecord(stable.seq, stable.chain, stable.proof))
         self._keep_stable(stable)
         self._prune(stable.seq)
         self._execute(out)
 
     def _keep_stable(self, stable: Stable) -> None:
+        """Make ``stable`` the stable checkpoint, and keep it for Fills if the last one kept is
+        half a Fill back or more (every window of ``fill_max`` batches then holds one)."""
         self.stable = stable
-        self.stables.append(stable)
-        self.stable_seqs.append(stable.seq)
+        if not self.stable_seqs or stable.seq - self.stable_seqs[-1] >= self.config.fill_max // 2:
+            self.stables.append(stable)
+            self.stable_seqs.append(stable.seq)
 
     def _prune(self, s: int) -> None:
         """Drop the votes, P/Q sets and slots a stable checkpoint at ``s`` makes moot."""
-        for table in (self.pset, self.qset, self.slots, self.committed):
+        for table in (self.pset, self.qset, self.slots, self.slot_ns, self.committed):
             for seq in [k for k in table if k <= s]:
                 del table[seq]
         for table2 in (self.prepares, self.commits):
@@ -520,7 +522,7 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         best = (s.seq, s.chain, s.proof) if behind < s.seq <= self.executed else None
         for (seq, chain), votes in self.ckpt_votes.items():
             if (behind < seq <= self.executed and len(votes) >= self.f + 1
-                    and self.chains[seq] == chain and (best is None or seq > best[0])):
+                    and self.log.chain_at(seq) == chain and (best is None or seq > best[0])):
                 best = (seq, chain, tuple(votes[r] for r in sorted(votes)))
         if best is not None and best[0] - behind > self.config.fill_max:
             nearer = self._stable_within(behind)
@@ -530,7 +532,7 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
             return
         seq, chain, proof = best
         fill = Fill(self.config.cluster, self.me, seq, chain, proof, behind + 1,
-                    tuple(self.batches[behind:seq]))
+                    tuple(self.log.range(behind + 1, seq)))
         out.append(Send(to, self._seal(fill)))
 
     def _stable_within(self, behind: int) -> Stable | None:

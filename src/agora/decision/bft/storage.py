@@ -28,20 +28,24 @@ may lose the tail, and with it this replica's honesty: it then counts as one of 
 refused: a vote that outlives its record is exactly what this module exists to prevent.
 
 Files: frames with a CRC (``consensus.storage.frame``); on load a torn tail is cut and damage
-before the end refused (:class:`StorageDamaged`). Limitation: no
-compaction (like the executed log in memory, the file grows with every batch).
+before the end refused (:class:`StorageDamaged`). Every storage reads the batches of its
+execution records back (``read_batches``: the file storage keeps where each starts, 8 bytes a
+batch), so a replica keeps only its latest executed batches in memory (``executed.py``).
+Limitations: no compaction (the file grows with every batch), and a restart reads the whole file
+into memory to replay it.
 """
 
 from __future__ import annotations
 
 import os
+from array import array
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
 from agora.decision.bft.messages import ClientRequest, Sealed
-from agora.decision.consensus.frames import frame, read_frames, torn_tail
+from agora.decision.consensus.frames import frame, read_frame, read_frames, torn_tail
 from agora.decision.consensus.storage import FsyncPolicy
 
 
@@ -95,6 +99,21 @@ class BftStorage(Protocol):
     def load(self) -> list[BftRecord]:
         """Every record a previous incarnation appended (empty for a new replica)."""
 
+    def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
+        """The batches of the execution records of sequence numbers ``first..first + count -
+        1``, as appended so far (a replica reads back batches it no longer keeps in memory)."""
+
+
+def executed_batches(records: list[BftRecord], first: int, count: int
+                     ) -> list[tuple[ClientRequest, ...]]:
+    """``read_batches`` over a list of records (the in-memory storage's)."""
+    found = [r.batch for r in records
+             if type(r) is ExecRecord and first <= r.seq < first + count]
+    if len(found) != count:
+        raise LookupError(f"batches {first}..{first + count - 1} asked for, "
+                          f"{len(found)} of them stored")
+    return found
+
 
 class StorageDamaged(RuntimeError):
     """A record file is damaged before its end (not a torn last append)."""
@@ -118,6 +137,9 @@ class MemoryBftStorage:
     def load(self) -> list[BftRecord]:
         return list(self.records)
 
+    def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
+        return executed_batches(self.records, first, count)
+
     def crash(self) -> None:
         del self.records[self.flushed:]
 
@@ -133,12 +155,41 @@ class FileBftStorage:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "bft.log"
-        self._file = open(self.path, "ab")  # noqa: SIM115 - lives with the object
+        self._file = open(self.path, "a+b")  # noqa: SIM115 - lives with the object
         self._dirty = False
+        self._size = os.fstat(self._file.fileno()).st_size
+        self._where = array("Q")  # batch k: where the frame of its execution record starts
 
     def append(self, record: BftRecord) -> None:
-        self._file.write(frame(_encoder.encode(record)))
+        data = frame(_encoder.encode(record))
+        if type(record) is ExecRecord:
+            self._locate(record.seq, self._size)
+        self._file.write(data)
+        self._size += len(data)
         self._dirty = True
+
+    def _locate(self, seq: int, offset: int) -> None:
+        if seq != len(self._where) + 1:
+            raise StorageDamaged(f"{self.path}: execution record {seq} after "
+                                 f"{len(self._where)}")
+        self._where.append(offset)
+
+    def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
+        self._file.flush()  # appended records are in the file before it is read
+        where = self._where
+        if first < 1 or first + count - 1 > len(where):
+            raise LookupError(f"batches {first}..{first + count - 1} asked for, "
+                              f"{self.path} holds 1..{len(where)}")
+        out = []
+        fd = self._file.fileno()
+        for seq in range(first, first + count):
+            payload = read_frame(fd, where[seq - 1])
+            record = None if payload is None else _decoder.decode(payload)
+            if type(record) is not ExecRecord or record.seq != seq:
+                raise LookupError(f"{self.path}: no execution record {seq} at byte "
+                                  f"{where[seq - 1]}")
+            out.append(record.batch)
+        return out
 
     def flush(self) -> None:
         if not self._dirty:
@@ -154,13 +205,19 @@ class FileBftStorage:
         the records after it would make the replica forget votes it sent."""
         self.flush()
         data = self.path.read_bytes()
-        records, good = read_frames(data, _decoder)
+        offsets: list[int] = []
+        records, good = read_frames(data, _decoder, offsets)
         if good < len(data):
             if not torn_tail(data, good):
                 raise StorageDamaged(
                     f"{self.path}: damaged record at byte {good} of {len(data)}; the replica "
                     "cannot trust its own votes: rejoin with an empty directory")
             self._file.truncate(good)  # later appends follow the last good frame
+        self._size = good
+        del self._where[:]
+        for record, offset in zip(records, offsets, strict=True):
+            if type(record) is ExecRecord:
+                self._locate(record.seq, offset)
         return records
 
     def close(self) -> None:

@@ -180,6 +180,9 @@ def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = Bf
     # drawn last (older seeds keep their draws): state transfers a few batches at a time
     if rng.random() < 0.4:
         replica = msgspec.structs.replace(replica, fill_max=rng.choice((1, 3, 16)))
+    # and then: so few executed batches in memory that Fills read older ones back from storage
+    if rng.random() < 0.4:
+        replica = msgspec.structs.replace(replica, log_memory=rng.choice((1, 4, 32)))
     return BftSimOptions(base=base, replica=replica, byzantine=tuple(byzantine))
 
 

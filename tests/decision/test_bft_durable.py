@@ -5,8 +5,11 @@ not applied yet."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agora.decision.bft import AuthMode, BftConfig, BftReplica, Phase
+from agora.decision.bft import storage as bft_storage
 from agora.decision.bft.durable import StorageBehind
 from agora.decision.bft.messages import (
     ClientRequest,
@@ -144,11 +147,11 @@ def test_file_storage_round_trip_torn_tail_and_refused_batch_policy(tmp_path):
     with open(tmp_path / "bft.log", "ab") as f:
         f.write(b"\x10\x00\x00\x00torn")  # a frame header and half a payload: a crash mid-write
     again = FileBftStorage(tmp_path)
-    assert again.load() == records
+    assert list(again.load()) == records
     again.append(ViewRecord(4))
     again.close()
     third = FileBftStorage(tmp_path)
-    assert third.load() == [*records, ViewRecord(4)]
+    assert list(third.load()) == [*records, ViewRecord(4)]
     third.close()
     with pytest.raises(ValueError, match="batch"):
         FileBftStorage(tmp_path / "other", FsyncPolicy.BATCH)
@@ -164,12 +167,12 @@ def test_a_record_damaged_before_the_end_is_refused_not_cut(tmp_path):
     (tmp_path / "bft.log").write_bytes(bytes(data))
     damaged = FileBftStorage(tmp_path)
     with pytest.raises(StorageDamaged, match="damaged record at byte"):
-        damaged.load()
+        list(damaged.load())
     damaged.close()
     assert (tmp_path / "bft.log").read_bytes() == bytes(data), "nothing was cut"
     (tmp_path / "bft.log").write_bytes(bytes(data[:len(data) // 3]) + bytes(40))
     zeros = FileBftStorage(tmp_path)  # a torn append the file system padded with zeros
-    assert zeros.load() == [ViewRecord(1)]
+    assert list(zeros.load()) == [ViewRecord(1)]
     zeros.close()
 
 
@@ -192,7 +195,7 @@ def test_every_storage_reads_its_execution_records_back(tmp_path, kind):
     if kind == "file":
         storage.close()
         storage = FileBftStorage(tmp_path)
-        storage.load()
+        list(storage.load())
         assert storage.read_batches(1, 7) == batches
         storage.append(ExecRecord(8, (_request(9),)))
         assert storage.read_batches(7, 2) == [batches[6], (_request(9),)]
@@ -223,3 +226,45 @@ def test_a_replica_keeps_its_latest_batches_and_fills_a_peer_from_its_storage(tm
     assert net.replicas[3].stats.fills >= 5
     for storage in storages:
         storage.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(views=st.lists(st.integers(0, 2**40), min_size=1, max_size=30),
+       chunk=st.integers(1, 200), tail=st.sampled_from(["none", "torn", "zeros", "damage"]))
+def test_a_load_in_any_chunks_finds_the_records_and_judges_the_tail_as_a_whole_read(
+        tmp_path_factory, views, chunk, tail):
+    path = tmp_path_factory.mktemp("bft")
+    storage = FileBftStorage(path)
+    drafts = [ViewRecord(v) if v % 3 else ExecRecord(0, (_request(v % 50 + 1),))
+              for v in views]
+    records = [ExecRecord(k, r.batch) if type(r) is ExecRecord else r
+               for k, r in zip(_exec_numbers(drafts), drafts, strict=True)]
+    execs = [r for r in records if type(r) is ExecRecord]
+    for record in records:
+        storage.append(record)
+    storage.close()
+    data = (path / "bft.log").read_bytes()
+    extra = {"none": b"", "torn": data[:3], "zeros": bytes(30),
+             "damage": b"\x05\x00\x00\x00\x00\x00\x00\x00hello" + data[:20]}[tail]
+    (path / "bft.log").write_bytes(data + extra)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bft_storage, "SCAN_CHUNK", chunk)
+        again = FileBftStorage(path)
+        if tail == "damage":
+            with pytest.raises(StorageDamaged, match=f"damaged record at byte {len(data)}"):
+                list(again.load())
+        else:
+            assert list(again.load()) == records
+            assert (path / "bft.log").stat().st_size == len(data)  # a torn tail is cut
+            if execs:
+                assert again.read_batches(1, len(execs)) == [r.batch for r in execs]
+        again.close()
+
+
+def _exec_numbers(records):
+    """Sequence numbers 1, 2, ... for the execution records (others keep a placeholder)."""
+    k = 0
+    for record in records:
+        if type(record) is ExecRecord:
+            k += 1
+        yield k

@@ -58,12 +58,13 @@ class DurableState:
         a view change still under way, resent."""
         if self.storage is None:
             return []
-        records = self.storage.load()
         done: list[Outbox] = []
+        replayed = 0
         self.restoring = True
         try:
-            for record in records:
+            for record in self.storage.load():  # nothing is sent until the last is replayed
                 self._replay(record, now, done)
+                replayed += 1
         finally:
             self.restoring = False
         if self.request_index < self.applied_index:
@@ -73,7 +74,7 @@ class DurableState:
                 "cut under fsync 'none'?); rejoin with an empty directory instead")
         out: list[Outbox] = [item for item in done if isinstance(item, Committed)
                              and item.index > self.applied_index]
-        if records:
+        if replayed:
             self.stats.recoveries += 1
         if self.phase is Phase.VIEW_CHANGE:
             self._start_view_change(self.view, now, out)

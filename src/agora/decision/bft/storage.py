@@ -31,21 +31,28 @@ Files: frames with a CRC (``consensus.storage.frame``); on load a torn tail is c
 before the end refused (:class:`StorageDamaged`). Every storage reads the batches of its
 execution records back (``read_batches``: the file storage keeps where each starts, 8 bytes a
 batch), so a replica keeps only its latest executed batches in memory (``executed.py``).
-Limitations: no compaction (the file grows with every batch), and a restart reads the whole file
-into memory to replay it.
+A load decodes the file a chunk at a time. Limitations: no compaction (the file grows with
+every batch), and a restart replays every record (in bounded memory).
 """
 
 from __future__ import annotations
 
 import os
 from array import array
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
 from agora.decision.bft.messages import ClientRequest, Sealed
-from agora.decision.consensus.frames import frame, read_frame, read_frames, torn_tail
+from agora.decision.consensus.frames import (
+    frame,
+    read_frame,
+    read_frames,
+    torn_tail,
+    whole_frame,
+)
 from agora.decision.consensus.storage import FsyncPolicy
 
 
@@ -87,6 +94,7 @@ class StableRecord(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=Fa
 BftRecord = ViewRecord | NewViewRecord | SlotRecord | PreparedRecord | ExecRecord | StableRecord
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BftRecord)
+SCAN_CHUNK = 1 << 20  # bytes of the file a load decodes at a time
 
 
 class BftStorage(Protocol):
@@ -96,8 +104,8 @@ class BftStorage(Protocol):
     def flush(self) -> None:
         """Make every appended record as durable as the policy promises (before any send)."""
 
-    def load(self) -> list[BftRecord]:
-        """Every record a previous incarnation appended (empty for a new replica)."""
+    def load(self) -> Iterable[BftRecord]:
+        """Every record a previous incarnation appended (none for a new replica), in order."""
 
     def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
         """The batches of the execution records of sequence numbers ``first..first + count -
@@ -199,26 +207,39 @@ class FileBftStorage:
             os.fsync(self._file.fileno())
         self._dirty = False
 
-    def load(self) -> list[BftRecord]:
-        """The records; a torn tail (a crash mid-append: a frame cut short, or zeros the file
-        system left) is cut, damage before the end raises :class:`StorageDamaged`: dropping
-        the records after it would make the replica forget votes it sent."""
+    def load(self) -> Iterator[BftRecord]:
+        """The records, decoded a chunk of the file at a time as the caller takes them (a
+        restart holds one chunk, not the whole file). At the end a torn tail (a crash
+        mid-append: a frame cut short, or zeros the file system left) is cut; damage before
+        the end raises :class:`StorageDamaged` once the records before it were taken, so the
+        caller must not act on them until the iteration ends (a restart replays them without a
+        send): dropping the records after it would make the replica forget votes it sent."""
         self.flush()
-        data = self.path.read_bytes()
-        offsets: list[int] = []
-        records, good = read_frames(data, _decoder, offsets)
-        if good < len(data):
-            if not torn_tail(data, good):
+        del self._where[:]
+        start, buf, used = 0, b"", 0
+        with open(self.path, "rb") as f:
+            while True:
+                chunk = f.read(SCAN_CHUNK)
+                buf = buf + chunk if buf else chunk
+                offsets: list[int] = []
+                records, used = read_frames(buf, _decoder, offsets)
+                for record, offset in zip(records, offsets, strict=True):
+                    if type(record) is ExecRecord:
+                        self._locate(record.seq, start + offset)
+                    yield record
+                if not chunk or whole_frame(buf[used:]):  # the end, or damage before it
+                    break
+                start, buf = start + used, buf[used:]
+            good = start + used
+            f.seek(good)
+            rest = f.read()
+        if rest:
+            if not torn_tail(rest, 0):
                 raise StorageDamaged(
-                    f"{self.path}: damaged record at byte {good} of {len(data)}; the replica "
-                    "cannot trust its own votes: rejoin with an empty directory")
+                    f"{self.path}: damaged record at byte {good} of {good + len(rest)}; the "
+                    "replica cannot trust its own votes: rejoin with an empty directory")
             self._file.truncate(good)  # later appends follow the last good frame
         self._size = good
-        del self._where[:]
-        for record, offset in zip(records, offsets, strict=True):
-            if type(record) is ExecRecord:
-                self._locate(record.seq, offset)
-        return records
 
     def close(self) -> None:
         self.flush()

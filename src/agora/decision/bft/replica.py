@@ -125,7 +125,7 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         self.clients: dict[int, tuple[int, int, bool]] = {}
         self.waiting: dict[tuple[int, int], tuple[ClientRequest, int]] = {}
         self.stable = Stable(0, ZERO_CHAIN, ())
-        self.stables: list[Stable] = []  # every stable checkpoint, by seq: Fills' proofs
+        self.stables: list[Stable] = []  # Fills' proofs: stable ones half a Fill apart, by seq
         self.stable_seqs: list[int] = []
         self.ckpt_votes: dict[tuple[int, bytes], dict[int, Sealed]] = {}
         self.last_ckpt = 0

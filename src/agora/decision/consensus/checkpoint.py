@@ -94,6 +94,8 @@ class CheckpointFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write a crash cut short
+            stale.unlink(missing_ok=True)
         self._jobs: queue.SimpleQueue[tuple[bytes, int] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()

@@ -103,9 +103,12 @@ def _load(path, checkpoint_max: int = 100):
 
 def test_a_load_uses_the_checkpoint_only_up_to_what_the_caller_allows(tmp_path):
     _stored(tmp_path)
+    stale = tmp_path / ".checkpoint.x1y2.tmp"  # a write a crash cut short: removed on open
+    stale.write_bytes(b"half a checkpoint")
     assert _load(tmp_path)[0].checkpoint == checkpoint_at(6)
     assert _load(tmp_path, checkpoint_max=5)[0].checkpoint is None
     assert _load(tmp_path, checkpoint_max=-1)[0].checkpoint is None
+    assert not stale.exists()
 
 
 @pytest.mark.parametrize("damage", ["checkpoint byte", "checkpoint cut", "another log",

@@ -226,3 +226,14 @@ def test_a_replica_restarted_from_its_checkpoint_holds_what_a_whole_replay_build
     assert [c.client_id for c in net.committed[2]] == list(range(1, 46))
     for storage in storages:
         storage.close()
+
+
+@pytest.mark.parametrize("option", [("--checkpoint-every", "-1"), ("--log-memory", "0"),
+                                    ("--fill-max", "0")])
+def test_a_replica_process_refuses_bad_memory_and_checkpoint_options(tmp_path, capsys, option):
+    from agora.decision.transport import replica_main
+
+    with pytest.raises(SystemExit) as exit_:
+        replica_main.run(["--id", "0", "--peers", ":1,:2,:3", "--dir", str(tmp_path), *option])
+    assert exit_.value.code == 2 and option[0] in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything was created

@@ -194,6 +194,31 @@ def test_a_backup_far_behind_catches_up_from_entries_the_leader_reads_back_from_
     assert len(checker.by_request) == 420  # converge() waited for every replica's record
 
 
+def test_a_killed_backup_restarts_from_its_checkpoint(tmp_path):
+    """With ``--checkpoint-every 50`` a backup killed after ~300 commits restarts from a
+    checkpoint its storage wrote (its application, the committed record, is past it), and the
+    checker holds every record equal once it caught up."""
+    async def scenario(cluster, client):
+        load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,
+                                               payload=payload))
+        await wait_replies(client, 300)
+        backup = (client.view + 1) % cluster.n
+        cluster.signal(backup, signal.SIGKILL)
+        await wait_replies(client, 400)
+        cluster.start(backup)
+        cluster.request_stats()
+        await asyncio.sleep(0.3)
+        started.append(cluster.stats(backup)["started_from_checkpoint"])
+        return await load
+
+    started: list[int] = []
+    make = lambda root: ProcessCluster(root, 3, extra=("--checkpoint-every", "50"))  # noqa: E731
+    _, outcomes = run_cluster(tmp_path, scenario, make)
+    all_replied(outcomes)
+    # killed past 300 commits (20 warm-up ones before them), checkpoints 50-82 entries apart
+    assert started[0] >= 200, f"the restart started from checkpoint {started[0]}"
+
+
 def test_sigstop_leader_wakes_in_an_old_view_without_breaking_safety(tmp_path):
     async def scenario(cluster, client):
         load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,

@@ -61,6 +61,7 @@ class NodeStats(msgspec.Struct):
     view: int = 0
     status: int = 0
     log_base: int = 0  # crash mode: entries no longer in memory (read back from storage)
+    started_from_checkpoint: int = 0  # crash mode: the checkpoint this incarnation started at
 
 
 class NodeCore:
@@ -91,6 +92,7 @@ class NodeCore:
         if self.recorder is not None:
             self.recorder.start(now)
         self._run(self.replica.start, now)
+        self.stats.started_from_checkpoint = getattr(self.replica, "checkpointed", 0)
 
     def _decoded(self, data: bytes, addr: Address, decoder: Callable[[bytes], object]
                  ) -> object | None:

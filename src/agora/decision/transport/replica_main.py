@@ -91,9 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair-max", type=int, default=2_048,
                    help="Entries per StartView/RecoveryResponse; a lagging replica asks for "
                         "the rest (messages above one datagram are fragmented).")
-    p.add_argument("--log-memory", type=int, default=16_384,
-                   help="Applied log entries kept in memory (up to twice that); older ones are "
-                        "read back from the storage file for a replica that lags that far.")
+    p.add_argument("--log-memory", type=int, default=None,
+                   help="Applied log entries (--mode bft: executed batches) kept in memory, up "
+                        "to twice that; older ones are read back from the storage file for a "
+                        "replica that lags that far (default 16,384; bft 8,192).")
+    p.add_argument("--checkpoint-every", type=int, default=65_536,
+                   help="Applied entries between checkpoints of the client table, so a restart "
+                        "applies what follows the last one (0: none).")
     bft = p.add_argument_group("Byzantine mode (--mode bft)")
     p.add_argument("--mode", choices=["cft", "bft"], default="cft",
                    help="Crash-tolerant VR (n = 2f + 1, the default) or PBFT (n = 3f + 1).")
@@ -107,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     bft.add_argument("--auth", choices=[m.value for m in AuthMode], default="macs")
     bft.add_argument("--request-timeout-us", type=int, default=20_000,
                      help="A request known but not executed this long starts a view change.")
+    bft.add_argument("--fill-max", type=int, default=256,
+                     help="Executed batches per state transfer (Fill) to a replica behind.")
     bft.add_argument("--byzantine", default="",
                      help="Comma-separated faults this replica commits on purpose (tests): "
                           + ", ".join(BEHAVIOURS))
@@ -152,6 +158,11 @@ class HookedRecorder(Recorder):
         self.hook(item)
 
 
+def _log_memory(args: argparse.Namespace) -> dict[str, int]:
+    """``--log-memory`` if given: each mode's configuration has its own default."""
+    return {} if args.log_memory is None else {"log_memory": args.log_memory}
+
+
 def _recorder(args: argparse.Namespace, on_committed: CommittedHook | None) -> Recorder:
     record = args.dir / "committed.log"
     return (Recorder(record, args.id) if on_committed is None
@@ -170,7 +181,8 @@ def build_bft(args: argparse.Namespace, keyring: Keyring, driver: type[BftDriver
         cluster=args.cluster, replica=args.id, n=len(peers), auth=AuthMode(args.auth),
         request_timeout_ns=args.request_timeout_us * 1000,
         view_change_timeout_ns=args.view_change_us * 1000, resend_ns=args.resend_us * 1000,
-        batch_max=args.batch_max, pipeline_max=args.pipeline_max)
+        batch_max=args.batch_max, pipeline_max=args.pipeline_max, fill_max=args.fill_max,
+        **_log_memory(args))
     kinds = frozenset(k for k in args.byzantine.split(",") if k)
     byzantine = (Byzantine(args.id, len(peers), kinds, keyring, config.auth,
                            random.Random(args.id)) if kinds else None)
@@ -196,7 +208,8 @@ def build(args: argparse.Namespace, on_committed: CommittedHook | None = None
         heartbeat_ns=args.heartbeat_us * 1000, view_change_timeout_ns=args.view_change_us * 1000,
         resend_ns=args.resend_us * 1000, batch_max=args.batch_max,
         pipeline_max=args.pipeline_max, repair_max=args.repair_max,
-        backup_acks=not args.no_backup_acks, log_memory=args.log_memory)
+        backup_acks=not args.no_backup_acks, checkpoint_every=args.checkpoint_every,
+        **_log_memory(args))
     args.dir.mkdir(parents=True, exist_ok=True)
     storage = FileStorage(args.dir / "storage", FsyncPolicy(args.fsync))
     recorder = _recorder(args, on_committed)
@@ -284,6 +297,9 @@ def start(coroutine: Coroutine[object, object, int]) -> int:
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    memory = 1 if args.log_memory is None else args.log_memory
+    if args.checkpoint_every < 0 or min(args.fill_max, memory) < 1:
+        parser.error("--checkpoint-every must be >= 0, --fill-max and --log-memory >= 1")
     keyring = None
     if args.mode == "bft":
         try:

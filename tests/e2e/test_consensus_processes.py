@@ -150,13 +150,22 @@ def test_sigkill_leader_mid_load_new_view_then_restart_catches_up(tmp_path):
     assert record[starts[1]].applied == before[-1] >= 100
 
 
+async def signal_a_backup_under_load(cluster: ProcessCluster, client: ClusterClient,
+                                     sig: signal.Signals, after: int
+                                     ) -> tuple[asyncio.Future[list[Outcome]], int]:
+    """500 requests at 1,000/s; once ``after`` are answered, ``sig`` to the backup after the
+    leader. Returns the load and that backup."""
+    load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,
+                                           payload=payload))
+    await wait_replies(client, after)
+    backup = (client.view + 1) % cluster.n
+    cluster.signal(backup, sig)
+    return load, backup
+
+
 def test_sigstop_backup_then_sigcont_catches_up(tmp_path):
     async def scenario(cluster, client):
-        load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,
-                                               payload=payload))
-        await wait_replies(client, 100)
-        backup = (client.view + 1) % cluster.n
-        cluster.signal(backup, signal.SIGSTOP)
+        load, backup = await signal_a_backup_under_load(cluster, client, signal.SIGSTOP, 100)
         await wait_replies(client, 300)  # f = 1: the leader and the other backup commit alone
         cluster.signal(backup, signal.SIGCONT)
         return await load
@@ -199,11 +208,7 @@ def test_a_killed_backup_restarts_from_its_checkpoint(tmp_path):
     checkpoint its storage wrote (its application, the committed record, is past it), and the
     checker holds every record equal once it caught up."""
     async def scenario(cluster, client):
-        load = asyncio.ensure_future(open_loop(client, CLOCK, rate=1_000, count=500,
-                                               payload=payload))
-        await wait_replies(client, 300)
-        backup = (client.view + 1) % cluster.n
-        cluster.signal(backup, signal.SIGKILL)
+        load, backup = await signal_a_backup_under_load(cluster, client, signal.SIGKILL, 300)
         await wait_replies(client, 400)
         cluster.start(backup)
         cluster.request_stats()

@@ -237,3 +237,39 @@ def test_a_replica_process_refuses_bad_memory_and_checkpoint_options(tmp_path, c
         replica_main.run(["--id", "0", "--peers", ":1,:2,:3", "--dir", str(tmp_path), *option])
     assert exit_.value.code == 2 and option[0] in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before anything was created
+
+
+def test_a_running_storage_lets_go_of_the_places_its_index_holds(tmp_path, monkeypatch):
+    """Memory holds the places of at most two checkpoint intervals' entries; older entries are
+    read back through the index file (written 7 places at a time here), before and after a
+    reopen."""
+    monkeypatch.setattr(checkpoint_module, "INDEX_SLICE", 7)
+    storage = FileStorage(tmp_path, FsyncPolicy.NONE)
+    storage.write_view(0, 0)
+    for i in range(1, 201):
+        storage.write_entries(i, [entry(i)])
+        storage.write_commit(i)
+        if i % 20 == 0:
+            storage.write_checkpoint(checkpoint_at(i))
+            storage.checkpoints.wait()
+    assert len(storage._where) <= 40 and (tmp_path / "index").stat().st_size == 8 * 200
+    assert storage.read_entries(1, 200) == [entry(i) for i in range(1, 201)]
+    storage.close()
+    length = 200
+    for damage in ("none", "index cut", "index gone"):
+        if damage == "index cut":
+            (tmp_path / "index").write_bytes((tmp_path / "index").read_bytes()[:800])
+        elif damage == "index gone":
+            (tmp_path / "index").unlink()
+        again = FileStorage(tmp_path, FsyncPolicy.NONE)
+        loaded = again.load(keep=5, checkpoint_max=10**6)
+        assert loaded.checkpoint == checkpoint_at(length) and loaded.base == length
+        length += 1
+        again.write_entries(length, [entry(length)])
+        again.write_commit(length)
+        again.write_checkpoint(checkpoint_at(length))  # the whole index again if it fell short
+        again.checkpoints.wait()
+        log = [entry(i) for i in range(1, length + 1)]
+        assert again.read_entries(1, length) == log  # through the index
+        again.close()
+        assert (tmp_path / "index").stat().st_size == 8 * length

@@ -33,6 +33,7 @@ import logging
 import os
 import queue
 import threading
+from array import array
 from pathlib import Path
 
 import msgspec
@@ -80,23 +81,34 @@ class FileCheckpoint(msgspec.Struct, frozen=True, array_like=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(FileCheckpoint)
+INDEX_SLICE = 65_536  # places the checkpoint thread copies and writes at a time
 
 
 class CheckpointFile:
-    """The file storage's ``checkpoint`` file: one framed record, replaced whole.
+    """The file storage's ``checkpoint`` file (one framed record, replaced whole) and its
+    ``index`` file (where the frame holding each entry up to the checkpoint starts, 8 bytes per
+    entry, little-endian: entries that old are committed and never move, so a running storage
+    need not hold their places in memory, and a restart from the checkpoint reads them there
+    instead of scanning the log for them).
 
     :meth:`write` hands the work to a background thread (started with the first checkpoint, so
-    a step does not wait for a thread to start): fsync the log (``log_fd``), then replace the
-    file durably. One write is in flight at a time; a checkpoint offered meanwhile is skipped
-    (the next one follows ``checkpoint_every`` entries later). A failed write is logged and
-    counted (``failures``) and leaves the previous checkpoint in place.
+    a step does not wait for a thread to start): fsync the log (``log_fd``), write and fsync the
+    index's new entries, then replace the checkpoint file durably (its directory fsync also
+    makes a new index file's name durable); ``indexed`` then says how far the index goes. One
+    write is in flight at a time; a checkpoint offered meanwhile is skipped (the next one
+    follows ``checkpoint_every`` entries later). A failed write is logged and counted
+    (``failures``) and leaves the previous checkpoint in place.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, index_path: Path) -> None:
         self.path = path
+        self.index_path = index_path
+        self.indexed = 0  # entries 1..indexed: their frames' places are durable in the index
+        self._index_fd = -1  # for reads
         for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write a crash cut short
             stale.unlink(missing_ok=True)
-        self._jobs: queue.SimpleQueue[tuple[bytes, int] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[bytes, int, array, int, int] | None] = (
+            queue.SimpleQueue())
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
@@ -120,8 +132,12 @@ class CheckpointFile:
     def busy(self) -> bool:
         return not self._idle.is_set()
 
-    def write(self, record: FileCheckpoint, log_fd: int) -> bool:
-        """Start writing ``record`` (False: one is still in flight, this one is skipped)."""
+    def write(self, record: FileCheckpoint, log_fd: int, places: array, start: int) -> bool:
+        """Start writing ``record``, after the places of entries ``indexed + 1 ..
+        record.checkpoint.index``, which are ``places[start:]`` up to that many (False: one is
+        still in flight, this one is skipped). The thread copies them out of ``places``, the
+        storage's live array: the storage only appends to it and cuts it after entries that
+        are not committed until the write is done, so those places neither move nor change."""
         if self.busy():
             self.skipped += 1
             return False
@@ -130,15 +146,45 @@ class CheckpointFile:
                                             daemon=True)
             self._thread.start()
         self._idle.clear()
-        self._jobs.put((frame(_encoder.encode(record)), log_fd))
+        self._jobs.put((frame(_encoder.encode(record)), log_fd, places, start,
+                        record.checkpoint.index))
         return True
+
+    def index_holds(self, upto: int) -> bool:
+        """Whether the index file holds the places of entries ``1..upto`` (on a load)."""
+        try:
+            return self.index_path.stat().st_size >= 8 * upto
+        except FileNotFoundError:
+            return upto == 0
+
+    def read_index(self, first: int, count: int) -> array:
+        """The places of entries ``first..first + count - 1`` (all at most ``indexed``)."""
+        if self._index_fd < 0:
+            self._index_fd = os.open(self.index_path, os.O_RDONLY)
+        data = os.pread(self._index_fd, 8 * count, 8 * (first - 1))
+        if len(data) != 8 * count:
+            raise LookupError(f"{self.index_path}: entries {first}..{first + count - 1} asked "
+                              f"for, the index holds {os.fstat(self._index_fd).st_size // 8}")
+        places = array("Q")
+        places.frombytes(data)
+        return places
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            data, log_fd = job
+            data, log_fd, places, start, upto = job
+            first = self.indexed
             try:
                 os.fsync(log_fd)  # every record the checkpoint describes is durable first
+                fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    for k in range(0, upto - first, INDEX_SLICE):  # a slice's copy holds the
+                        piece = places[start + k : start + min(k + INDEX_SLICE, upto - first)]
+                        os.pwrite(fd, piece.tobytes(), 8 * (first + k))  # GIL, not the whole
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
                 replace_durably(self.path, data)
+                self.indexed = upto
                 self.written += 1
             except OSError as e:
                 self.failures += 1
@@ -156,3 +202,6 @@ class CheckpointFile:
             self._jobs.put(None)
             self._thread.join()
             self._thread = None
+        if self._index_fd >= 0:
+            os.close(self._index_fd)
+            self._index_fd = -1

@@ -24,7 +24,8 @@ recovery protocol (see ``replica.py``).
 Every storage also reads entries back (``read_entries``): a replica keeps only the latest entries
 in memory (``entry_log.py``) and asks its storage for older committed ones when a lagging replica
 needs them. ``FileStorage`` keeps, per entry, where the frame of the record that last wrote it
-starts (8 bytes), and reads that frame back. A restart is bounded the same way: ``load(keep)``
+starts (8 bytes: in memory since the last checkpoint, in the checkpoint's index file before it),
+and reads that frame back. A restart is bounded the same way: ``load(keep)``
 returns only the last ``keep`` committed entries and what follows them (``Stored.base`` says
 where they start); ``FileStorage`` scans its file a chunk at a time to get there, and the replica
 reads the entries before the base back a chunk at a time to apply them.
@@ -32,7 +33,7 @@ reads the entries before the base back a chunk at a time to apply them.
 Checkpoints (``checkpoint.py``): every storage keeps the newest client table the replica hands
 it, once the records before it are durable; ``load(checkpoint_max=...)`` returns it, and
 ``FileStorage`` then resumes its scan from the checkpoint's place in the file, so a restart reads
-what follows the checkpoint, not the whole file.
+what follows the checkpoint, not the whole file, and finds older entries through the index.
 
 Limitations: no checksums per entry beyond the frame CRC (crash faults only, no disk corruption
 model), no compaction: the log file grows with every record (a checkpoint bounds what a restart
@@ -251,9 +252,12 @@ class FileStorage:
     buffer was already lost with the process.
 
     Where each entry is: ``_where`` holds, for entries ``_where_base + 1`` on, where the frame of
-    the record that last wrote it starts. A load that resumes from a checkpoint starts it at the
-    checkpoint's index; the entries before are located by a scan of the file up to the
-    checkpoint's frames the first time one of them is read back (a lagging peer's repair).
+    the record that last wrote it starts; the places of entries up to the last checkpoint are in
+    the checkpoint's index file (``checkpoint.py``), and memory lets them go once they are. So
+    memory holds at most two checkpoint intervals of places, and a load that resumes from a
+    checkpoint reads the older ones in the index when a lagging peer needs those entries. If the
+    index does not reach the checkpoint (lost or cut), the entries before it are located by a
+    scan of the log up to the checkpoint's frames instead, the first time one is read back.
     """
 
     def __init__(
@@ -270,9 +274,10 @@ class FileStorage:
         self._held: list[LogRecord] = []  # policy none: records not yet encoded (see drain)
         self._size = os.fstat(self._log.fileno()).st_size  # written or in the write buffer
         self._vote = VoteFile(self.directory / "vote")
-        self.checkpoints = CheckpointFile(self.directory / "checkpoint")
+        self.checkpoints = CheckpointFile(self.directory / "checkpoint",
+                                          self.directory / "index")
         self._where = array("Q")  # entry _where_base + k: where its record's frame starts
-        self._where_base = 0
+        self._where_base = 0  # entries 1.._where_base: in the index, or scanned for (below)
         self._prefix_end = 0  # the frames that locate entries 1.._where_base end here
         self._commit = 0  # the highest commit record written
         self._last_frame = -1  # where the last frame written starts (a checkpoint's anchor)
@@ -315,6 +320,7 @@ class FileStorage:
             self._last_frame = mark.anchor
         else:
             self._last_frame = -1
+        self.checkpoints.indexed = base if self.checkpoints.index_holds(base) else 0
         length, commit, good, last = self._scan(where, base, start, length, commit)
         if good < os.fstat(self._log.fileno()).st_size:
             self._log.truncate(good)
@@ -381,22 +387,34 @@ class FileStorage:
         self._where = prefix[: self._where_base] + self._where
         self._where_base = 0
 
+    def _places(self, first: int, count: int) -> array:
+        """Where the frames holding entries ``first..first + count - 1`` start: from the index
+        for those before ``_where_base``, from memory for the rest."""
+        base = self._where_base
+        if first <= base and self.checkpoints.indexed < base:
+            self._locate_prefix()  # the index does not reach them: scan for them once
+            base = 0
+        end = first + count
+        if first < 1 or end - 1 > base + len(self._where):
+            raise LookupError(f"entries {first}..{end - 1} asked for, the log file holds "
+                              f"1..{base + len(self._where)}")
+        places = array("Q")
+        if first <= base:
+            places = self.checkpoints.read_index(first, min(end, base + 1) - first)
+        places.extend(self._where[max(first, base + 1) - 1 - base : end - 1 - base])
+        return places
+
     def read_entries(self, first: int, count: int) -> list[Entry]:
         """Read back from the file: one frame per run of entries last written by one record."""
         self.drain()  # held records first: they may hold (or rewrite) the entries asked for
         self._log.flush()
-        if first <= self._where_base:
-            self._locate_prefix()
-        where, base = self._where, self._where_base
-        if first < 1 or first + count - 1 > base + len(where):
-            raise LookupError(f"entries {first}..{first + count - 1} asked for, the log file "
-                              f"holds 1..{base + len(where)}")
+        where = self._places(first, count)
         out: list[Entry] = []
         index, end = first, first + count
         while index < end:
-            offset = where[index - 1 - base]
+            offset = where[index - first]
             run = 1  # a later record may have rewritten the end of this one's entries
-            while index + run < end and where[index + run - 1 - base] == offset:
+            while index + run < end and where[index + run - first] == offset:
                 run += 1
             record = self._read_record(offset)
             taken = () if not isinstance(record, EntriesWrite) else (
@@ -426,18 +444,26 @@ class FileStorage:
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Hand ``checkpoint`` to the background writer with where the log stands (every
         record so far written out to the file first, so the writer's fsync covers them)."""
-        if self.checkpoints.busy():
-            self.checkpoints.skipped += 1
+        checkpoints = self.checkpoints
+        if checkpoints.busy():
+            checkpoints.skipped += 1
             return
         self.drain()
         self._log.flush()
+        indexed = checkpoints.indexed
+        if indexed > self._where_base:  # the last checkpoint's places are in its index now
+            del self._where[: indexed - self._where_base]
+            self._where_base = indexed
+        elif indexed < self._where_base:  # the index fell short on a load: rebuild it too
+            self._locate_prefix()
         where, base, index = self._where, self._where_base, checkpoint.index
         if not base <= index <= base + len(where) or self._last_frame < 0:
             raise ValueError(f"checkpoint at entry {index}: the log holds entries up to "
                              f"{base + len(where)}")
         mark = LogMark(self._size, self._last_frame, base + len(where), self._commit,
                        where[index - base :].tobytes())
-        self.checkpoints.write(FileCheckpoint(checkpoint, mark), self._log.fileno())
+        checkpoints.write(FileCheckpoint(checkpoint, mark), self._log.fileno(), where,
+                          indexed - base)
 
     def _load_vote(self) -> tuple[int, int] | None:
         vote = self._vote.load()

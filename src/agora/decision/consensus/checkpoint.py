@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 
 class ClientSlot(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """A client's last committed request (one built per applied entry: a Struct builds in C,
-    a NamedTuple through a Python-level ``__new__``; a restart applies its whole log)."""
+    """A client's last committed request (one built per applied entry, a restart's included: a
+    Struct builds in C, a NamedTuple through a Python-level ``__new__``)."""
 
     request_number: int
     index: int

@@ -235,7 +235,8 @@ class ReplicaCore(abc.ABC):
 
     def _apply(self, out: list[Outbox], *, restart: bool = False) -> None:
         """Apply committed entries in order while their deadline verdicts are known; then
-        forget what memory need not hold (at once: a restart applies the whole stored log).
+        forget what memory need not hold (at once: a restart applies its stored log after the
+        checkpoint, if any, in one go).
         A leader replies to the clients; not on a ``restart``, which re-applies entries the
         clients heard of long ago (and a restarted leader leaves its view at once)."""
         log = self.log

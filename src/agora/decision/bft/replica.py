@@ -89,6 +89,10 @@ from agora.decision.consensus.messages import Broadcast, Outbox, Send, ToClient
 Batch = tuple[ClientRequest, ...]
 
 
+def _seq(stable: Stable) -> int:
+    return stable.seq
+
+
 class BftReplica(ViewChanges, DurableState, Deadlines):
     """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges,
     restarts in DurableState, deadline verdicts in Deadlines."""
@@ -126,7 +130,6 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         self.waiting: dict[tuple[int, int], tuple[ClientRequest, int]] = {}
         self.stable = Stable(0, ZERO_CHAIN, ())
         self.stables: list[Stable] = []  # Fills' proofs: stable ones half a Fill apart, by seq
-        self.stable_seqs: list[int] = []
         self.ckpt_votes: dict[tuple[int, bytes], dict[int, Sealed]] = {}
         self.last_ckpt = 0
         self.last_exec_ns = 0
@@ -486,9 +489,8 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         """Make ``stable`` the stable checkpoint, and keep it for Fills if the last one kept is
         half a Fill back or more (every window of ``fill_max`` batches then holds one)."""
         self.stable = stable
-        if not self.stable_seqs or stable.seq - self.stable_seqs[-1] >= self.config.fill_max // 2:
+        if not self.stables or stable.seq - self.stables[-1].seq >= self.config.fill_max // 2:
             self.stables.append(stable)
-            self.stable_seqs.append(stable.seq)
 
     def _prune(self, s: int) -> None:
         """Drop the votes, P/Q sets and slots a stable checkpoint at ``s`` makes moot."""
@@ -538,13 +540,14 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
     def _stable_within(self, behind: int) -> Stable | None:
         """The furthest stable checkpoint at most ``fill_max`` past ``behind`` (the nearest
         past it if none is that close), among those this replica executed."""
-        seqs = self.stable_seqs
-        k = bisect_right(seqs, min(behind + self.config.fill_max, self.executed)) - 1
-        if k < 0 or seqs[k] <= behind:
-            k = bisect_right(seqs, behind)
-            if k == len(seqs) or seqs[k] > self.executed:
+        stables = self.stables
+        k = bisect_right(stables, min(behind + self.config.fill_max, self.executed),
+                         key=_seq) - 1
+        if k < 0 or stables[k].seq <= behind:
+            k = bisect_right(stables, behind, key=_seq)
+            if k == len(stables) or stables[k].seq > self.executed:
                 return None
-        return self.stables[k]
+        return stables[k]
 
     def _retransmit(self, to: int, behind: int, out: list[Outbox]) -> None:
         """Resend what a peer in this view may have lost, for the sequence numbers it has not

@@ -46,13 +46,7 @@ from typing import Protocol
 import msgspec
 
 from agora.decision.bft.messages import ClientRequest, Sealed
-from agora.decision.consensus.frames import (
-    frame,
-    read_frame,
-    read_frames,
-    torn_tail,
-    whole_frame,
-)
+from agora.decision.consensus.frames import FrameScan, frame, read_frame, torn_tail
 from agora.decision.consensus.storage import FsyncPolicy
 
 
@@ -216,21 +210,13 @@ class FileBftStorage:
         send): dropping the records after it would make the replica forget votes it sent."""
         self.flush()
         del self._where[:]
-        start, buf, used = 0, b"", 0
+        scan = FrameScan(self.path, _decoder, chunk=SCAN_CHUNK)
+        for offset, record in scan:
+            if type(record) is ExecRecord:
+                self._locate(record.seq, offset)
+            yield record  # type: ignore[misc]
+        good = scan.end
         with open(self.path, "rb") as f:
-            while True:
-                chunk = f.read(SCAN_CHUNK)
-                buf = buf + chunk if buf else chunk
-                offsets: list[int] = []
-                records, used = read_frames(buf, _decoder, offsets)
-                for record, offset in zip(records, offsets, strict=True):
-                    if type(record) is ExecRecord:
-                        self._locate(record.seq, start + offset)
-                    yield record
-                if not chunk or whole_frame(buf[used:]):  # the end, or damage before it
-                    break
-                start, buf = start + used, buf[used:]
-            good = start + used
             f.seek(good)
             rest = f.read()
         if rest:

@@ -129,18 +129,19 @@ class CheckpointFile:
             return None
         return records[0]
 
-    def busy(self) -> bool:
-        return not self._idle.is_set()
+    def accepts(self) -> bool:
+        """Whether a write may start now (False, counted as skipped, while one is in flight)."""
+        if self._idle.is_set():
+            return True
+        self.skipped += 1
+        return False
 
-    def write(self, record: FileCheckpoint, log_fd: int, places: array, start: int) -> bool:
-        """Start writing ``record``, after the places of entries ``indexed + 1 ..
-        record.checkpoint.index``, which are ``places[start:]`` up to that many (False: one is
-        still in flight, this one is skipped). The thread copies them out of ``places``, the
-        storage's live array: the storage only appends to it and cuts it after entries that
-        are not committed until the write is done, so those places neither move nor change."""
-        if self.busy():
-            self.skipped += 1
-            return False
+    def write(self, record: FileCheckpoint, log_fd: int, places: array, start: int) -> None:
+        """Start writing ``record`` (once :meth:`accepts` said so), after the places of entries
+        ``indexed + 1 .. record.checkpoint.index``, which are ``places[start:]`` up to that
+        many. The thread copies them out of ``places``, the storage's live array: the storage
+        only appends to it and cuts it after entries that are not committed until the write is
+        done, so those places neither move nor change."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="agora-checkpoint",
                                             daemon=True)
@@ -148,7 +149,6 @@ class CheckpointFile:
         self._idle.clear()
         self._jobs.put((frame(_encoder.encode(record)), log_fd, places, start,
                         record.checkpoint.index))
-        return True
 
     def index_holds(self, upto: int) -> bool:
         """Whether the index file holds the places of entries ``1..upto`` (on a load)."""

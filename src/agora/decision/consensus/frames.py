@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 
 import msgspec
 
@@ -69,3 +70,37 @@ def read_frame(fd: int, offset: int) -> bytes | None:
         if len(payload) == length and zlib.crc32(payload) == crc:
             return payload
     return None
+
+
+class FrameScan:
+    """The intact frames of the file at ``path`` from byte ``start`` (a frame boundary) to
+    ``stop`` (or its end), read ``chunk`` bytes at a time and decoded as the caller iterates:
+    ``(offset of the frame, record)``. A torn or damaged frame ends the scan (only one chunk's
+    records are decoded at a time, so a damaged frame is told from one a later read completes by
+    :func:`whole_frame`). Once iterated, ``end`` is where the intact frames end and ``last``
+    where the last of them starts (-1: none)."""
+
+    def __init__(self, path: str | os.PathLike[str], decoder: msgspec.msgpack.Decoder, *,
+                 chunk: int, start: int = 0, stop: int | None = None) -> None:
+        self.path, self.decoder, self.chunk = path, decoder, chunk
+        self.start, self.stop = start, stop
+        self.end, self.last = start, -1
+
+    def __iter__(self) -> Iterator[tuple[int, object]]:
+        start, buf, stop = self.start, b"", self.stop
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            while True:
+                size = self.chunk if stop is None else min(self.chunk, stop - start - len(buf))
+                chunk = f.read(size) if size > 0 else b""
+                buf = buf + chunk if buf else chunk
+                offsets: list[int] = []
+                records, used = read_frames(buf, self.decoder, offsets)
+                for offset, record in zip(offsets, records, strict=True):
+                    self.last = start + offset
+                    yield start + offset, record
+                self.end = start + used
+                rest = buf[used:]
+                if not chunk or whole_frame(rest):  # the end, or damage before it
+                    return
+                start, buf = start + used, rest

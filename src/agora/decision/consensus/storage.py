@@ -54,7 +54,7 @@ from typing import Protocol
 import msgspec
 
 from agora.decision.consensus.checkpoint import Checkpoint, CheckpointFile, FileCheckpoint, LogMark
-from agora.decision.consensus.frames import FRAME, frame, read_frame, read_frames, whole_frame
+from agora.decision.consensus.frames import FRAME, FrameScan, frame, read_frame
 from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.vote import VoteFile
 
@@ -348,33 +348,20 @@ class FileStorage:
               stop: int | None = None) -> tuple[int, int, int, int]:
         """The log's length and commit as :func:`replay` finds them, from the state at file
         offset ``start`` (to ``stop``, or the end), where the intact frames end and where the
-        last of them starts; every record's entries located in ``where`` on the way. Only one
-        chunk's records are decoded at a time."""
+        last of them starts; every record's entries located in ``where`` on the way."""
         trusted = True  # until a gap: replay stops trusting the stream there
-        last = -1
-        buf = b""  # the bytes from file offset ``start``
-        with open(self.directory / "log", "rb") as f:
-            f.seek(start)
-            while True:
-                size = SCAN_CHUNK if stop is None else min(SCAN_CHUNK, stop - start - len(buf))
-                chunk = f.read(size) if size > 0 else b""
-                buf = buf + chunk if buf else chunk
-                offsets: list[int] = []
-                records, used = read_frames(buf, _record_decoder, offsets)
-                for offset, record in zip(offsets, records, strict=True):
-                    last = start + offset
-                    if not trusted:
-                        continue
-                    if type(record) is EntriesWrite:  # decoded: exact types
-                        trusted = _locate(where, base, record, start + offset)
-                        if trusted:
-                            length = record.start - 1 + len(record.entries)
-                    else:
-                        commit = max(commit, record.commit)
-                rest = buf[used:]
-                if not chunk or whole_frame(rest):  # the end, or damage before it
-                    return length, commit, start + used, last
-                start, buf = start + used, rest
+        scan = FrameScan(self.directory / "log", _record_decoder, chunk=SCAN_CHUNK,
+                         start=start, stop=stop)
+        for offset, record in scan:
+            if not trusted:
+                continue
+            if type(record) is EntriesWrite:  # decoded: exact types
+                trusted = _locate(where, base, record, offset)
+                if trusted:
+                    length = record.start - 1 + len(record.entries)
+            else:
+                commit = max(commit, record.commit)  # type: ignore[attr-defined]
+        return length, commit, scan.end, scan.last
 
     def _locate_prefix(self) -> None:
         """Locate entries ``1.._where_base`` (a load from a checkpoint left them): they are
@@ -445,8 +432,7 @@ class FileStorage:
         """Hand ``checkpoint`` to the background writer with where the log stands (every
         record so far written out to the file first, so the writer's fsync covers them)."""
         checkpoints = self.checkpoints
-        if checkpoints.busy():
-            checkpoints.skipped += 1
+        if not checkpoints.accepts():
             return
         self.drain()
         self._log.flush()

@@ -25,6 +25,7 @@ from agora.decision.bft.storage import (
     ExecRecord,
     FileBftStorage,
     MemoryBftStorage,
+    NewViewRecord,
     SlotRecord,
     StorageDamaged,
     ViewRecord,
@@ -119,6 +120,23 @@ def test_a_restart_in_a_view_change_sends_its_view_change_again():
     assert net.replicas[2].view == 1 and net.replicas[2].phase is Phase.VIEW_CHANGE
     [vc] = [decode_inner(i.message.body) for i in again if isinstance(i, Broadcast)]
     assert isinstance(vc, ViewChange) and vc.view == 1
+
+
+def test_a_restarted_primary_of_a_new_view_numbers_from_its_last_choice():
+    # view 0 pre-prepared 1..3; the new view's decision chose only 1 (2 and 3 stay unused):
+    # restarted, its primary (replica 1) goes on at 2, as it did before (it went on at 4)
+    def batch(k: int) -> tuple[ClientRequest, ...]:
+        return (ClientRequest(CLUSTER, 1, k, 0, b"p%d" % k),)
+
+    storage = MemoryBftStorage()
+    for record in [*(SlotRecord(0, k, digest(batch(k)), batch(k)) for k in (1, 2, 3)),
+                   ViewRecord(1), NewViewRecord(1, Sealed(CLUSTER, 1, b"", b"signed")),
+                   SlotRecord(1, 1, digest(batch(1)), batch(1))]:
+        storage.append(record)
+    storage.flush()
+    replica = BftReplica(BftConfig(cluster=CLUSTER, replica=1, n=4), Net().keys, storage)
+    replica.start(0)
+    assert replica.view == 1 and replica.is_primary and replica.next_seq == 2
 
 
 def test_storage_behind_the_application_is_refused():

@@ -87,6 +87,10 @@ class DurableState:
             case NewViewRecord(view=view, new_view=sealed):
                 self._enter(view, Phase.NORMAL)
                 self.new_view = sealed
+                # the view numbers from its checkpoint on: its re-proposals (the slot records
+                # that follow) and a stable record raise it, as installing the view did; the
+                # old view's slots past the new view's last choice stay unused
+                self.next_seq = self.stable.seq + 1
             case SlotRecord(view=view, seq=seq, digest=d, batch=batch):
                 q = self.qset.setdefault(seq, {})
                 q[d] = max(q.get(d, -1), view)

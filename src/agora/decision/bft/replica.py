@@ -310,6 +310,7 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
                 return
             self._mark_assigned(batch)
             seq, d = self.next_seq, digest(batch)
+            self._check(seq not in self.slots, f"a second batch at slot {seq} of this view")
             self.next_seq += 1
             self._store(SlotRecord(self.view, seq, d, batch))
             self.slots[seq] = (d, batch)

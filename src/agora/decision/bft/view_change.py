@@ -286,6 +286,10 @@ class ViewChanges:
         self.assigned.clear()
         self.certified.clear()
         self.vcs = {v: by for v, by in self.vcs.items() if v > self.view}
+        # the view numbers new batches after its last choice, from now on: a checkpoint that
+        # becomes stable just below can execute batches and so propose at once, and an old
+        # view's number (maybe past that choice) would be reused for another batch afterwards
+        self.next_seq = max(decision.max_seq, decision.ckpt_seq, self.stable.seq) + 1
         if decision.ckpt_seq > self.stable.seq:
             self._set_stable(Stable(decision.ckpt_seq, decision.ckpt_chain, decision.proof), out)
         self._restart_timers(now)  # the timers restart in a new view
@@ -298,7 +302,6 @@ class ViewChanges:
                             f"new view rewrites executed {seq}")
             self._mark_assigned(batch)
             self._accept(seq, d, batch, out)
-        self.next_seq = max(decision.max_seq, self.stable.seq) + 1
         early, self.early = self.early, []
         for m in early:
             if m.view == self.view:

@@ -229,7 +229,7 @@ def test_a_replica_restarted_from_its_checkpoint_holds_what_a_whole_replay_build
 
 
 @pytest.mark.parametrize("option", [("--checkpoint-every", "-1"), ("--log-memory", "0"),
-                                    ("--fill-max", "0")])
+                                    ("--fill-max", "0"), ("--snapshot-every", "-1")])
 def test_a_replica_process_refuses_bad_memory_and_checkpoint_options(tmp_path, capsys, option):
     from agora.decision.transport import replica_main
 

@@ -112,8 +112,8 @@ def _request(client_id: int, number: int, payload: bytes) -> Request:
 
 def bft_cluster(tmp_path: Path, byzantine: dict[int, str] | None = None, *,
                 fsync: str = "none", asyncio: frozenset[int] = frozenset(),
-                request_timeout_us: int = 20_000, key_dir: Path | None = None
-                ) -> ProcessCluster:
+                request_timeout_us: int = 20_000, key_dir: Path | None = None,
+                extra: tuple[str, ...] = ()) -> ProcessCluster:
     """``asyncio``: the replicas served on the asyncio driver (``--io asyncio``);
     ``request_timeout_us``: the backups' timer on the primary (a test asserting that no view
     change happens raises it, so a loaded machine's slow requests do not start one);
@@ -124,7 +124,8 @@ def bft_cluster(tmp_path: Path, byzantine: dict[int, str] | None = None, *,
     keys = ["--secret-file", str(secret)] if key_dir is None else []
     return ProcessCluster(
         tmp_path, N, fsync=fsync, extra=["--mode", "bft", *keys,
-                                         "--request-timeout-us", str(request_timeout_us)],
+                                         "--request-timeout-us", str(request_timeout_us),
+                                         *extra],
         per_replica=lambda i: ((["--byzantine", faults[i]] if i in faults else [])
                                + (["--io", "asyncio"] if i in asyncio else [])
                                + ([] if key_dir is None
@@ -145,6 +146,16 @@ def views_when_settled(cluster: ProcessCluster, replicas: range | tuple[int, ...
         if ((len(set(views)) == 1 and all(s["status"] == 0 for s in stats))
                 or time.monotonic() > deadline):
             return views
+
+
+def kill_and_restart(cluster: ProcessCluster, load: Load, replica: int, *, during: int = 100,
+                     after: int = 100) -> None:
+    """SIGKILL ``replica``; once ``during`` more replies came, start it again on its directory
+    (its records) and wait for ``after`` more."""
+    cluster.signal(replica, signal.SIGKILL)
+    load.wait_replies(len(load.replies) + during)
+    cluster.start(replica)
+    load.wait_replies(len(load.replies) + after)
 
 
 def test_four_replicas_agree_and_a_killed_backup_does_not_stop_them(tmp_path):
@@ -170,10 +181,7 @@ def test_replicas_on_the_asyncio_driver_agree_with_blocking_ones_and_restart(tmp
         cluster.start()
         with Load(cluster) as load:
             load.wait_replies(100)
-            cluster.signal(2, signal.SIGKILL)
-            load.wait_replies(len(load.replies) + 100)
-            cluster.start(2)
-            load.wait_replies(len(load.replies) + 100)
+            kill_and_restart(cluster, load, 2)
             cluster.signal(0, signal.SIGKILL)
             load.wait_replies(len(load.replies) + 100)
         checker = load.check(correct={0, 1, 2, 3}, live={1, 2, 3})
@@ -232,15 +240,32 @@ def test_killed_replica_restarts_from_its_records_and_garbage_is_counted(tmp_pat
             cluster.signal(1, signal.SIGUSR1)
             time.sleep(0.2)
             assert cluster.stats(1)["garbage"] == 4
-            cluster.signal(2, signal.SIGKILL)
-            load.wait_replies(len(load.replies) + 100)
-            cluster.start(2)  # same directory: its records, then catch up
-            load.wait_replies(len(load.replies) + 100)
+            kill_and_restart(cluster, load, 2)  # same directory: its records, then catch up
         checker = load.check(correct={0, 1, 2, 3})
         codes = cluster.stop()
     assert all(code == 0 for code in codes.values()), codes
     starts = [r for r in cluster.records(2) if r.item is None]
     assert len(starts) == 2 and starts[1].applied >= 50, "resumed after its recorded prefix"
+    assert checker.replies == len(load.replies)
+
+
+def test_a_killed_replica_restarts_from_its_snapshot(tmp_path):
+    """With ``--snapshot-every 20`` a replica killed after 150 replies restarts from a snapshot
+    (its committed record is past it), replays only the records after it and catches up; the
+    checker holds every record equal."""
+    with bft_cluster(tmp_path, extra=("--snapshot-every", "20")) as cluster:
+        cluster.start()
+        with Load(cluster, clients=1) as load:
+            load.wait_replies(150)
+            kill_and_restart(cluster, load, 2, during=50)
+            cluster.signal(2, signal.SIGUSR1)
+            time.sleep(0.2)
+            started = cluster.stats(2)["started_from_checkpoint"]
+        checker = load.check(correct={0, 1, 2, 3})
+        codes = cluster.stop()
+    assert all(code == 0 for code in codes.values()), codes
+    # one request a batch (one client): snapshots 20 batches apart, the kill past 150
+    assert started >= 100, f"the restart started from the snapshot at batch {started}"
     assert checker.replies == len(load.replies)
 
 

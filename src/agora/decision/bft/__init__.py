@@ -11,12 +11,13 @@ executes at most once); liveness once the network delivers within the timeouts.
 Parts: ``messages.py`` (wire types, digests, checkpoint chain), ``auth.py`` (keys, MACs and
 signatures), ``replica.py`` (normal case, checkpoints, state transfer, view-change driving),
 ``view_change.py`` (the P/Q-set decision rule, pure), ``deadline.py`` (deadline verdicts from
-2f + 1 replicas' own clocks, certified into the log), ``storage.py`` and ``durable.py``
-(crash-restart from each replica's records), ``client.py``, ``config.py``. The transport is
-``decision.transport.bft_node``.
+2f + 1 replicas' own clocks, certified into the log), ``storage.py``, ``durable.py`` and
+``snapshot.py`` (crash-restart from each replica's records, from its latest restart snapshot),
+``executed.py`` (the executed batches in bounded memory), ``client.py``, ``config.py``. The
+transport is ``decision.transport.bft_node``.
 
-Not supported yet (say so, don't guess): application snapshots (checkpoints bound the protocol
-state but the executed batches are kept: the log and the record file are unbounded),
+Not supported yet (say so, don't guess): compaction (the record file keeps every batch: a
+replica far behind is filled from it, as there is no transfer of a snapshot between replicas),
 reconfiguration and key rotation (every key derives from one cluster secret).
 """
 

@@ -53,6 +53,8 @@ class BftConfig(msgspec.Struct, frozen=True, kw_only=True):
     # executed batches kept in memory (between this and twice it) by a replica with a storage
     # to read older ones back from (executed.py)
     log_memory: int = 8_192
+    # a restart snapshot after this many executed batches or requests (snapshot.py; 0: none)
+    snapshot_every: int = 8_192
     canary: BftCanary = BftCanary.NONE
 
     def __post_init__(self) -> None:
@@ -64,6 +66,9 @@ class BftConfig(msgspec.Struct, frozen=True, kw_only=True):
                self.log_memory) < 1:
             raise ValueError("pipeline_max, batch_max, checkpoint_every, fill_max and "
                              "log_memory must be >= 1")
+        if self.snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0 (0: none), got "
+                             f"{self.snapshot_every}")
 
     @property
     def f(self) -> int:

@@ -27,6 +27,8 @@ class BftStats(msgspec.Struct):
     duplicates: int = 0  # a vote already counted
     deadline_total: int = 0  # requests with a budget whose verdict executed
     deadline_abandoned: int = 0
+    snapshots: int = 0  # restart snapshots appended (snapshot.py)
+    started_from: int = 0  # the executed batch of the snapshot this incarnation started at
 
 
 class Stable(msgspec.Struct, frozen=True):

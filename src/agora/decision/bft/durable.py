@@ -1,7 +1,9 @@
 """A Byzantine-mode replica's restart: rebuild from its own records what it promised before.
 
-The records (``storage.py``) are replayed in the order they were written; the state they give
-is the state the replica had when it last sent anything:
+The records (``storage.py``) are replayed in the order they were written, from the latest
+restart snapshot the application has delivered (``snapshot.py``: the state a replay of the
+records before it gives) if there is one; the state they give is the state the replica had when
+it last sent anything:
 
 * its view, and whether it had installed it (a NewView) or was changing to it;
 * in that view, the batch it pre-prepared or prepared at each sequence number (so it never
@@ -33,6 +35,7 @@ from agora.decision.bft.storage import (
     NewViewRecord,
     PreparedRecord,
     SlotRecord,
+    SnapshotRecord,
     StableRecord,
     ViewRecord,
 )
@@ -61,9 +64,18 @@ class DurableState:
         done: list[Outbox] = []
         replayed = 0
         self.restoring = True
+        # a snapshot only if the application delivered that far: the requests it does not
+        # hold yet are emitted again from the records after the snapshot (a canary replica,
+        # which may lie about its own past, replays everything)
+        upto = self.applied_index if self.checks else -1
         try:
-            for record in self.storage.load():  # nothing is sent until the last is replayed
-                self._replay(record, now, done)
+            # nothing is sent until the last record is replayed
+            for record in self.storage.load(snapshot_max=upto):
+                if type(record) is SnapshotRecord:  # the first, if any
+                    self._restore(record, now)
+                    self.stats.started_from = record.executed
+                else:
+                    self._replay(record, now, done)
                 replayed += 1
         finally:
             self.restoring = False

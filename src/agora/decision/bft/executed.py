@@ -47,6 +47,12 @@ class ExecutedLog:
             del self.batches[:drop], self.digests[:drop], self.chains[:drop]
             self.base += drop
 
+    def restore(self, base: int, batches: list[Batch], digests: list[bytes],
+                chains: list[bytes]) -> None:
+        """Hold batches ``base + 1..`` (a restart from a snapshot); ``chains[0]``: the chain
+        after ``base``."""
+        self.base, self.batches, self.digests, self.chains = base, batches, digests, chains
+
     def chain_at(self, seq: int) -> bytes | None:
         """The chain after batch ``seq`` (0: before any), if still in memory."""
         k = seq - self.base

@@ -19,7 +19,9 @@ each up to the furthest stable checkpoint within ``fill_max`` batches (further o
 that close): every replica keeps the proofs of stable checkpoints half a Fill or more apart
 (``stables``). The filled replica asks for the next at once. A replica with a storage keeps
 only its latest executed batches in memory and reads older ones back for a Fill
-(``executed.py``); the log itself is unbounded on disk (no snapshot of the application).
+(``executed.py``); the log itself is unbounded on disk (no compaction). Every
+``snapshot_every`` executed batches or requests the replica appends a restart snapshot
+(``snapshot.py``), so a restart replays only the records after it.
 
 Authentication (``auth.py``): every message is sealed and checked on receipt; bad MACs or
 signatures, non-members, bodies naming another sender, messages of another view or already
@@ -75,6 +77,7 @@ from agora.decision.bft.messages import (
     chain_next,
     digest,
 )
+from agora.decision.bft.snapshot import Snapshots
 from agora.decision.bft.storage import (
     BftStorage,
     ExecRecord,
@@ -93,9 +96,9 @@ def _seq(stable: Stable) -> int:
     return stable.seq
 
 
-class BftReplica(ViewChanges, DurableState, Deadlines):
+class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
     """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges,
-    restarts in DurableState, deadline verdicts in Deadlines."""
+    restarts in DurableState and Snapshots, deadline verdicts in Deadlines."""
 
     def __init__(self, config: BftConfig, keyring: Keyring, storage: BftStorage | None = None,
                  *, applied_index: int = 0) -> None:
@@ -152,6 +155,11 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
 
     def primary(self, view: int) -> int:
         return view % self.n
+
+    @property
+    def checkpointed(self) -> int:
+        """The executed batch of the snapshot this incarnation started from (0: none)."""
+        return self.stats.started_from
 
     @property
     def is_primary(self) -> bool:
@@ -214,6 +222,7 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
                 self.stats.dropped_auth += 1
                 return out
             self._dispatch(inner, message, now, out)
+        self._snapshot_due()
         return out
 
     def on_tick(self, now: int) -> list[Outbox]:
@@ -237,6 +246,7 @@ class BftReplica(ViewChanges, DurableState, Deadlines):
         else:
             self._flush(out)
         self._resend_timings(now, out)
+        self._snapshot_due()
         return out
 
     def _timed_out(self, now: int) -> bool:

@@ -19,7 +19,9 @@ Records, in the order the replica takes the steps:
 * :class:`ExecRecord` ``(seq, batch, elapsed)``: it executed the batch (the replicated log
   itself) and measured its deadline requests so (a restart re-sends the same timing);
 * :class:`StableRecord` ``(seq, chain, proof)``: a checkpoint became stable (its proof of 2f + 1
-  signed checkpoints is what its view changes carry).
+  signed checkpoints is what its view changes carry);
+* :class:`SnapshotRecord`: the state a replay of every record before it gives (``snapshot.py``),
+  where a restart may start instead.
 
 Fsync policies (:class:`~agora.decision.consensus.storage.FsyncPolicy`): ``none`` writes the
 records to the operating system before the sends (a process crash loses nothing; a power cut
@@ -31,12 +33,17 @@ Files: frames with a CRC (``consensus.storage.frame``); on load a torn tail is c
 before the end refused (:class:`StorageDamaged`). Every storage reads the batches of its
 execution records back (``read_batches``: the file storage keeps where each starts, 8 bytes a
 batch), so a replica keeps only its latest executed batches in memory (``executed.py``).
-A load decodes the file a chunk at a time. Limitations: no compaction (the file grows with
-every batch), and a restart replays every record (in bounded memory).
+A load decodes the file a chunk at a time. The file storage marks its latest snapshots in
+``bft.snapshots`` (where each starts, replaced durably once it is in the file) and writes the
+places of the batches before each to ``bft.index`` first, so a load starts at the latest marked
+snapshot the application has delivered (a mark that leads nowhere, or to a snapshot whose index
+is short, is logged and the load replays from further back) and memory holds the places of the
+batches after it only. Limitation: no compaction (the file grows with every batch).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from array import array
 from collections.abc import Iterable, Iterator
@@ -45,8 +52,17 @@ from typing import Protocol
 
 import msgspec
 
-from agora.decision.bft.messages import ClientRequest, Sealed
-from agora.decision.consensus.frames import FrameScan, frame, read_frame, torn_tail
+from agora.core.files import replace_durably
+from agora.decision.bft.core import Stable
+from agora.decision.bft.messages import ClientRequest, PEntry, Sealed
+from agora.decision.consensus.frames import (
+    FRAME,
+    FrameScan,
+    frame,
+    read_frame,
+    read_frame_file,
+    torn_tail,
+)
 from agora.decision.consensus.storage import FsyncPolicy
 
 
@@ -85,10 +101,37 @@ class StableRecord(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=Fa
     proof: tuple[Sealed, ...]
 
 
-BftRecord = ViewRecord | NewViewRecord | SlotRecord | PreparedRecord | ExecRecord | StableRecord
+class SnapshotRecord(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """What a replay of every record before it gives (``snapshot.py``): a restart whose
+    application has delivered ``delivered`` requests can start here instead."""
+
+    view: int
+    normal: bool  # the phase: a view change under way, or the view installed
+    new_view: Sealed | None
+    next_seq: int
+    slots: tuple[tuple[int, bytes, tuple[ClientRequest, ...]], ...]  # this view's, by seq
+    pset: tuple[PEntry, ...]
+    qset: tuple[tuple[int, bytes, int], ...]  # (seq, digest, highest view)
+    commit_sent: tuple[int, ...]
+    executed: int
+    chain: bytes
+    request_index: int
+    delivered: int
+    clients: tuple[tuple[int, int, int, bool], ...]  # client, number, index, abandoned
+    held: tuple[tuple[int, ClientRequest, bool | None], ...]  # index, request, verdict
+    undecided: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]  # seq, elapsed, held
+    stable: Stable
+    stables: tuple[Stable, ...]
+    counters: tuple[int, int, int]  # stats: committed, deadline_total, deadline_abandoned
+
+
+BftRecord = (ViewRecord | NewViewRecord | SlotRecord | PreparedRecord | ExecRecord
+             | StableRecord | SnapshotRecord)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BftRecord)
+_marks_decoder = msgspec.msgpack.Decoder(list[tuple[int, int, int]])
 SCAN_CHUNK = 1 << 20  # bytes of the file a load decodes at a time
+log = logging.getLogger(__name__)
 
 
 class BftStorage(Protocol):
@@ -98,8 +141,10 @@ class BftStorage(Protocol):
     def flush(self) -> None:
         """Make every appended record as durable as the policy promises (before any send)."""
 
-    def load(self) -> Iterable[BftRecord]:
-        """Every record a previous incarnation appended (none for a new replica), in order."""
+    def load(self, snapshot_max: int = -1) -> Iterable[BftRecord]:
+        """Every record a previous incarnation appended (none for a new replica), in order;
+        or, if it holds a snapshot whose ``delivered`` is at most ``snapshot_max``, the latest
+        such one it offers, then the records after it. Other snapshots are left out."""
 
     def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
         """The batches of the execution records of sequence numbers ``first..first + count -
@@ -115,6 +160,13 @@ def executed_batches(records: list[BftRecord], first: int, count: int
         raise LookupError(f"batches {first}..{first + count - 1} asked for, "
                           f"{len(found)} of them stored")
     return found
+
+
+SNAPSHOTS_OFFERED = 2  # the latest snapshots a load may start from (the last may be too new)
+
+
+def without_snapshots(records: Iterable[BftRecord]) -> list[BftRecord]:
+    return [r for r in records if type(r) is not SnapshotRecord]
 
 
 class StorageDamaged(RuntimeError):
@@ -136,8 +188,13 @@ class MemoryBftStorage:
     def flush(self) -> None:
         self.flushed = len(self.records)
 
-    def load(self) -> list[BftRecord]:
-        return list(self.records)
+    def load(self, snapshot_max: int = -1) -> list[BftRecord]:
+        records = self.records
+        places = [k for k, r in enumerate(records) if type(r) is SnapshotRecord]
+        for k in reversed(places[-SNAPSHOTS_OFFERED:]):
+            if records[k].delivered <= snapshot_max:  # type: ignore[union-attr]
+                return [records[k], *without_snapshots(records[k + 1:])]
+        return without_snapshots(records)
 
     def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
         return executed_batches(self.records, first, count)
@@ -160,36 +217,58 @@ class FileBftStorage:
         self._file = open(self.path, "a+b")  # noqa: SIM115 - lives with the object
         self._dirty = False
         self._size = os.fstat(self._file.fileno()).st_size
-        self._where = array("Q")  # batch k: where the frame of its execution record starts
+        # batch k: where the frame of its execution record starts, for k > _where_base; those
+        # up to it are in the index file (8 bytes each), written up to each snapshot
+        self._where = array("Q")
+        self._where_base = 0
+        self.index_path = self.directory / "bft.index"
+        self._index = os.open(self.index_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._indexed = 0  # batches whose places this incarnation wrote to the index
+        self.marks_path = self.directory / "bft.snapshots"
+        self._marks: list[tuple[int, int, int]] = []  # the latest (offset, delivered, executed)
+        self._unmarked: tuple[int, int, int] | None = None  # a snapshot appended, not marked
 
     def append(self, record: BftRecord) -> None:
         data = frame(_encoder.encode(record))
-        if type(record) is ExecRecord:
-            self._locate(record.seq, self._size)
+        kind = type(record)
+        if kind is ExecRecord:
+            self._locate(record.seq, self._size)  # type: ignore[union-attr]
+        elif kind is SnapshotRecord:
+            self._unmarked = (self._size, record.delivered, record.executed)  # type: ignore[union-attr]
         self._file.write(data)
         self._size += len(data)
         self._dirty = True
 
     def _locate(self, seq: int, offset: int) -> None:
-        if seq != len(self._where) + 1:
-            raise StorageDamaged(f"{self.path}: execution record {seq} after "
-                                 f"{len(self._where)}")
+        known = self._where_base + len(self._where)
+        if seq != known + 1:
+            raise StorageDamaged(f"{self.path}: execution record {seq} after {known}")
         self._where.append(offset)
+
+    def _place(self, seq: int) -> int:
+        """Where the execution record of batch ``seq`` starts (LookupError: not stored)."""
+        base = self._where_base
+        if seq > base:
+            return self._where[seq - base - 1]
+        raw = os.pread(self._index, 8, (seq - 1) * 8)
+        if len(raw) != 8:
+            raise LookupError(f"{self.index_path}: no place for batch {seq}")
+        return int.from_bytes(raw, "little")
 
     def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
         self._file.flush()  # appended records are in the file before it is read
-        where = self._where
-        if first < 1 or first + count - 1 > len(where):
+        known = self._where_base + len(self._where)
+        if first < 1 or first + count - 1 > known:
             raise LookupError(f"batches {first}..{first + count - 1} asked for, "
-                              f"{self.path} holds 1..{len(where)}")
+                              f"{self.path} holds 1..{known}")
         out = []
         fd = self._file.fileno()
         for seq in range(first, first + count):
-            payload = read_frame(fd, where[seq - 1])
+            place = self._place(seq)
+            payload = read_frame(fd, place)
             record = None if payload is None else _decoder.decode(payload)
             if type(record) is not ExecRecord or record.seq != seq:
-                raise LookupError(f"{self.path}: no execution record {seq} at byte "
-                                  f"{where[seq - 1]}")
+                raise LookupError(f"{self.path}: no execution record {seq} at byte {place}")
             out.append(record.batch)
         return out
 
@@ -200,20 +279,67 @@ class FileBftStorage:
         if self.policy is FsyncPolicy.ALWAYS:
             os.fsync(self._file.fileno())
         self._dirty = False
+        if self._unmarked is not None:
+            self._mark(*self._unmarked)
+            self._unmarked = None
 
-    def load(self) -> Iterator[BftRecord]:
+    def _mark(self, offset: int, delivered: int, executed: int) -> None:
+        """A snapshot is in the file: the places of the batches up to it go to the index (and
+        out of memory), then the marks file names it among the latest (a restart's start)."""
+        where, base = self._where, self._where_base
+        os.pwrite(self._index, where[self._indexed - base : executed - base].tobytes(),
+                  self._indexed * 8)
+        if self.policy is FsyncPolicy.ALWAYS:
+            os.fsync(self._index)
+        del where[: executed - base]
+        self._where_base = self._indexed = executed
+        self._marks = [*self._marks, (offset, delivered, executed)][-SNAPSHOTS_OFFERED:]
+        replace_durably(self.marks_path, frame(_encoder.encode(self._marks)))
+
+    def _snapshot_start(self, snapshot_max: int) -> tuple[int, SnapshotRecord | None]:
+        """The latest marked snapshot a load may start from: (where the records after it
+        start, it), else (0, None). A mark that does not lead to an intact snapshot with its
+        index is skipped and logged (the load then replays more, never less)."""
+        marks = read_frame_file(self.marks_path, _marks_decoder)
+        self._marks = [] if marks is None else marks[-SNAPSHOTS_OFFERED:]  # type: ignore[index]
+        indexed = os.fstat(self._index).st_size // 8
+        for offset, delivered, executed in reversed(self._marks):
+            if delivered > snapshot_max:
+                continue
+            payload = read_frame(self._file.fileno(), offset)
+            try:
+                record = None if payload is None else _decoder.decode(payload)
+            except msgspec.MsgspecError:
+                record = None
+            if (type(record) is SnapshotRecord and record.executed == executed
+                    and indexed >= executed and payload is not None):
+                return offset + FRAME.size + len(payload), record
+            log.warning("%s: the snapshot marked at byte %d is not there (or its index is "
+                        "short): the restart replays from further back", self.path, offset)
+        return 0, None
+
+    def load(self, snapshot_max: int = -1) -> Iterator[BftRecord]:
         """The records, decoded a chunk of the file at a time as the caller takes them (a
-        restart holds one chunk, not the whole file). At the end a torn tail (a crash
-        mid-append: a frame cut short, or zeros the file system left) is cut; damage before
-        the end raises :class:`StorageDamaged` once the records before it were taken, so the
-        caller must not act on them until the iteration ends (a restart replays them without a
-        send): dropping the records after it would make the replica forget votes it sent."""
+        restart holds one chunk, not the whole file); from the latest marked snapshot whose
+        ``delivered`` is at most ``snapshot_max`` if there is one. At the end a torn tail (a
+        crash mid-append: a frame cut short, or zeros the file system left) is cut; damage
+        before the end raises :class:`StorageDamaged` once the records before it were taken,
+        so the caller must not act on them until the iteration ends (a restart replays them
+        without a send): dropping the records after it would make the replica forget votes it
+        sent."""
         self.flush()
+        start, snapshot = self._snapshot_start(snapshot_max)
         del self._where[:]
-        scan = FrameScan(self.path, _decoder, chunk=SCAN_CHUNK)
+        # from a snapshot, the index holds the places up to it; else this load finds them all
+        self._where_base = self._indexed = 0 if snapshot is None else snapshot.executed
+        if snapshot is not None:
+            yield snapshot
+        scan = FrameScan(self.path, _decoder, chunk=SCAN_CHUNK, start=start)
         for offset, record in scan:
             if type(record) is ExecRecord:
                 self._locate(record.seq, offset)
+            elif type(record) is SnapshotRecord:
+                continue
             yield record  # type: ignore[misc]
         good = scan.end
         with open(self.path, "rb") as f:
@@ -226,7 +352,9 @@ class FileBftStorage:
                     "replica cannot trust its own votes: rejoin with an empty directory")
             self._file.truncate(good)  # later appends follow the last good frame
         self._size = good
+        self._marks = [m for m in self._marks if m[0] < good]
 
     def close(self) -> None:
         self.flush()
         self._file.close()
+        os.close(self._index)

@@ -39,7 +39,7 @@ from pathlib import Path
 import msgspec
 
 from agora.core.files import replace_durably
-from agora.decision.consensus.frames import frame, read_frames
+from agora.decision.consensus.frames import frame, read_frame_file
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +118,13 @@ class CheckpointFile:
 
     def load(self) -> FileCheckpoint | None:
         """The checkpoint on disk, or None (none yet, or a damaged one: logged, ignored)."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        if not self.path.exists():
             return None
-        records, used = read_frames(data, _decoder)
-        if len(records) != 1 or used != len(data):
+        record = read_frame_file(self.path, _decoder)
+        if record is None:
             log.warning("%s: damaged checkpoint ignored; the restart scans the whole log",
                         self.path)
-            return None
-        return records[0]
+        return record  # type: ignore[return-value]
 
     def accepts(self) -> bool:
         """Whether a write may start now (False, counted as skipped, while one is in flight)."""

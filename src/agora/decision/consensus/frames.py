@@ -72,6 +72,19 @@ def read_frame(fd: int, offset: int) -> bytes | None:
     return None
 
 
+def read_frame_file(path: str | os.PathLike[str], decoder: msgspec.msgpack.Decoder
+                    ) -> object | None:
+    """The record of the small file at ``path`` that holds one frame (replaced whole), or None:
+    no file (FileNotFoundError is not raised), or one cut, damaged or holding anything else."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    records, used = read_frames(data, decoder)
+    return records[0] if len(records) == 1 and used == len(data) else None
+
+
 class FrameScan:
     """The intact frames of the file at ``path`` from byte ``start`` (a frame boundary) to
     ``stop`` (or its end), read ``chunk`` bytes at a time and decoded as the caller iterates:

@@ -183,6 +183,9 @@ def options_swarm_bft(seed: int, *, n: int | None = None, canary: BftCanary = Bf
     # and then: so few executed batches in memory that Fills read older ones back from storage
     if rng.random() < 0.4:
         replica = msgspec.structs.replace(replica, log_memory=rng.choice((1, 4, 32)))
+    # and then: restart snapshots every few batches, so restarts start from them
+    if rng.random() < 0.4:
+        replica = msgspec.structs.replace(replica, snapshot_every=rng.choice((1, 3, 16)))
     return BftSimOptions(base=base, replica=replica, byzantine=tuple(byzantine))
 
 

@@ -61,7 +61,8 @@ class NodeStats(msgspec.Struct):
     view: int = 0
     status: int = 0
     log_base: int = 0  # crash mode: entries no longer in memory (read back from storage)
-    started_from_checkpoint: int = 0  # crash mode: the checkpoint this incarnation started at
+    # the checkpoint (Byzantine mode: the snapshot's executed batch) this incarnation started at
+    started_from_checkpoint: int = 0
 
 
 class NodeCore:

@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="A request known but not executed this long starts a view change.")
     bft.add_argument("--fill-max", type=int, default=256,
                      help="Executed batches per state transfer (Fill) to a replica behind.")
+    bft.add_argument("--snapshot-every", type=int, default=8_192,
+                     help="Executed batches or requests between restart snapshots, so a "
+                          "restart replays what follows the last one (0: none).")
     bft.add_argument("--byzantine", default="",
                      help="Comma-separated faults this replica commits on purpose (tests): "
                           + ", ".join(BEHAVIOURS))
@@ -182,7 +185,7 @@ def build_bft(args: argparse.Namespace, keyring: Keyring, driver: type[BftDriver
         request_timeout_ns=args.request_timeout_us * 1000,
         view_change_timeout_ns=args.view_change_us * 1000, resend_ns=args.resend_us * 1000,
         batch_max=args.batch_max, pipeline_max=args.pipeline_max, fill_max=args.fill_max,
-        **_log_memory(args))
+        snapshot_every=args.snapshot_every, **_log_memory(args))
     kinds = frozenset(k for k in args.byzantine.split(",") if k)
     byzantine = (Byzantine(args.id, len(peers), kinds, keyring, config.auth,
                            random.Random(args.id)) if kinds else None)
@@ -298,8 +301,9 @@ def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     memory = 1 if args.log_memory is None else args.log_memory
-    if args.checkpoint_every < 0 or min(args.fill_max, memory) < 1:
-        parser.error("--checkpoint-every must be >= 0, --fill-max and --log-memory >= 1")
+    if min(args.checkpoint_every, args.snapshot_every) < 0 or min(args.fill_max, memory) < 1:
+        parser.error("--checkpoint-every and --snapshot-every must be >= 0, --fill-max and "
+                     "--log-memory >= 1")
     keyring = None
     if args.mode == "bft":
         try:

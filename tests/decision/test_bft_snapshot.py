@@ -12,6 +12,7 @@ import pytest
 
 from agora.decision.bft import BftConfig, BftReplica
 from agora.decision.bft import snapshot as bft_snapshot
+from agora.decision.bft.core import Stable
 from agora.decision.bft.storage import (
     ExecRecord,
     FileBftStorage,
@@ -225,3 +226,24 @@ def test_file_storage_marks_only_what_reached_the_file(tmp_path):
 def test_snapshot_every_must_not_be_negative():
     with pytest.raises(ValueError, match="snapshot_every"):
         BftConfig(cluster=CLUSTER, replica=0, n=4, snapshot_every=-1)
+
+
+def test_kept_stable_checkpoints_live_beside_the_records_and_a_torn_one_is_cut(tmp_path,
+                                                                               caplog):
+    stables = [Stable(16 * k, bytes([k]) * 32, ()) for k in (1, 2, 3)]
+    storage = FileBftStorage(tmp_path)
+    for stable in stables:
+        storage.keep_stable(stable)
+    storage.flush()
+    storage.close()
+    with open(tmp_path / "bft.stables", "ab") as f:
+        f.write(b"\x40\x00\x00\x00torn")  # a crash mid-append
+    storage = FileBftStorage(tmp_path)
+    list(storage.load(snapshot_max=-1))  # a whole replay cuts the torn one too
+    assert storage.kept_stables(3) == stables
+    storage.keep_stable(Stable(64, b"\x04" * 32, ()))
+    storage.flush()
+    with caplog.at_level(logging.WARNING):
+        assert storage.kept_stables(6)[-1].seq == 64
+    assert "4 stable checkpoints of the 6" in caplog.text
+    storage.close()

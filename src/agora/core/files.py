@@ -7,21 +7,26 @@ import tempfile
 from pathlib import Path
 
 
-def replace_durably(path: str | os.PathLike[str], data: bytes) -> None:
+def replace_durably(path: str | os.PathLike[str], data: bytes, *, sync: bool = True) -> None:
     """Make ``path`` hold ``data``, surviving a crash at any point as either the old file or the
     new one: a temporary file in the same directory, fsync, rename over ``path``, then fsync of
-    the directory so that the rename itself is durable."""
+    the directory so that the rename itself is durable. ``sync=False`` skips both fsyncs: still
+    whole or old after a process crash, but a power cut may keep either (for state whose policy
+    does not promise to survive one)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not sync:
+        return
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

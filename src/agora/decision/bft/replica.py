@@ -502,6 +502,8 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
         self.stable = stable
         if not self.stables or stable.seq - self.stables[-1].seq >= self.config.fill_max // 2:
             self.stables.append(stable)
+            if self.storage is not None and not self.restoring:
+                self.storage.keep_stable(stable)  # so a snapshot need not carry them all
 
     def _prune(self, s: int) -> None:
         """Drop the votes, P/Q sets and slots a stable checkpoint at ``s`` makes moot."""

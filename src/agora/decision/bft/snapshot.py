@@ -24,8 +24,10 @@ identical traces with a snapshot after every batch and with none):
   reads the batches after the stable checkpoint back from storage (the few a Fill, a new view or
   a checkpoint check may still ask about) and checks they chain to the snapshot's value.
 
-The snapshot's size grows with the session by the kept stable checkpoints (one 2f + 1-signature
-proof per ``fill_max / 2`` batches, for Fills to peers far behind) and with the client table.
+The stable checkpoints a replica keeps for Fills to peers far behind (one 2f + 1-signature proof
+per ``fill_max / 2`` batches, ~430 bytes each at n = 4) grow with the session, so they are not in
+the snapshot: the storage appends each as it is kept (``keep_stable``) and a restart reads back
+as many as the snapshot counts (``kept_stables``). The snapshot grows with the client table only.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class Snapshots:
             tuple((h.index, h.request, h.abandoned) for h in self.held),
             tuple((seq, u.elapsed, tuple(h.index for h in u.held))
                   for seq, u in self.undecided.items()),
-            self.stable, tuple(self.stables),
+            self.stable, len(self.stables),
             (self.stats.committed, self.stats.deadline_total, self.stats.deadline_abandoned))
 
     def _restore(self: BftReplica, snap: SnapshotRecord, now: int) -> None:
@@ -111,7 +113,8 @@ class Snapshots:
         self.held = deque(held.values())
         self.undecided = {seq: Undecided([held[i] for i in indices], now, elapsed)
                           for seq, elapsed, indices in snap.undecided}
-        self.stable, self.stables = snap.stable, list(snap.stables)
+        self.stable = snap.stable
+        self.stables = self.storage.kept_stables(snap.stables) if self.storage else []
         (self.stats.committed, self.stats.deadline_total,
          self.stats.deadline_abandoned) = snap.counters
         self._restore_log(snap)

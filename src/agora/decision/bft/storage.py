@@ -34,11 +34,13 @@ before the end refused (:class:`StorageDamaged`). Every storage reads the batche
 execution records back (``read_batches``: the file storage keeps where each starts, 8 bytes a
 batch), so a replica keeps only its latest executed batches in memory (``executed.py``).
 A load decodes the file a chunk at a time. The file storage marks its latest snapshots in
-``bft.snapshots`` (where each starts, replaced durably once it is in the file) and writes the
-places of the batches before each to ``bft.index`` first, so a load starts at the latest marked
-snapshot the application has delivered (a mark that leads nowhere, or to a snapshot whose index
-is short, is logged and the load replays from further back) and memory holds the places of the
-batches after it only. Limitation: no compaction (the file grows with every batch).
+``bft.snapshots`` (where each starts, replaced whole once it is in the file, and durably under
+``always``) and writes the places of the batches before each to ``bft.index`` first, so a load
+starts at the latest marked snapshot the application has delivered (a mark that leads nowhere,
+or to a snapshot whose index is short, is logged and the load replays from further back) and
+memory holds the places of the batches after it only; the stable checkpoints the replica keeps
+for Fills go to ``bft.stables`` as they are kept, so a snapshot counts them instead of carrying
+them. Limitation: no compaction (the file grows with every batch).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ class SnapshotRecord(msgspec.Struct, frozen=True, tag=True, array_like=True):
     held: tuple[tuple[int, ClientRequest, bool | None], ...]  # index, request, verdict
     undecided: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]  # seq, elapsed, held
     stable: Stable
-    stables: tuple[Stable, ...]
+    stables: int  # how many stable checkpoints it kept for Fills (its storage holds them)
     counters: tuple[int, int, int]  # stats: committed, deadline_total, deadline_abandoned
 
 
@@ -130,6 +132,7 @@ BftRecord = (ViewRecord | NewViewRecord | SlotRecord | PreparedRecord | ExecReco
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BftRecord)
 _marks_decoder = msgspec.msgpack.Decoder(list[tuple[int, int, int]])
+_stable_decoder = msgspec.msgpack.Decoder(Stable)
 SCAN_CHUNK = 1 << 20  # bytes of the file a load decodes at a time
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,14 @@ class BftStorage(Protocol):
     def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
         """The batches of the execution records of sequence numbers ``first..first + count -
         1``, as appended so far (a replica reads back batches it no longer keeps in memory)."""
+
+    def keep_stable(self, stable: Stable) -> None:
+        """Remember a stable checkpoint the replica keeps for Fills (written with the records
+        at :meth:`flush`; a snapshot counts them instead of carrying them)."""
+
+    def kept_stables(self, count: int) -> list[Stable]:
+        """The first ``count`` kept stable checkpoints (fewer if a power cut lost some: Fills
+        to far peers then take larger steps)."""
 
 
 def executed_batches(records: list[BftRecord], first: int, count: int
@@ -181,12 +192,15 @@ class MemoryBftStorage:
     def __init__(self) -> None:
         self.records: list[BftRecord] = []
         self.flushed = 0
+        self.kept: list[Stable] = []
+        self.kept_flushed = 0
 
     def append(self, record: BftRecord) -> None:
         self.records.append(record)
 
     def flush(self) -> None:
         self.flushed = len(self.records)
+        self.kept_flushed = len(self.kept)
 
     def load(self, snapshot_max: int = -1) -> list[BftRecord]:
         records = self.records
@@ -199,8 +213,15 @@ class MemoryBftStorage:
     def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
         return executed_batches(self.records, first, count)
 
+    def keep_stable(self, stable: Stable) -> None:
+        self.kept.append(stable)
+
+    def kept_stables(self, count: int) -> list[Stable]:
+        return self.kept[:count]
+
     def crash(self) -> None:
         del self.records[self.flushed:]
+        del self.kept[self.kept_flushed:]
 
 
 class FileBftStorage:
@@ -225,6 +246,8 @@ class FileBftStorage:
         self._index = os.open(self.index_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._indexed = 0  # batches whose places this incarnation wrote to the index
         self.marks_path = self.directory / "bft.snapshots"
+        self.stables_path = self.directory / "bft.stables"  # the kept stable checkpoints
+        self._kept = open(self.stables_path, "a+b")  # noqa: SIM115 - lives with the object
         self._marks: list[tuple[int, int, int]] = []  # the latest (offset, delivered, executed)
         self._unmarked: tuple[int, int, int] | None = None  # a snapshot appended, not marked
 
@@ -272,9 +295,33 @@ class FileBftStorage:
             out.append(record.batch)
         return out
 
+    def keep_stable(self, stable: Stable) -> None:
+        self._kept.write(frame(_encoder.encode(stable)))
+        self._dirty = True
+
+    def kept_stables(self, count: int) -> list[Stable]:
+        kept = self._read_kept()
+        if len(kept) < count:
+            log.warning("%s holds %d stable checkpoints of the %d the snapshot counts: Fills "
+                        "to replicas far behind take larger steps", self.stables_path,
+                        len(kept), count)
+        return kept[:count]
+
+    def _read_kept(self) -> list[Stable]:
+        """Every kept stable checkpoint in the file; a torn tail (a crash mid-append) is cut,
+        so that later ones follow the last whole one."""
+        self._kept.flush()
+        scan = FrameScan(self.stables_path, _stable_decoder, chunk=SCAN_CHUNK)
+        kept: list[Stable] = [stable for _, stable in scan]  # type: ignore[misc]
+        if scan.end < os.fstat(self._kept.fileno()).st_size:
+            self._kept.truncate(scan.end)
+        self._kept_read = True
+        return kept
+
     def flush(self) -> None:
         if not self._dirty:
             return
+        self._kept.flush()  # not fsynced: losing some costs Fill step sizes, not safety
         self._file.flush()
         if self.policy is FsyncPolicy.ALWAYS:
             os.fsync(self._file.fileno())
@@ -294,7 +341,8 @@ class FileBftStorage:
         del where[: executed - base]
         self._where_base = self._indexed = executed
         self._marks = [*self._marks, (offset, delivered, executed)][-SNAPSHOTS_OFFERED:]
-        replace_durably(self.marks_path, frame(_encoder.encode(self._marks)))
+        replace_durably(self.marks_path, frame(_encoder.encode(self._marks)),
+                        sync=self.policy is FsyncPolicy.ALWAYS)
 
     def _snapshot_start(self, snapshot_max: int) -> tuple[int, SnapshotRecord | None]:
         """The latest marked snapshot a load may start from: (where the records after it
@@ -328,6 +376,7 @@ class FileBftStorage:
         without a send): dropping the records after it would make the replica forget votes it
         sent."""
         self.flush()
+        self._kept_read = False
         start, snapshot = self._snapshot_start(snapshot_max)
         del self._where[:]
         # from a snapshot, the index holds the places up to it; else this load finds them all
@@ -353,8 +402,11 @@ class FileBftStorage:
             self._file.truncate(good)  # later appends follow the last good frame
         self._size = good
         self._marks = [m for m in self._marks if m[0] < good]
+        if not self._kept_read:  # (a restart from a snapshot read them)
+            self._read_kept()
 
     def close(self) -> None:
         self.flush()
         self._file.close()
+        self._kept.close()
         os.close(self._index)

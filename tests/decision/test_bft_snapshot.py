@@ -13,6 +13,7 @@ import pytest
 from agora.decision.bft import BftConfig, BftReplica
 from agora.decision.bft import snapshot as bft_snapshot
 from agora.decision.bft.core import Stable
+from agora.decision.bft.kept import KeptStables
 from agora.decision.bft.storage import (
     ExecRecord,
     FileBftStorage,
@@ -42,7 +43,7 @@ def replayed_state(r: BftReplica) -> dict:
         "held": [(h.index, h.request, h.abandoned) for h in r.held],
         "undecided": {s: ([h.index for h in u.held], u.since_ns, u.elapsed, u.timing)
                       for s, u in r.undecided.items()},
-        "stable": (r.stable, r.stables),
+        "stable": (r.stable, [r.stables[k] for k in range(len(r.stables))]),
         "counters": (r.stats.committed, r.stats.deadline_total, r.stats.deadline_abandoned),
         "log": [(r.log.digest_at(s), r.log.chain_at(s))
                 for s in range(min(r.stable.seq, executed) + 1, executed + 1)],
@@ -50,11 +51,13 @@ def replayed_state(r: BftReplica) -> dict:
 
 
 class _WholeReplay(MemoryBftStorage):
-    """The same records, loaded without a snapshot."""
+    """The same records and kept stable checkpoints, loaded without a snapshot."""
 
-    def __init__(self, records: list) -> None:
+    def __init__(self, storage: MemoryBftStorage) -> None:
         super().__init__()
-        self.records, self.flushed = list(records), len(records)
+        self.records = storage.records[: storage.flushed]
+        self.kept = storage.kept[: storage.kept_flushed]
+        self.flush()
 
     def load(self, snapshot_max: int = -1) -> list:
         return super().load(-1)
@@ -90,8 +93,7 @@ def test_a_restart_from_a_snapshot_has_the_state_a_whole_replay_gives(seed):
         if not snaps:
             continue
         config_r = msgspec.structs.replace(config, replica=r)
-        whole = BftReplica(config_r, cluster.keyring, _WholeReplay(
-            storage.records[: storage.flushed]))
+        whole = BftReplica(config_r, cluster.keyring, _WholeReplay(storage))
         whole.start(0)
         from_snapshot = BftReplica(config_r, cluster.keyring, storage,
                                    applied_index=snaps[-1].delivered)
@@ -228,22 +230,36 @@ def test_snapshot_every_must_not_be_negative():
         BftConfig(cluster=CLUSTER, replica=0, n=4, snapshot_every=-1)
 
 
-def test_kept_stable_checkpoints_live_beside_the_records_and_a_torn_one_is_cut(tmp_path,
-                                                                               caplog):
+def test_kept_stable_checkpoints_live_beside_the_records_and_a_torn_one_is_cut(tmp_path):
     stables = [Stable(16 * k, bytes([k]) * 32, ()) for k in (1, 2, 3)]
     storage = FileBftStorage(tmp_path)
     for stable in stables:
         storage.keep_stable(stable)
     storage.flush()
+    assert storage.kept_stable(32) == stables[1] and storage.kept_stable(40) is None
     storage.close()
     with open(tmp_path / "bft.stables", "ab") as f:
         f.write(b"\x40\x00\x00\x00torn")  # a crash mid-append
     storage = FileBftStorage(tmp_path)
     list(storage.load(snapshot_max=-1))  # a whole replay cuts the torn one too
-    assert storage.kept_stables(3) == stables
+    assert storage.kept_stables(100) == stables and storage.kept_stables(32) == stables[:2]
     storage.keep_stable(Stable(64, b"\x04" * 32, ()))
     storage.flush()
-    with caplog.at_level(logging.WARNING):
-        assert storage.kept_stables(6)[-1].seq == 64
-    assert "4 stable checkpoints of the 6" in caplog.text
+    assert [s.seq for s in storage.kept_stables(100)] == [16, 32, 48, 64]
+    assert storage.kept_stable(64).seq == 64 and storage.kept_stable(16) == stables[0]
     storage.close()
+
+
+def test_a_replica_holds_the_latest_kept_proofs_and_reads_older_ones_back():
+    storage = MemoryBftStorage()
+    kept = KeptStables(storage, keep=2)
+    stables = [Stable(10 * k, bytes([k]) * 32, ()) for k in range(1, 8)]
+    for stable in stables:
+        storage.keep_stable(stable)
+        kept.append(stable)
+    assert len(kept.recent) < 4 and [kept[k] for k in range(7)] == stables
+    assert kept.within(behind=15, reach=45, executed=70) == stables[3]  # the furthest in reach
+    assert kept.within(behind=15, reach=18, executed=70) == stables[1]  # none: the nearest past
+    assert kept.within(behind=65, reach=100, executed=65) is None  # not executed yet
+    storage.kept.remove(stables[0])  # a proof the storage lost
+    assert kept.within(behind=0, reach=12, executed=70) is None

@@ -50,14 +50,13 @@ view an entry committed in differs between replicas and is not part of the agree
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
 from agora.decision.bft.core import BftStats, Phase, Stable
 from agora.decision.bft.deadline import Deadlines, Held
 from agora.decision.bft.durable import DurableState
 from agora.decision.bft.executed import ExecutedLog
+from agora.decision.bft.kept import KeptStables
 from agora.decision.bft.messages import (
     ZERO_CHAIN,
     Checkpoint,
@@ -90,10 +89,6 @@ from agora.decision.consensus.core import InvariantViolation
 from agora.decision.consensus.messages import Broadcast, Outbox, Send, ToClient
 
 Batch = tuple[ClientRequest, ...]
-
-
-def _seq(stable: Stable) -> int:
-    return stable.seq
 
 
 class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
@@ -132,7 +127,9 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
         self.clients: dict[int, tuple[int, int, bool]] = {}
         self.waiting: dict[tuple[int, int], tuple[ClientRequest, int]] = {}
         self.stable = Stable(0, ZERO_CHAIN, ())
-        self.stables: list[Stable] = []  # Fills' proofs: stable ones half a Fill apart, by seq
+        # Fills' proofs: stable ones half a Fill apart (in memory: as many as log_memory spans)
+        spacing = max(1, config.fill_max // 2)
+        self.stables = KeptStables(storage, max(1, config.log_memory // spacing))
         self.ckpt_votes: dict[tuple[int, bytes], dict[int, Sealed]] = {}
         self.last_ckpt = 0
         self.last_exec_ns = 0
@@ -500,7 +497,7 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
         """Make ``stable`` the stable checkpoint, and keep it for Fills if the last one kept is
         half a Fill back or more (every window of ``fill_max`` batches then holds one)."""
         self.stable = stable
-        if not self.stables or stable.seq - self.stables[-1].seq >= self.config.fill_max // 2:
+        if not self.stables or stable.seq - self.stables.last_seq() >= self.config.fill_max // 2:
             self.stables.append(stable)
             if self.storage is not None and not self.restoring:
                 self.storage.keep_stable(stable)  # so a snapshot need not carry them all
@@ -553,14 +550,7 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
     def _stable_within(self, behind: int) -> Stable | None:
         """The furthest stable checkpoint at most ``fill_max`` past ``behind`` (the nearest
         past it if none is that close), among those this replica executed."""
-        stables = self.stables
-        k = bisect_right(stables, min(behind + self.config.fill_max, self.executed),
-                         key=_seq) - 1
-        if k < 0 or stables[k].seq <= behind:
-            k = bisect_right(stables, behind, key=_seq)
-            if k == len(stables) or stables[k].seq > self.executed:
-                return None
-        return stables[k]
+        return self.stables.within(behind, behind + self.config.fill_max, self.executed)
 
     def _retransmit(self, to: int, behind: int, out: list[Outbox]) -> None:
         """Resend what a peer in this view may have lost, for the sequence numbers it has not

@@ -27,7 +27,8 @@ identical traces with a snapshot after every batch and with none):
 The stable checkpoints a replica keeps for Fills to peers far behind (one 2f + 1-signature proof
 per ``fill_max / 2`` batches, ~430 bytes each at n = 4) grow with the session, so they are not in
 the snapshot: the storage appends each as it is kept (``keep_stable``) and a restart reads back
-as many as the snapshot counts (``kept_stables``). The snapshot grows with the client table only.
+those up to the snapshot's stable checkpoint (``kept_stables``); the replica holds only the
+latest in memory (``kept.py``). The snapshot grows with the client table only.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class Snapshots:
             tuple((h.index, h.request, h.abandoned) for h in self.held),
             tuple((seq, u.elapsed, tuple(h.index for h in u.held))
                   for seq, u in self.undecided.items()),
-            self.stable, len(self.stables),
+            self.stable,
             (self.stats.committed, self.stats.deadline_total, self.stats.deadline_abandoned))
 
     def _restore(self: BftReplica, snap: SnapshotRecord, now: int) -> None:
@@ -114,7 +115,8 @@ class Snapshots:
         self.undecided = {seq: Undecided([held[i] for i in indices], now, elapsed)
                           for seq, elapsed, indices in snap.undecided}
         self.stable = snap.stable
-        self.stables = self.storage.kept_stables(snap.stables) if self.storage else []
+        for stable in self.storage.kept_stables(snap.stable.seq) if self.storage else ():
+            self.stables.append(stable)  # (those kept after the snapshot: by the replay)
         (self.stats.committed, self.stats.deadline_total,
          self.stats.deadline_abandoned) = snap.counters
         self._restore_log(snap)

@@ -39,8 +39,8 @@ A load decodes the file a chunk at a time. The file storage marks its latest sna
 starts at the latest marked snapshot the application has delivered (a mark that leads nowhere,
 or to a snapshot whose index is short, is logged and the load replays from further back) and
 memory holds the places of the batches after it only; the stable checkpoints the replica keeps
-for Fills go to ``bft.stables`` as they are kept, so a snapshot counts them instead of carrying
-them. Limitation: no compaction (the file grows with every batch).
+for Fills go to ``bft.stables`` as they are kept, so a snapshot need not carry them. Limitation:
+no compaction (the file grows with every batch).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import os
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -123,7 +124,6 @@ class SnapshotRecord(msgspec.Struct, frozen=True, tag=True, array_like=True):
     held: tuple[tuple[int, ClientRequest, bool | None], ...]  # index, request, verdict
     undecided: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]  # seq, elapsed, held
     stable: Stable
-    stables: int  # how many stable checkpoints it kept for Fills (its storage holds them)
     counters: tuple[int, int, int]  # stats: committed, deadline_total, deadline_abandoned
 
 
@@ -157,9 +157,12 @@ class BftStorage(Protocol):
         """Remember a stable checkpoint the replica keeps for Fills (written with the records
         at :meth:`flush`; a snapshot counts them instead of carrying them)."""
 
-    def kept_stables(self, count: int) -> list[Stable]:
-        """The first ``count`` kept stable checkpoints (fewer if a power cut lost some: Fills
-        to far peers then take larger steps)."""
+    def kept_stables(self, upto: int) -> list[Stable]:
+        """The kept stable checkpoints of sequence numbers up to ``upto``, in order (a power
+        cut may have lost some: Fills to far peers then take larger steps)."""
+
+    def kept_stable(self, seq: int) -> Stable | None:
+        """The kept stable checkpoint at ``seq``, read back (None: not stored)."""
 
 
 def executed_batches(records: list[BftRecord], first: int, count: int
@@ -216,8 +219,11 @@ class MemoryBftStorage:
     def keep_stable(self, stable: Stable) -> None:
         self.kept.append(stable)
 
-    def kept_stables(self, count: int) -> list[Stable]:
-        return self.kept[:count]
+    def kept_stables(self, upto: int) -> list[Stable]:
+        return [s for s in self.kept if s.seq <= upto]
+
+    def kept_stable(self, seq: int) -> Stable | None:
+        return next((s for s in self.kept if s.seq == seq), None)
 
     def crash(self) -> None:
         del self.records[self.flushed:]
@@ -248,6 +254,9 @@ class FileBftStorage:
         self.marks_path = self.directory / "bft.snapshots"
         self.stables_path = self.directory / "bft.stables"  # the kept stable checkpoints
         self._kept = open(self.stables_path, "a+b")  # noqa: SIM115 - lives with the object
+        self._kept_seqs = array("Q")  # their sequence numbers, in order
+        self._kept_where = array("Q")  # where each one's frame starts in that file
+        self._kept_size = os.fstat(self._kept.fileno()).st_size
         self._marks: list[tuple[int, int, int]] = []  # the latest (offset, delivered, executed)
         self._unmarked: tuple[int, int, int] | None = None  # a snapshot appended, not marked
 
@@ -296,25 +305,39 @@ class FileBftStorage:
         return out
 
     def keep_stable(self, stable: Stable) -> None:
-        self._kept.write(frame(_encoder.encode(stable)))
+        data = frame(_encoder.encode(stable))
+        self._kept.write(data)
+        self._kept_seqs.append(stable.seq)
+        self._kept_where.append(self._kept_size)
+        self._kept_size += len(data)
         self._dirty = True
 
-    def kept_stables(self, count: int) -> list[Stable]:
-        kept = self._read_kept()
-        if len(kept) < count:
-            log.warning("%s holds %d stable checkpoints of the %d the snapshot counts: Fills "
-                        "to replicas far behind take larger steps", self.stables_path,
-                        len(kept), count)
-        return kept[:count]
+    def kept_stable(self, seq: int) -> Stable | None:
+        k = bisect_left(self._kept_seqs, seq)
+        if k == len(self._kept_seqs) or self._kept_seqs[k] != seq:
+            return None
+        self._kept.flush()
+        payload = read_frame(self._kept.fileno(), self._kept_where[k])
+        stable = None if payload is None else _stable_decoder.decode(payload)
+        return stable if stable is not None and stable.seq == seq else None
+
+    def kept_stables(self, upto: int) -> list[Stable]:
+        return [stable for stable in self._read_kept() if stable.seq <= upto]
 
     def _read_kept(self) -> list[Stable]:
         """Every kept stable checkpoint in the file; a torn tail (a crash mid-append) is cut,
         so that later ones follow the last whole one."""
         self._kept.flush()
         scan = FrameScan(self.stables_path, _stable_decoder, chunk=SCAN_CHUNK)
-        kept: list[Stable] = [stable for _, stable in scan]  # type: ignore[misc]
+        kept: list[Stable] = []
+        del self._kept_seqs[:], self._kept_where[:]
+        for offset, stable in scan:
+            kept.append(stable)  # type: ignore[arg-type]
+            self._kept_seqs.append(stable.seq)  # type: ignore[attr-defined]
+            self._kept_where.append(offset)
         if scan.end < os.fstat(self._kept.fileno()).st_size:
             self._kept.truncate(scan.end)
+        self._kept_size = scan.end
         self._kept_read = True
         return kept
 

@@ -17,7 +17,8 @@ matching ones make it stable: votes, P/Q sets and view-change state below it are
 replica behind it catches up with ``Fill``s from any peer, each checked against a proof and
 each up to the furthest stable checkpoint within ``fill_max`` batches (further only if none is
 that close): every replica keeps the proofs of stable checkpoints half a Fill or more apart
-(``stables``). The filled replica asks for the next at once. A replica with a storage keeps
+(``stables``, ``kept.py``: the latest proofs in memory, older ones read back from storage).
+The filled replica asks for the next at once. A replica with a storage keeps
 only its latest executed batches in memory and reads older ones back for a Fill
 (``executed.py``); the log itself is unbounded on disk (no compaction). Every
 ``snapshot_every`` executed batches or requests the replica appends a restart snapshot

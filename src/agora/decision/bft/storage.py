@@ -155,7 +155,7 @@ class BftStorage(Protocol):
 
     def keep_stable(self, stable: Stable) -> None:
         """Remember a stable checkpoint the replica keeps for Fills (written with the records
-        at :meth:`flush`; a snapshot counts them instead of carrying them)."""
+        at :meth:`flush`), so that neither memory nor a snapshot need hold them all."""
 
     def kept_stables(self, upto: int) -> list[Stable]:
         """The kept stable checkpoints of sequence numbers up to ``upto``, in order (a power
@@ -250,13 +250,13 @@ class FileBftStorage:
         self._where_base = 0
         self.index_path = self.directory / "bft.index"
         self._index = os.open(self.index_path, os.O_RDWR | os.O_CREAT, 0o644)
-        self._indexed = 0  # batches whose places this incarnation wrote to the index
         self.marks_path = self.directory / "bft.snapshots"
         self.stables_path = self.directory / "bft.stables"  # the kept stable checkpoints
         self._kept = open(self.stables_path, "a+b")  # noqa: SIM115 - lives with the object
         self._kept_seqs = array("Q")  # their sequence numbers, in order
         self._kept_where = array("Q")  # where each one's frame starts in that file
         self._kept_size = os.fstat(self._kept.fileno()).st_size
+        self._kept_read = False  # the file was read since the last load began
         self._marks: list[tuple[int, int, int]] = []  # the latest (offset, delivered, executed)
         self._unmarked: tuple[int, int, int] | None = None  # a snapshot appended, not marked
 
@@ -357,12 +357,11 @@ class FileBftStorage:
         """A snapshot is in the file: the places of the batches up to it go to the index (and
         out of memory), then the marks file names it among the latest (a restart's start)."""
         where, base = self._where, self._where_base
-        os.pwrite(self._index, where[self._indexed - base : executed - base].tobytes(),
-                  self._indexed * 8)
+        os.pwrite(self._index, where[: executed - base].tobytes(), base * 8)
         if self.policy is FsyncPolicy.ALWAYS:
             os.fsync(self._index)
         del where[: executed - base]
-        self._where_base = self._indexed = executed
+        self._where_base = executed
         self._marks = [*self._marks, (offset, delivered, executed)][-SNAPSHOTS_OFFERED:]
         replace_durably(self.marks_path, frame(_encoder.encode(self._marks)),
                         sync=self.policy is FsyncPolicy.ALWAYS)
@@ -403,7 +402,7 @@ class FileBftStorage:
         start, snapshot = self._snapshot_start(snapshot_max)
         del self._where[:]
         # from a snapshot, the index holds the places up to it; else this load finds them all
-        self._where_base = self._indexed = 0 if snapshot is None else snapshot.executed
+        self._where_base = 0 if snapshot is None else snapshot.executed
         if snapshot is not None:
             yield snapshot
         scan = FrameScan(self.path, _decoder, chunk=SCAN_CHUNK, start=start)

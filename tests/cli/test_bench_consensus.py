@@ -57,3 +57,18 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert figures["long_log_rss_mb_max"] > 0 and figures["long_log_failover_ms"] > 0
     assert 0 < figures["long_log_restart_ready_s"] <= figures["long_log_restart_caught_up_s"]
     assert figures["long_log_restarted_rss_mb"] > 0
+
+
+def test_the_byzantine_long_session_bench_restarts_a_killed_backup():
+    done = subprocess.run(
+        [sys.executable, "-m", "agora.bench.consensus_bft_long", "--requests", "3000",
+         "--rate", "3000"], capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
+    assert figures["bft_long_requests"] == 3_000 and figures["bft_long_rss_mb_max"] > 0
+    assert 0 < figures["bft_long_restart_ready_s"] <= figures["bft_long_restart_caught_up_s"]
+    assert figures["bft_long_restarted_rss_mb"] > 0
+    refused = subprocess.run([sys.executable, "-m", "agora.bench.consensus_bft_long",
+                              "--requests", "0"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--requests" in refused.stderr

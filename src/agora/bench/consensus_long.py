@@ -22,12 +22,39 @@ from agora.decision.transport.client import ClusterClient, open_loop
 from agora.decision.transport.cluster import ProcessCluster
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+async def commit_session(client: ClusterClient, entries: int, rate: int) -> None:
+    """``entries`` decisions of 94 bytes at ``rate`` per second, a second of load at a time;
+    raises if any of them went unanswered."""
+    done = 0
+    while done < entries:
+        count = min(rate, entries - done)
+        outcomes = await open_loop(client, CLOCK, rate=rate, count=count, timeout_s=20,
+                                   payload=lambda i, d=done: b"decision %08d " % (d + i)
+                                   + b"x" * 80)
+        if any(o.reply is None for o in outcomes):
+            raise RuntimeError("the long-session load was not all answered")
+        done += count
+
+
+async def restart_and_catch_up(cluster: ProcessCluster, replica: int) -> tuple[float, float,
+                                                                               float]:
+    """Start the killed ``replica`` again on its directory: (seconds until it serves, until its
+    committed record holds what the others' did, its RSS in MB then)."""
+    target = max(cluster.last_index(r) for r in range(cluster.n) if r != replica)
+    started = time.perf_counter()
+    cluster.start(replica)
+    ready_s = time.perf_counter() - started
+    while cluster.last_index(replica) < target and time.perf_counter() - started < 120:
+        await asyncio.sleep(0.02)
+    return ready_s, time.perf_counter() - started, rss_mb(cluster.procs[replica].pid)
 
 
 async def _measure(root: Path, entries: int, rate: int, fsync: str) -> dict:
@@ -36,27 +63,12 @@ async def _measure(root: Path, entries: int, rate: int, fsync: str) -> dict:
         client = await ClusterClient.connect(cluster.cluster, cluster.peers, CLOCK, pool=1024,
                                              keep_log=True)
         try:
-            done = 0
-            while done < entries:
-                count = min(rate, entries - done)  # a second of load at a time
-                outcomes = await open_loop(client, CLOCK, rate=rate, count=count, timeout_s=20,
-                                           payload=lambda i, d=done: b"decision %08d " % (d + i)
-                                           + b"x" * 80)
-                if any(o.reply is None for o in outcomes):
-                    raise RuntimeError("the long-log load was not all answered")
-                done += count
+            await commit_session(client, entries, rate)
             await asyncio.sleep(0.5)
-            rss = [_rss_mb(cluster.procs[r].pid) for r in range(cluster.n)]
+            rss = [rss_mb(cluster.procs[r].pid) for r in range(cluster.n)]
             killed = client.view % cluster.n
             failover_ms = await _failover(cluster, client, 1_000)
-            target = max(cluster.last_index(r) for r in range(cluster.n) if r != killed)
-            started = time.perf_counter()
-            cluster.start(killed)
-            ready_s = time.perf_counter() - started
-            while cluster.last_index(killed) < target and time.perf_counter() - started < 120:
-                await asyncio.sleep(0.02)
-            caught_up_s = time.perf_counter() - started
-            restarted_rss = _rss_mb(cluster.procs[killed].pid)
+            ready_s, caught_up_s, restarted_rss = await restart_and_catch_up(cluster, killed)
         finally:
             client.close()
     return {"entries": entries, "rss_mb": rss, "failover_ms": failover_ms,

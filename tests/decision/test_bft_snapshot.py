@@ -1,7 +1,8 @@
 """Restart snapshots of a Byzantine-mode replica: a restart from one has the state a replay of
 every record gives, on simulated runs with crashes, Byzantine peers and deadlines; the file
-storage marks them, indexes the batches before them, and falls back to a whole replay when a
-mark, a snapshot or the index is damaged."""
+storage marks them and indexes the batches before them, replays from further back when a mark
+or the index is damaged, and refuses a damaged snapshot as damage in the log; the kept stable
+checkpoints live beside the records, the latest in memory."""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ signatures), ``replica.py`` (normal case, checkpoints, state transfer, view-chan
 ``view_change.py`` (the P/Q-set decision rule, pure), ``deadline.py`` (deadline verdicts from
 2f + 1 replicas' own clocks, certified into the log), ``storage.py``, ``durable.py`` and
 ``snapshot.py`` (crash-restart from each replica's records, from its latest restart snapshot),
-``executed.py`` (the executed batches in bounded memory), ``client.py``, ``config.py``. The
-transport is ``decision.transport.bft_node``.
+``executed.py`` and ``kept.py`` (the executed batches and the stable checkpoints kept for
+state transfer, in bounded memory), ``client.py``, ``config.py``. The transport is
+``decision.transport.bft_node``.
 
 Not supported yet (say so, don't guess): compaction (the record file keeps every batch: a
 replica far behind is filled from it, as there is no transfer of a snapshot between replicas),

@@ -217,6 +217,24 @@ def test_a_damaged_snapshot_is_damage_in_the_log(tmp_path, caplog):
     assert "not there" in caplog.text  # the mark led nowhere; the scan, to the damage
 
 
+def test_a_mark_that_cannot_be_written_is_logged_and_the_restart_replays_more(
+        tmp_path, monkeypatch, caplog):
+    from agora.decision.bft import storage as bft_storage
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bft_storage, "replace_durably", full_disk)
+    with caplog.at_level(logging.WARNING):
+        _write_batches(tmp_path)  # snapshots after 2, 4 and 6: none marked, nothing raised
+    assert caplog.text.count("was not marked") == 3
+    monkeypatch.undo()
+    storage, records = _reopened(tmp_path, snapshot_max=100)
+    assert not any(type(r) is SnapshotRecord for r in records)  # a whole replay
+    assert [b[0].payload for b in storage.read_batches(1, 7)] == PAYLOADS
+    storage.close()
+
+
 def test_file_storage_marks_only_what_reached_the_file(tmp_path):
     storage = FileBftStorage(tmp_path)
     storage.append(ViewRecord(1))

@@ -259,6 +259,7 @@ class FileBftStorage:
         self._kept_read = False  # the file was read since the last load began
         self._marks: list[tuple[int, int, int]] = []  # the latest (offset, delivered, executed)
         self._unmarked: tuple[int, int, int] | None = None  # a snapshot appended, not marked
+        self.mark_failures = 0  # snapshots whose index or mark could not be written
 
     def append(self, record: BftRecord) -> None:
         data = frame(_encoder.encode(record))
@@ -355,16 +356,30 @@ class FileBftStorage:
 
     def _mark(self, offset: int, delivered: int, executed: int) -> None:
         """A snapshot is in the file: the places of the batches up to it go to the index (and
-        out of memory), then the marks file names it among the latest (a restart's start)."""
+        out of memory), then the marks file names it among the latest (a restart's start).
+        Either write failing (a full disk) is logged and counted, not raised: the records are
+        written, and a restart only replays from further back."""
         where, base = self._where, self._where_base
-        os.pwrite(self._index, where[: executed - base].tobytes(), base * 8)
-        if self.policy is FsyncPolicy.ALWAYS:
-            os.fsync(self._index)
+        try:
+            os.pwrite(self._index, where[: executed - base].tobytes(), base * 8)
+            if self.policy is FsyncPolicy.ALWAYS:
+                os.fsync(self._index)
+        except OSError as exc:
+            self._mark_failed(offset, exc)
+            return  # the places stay in memory; the next snapshot writes them again
         del where[: executed - base]
         self._where_base = executed
         self._marks = [*self._marks, (offset, delivered, executed)][-SNAPSHOTS_OFFERED:]
-        replace_durably(self.marks_path, frame(_encoder.encode(self._marks)),
-                        sync=self.policy is FsyncPolicy.ALWAYS)
+        try:
+            replace_durably(self.marks_path, frame(_encoder.encode(self._marks)),
+                            sync=self.policy is FsyncPolicy.ALWAYS)
+        except OSError as exc:
+            self._mark_failed(offset, exc)
+
+    def _mark_failed(self, offset: int, exc: OSError) -> None:
+        self.mark_failures += 1
+        log.warning("%s: the snapshot at byte %d was not marked (%s): a restart replays from "
+                    "an older one", self.path, offset, exc)
 
     def _snapshot_start(self, snapshot_max: int) -> tuple[int, SnapshotRecord | None]:
         """The latest marked snapshot a load may start from: (where the records after it

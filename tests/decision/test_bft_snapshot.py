@@ -282,3 +282,10 @@ def test_a_replica_holds_the_latest_kept_proofs_and_reads_older_ones_back():
     assert kept.within(behind=65, reach=100, executed=65) is None  # not executed yet
     storage.kept.remove(stables[0])  # a proof the storage lost
     assert kept.within(behind=0, reach=12, executed=70) is None
+
+
+def test_a_marks_replacement_a_crash_cut_short_is_removed_on_open(tmp_path):
+    leftover = tmp_path / ".bft.snapshots.k3x9.tmp"
+    leftover.write_bytes(b"half a mark")
+    FileBftStorage(tmp_path).close()
+    assert not leftover.exists()

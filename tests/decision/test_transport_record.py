@@ -89,3 +89,10 @@ def test_a_torn_last_frame_after_the_mark_is_cut(tmp_path, monkeypatch):
     with open(path, "ab") as f:
         f.write(b"\x30\x00\x00\x00\x95")  # a frame of 48 bytes, killed after its first
     assert opened(path) == (1, 5, whole)
+
+
+def test_a_mark_replacement_a_crash_cut_short_is_removed_on_open(tmp_path):
+    leftover = tmp_path / ".committed.log.mark.k3x9.tmp"
+    leftover.write_bytes(b"half a mark")
+    Recorder(tmp_path / "committed.log", 0).close()
+    assert not leftover.exists()

@@ -7,6 +7,14 @@ import tempfile
 from pathlib import Path
 
 
+def remove_leftovers(path: str | os.PathLike[str]) -> None:
+    """Remove the temporary files that replacements of ``path`` left when a crash cut them
+    short (a file that is replaced again and again would otherwise collect them)."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def replace_durably(path: str | os.PathLike[str], data: bytes, *, sync: bool = True) -> None:
     """Make ``path`` hold ``data``, surviving a crash at any point as either the old file or the
     new one: a temporary file in the same directory, fsync, rename over ``path``, then fsync of

@@ -55,15 +55,17 @@ from typing import Protocol
 
 import msgspec
 
-from agora.core.files import replace_durably
+from agora.core.files import remove_leftovers, replace_durably
 from agora.decision.bft.core import Stable
 from agora.decision.bft.messages import ClientRequest, PEntry, Sealed
 from agora.decision.consensus.frames import (
     FRAME,
     FrameScan,
     frame,
+    places_of,
     read_frame,
     read_frame_file,
+    read_places,
     torn_tail,
 )
 from agora.decision.consensus.storage import FsyncPolicy
@@ -251,6 +253,7 @@ class FileBftStorage:
         self.index_path = self.directory / "bft.index"
         self._index = os.open(self.index_path, os.O_RDWR | os.O_CREAT, 0o644)
         self.marks_path = self.directory / "bft.snapshots"
+        remove_leftovers(self.marks_path)  # a replacement a crash cut short
         self.stables_path = self.directory / "bft.stables"  # the kept stable checkpoints
         self._kept = open(self.stables_path, "a+b")  # noqa: SIM115 - lives with the object
         self._kept_seqs = array("Q")  # their sequence numbers, in order
@@ -278,26 +281,25 @@ class FileBftStorage:
             raise StorageDamaged(f"{self.path}: execution record {seq} after {known}")
         self._where.append(offset)
 
-    def _place(self, seq: int) -> int:
-        """Where the execution record of batch ``seq`` starts (LookupError: not stored)."""
-        base = self._where_base
-        if seq > base:
-            return self._where[seq - base - 1]
-        raw = os.pread(self._index, 8, (seq - 1) * 8)
-        if len(raw) != 8:
-            raise LookupError(f"{self.index_path}: no place for batch {seq}")
-        return int.from_bytes(raw, "little")
+    def _places(self, first: int, count: int) -> array:
+        """Where the execution records of batches ``first..first + count - 1`` start: from the
+        index for those up to ``_where_base``, from memory for the rest (LookupError: not
+        stored)."""
+        return places_of(first, count, self._where_base, self._where, self._read_index,
+                         "batches", self.path)
+
+    def _read_index(self, first: int, count: int) -> array:
+        places = read_places(self._index, first, count)
+        if places is None:
+            raise LookupError(f"{self.index_path}: no places for batches "
+                              f"{first}..{first + count - 1}")
+        return places
 
     def read_batches(self, first: int, count: int) -> list[tuple[ClientRequest, ...]]:
         self._file.flush()  # appended records are in the file before it is read
-        known = self._where_base + len(self._where)
-        if first < 1 or first + count - 1 > known:
-            raise LookupError(f"batches {first}..{first + count - 1} asked for, "
-                              f"{self.path} holds 1..{known}")
         out = []
         fd = self._file.fileno()
-        for seq in range(first, first + count):
-            place = self._place(seq)
+        for seq, place in enumerate(self._places(first, count), first):
             payload = read_frame(fd, place)
             record = None if payload is None else _decoder.decode(payload)
             if type(record) is not ExecRecord or record.seq != seq:

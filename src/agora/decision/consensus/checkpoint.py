@@ -24,7 +24,7 @@ It is a shortcut, never a source of truth:
 What it is not: compaction. The log file keeps every record (a lagging replica may still ask for
 old entries, and a replica whose application persists nothing replays from entry 1); releasing
 its prefix needs a snapshot transfer to replicas behind it, which the protocol does not have yet.
-The Byzantine mode's storage (``agora.decision.bft``) has no checkpoints yet.
+The Byzantine mode has restart snapshots of its own (``agora.decision.bft.snapshot``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import msgspec
 
-from agora.core.files import replace_durably
-from agora.decision.consensus.frames import frame, read_frame_file
+from agora.core.files import remove_leftovers, replace_durably
+from agora.decision.consensus.frames import frame, read_frame_file, read_places
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,7 @@ class CheckpointFile:
         self.index_path = index_path
         self.indexed = 0  # entries 1..indexed: their frames' places are durable in the index
         self._index_fd = -1  # for reads
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a write a crash cut short
-            stale.unlink(missing_ok=True)
+        remove_leftovers(path)  # a write a crash cut short
         self._jobs: queue.SimpleQueue[tuple[bytes, int, array, int, int] | None] = (
             queue.SimpleQueue())
         self._thread: threading.Thread | None = None
@@ -158,12 +157,10 @@ class CheckpointFile:
         """The places of entries ``first..first + count - 1`` (all at most ``indexed``)."""
         if self._index_fd < 0:
             self._index_fd = os.open(self.index_path, os.O_RDONLY)
-        data = os.pread(self._index_fd, 8 * count, 8 * (first - 1))
-        if len(data) != 8 * count:
+        places = read_places(self._index_fd, first, count)
+        if places is None:
             raise LookupError(f"{self.index_path}: entries {first}..{first + count - 1} asked "
                               f"for, the index holds {os.fstat(self._index_fd).st_size // 8}")
-        places = array("Q")
-        places.frombytes(data)
         return places
 
     def _run(self) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterator
 
 import msgspec
 
@@ -70,6 +71,31 @@ def read_frame(fd: int, offset: int) -> bytes | None:
         if len(payload) == length and zlib.crc32(payload) == crc:
             return payload
     return None
+
+
+def read_places(fd: int, first: int, count: int) -> array | None:
+    """Places ``first..first + count - 1`` (from 1) of the index file ``fd``: 8 bytes each,
+    where the frame holding that entry or batch starts; None if the file is short of them."""
+    data = os.pread(fd, 8 * count, 8 * (first - 1))
+    if len(data) != 8 * count:
+        return None
+    places = array("Q")
+    places.frombytes(data)
+    return places
+
+
+def places_of(first: int, count: int, base: int, recent: array,
+              read_indexed: Callable[[int, int], array], what: str, holder: object) -> array:
+    """Where ``what`` (entries, batches) ``first..first + count - 1`` start, for a storage that
+    holds the places of those after ``base`` in memory (``recent``) and of those up to it in an
+    index file (``read_indexed(first, count)``); LookupError if ``holder`` does not hold them."""
+    end = first + count
+    if first < 1 or end - 1 > base + len(recent):
+        raise LookupError(f"{what} {first}..{end - 1} asked for, {holder} holds "
+                          f"1..{base + len(recent)}")
+    places = read_indexed(first, min(end, base + 1) - first) if first <= base else array("Q")
+    places.extend(recent[max(first, base + 1) - 1 - base : end - 1 - base])
+    return places
 
 
 def read_frame_file(path: str | os.PathLike[str], decoder: msgspec.msgpack.Decoder

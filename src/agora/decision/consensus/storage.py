@@ -54,7 +54,7 @@ from typing import Protocol
 import msgspec
 
 from agora.decision.consensus.checkpoint import Checkpoint, CheckpointFile, FileCheckpoint, LogMark
-from agora.decision.consensus.frames import FRAME, FrameScan, frame, read_frame
+from agora.decision.consensus.frames import FRAME, FrameScan, frame, places_of, read_frame
 from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.vote import VoteFile
 
@@ -381,15 +381,8 @@ class FileStorage:
         if first <= base and self.checkpoints.indexed < base:
             self._locate_prefix()  # the index does not reach them: scan for them once
             base = 0
-        end = first + count
-        if first < 1 or end - 1 > base + len(self._where):
-            raise LookupError(f"entries {first}..{end - 1} asked for, the log file holds "
-                              f"1..{base + len(self._where)}")
-        places = array("Q")
-        if first <= base:
-            places = self.checkpoints.read_index(first, min(end, base + 1) - first)
-        places.extend(self._where[max(first, base + 1) - 1 - base : end - 1 - base])
-        return places
+        return places_of(first, count, base, self._where, self.checkpoints.read_index,
+                         "entries", "the log file")
 
     def read_entries(self, first: int, count: int) -> list[Entry]:
         """Read back from the file: one frame per run of entries last written by one record."""

@@ -16,13 +16,13 @@ or stale one costs a scan from the start.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
+from agora.core.files import remove_leftovers, replace_durably
 from agora.decision.consensus.messages import Committed
 
 
@@ -108,6 +108,7 @@ class Recorder:
     def __init__(self, path: Path, replica: int) -> None:
         self.path = Path(path)
         self.mark_path = self.path.with_name(self.path.name + ".mark")
+        remove_leftovers(self.mark_path)
         self.replica = replica
         self.applied = 0
         self.incarnation = 0
@@ -148,10 +149,8 @@ class Recorder:
 
     def _write_mark(self) -> None:
         """After a flush: the mark covers records the file already holds."""
-        tmp = self.mark_path.with_name(self.mark_path.name + ".tmp")
-        tmp.write_bytes(_record_encoder.encode(
-            Mark(self._size, self._last, self.incarnation + 1, self.applied)))
-        os.replace(tmp, self.mark_path)
+        replace_durably(self.mark_path, _record_encoder.encode(
+            Mark(self._size, self._last, self.incarnation + 1, self.applied)), sync=False)
         self._unmarked = 0
 
     def _load_mark(self) -> Mark | None:

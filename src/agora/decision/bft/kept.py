@@ -1,11 +1,12 @@
 """The stable checkpoints a PBFT replica keeps for Fills, in bounded memory.
 
 A replica keeps the proof of a stable checkpoint every half a Fill (``fill_max / 2`` batches) so
-that a peer far behind can be filled a stable checkpoint at a time (``replica.py``): one 2f + 1
--signature proof, ~430 bytes at n = 4, per 128 batches, for the whole session. A replica with a
-storage holds the sequence numbers of all of them (8 bytes each, what a Fill searches) and the
-proofs of the latest ``keep`` to ``2 * keep``; older proofs are read back by sequence number from
-the storage, which appends each one as it is kept (``BftStorage.keep_stable``).
+that a peer far behind can be filled a stable checkpoint at a time (``replica.py``): one
+2f + 1-signature proof per 128 batches for the whole session, ~460 bytes on disk at n = 4 and
+about 1 KB as Python objects. A replica with a storage holds the sequence numbers of all of them
+(8 bytes each, what a Fill searches) and the proofs of the latest ``keep`` to ``2 * keep``;
+older proofs are read back by sequence number from the storage, which appends each one as it is
+kept (``BftStorage.keep_stable``).
 """
 
 from __future__ import annotations

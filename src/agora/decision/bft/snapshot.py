@@ -25,10 +25,10 @@ identical traces with a snapshot after every batch and with none):
   a checkpoint check may still ask about) and checks they chain to the snapshot's value.
 
 The stable checkpoints a replica keeps for Fills to peers far behind (one 2f + 1-signature proof
-per ``fill_max / 2`` batches, ~430 bytes each at n = 4) grow with the session, so they are not in
-the snapshot: the storage appends each as it is kept (``keep_stable``) and a restart reads back
-those up to the snapshot's stable checkpoint (``kept_stables``); the replica holds only the
-latest in memory (``kept.py``). The snapshot grows with the client table only.
+per ``fill_max / 2`` batches, ~460 bytes each on disk at n = 4) grow with the session, so they
+are not in the snapshot: the storage appends each as it is kept (``keep_stable``) and a
+restart reads back those up to the snapshot's stable checkpoint (``kept_stables``); the replica
+holds only the latest in memory (``kept.py``). The snapshot grows with the client table only.
 """
 
 from __future__ import annotations

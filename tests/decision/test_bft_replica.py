@@ -312,11 +312,69 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
     moved_on = live.keys.seal(2, Status(CLUSTER, 2, 1, 5), AuthMode.MACS)
     live.on_message(moved_on, 2 * timeout)
     live.on_tick(3 * timeout + 1)
+    assert live.suspecting and live.stats.suspicions == 1
+    live.on_message(_suspect_status(live.keys, 1, 0), 3 * timeout + 2)  # f + 1 suspect view 0
     assert live.phase is Phase.VIEW_CHANGE and live.view == 1
     for ahead in ([(1, 0)], [(1, 0), (2, 1)]):  # f peers (maybe liars), or another view
         suspicious = _behind_replica(ahead)
         suspicious.on_tick(timeout + 1)
-        assert suspicious.phase is Phase.VIEW_CHANGE and suspicious.view == 1, ahead
+        assert suspicious.suspecting and suspicious.phase is Phase.NORMAL, ahead
+
+
+def _suspect_status(keys: Keyring, sender: int, view: int) -> Sealed:
+    return keys.seal(sender, Status(CLUSTER, sender, view, 0, True), AuthMode.MACS)
+
+
+def _statuses(out: list) -> list[Status]:
+    inner = [decode_inner(item.message.body) for item in out if isinstance(item, Broadcast)]
+    return [m for m in inner if isinstance(m, Status)]
+
+
+def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
+    """Found under CPU load: a backup whose request timer ran out while the primary was only
+    slow moved to view 1 alone and stood there for good. Now it suspects view 0 (its Status
+    says so at once), keeps serving it, and starts ViewChange(1) only with f + 1 suspecting:
+    a peer's suspicion of view 0 or its view change to a later view; a suspicion of another
+    view does not count; the primary's suspicion of its own view counts like any."""
+    timeout = BftConfig(cluster=CLUSTER, replica=0, n=4).request_timeout_ns
+    alone = _behind_replica([])
+    out = alone.on_tick(timeout + 1)
+    assert alone.phase is Phase.NORMAL and alone.view == 0 and alone.suspecting
+    assert [(m.view, m.suspect) for m in _statuses(out)] == [(0, True)]
+    assert alone.stats.view_changes_begun == 0 and alone.stats.suspicions == 1
+    alone.on_message(_suspect_status(alone.keys, 2, 5), timeout + 2)  # another view: no
+    alone.on_tick(timeout + 3)
+    assert alone.phase is Phase.NORMAL and alone.stats.suspicions == 1  # counted once
+    # the request executes (a Fill from peers, here: the suspicion ends without a view change)
+    alone.waiting.clear()
+    out = alone.on_tick(timeout + alone.config.status_ns + 4)
+    assert not alone.suspecting and [m.suspect for m in _statuses(out)] == [False]
+
+    joined = _behind_replica([])
+    joined.on_tick(timeout + 1)
+    joined.on_message(_suspect_status(joined.keys, 2, 0), timeout + 2)
+    assert joined.phase is Phase.VIEW_CHANGE and joined.view == 1
+
+    pulled = _behind_replica([])
+    other = BftReplica(BftConfig(cluster=CLUSTER, replica=1, n=4), pulled.keys)
+    other.start(0)
+    vc_out: list = []
+    other._start_view_change(1, 0, vc_out)
+    [vc] = [item.message for item in vc_out if isinstance(item, Broadcast)]
+    pulled.on_message(vc, 1_000)  # one later view change: alone, not enough to follow
+    assert pulled.phase is Phase.NORMAL
+    pulled.on_tick(timeout + 1)  # its own timer too: f + 1
+    assert pulled.phase is Phase.VIEW_CHANGE and pulled.view == 1
+
+    keys = Keyring("test", 4)
+    primary = BftReplica(BftConfig(cluster=CLUSTER, replica=0, n=4), keys)
+    primary.start(0)
+    [request] = BftClient(CLUSTER, 1, keys).request(b"x", 0, 0)
+    primary.on_message(request.message, 0)
+    primary.on_tick(timeout + 1)  # (a correct primary can be stuck: suspicion.py)
+    assert primary.suspecting and primary.phase is Phase.NORMAL and primary.view == 0
+    primary.on_message(_suspect_status(keys, 1, 0), timeout + 2)
+    assert primary.phase is Phase.VIEW_CHANGE and primary.view == 1
 
 
 def test_a_replica_ahead_resends_its_old_view_change_to_a_peer_still_gathering_that_view():

@@ -10,7 +10,8 @@ executes at most once); liveness once the network delivers within the timeouts.
 
 Parts: ``messages.py`` (wire types, digests, checkpoint chain), ``auth.py`` (keys, MACs and
 signatures), ``replica.py`` (normal case, checkpoints, state transfer, view-change driving),
-``view_change.py`` (the P/Q-set decision rule, pure), ``deadline.py`` (deadline verdicts from
+``view_change.py`` (the P/Q-set decision rule, pure), ``suspicion.py`` (a view is left once
+f + 1 replicas' timers ran out in it), ``deadline.py`` (deadline verdicts from
 2f + 1 replicas' own clocks, certified into the log), ``storage.py``, ``durable.py`` and
 ``snapshot.py`` (crash-restart from each replica's records, from its latest restart snapshot),
 ``executed.py`` and ``kept.py`` (the executed batches and the stable checkpoints kept for

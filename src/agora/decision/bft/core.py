@@ -17,6 +17,7 @@ class Phase(enum.IntEnum):
 class BftStats(msgspec.Struct):
     views_started: int = 0  # views this replica installed as their primary
     view_changes_begun: int = 0
+    suspicions: int = 0  # times this replica began to suspect its view (suspicion.py)
     committed: int = 0
     recoveries: int = 0  # restarts that rebuilt state from the replica's records
     fills: int = 0  # state transfers applied

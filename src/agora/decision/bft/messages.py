@@ -131,10 +131,12 @@ class Timing(Inner):
 
 
 class Status(Inner):
-    """Heartbeat: where the sender is; peers answer with a NewView or a Fill it lacks."""
+    """Heartbeat: where the sender is; peers answer with a NewView or a Fill it lacks.
+    ``suspect``: its timer ran out in ``view`` and it would leave it (``suspicion.py``)."""
 
     view: int
     executed: int
+    suspect: bool = False
 
 
 class Fill(Inner):

@@ -41,6 +41,8 @@ A replica that fell behind (paused, or its datagrams lost) and whose request tim
 start a view change while f + 1 peers' Status messages of its view show them executed past it:
 one of them is correct, so this primary makes progress; it restarts its timers and catches up
 (a view change there would only take it out of the view alone, as nobody else would follow).
+Nor does a backup whose timer runs out start one alone: it suspects the view and starts
+the view change once f + 1 replicas suspect it (``suspicion.py``).
 Processes: ``decision.transport.bft_node`` runs this replica on a UDP socket.
 
 API: ``BftReplica(config, keyring)``, ``start(now)``, ``on_message(message, now)``,
@@ -85,6 +87,7 @@ from agora.decision.bft.storage import (
     SlotRecord,
     StableRecord,
 )
+from agora.decision.bft.suspicion import Suspicions
 from agora.decision.bft.view_change import ViewChanges
 from agora.decision.consensus.core import InvariantViolation
 from agora.decision.consensus.messages import Broadcast, Outbox, Send, ToClient
@@ -92,9 +95,9 @@ from agora.decision.consensus.messages import Broadcast, Outbox, Send, ToClient
 Batch = tuple[ClientRequest, ...]
 
 
-class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
-    """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges,
-    restarts in DurableState and Snapshots, deadline verdicts in Deadlines."""
+class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
+    """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges and
+    Suspicions, restarts in DurableState and Snapshots, deadline verdicts in Deadlines."""
 
     def __init__(self, config: BftConfig, keyring: Keyring, storage: BftStorage | None = None,
                  *, applied_index: int = 0) -> None:
@@ -144,6 +147,8 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
         self.vc_quorum_ns: int | None = None
         self.vc_resend_ns = 0
         self.vc_attempts = 0
+        self.suspecting = False  # our timer ran out in this view (suspicion.py)
+        self.suspicions: dict[int, int] = {}  # replica -> the view its latest Status suspects
         self.early: list[PrePrepare | Prepare | Commit] = []  # for a view not installed yet
         self.slot_ns: dict[int, int] = {}  # when each slot of this view was pre-prepared
         self.stats = BftStats()
@@ -229,20 +234,22 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
             raise RuntimeError("call BftReplica.start() first")
         self.now = now
         cfg = self.config
-        if now - self.last_status_ns >= cfg.status_ns or now < self.last_status_ns:
-            self.last_status_ns = now
-            self._broadcast(Status(cfg.cluster, self.me, self.view, self.executed), out)
         if (self.executed > self.last_ckpt and now - self.last_exec_ns >= cfg.idle_checkpoint_ns):
             self._checkpoint(out)
         if self.phase is Phase.VIEW_CHANGE:
             self._tick_view_change(now, out)
         elif self._timed_out(now):
             if self._view_is_live():
-                self._restart_timers(now)  # catching up: a fresh timeout
+                self.suspecting = False
+                self._restart_timers(now)  # behind a live view: catching up, a fresh timeout
             else:
-                self._start_view_change(self.view + 1, now, out)
-        else:
+                self._suspect(now, out)  # a view change once f + 1 replicas suspect the view
             self._flush(out)
+        else:
+            self.suspecting = False
+            self._flush(out)
+        if now - self.last_status_ns >= cfg.status_ns or now < self.last_status_ns:
+            self._send_status(now, out)  # (after the timers: a new suspicion sent one)
         self._resend_timings(now, out)
         self._snapshot_due()
         return out
@@ -281,7 +288,7 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
             case NewView():
                 self._on_new_view(m, sealed, now, out)
             case Status():
-                self._on_status(m, out)
+                self._on_status(m, now, out)
             case Fill():
                 self._on_fill(m, now, out)
             case Timing():
@@ -515,7 +522,8 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
         self.commit_sent = {k for k in self.commit_sent if k > s}
         self.next_seq = max(self.next_seq, s + 1)
 
-    def _on_status(self, m: Status, out: list[Outbox]) -> None:
+    def _on_status(self, m: Status, now: int, out: list[Outbox]) -> None:
+        self._note_suspicion(m, now, out)
         if m.view == self.view and self.phase is Phase.NORMAL:
             self.peers_executed[m.replica] = m.executed
         else:  # it is not (or no longer) in our view: its progress says nothing about it
@@ -592,4 +600,4 @@ class BftReplica(ViewChanges, DurableState, Snapshots, Deadlines):
         self._execute(out)
         # the sender may hold more (a Fill stops at fill_max batches): ask for it at once
         out.append(Send(m.replica, self._seal(Status(self.config.cluster, self.me, self.view,
-                                                     self.executed))))
+                                                     self.executed, self.suspecting))))

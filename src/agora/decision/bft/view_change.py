@@ -29,7 +29,9 @@ transferable, and A1 + A2 make certificates unnecessary.
 
 Liveness: the view-change timer starts only once 2f + 1 view changes for the view are in
 (PBFT's rule, so an isolated replica does not race ahead), doubles per failed attempt, and a
-replica that sees f + 1 view changes for later views joins the smallest. A replica that missed
+replica whose timer ran out moves on once f + 1 replicas suspect the view (``suspicion.py``: a
+replica moving on alone would be stuck past a view the others install); a replica that sees
+f + 1 view changes for later views joins the smallest. A replica that missed
 the NewView gets it from any peer in the view (it is self-certifying). A replica that has moved
 past a view re-sends its old view change for it to a peer still gathering that view's quorum
 (found by the simulator: a view change to 1 whose message from the replica that went on to 2 was
@@ -183,6 +185,7 @@ class ViewChanges:
     def _enter(self, view: int, phase: Phase) -> None:
         """Move to ``view``: the previous view's slots, votes and peers' progress are moot."""
         self.view, self.phase = view, phase
+        self.suspecting = False
         self.slots.clear()
         self.slot_ns.clear()
         self.prepares.clear()
@@ -200,8 +203,7 @@ class ViewChanges:
             out.append(Broadcast(mine))
         timeout = cfg.view_change_timeout_ns << min(self.vc_attempts, 6)
         if self.vc_quorum_ns is not None and now - self.vc_quorum_ns >= timeout:
-            self.vc_attempts += 1
-            self._start_view_change(self.view + 1, now, out)
+            self._suspect(now, out)  # on to the next view once f + 1 replicas suspect this one
 
     def _on_view_change(self, m: ViewChange, sealed: Sealed, now: int,
                         out: list[Outbox]) -> None:
@@ -279,6 +281,7 @@ class ViewChanges:
         """Enter the new view: its pre-prepares are the decision's choices up to max_seq."""
         self._store(NewViewRecord(self.view, sealed))
         self.phase = Phase.NORMAL
+        self.suspecting = False
         self.new_view = sealed
         self.vc_attempts = 0
         self.slots.clear()

@@ -1,0 +1,80 @@
+"""Suspicion: a replica leaves its view only when f + 1 replicas would.
+
+In PBFT a backup whose timer runs out starts ``ViewChange(v + 1)`` at once, and f + 1 view
+changes for later views pull the other replicas along. A replica whose timer ran out alone (a
+primary that was only slow, a replica still draining a backlog) therefore moved to ``v + 1``
+alone, and stayed there: having sent ``ViewChange(v + 1)`` it may never act in ``v`` again (that
+message may already be in the next view's decision, and its P set would miss what it prepared
+in ``v`` afterwards), while nobody followed it. Found on real processes under CPU load
+(``test_paused_primary_is_replaced_then_catches_up`` failed in 3 of 133 runs beside two CPU
+burners): a replica's timer ran out alone while the others were descheduled (a backup's 20 ms
+request timer in one failure, the resumed old primary's in another, its 15 ms wait for the
+NewView in the third), and the cluster ran on without it, one of the f faults it tolerates
+spent on a timing accident.
+
+The rule, the Byzantine counterpart of the crash mode's pre-vote (``consensus/view_change.py``):
+a replica whose timer ran out (a backup of view ``v`` with a request or a verdict overdue, or a
+replica changing to ``v`` whose NewView is overdue) *suspects* ``v``: its Status heartbeats say
+so (the first goes out at once), and it keeps acting in ``v``. It starts ``ViewChange(v + 1)``
+once f + 1 replicas, itself included, suspect ``v`` (their latest Status) or have sent a view
+change for a later view. Those f + 1 include a correct replica whose own timer ran out, so at
+most f faulty replicas cannot force a view change either. The primary of ``v`` suspects ``v``
+like any replica (unlike the crash mode's leader): a correct primary can be stuck too, for
+instance on a slot that a peer executed in an earlier view and no longer votes for (found by
+the simulator, seed 284 at n = 4 with one silent replica: only a view change let the two
+replicas behind catch up). Liveness: a primary that fails the cluster's requests fails every
+correct replica's (a client broadcasts a request it retries), so its 2f + 1 correct replicas
+suspect it; a view change that stalls is suspected by every correct replica waiting on it.
+Safety is untouched: a suspicion only delays the start of a view change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agora.decision.bft.core import Phase
+from agora.decision.bft.messages import Status
+from agora.decision.consensus.messages import Outbox
+
+if TYPE_CHECKING:
+    from agora.decision.bft.replica import BftReplica
+
+
+class Suspicions:
+    """The replica's suspicion steps (a mixin of ``BftReplica``, whose state it uses):
+    ``suspecting`` (this replica suspects its view) and ``suspicions`` (replica -> the view
+    its latest Status suspects)."""
+
+    def _suspect(self: BftReplica, now: int, out: list[Outbox]) -> None:
+        """Our timer ran out in this view: say so, and leave it if f + 1 replicas would."""
+        if not self.suspecting:
+            self.suspecting = True
+            self.stats.suspicions += 1
+            self._send_status(now, out)
+        self._leave_if_shared(now, out)
+
+    def _send_status(self: BftReplica, now: int, out: list[Outbox]) -> None:
+        self.last_status_ns = now
+        self._broadcast(Status(self.config.cluster, self.me, self.view, self.executed,
+                               self.suspecting), out)
+
+    def _note_suspicion(self: BftReplica, m: Status, now: int, out: list[Outbox]) -> None:
+        """A peer's Status: remember whether it suspects its view; it may be the f + 1st."""
+        if m.suspect:
+            self.suspicions[m.replica] = m.view
+            if self.suspecting and m.view == self.view:
+                self._leave_if_shared(now, out)
+        else:
+            self.suspicions.pop(m.replica, None)
+
+    def _leave_if_shared(self: BftReplica, now: int, out: list[Outbox]) -> None:
+        view = self.view
+        agree = {r for r, suspected in self.suspicions.items() if suspected == view}
+        for later, by in self.vcs.items():
+            if later > view:
+                agree.update(by)
+        agree.add(self.me)
+        if len(agree) >= self.f + 1:
+            if self.phase is Phase.VIEW_CHANGE:
+                self.vc_attempts += 1  # this view change failed: the next waits longer
+            self._start_view_change(view + 1, now, out)

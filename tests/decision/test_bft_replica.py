@@ -403,3 +403,24 @@ def test_a_replica_ahead_resends_its_old_view_change_to_a_peer_still_gathering_t
     ahead.on_message(vc2, 4_000)
     later = ahead.config.resend_ns + 10_000
     assert ahead.on_message(vc, later) == []
+
+
+def test_a_replica_stuck_on_a_slot_sends_its_votes_to_a_peer_ahead_of_it():
+    """Found by the simulator (seed 284 at n = 4, one silent replica): a peer that executed
+    slot 1 in an earlier view lacked our prepare for it in this one, so it never sent the
+    commit we waited for. Our Status exchange with it now carries our votes for slots stuck
+    here past ``resend_ns``, whoever is ahead."""
+    keys = Keyring("test", 4)
+    stuck = BftReplica(BftConfig(cluster=CLUSTER, replica=1, n=4), keys)
+    stuck.start(0)
+    batch = (_req(1),)
+    d = digest(batch)
+    stuck.slots[1] = (d, batch)  # pre-prepared at 0, prepared by us, not committed
+    stuck.slot_ns[1] = 0
+    ahead = keys.seal(3, Status(CLUSTER, 3, 0, 5), AuthMode.MACS)  # executed 5, same view
+    fresh = stuck.on_message(ahead, stuck.config.resend_ns // 2)
+    assert not [item for item in fresh if isinstance(item, Send) and item.to == 3]
+    out = stuck.on_message(ahead, stuck.config.resend_ns + 1)
+    votes = [decode_inner(item.message.body) for item in out
+             if isinstance(item, Send) and item.to == 3]
+    assert [(type(v), v.seq, v.digest) for v in votes] == [(Prepare, 1, d)]

@@ -27,7 +27,7 @@ from agora.decision.bft.storage import (
 from agora.decision.sim.bft_cluster import BftCluster, options_swarm_bft, run_bft
 from agora.decision.sim.swarm import run
 from tests.decision.test_bft_durable import commit, durable_net
-from tests.decision.test_bft_replica import CLUSTER
+from tests.decision.test_bft_replica import CLUSTER, Net
 
 
 def replayed_state(r: BftReplica) -> dict:
@@ -267,6 +267,39 @@ def test_kept_stable_checkpoints_live_beside_the_records_and_a_torn_one_is_cut(t
     assert [s.seq for s in storage.kept_stables(100)] == [16, 32, 48, 64]
     assert storage.kept_stable(64).seq == 64 and storage.kept_stable(16) == stables[0]
     storage.close()
+
+
+def test_a_replay_puts_back_the_kept_stable_checkpoints_a_power_cut_lost(tmp_path):
+    """Under fsync none a power cut can take the tail of ``bft.stables`` with it; a restart
+    that replays the records (here: the whole log, no snapshot) offers every kept one again,
+    and the storage stores those it lacks, in order, so later Fills take their usual steps."""
+    net = Net(checkpoint_every=2, fill_max=2)  # a stable checkpoint kept every 2 batches
+    storages = [FileBftStorage(tmp_path / str(r)) for r in range(4)]
+    configs = [BftConfig(cluster=CLUSTER, replica=r, n=4, checkpoint_every=2, fill_max=2,
+                         snapshot_every=0) for r in range(4)]
+    for r in range(4):
+        net.replicas[r] = BftReplica(configs[r], net.keys, storages[r])
+        net.replicas[r].start(0)
+    commit(net, storages, [b"%d" % k for k in range(8)])
+    kept = storages[2].kept_stables(100)
+    assert len(kept) >= 3
+    second = storages[2]._kept_where[1]
+    storages[2].close()
+    with open(tmp_path / "2" / "bft.stables", "r+b") as f:
+        f.truncate(second)  # only the first survived
+    storage = FileBftStorage(tmp_path / "2")
+    BftReplica(configs[2], net.keys, storage).start(0)
+    storage.flush()
+    assert storage.kept_stables(100) == kept
+    assert storage.kept_stable(kept[-1].seq) == kept[-1]
+    storage.close()
+    again = FileBftStorage(tmp_path / "2")  # a second replay stores none twice
+    BftReplica(configs[2], net.keys, again).start(0)
+    again.flush()
+    assert again.kept_stables(100) == kept
+    again.close()
+    for other in storages[:2] + storages[3:]:
+        other.close()
 
 
 def test_a_replica_holds_the_latest_kept_proofs_and_reads_older_ones_back():

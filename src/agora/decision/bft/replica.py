@@ -507,8 +507,8 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         self.stable = stable
         if not self.stables or stable.seq - self.stables.last_seq() >= self.config.fill_max // 2:
             self.stables.append(stable)
-            if self.storage is not None and not self.restoring:
-                self.storage.keep_stable(stable)  # so a snapshot need not carry them all
+            if self.storage is not None:  # so a snapshot need not carry them all; a replay
+                self.storage.keep_stable(stable)  # puts back those a power cut lost
 
     def _prune(self, s: int) -> None:
         """Drop the votes, P/Q sets and slots a stable checkpoint at ``s`` makes moot."""

@@ -39,7 +39,8 @@ A load decodes the file a chunk at a time. The file storage marks its latest sna
 starts at the latest marked snapshot the application has delivered (a mark that leads nowhere,
 or to a snapshot whose index is short, is logged and the load replays from further back) and
 memory holds the places of the batches after it only; the stable checkpoints the replica keeps
-for Fills go to ``bft.stables`` as they are kept, so a snapshot need not carry them. Limitation:
+for Fills go to ``bft.stables`` as they are kept, so a snapshot need not carry them (a replay
+puts back those a power cut took from its end). Limitation:
 no compaction (the file grows with every batch).
 """
 
@@ -157,7 +158,9 @@ class BftStorage(Protocol):
 
     def keep_stable(self, stable: Stable) -> None:
         """Remember a stable checkpoint the replica keeps for Fills (written with the records
-        at :meth:`flush`), so that neither memory nor a snapshot need hold them all."""
+        at :meth:`flush`), so that neither memory nor a snapshot need hold them all. One at or
+        below the latest held is not stored again: a replay offers each one again, which puts
+        back those a power cut lost, and the file stays in sequence order."""
 
     def kept_stables(self, upto: int) -> list[Stable]:
         """The kept stable checkpoints of sequence numbers up to ``upto``, in order (a power
@@ -219,7 +222,8 @@ class MemoryBftStorage:
         return executed_batches(self.records, first, count)
 
     def keep_stable(self, stable: Stable) -> None:
-        self.kept.append(stable)
+        if not self.kept or stable.seq > self.kept[-1].seq:
+            self.kept.append(stable)
 
     def kept_stables(self, upto: int) -> list[Stable]:
         return [s for s in self.kept if s.seq <= upto]
@@ -308,6 +312,8 @@ class FileBftStorage:
         return out
 
     def keep_stable(self, stable: Stable) -> None:
+        if self._kept_seqs and stable.seq <= self._kept_seqs[-1]:
+            return  # held already (a replay offers it again), or the file holds later ones
         data = frame(_encoder.encode(stable))
         self._kept.write(data)
         self._kept_seqs.append(stable.seq)
@@ -422,6 +428,8 @@ class FileBftStorage:
         self._where_base = 0 if snapshot is None else snapshot.executed
         if snapshot is not None:
             yield snapshot
+        else:  # before the replay offers them again (keep_stable stores only those missing)
+            self._read_kept()
         scan = FrameScan(self.path, _decoder, chunk=SCAN_CHUNK, start=start)
         for offset, record in scan:
             if type(record) is ExecRecord:

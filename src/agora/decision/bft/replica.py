@@ -41,7 +41,7 @@ A replica that fell behind (paused, or its datagrams lost) and whose request tim
 start a view change while f + 1 peers' Status messages of its view show them executed past it:
 one of them is correct, so this primary makes progress; it restarts its timers and catches up
 (a view change there would only take it out of the view alone, as nobody else would follow).
-Nor does a backup whose timer runs out start one alone: it suspects the view and starts
+Nor does a replica whose timer runs out start one alone: it suspects the view and starts
 the view change once f + 1 replicas suspect it (``suspicion.py``).
 Processes: ``decision.transport.bft_node`` runs this replica on a UDP socket.
 

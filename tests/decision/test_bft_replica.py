@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 from collections import deque
 
+import msgspec
 import pytest
 
 from agora.decision.bft import AuthMode, BftClient, BftConfig, BftReplica, Keyring, Phase
@@ -275,6 +276,10 @@ def test_wire_round_trip():
     sealed = keys.seal(1, Commit(CLUSTER, 1, 3, 9, b"d"), AuthMode.MACS)
     assert decode(encode(sealed)) == sealed
     assert decode_inner(sealed.body) == Commit(CLUSTER, 1, 3, 9, b"d")
+    # a Status from a replica without the suspect flag (appended later) still decodes
+    older = msgspec.msgpack.encode(["Status", CLUSTER, 2, 4, 17])
+    assert decode_inner(older) == Status(CLUSTER, 2, 4, 17, False)
+    assert decode_inner(encode(Status(CLUSTER, 2, 4, 17, True))).suspect
 
 
 def test_the_trust_claims_canary_lets_one_liar_rewrite_a_committed_batch():

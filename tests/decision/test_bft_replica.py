@@ -27,6 +27,7 @@ from agora.decision.bft.messages import (
     digest,
     encode,
 )
+from agora.decision.bft.suspicion import FRESH_HEARTBEATS
 from agora.decision.bft.view_change import NULL_DIGEST, decide
 from agora.decision.consensus.messages import Broadcast, Committed, Send, ToClient
 
@@ -340,7 +341,8 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     slow moved to view 1 alone and stood there for good. Now it suspects view 0 (its Status
     says so at once), keeps serving it, and starts ViewChange(1) only with f + 1 suspecting:
     a peer's suspicion of view 0 or its view change to a later view; a suspicion of another
-    view does not count; the primary's suspicion of its own view counts like any."""
+    view or an old one does not count; the primary's suspicion of its own view counts like any,
+    and f + 1 suspecting replicas pull along one whose timer has not run out."""
     timeout = BftConfig(cluster=CLUSTER, replica=0, n=4).request_timeout_ns
     alone = _behind_replica([])
     out = alone.on_tick(timeout + 1)
@@ -359,6 +361,24 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     joined.on_tick(timeout + 1)
     joined.on_message(_suspect_status(joined.keys, 2, 0), timeout + 2)
     assert joined.phase is Phase.VIEW_CHANGE and joined.view == 1
+
+    # a suspicion counts for FRESH_HEARTBEATS Status periods (its sender repeats it each; one
+    # that died suspecting stops counting)
+    stale = _behind_replica([])
+    stale.on_message(_suspect_status(stale.keys, 2, 0), 1_000)
+    assert timeout > 1_000 + FRESH_HEARTBEATS * stale.config.status_ns
+    stale.on_tick(timeout + 1)
+    assert stale.suspecting and stale.phase is Phase.NORMAL
+    stale.on_message(_suspect_status(stale.keys, 2, 0), timeout + 2)  # repeated: fresh again
+    assert stale.phase is Phase.VIEW_CHANGE and stale.view == 1
+
+    # a replica whose own timer has not run out follows f + 1 suspecting replicas
+    follower = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), stale.keys)
+    follower.start(0)
+    follower.on_message(_suspect_status(stale.keys, 1, 0), 1_000)
+    assert follower.phase is Phase.NORMAL and not follower.suspecting  # f: not yet
+    follower.on_message(_suspect_status(stale.keys, 2, 0), 2_000)
+    assert follower.phase is Phase.VIEW_CHANGE and follower.view == 1
 
     pulled = _behind_replica([])
     other = BftReplica(BftConfig(cluster=CLUSTER, replica=1, n=4), pulled.keys)

@@ -148,7 +148,8 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         self.vc_resend_ns = 0
         self.vc_attempts = 0
         self.suspecting = False  # our timer ran out in this view (suspicion.py)
-        self.suspicions: dict[int, int] = {}  # replica -> the view its latest Status suspects
+        # replica -> (the view its latest Status suspects, when it came)
+        self.suspicions: dict[int, tuple[int, int]] = {}
         self.early: list[PrePrepare | Prepare | Commit] = []  # for a view not installed yet
         self.slot_ns: dict[int, int] = {}  # when each slot of this view was pre-prepared
         self.stats = BftStats()

@@ -15,17 +15,22 @@ spent on a timing accident.
 The rule, the Byzantine counterpart of the crash mode's pre-vote (``consensus/view_change.py``):
 a replica whose timer ran out (a backup of view ``v`` with a request or a verdict overdue, or a
 replica changing to ``v`` whose NewView is overdue) *suspects* ``v``: its Status heartbeats say
-so (the first goes out at once), and it keeps acting in ``v``. It starts ``ViewChange(v + 1)``
-once f + 1 replicas, itself included, suspect ``v`` (their latest Status) or have sent a view
-change for a later view. Those f + 1 include a correct replica whose own timer ran out, so at
-most f faulty replicas cannot force a view change either. The primary of ``v`` suspects ``v``
-like any replica (unlike the crash mode's leader): a correct primary can be stuck too, for
-instance on a slot that a peer executed in an earlier view and no longer votes for (found by
-the simulator, seed 284 at n = 4 with one silent replica: only a view change let the two
-replicas behind catch up). Liveness: a primary that fails the cluster's requests fails every
-correct replica's (a client broadcasts a request it retries), so its 2f + 1 correct replicas
-suspect it; a view change that stalls is suspected by every correct replica waiting on it.
-Safety is untouched: a suspicion only delays the start of a view change.
+so (the first goes out at once), and it keeps acting in ``v``. A replica starts
+``ViewChange(v + 1)`` once f + 1 replicas, itself included if it suspects ``v``, suspect ``v``
+(their latest Status, if it came within the last few heartbeat periods: a replica that died
+suspecting stops counting) or have sent a view change for a later view. Those f + 1 include a
+correct replica whose own timer ran out, so at most f faulty replicas cannot force a view
+change either; and, as with PBFT's rule that f + 1 later view changes pull a replica along, a
+replica whose own timer has not run out follows them too (two suspecting replicas of which one
+moved on and the other's request then executed would otherwise leave the first alone again).
+The primary of ``v`` suspects ``v`` like any replica (unlike the crash mode's leader): a
+correct primary can be stuck too, for instance on a slot that a peer executed in an earlier
+view and no longer votes for (found by the simulator, seed 284 at n = 4 with one silent
+replica: only a view change let the two replicas behind catch up). Liveness: a primary that
+fails the cluster's requests fails every correct replica's (a client broadcasts a request it
+retries), so its 2f + 1 correct replicas suspect it; a view change that stalls is suspected by
+every correct replica waiting on it. Safety is untouched: a suspicion only delays the start of
+a view change.
 """
 
 from __future__ import annotations
@@ -40,10 +45,13 @@ if TYPE_CHECKING:
     from agora.decision.bft.replica import BftReplica
 
 
+FRESH_HEARTBEATS = 3  # a peer's suspicion counts this many Status periods (it repeats it each)
+
+
 class Suspicions:
     """The replica's suspicion steps (a mixin of ``BftReplica``, whose state it uses):
     ``suspecting`` (this replica suspects its view) and ``suspicions`` (replica -> the view
-    its latest Status suspects)."""
+    its latest Status suspects, and when that Status came)."""
 
     def _suspect(self: BftReplica, now: int, out: list[Outbox]) -> None:
         """Our timer ran out in this view: say so, and leave it if f + 1 replicas would."""
@@ -61,19 +69,25 @@ class Suspicions:
     def _note_suspicion(self: BftReplica, m: Status, now: int, out: list[Outbox]) -> None:
         """A peer's Status: remember whether it suspects its view; it may be the f + 1st."""
         if m.suspect:
-            self.suspicions[m.replica] = m.view
-            if self.suspecting and m.view == self.view:
+            self.suspicions[m.replica] = (m.view, now)
+            if m.view == self.view:
                 self._leave_if_shared(now, out)
         else:
             self.suspicions.pop(m.replica, None)
 
     def _leave_if_shared(self: BftReplica, now: int, out: list[Outbox]) -> None:
+        """Leave the view once f + 1 replicas suspect it or have left it, ourselves included
+        if we suspect it: the others' suspicions from their Status heartbeats of the last
+        FRESH_HEARTBEATS periods (a replica that died suspecting stops counting)."""
         view = self.view
-        agree = {r for r, suspected in self.suspicions.items() if suspected == view}
+        fresh = FRESH_HEARTBEATS * self.config.status_ns
+        agree = {r for r, (suspected, at) in self.suspicions.items()
+                 if suspected == view and 0 <= now - at <= fresh}
         for later, by in self.vcs.items():
             if later > view:
                 agree.update(by)
-        agree.add(self.me)
+        if self.suspecting:
+            agree.add(self.me)
         if len(agree) >= self.f + 1:
             if self.phase is Phase.VIEW_CHANGE:
                 self.vc_attempts += 1  # this view change failed: the next waits longer

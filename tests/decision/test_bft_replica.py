@@ -319,7 +319,7 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
     live.on_message(moved_on, 2 * timeout)
     live.on_tick(3 * timeout + 1)
     assert live.suspecting and live.stats.suspicions == 1
-    live.on_message(_suspect_status(live.keys, 1, 0), 3 * timeout + 2)  # f + 1 suspect view 0
+    live.on_message(_suspect_status(live.keys, 1, 0, executed=5), 3 * timeout + 2)  # f + 1
     assert live.phase is Phase.VIEW_CHANGE and live.view == 1
     for ahead in ([(1, 0)], [(1, 0), (2, 1)]):  # f peers (maybe liars), or another view
         suspicious = _behind_replica(ahead)
@@ -327,8 +327,8 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
         assert suspicious.suspecting and suspicious.phase is Phase.NORMAL, ahead
 
 
-def _suspect_status(keys: Keyring, sender: int, view: int) -> Sealed:
-    return keys.seal(sender, Status(CLUSTER, sender, view, 0, True), AuthMode.MACS)
+def _suspect_status(keys: Keyring, sender: int, view: int, executed: int = 0) -> Sealed:
+    return keys.seal(sender, Status(CLUSTER, sender, view, executed, True), AuthMode.MACS)
 
 
 def _statuses(out: list) -> list[Status]:
@@ -372,12 +372,20 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     stale.on_message(_suspect_status(stale.keys, 2, 0), timeout + 2)  # repeated: fresh again
     assert stale.phase is Phase.VIEW_CHANGE and stale.view == 1
 
-    # a replica whose own timer has not run out follows f + 1 suspecting replicas
-    follower = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), stale.keys)
+    # a replica whose own timer has not run out follows f + 1 suspecting replicas, but not a
+    # suspicion replayed after the suspecting replica's progress ended it
+    keys = stale.keys
+    follower = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), keys)
     follower.start(0)
-    follower.on_message(_suspect_status(stale.keys, 1, 0), 1_000)
+    old = _suspect_status(keys, 1, 0)  # replica 1 suspects at executed 0...
+    follower.on_message(old, 1_000)
     assert follower.phase is Phase.NORMAL and not follower.suspecting  # f: not yet
-    follower.on_message(_suspect_status(stale.keys, 2, 0), 2_000)
+    over = keys.seal(1, Status(CLUSTER, 1, 0, 1, False), AuthMode.MACS)  # ...then executes
+    follower.on_message(over, 2_000)
+    follower.on_message(old, 3_000)  # a faulty replica replays the old suspicion
+    follower.on_message(_suspect_status(keys, 2, 0), 4_000)
+    assert follower.phase is Phase.NORMAL, "a replayed suspicion counted"
+    follower.on_message(_suspect_status(keys, 1, 0, executed=1), 5_000)  # it suspects again
     assert follower.phase is Phase.VIEW_CHANGE and follower.view == 1
 
     pulled = _behind_replica([])

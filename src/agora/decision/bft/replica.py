@@ -150,6 +150,7 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         self.suspecting = False  # our timer ran out in this view (suspicion.py)
         # replica -> (the view its latest Status suspects, when it came)
         self.suspicions: dict[int, tuple[int, int]] = {}
+        self.status_executed: dict[int, int] = {}  # replica -> the furthest its Status named
         self.early: list[PrePrepare | Prepare | Commit] = []  # for a view not installed yet
         self.slot_ns: dict[int, int] = {}  # when each slot of this view was pre-prepared
         self.stats = BftStats()

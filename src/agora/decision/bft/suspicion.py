@@ -17,8 +17,10 @@ a replica whose timer ran out (a backup of view ``v`` with a request or a verdic
 replica changing to ``v`` whose NewView is overdue) *suspects* ``v``: its Status heartbeats say
 so (the first goes out at once), and it keeps acting in ``v``. A replica starts
 ``ViewChange(v + 1)`` once f + 1 replicas, itself included if it suspects ``v``, suspect ``v``
-(their latest Status, if it came within the last few heartbeat periods: a replica that died
-suspecting stops counting) or have sent a view change for a later view. Those f + 1 include a
+(their latest Status, if it came within the last few heartbeat periods, so a replica that died
+suspecting stops counting; and none less far executed than one the replica sent since, so a
+faulty replica replaying a correct one's suspicion that its progress ended moves nobody) or
+have sent a view change for a later view. Those f + 1 include a
 correct replica whose own timer ran out, so at most f faulty replicas cannot force a view
 change either; and, as with PBFT's rule that f + 1 later view changes pull a replica along, a
 replica whose own timer has not run out follows them too (two suspecting replicas of which one
@@ -50,8 +52,9 @@ FRESH_HEARTBEATS = 3  # a peer's suspicion counts this many Status periods (it r
 
 class Suspicions:
     """The replica's suspicion steps (a mixin of ``BftReplica``, whose state it uses):
-    ``suspecting`` (this replica suspects its view) and ``suspicions`` (replica -> the view
-    its latest Status suspects, and when that Status came)."""
+    ``suspecting`` (this replica suspects its view), ``suspicions`` (replica -> the view its
+    latest Status suspects, and when that Status came) and ``status_executed`` (replica -> the
+    furthest executed point its Status messages named)."""
 
     def _suspect(self: BftReplica, now: int, out: list[Outbox]) -> None:
         """Our timer ran out in this view: say so, and leave it if f + 1 replicas would."""
@@ -67,7 +70,12 @@ class Suspicions:
                                self.suspecting), out)
 
     def _note_suspicion(self: BftReplica, m: Status, now: int, out: list[Outbox]) -> None:
-        """A peer's Status: remember whether it suspects its view; it may be the f + 1st."""
+        """A peer's Status: remember whether it suspects its view; it may be the f + 1st. One
+        less far executed than the peer's latest is older (reordered, or replayed by a faulty
+        replica: a suspicion the peer's progress has since ended) and changes nothing."""
+        if m.executed < self.status_executed.get(m.replica, 0):
+            return
+        self.status_executed[m.replica] = m.executed
         if m.suspect:
             self.suspicions[m.replica] = (m.view, now)
             if m.view == self.view:

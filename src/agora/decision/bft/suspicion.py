@@ -13,18 +13,20 @@ NewView in the third), and the cluster ran on without it, one of the f faults it
 spent on a timing accident.
 
 The rule, the Byzantine counterpart of the crash mode's pre-vote (``consensus/view_change.py``):
-a replica whose timer ran out (a backup of view ``v`` with a request or a verdict overdue, or a
-replica changing to ``v`` whose NewView is overdue) *suspects* ``v``: its Status heartbeats say
-so (the first goes out at once), and it keeps acting in ``v``. A replica starts
-``ViewChange(v + 1)`` once f + 1 replicas, itself included if it suspects ``v``, suspect ``v``
-(their latest Status, if it came within the last few heartbeat periods, so a replica that died
-suspecting stops counting; and none less far executed than one the replica sent since, so a
-faulty replica replaying a correct one's suspicion that its progress ended moves nobody) or
-have sent a view change for a later view. Those f + 1 include a
-correct replica whose own timer ran out, so at most f faulty replicas cannot force a view
-change either; and, as with PBFT's rule that f + 1 later view changes pull a replica along, a
-replica whose own timer has not run out follows them too (two suspecting replicas of which one
-moved on and the other's request then executed would otherwise leave the first alone again).
+a replica whose timer ran out (in view ``v`` with a request or a verdict overdue, or changing to
+``v`` with its NewView overdue) *suspects* ``v``: its Status heartbeats say so (the first goes
+out at once), and it keeps acting in ``v``. A replica starts ``ViewChange(v + 1)`` once f + 1
+replicas, itself included if it suspects ``v``, suspect ``v`` or have sent a view change for a
+later view. A peer's suspicion counts from its latest Status if that came within the last few
+heartbeat periods (a replica that died suspecting stops counting), and a Status less far
+executed than one the peer sent since changes nothing (a faulty replica replaying a correct
+one's suspicion that its progress ended moves nobody; one replayed after the peer stopped
+suspecting without executing more still counts: a per-sender heartbeat number would close
+that). Those f + 1 include a correct replica whose own timer ran out, so at most f faulty
+replicas cannot force a view change either; and, as with PBFT's rule that f + 1 later view
+changes pull a replica along, a replica whose own timer has not run out follows them too (two
+suspecting replicas of which one moved on and the other's request then executed would
+otherwise leave the first alone again).
 The primary of ``v`` suspects ``v`` like any replica (unlike the crash mode's leader): a
 correct primary can be stuck too, for instance on a slot that a peer executed in an earlier
 view and no longer votes for (found by the simulator, seed 284 at n = 4 with one silent

@@ -240,16 +240,14 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
             self._checkpoint(out)
         if self.phase is Phase.VIEW_CHANGE:
             self._tick_view_change(now, out)
-        elif self._timed_out(now):
-            if self._view_is_live():
-                self.suspecting = False
-                self._restart_timers(now)  # behind a live view: catching up, a fresh timeout
-            else:
-                self._suspect(now, out)  # a view change once f + 1 replicas suspect the view
-            self._flush(out)
-        else:
+        elif not self._timed_out(now):
             self.suspecting = False
-            self._flush(out)
+        elif self._view_is_live():
+            self.suspecting = False
+            self._restart_timers(now)  # behind a live view: catching up, a fresh timeout
+        else:
+            self._suspect(now, out)  # a view change once f + 1 replicas suspect the view
+        self._flush(out)  # (the primary's, in a normal view)
         if now - self.last_status_ns >= cfg.status_ns or now < self.last_status_ns:
             self._send_status(now, out)  # (after the timers: a new suspicion sent one)
         self._resend_timings(now, out)
@@ -605,5 +603,4 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
             self._set_stable(Stable(m.seq, m.chain, m.proof), out)
         self._execute(out)
         # the sender may hold more (a Fill stops at fill_max batches): ask for it at once
-        out.append(Send(m.replica, self._seal(Status(self.config.cluster, self.me, self.view,
-                                                     self.executed, self.suspecting))))
+        out.append(Send(m.replica, self._seal(self._status())))

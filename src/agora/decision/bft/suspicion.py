@@ -66,10 +66,13 @@ class Suspicions:
             self._send_status(now, out)
         self._leave_if_shared(now, out)
 
+    def _status(self: BftReplica) -> Status:
+        """Where this replica is, and whether it suspects its view."""
+        return Status(self.config.cluster, self.me, self.view, self.executed, self.suspecting)
+
     def _send_status(self: BftReplica, now: int, out: list[Outbox]) -> None:
         self.last_status_ns = now
-        self._broadcast(Status(self.config.cluster, self.me, self.view, self.executed,
-                               self.suspecting), out)
+        self._broadcast(self._status(), out)
 
     def _note_suspicion(self: BftReplica, m: Status, now: int, out: list[Outbox]) -> None:
         """A peer's Status: remember whether it suspects its view; it may be the f + 1st. One

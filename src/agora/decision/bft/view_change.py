@@ -29,8 +29,8 @@ transferable, and A1 + A2 make certificates unnecessary.
 
 Liveness: the view-change timer starts only once 2f + 1 view changes for the view are in
 (PBFT's rule, so an isolated replica does not race ahead), doubles per failed attempt, and a
-replica whose timer ran out moves on once f + 1 replicas suspect the view (``suspicion.py``: a
-replica moving on alone would be stuck past a view the others install); a replica that sees
+replica moves on once f + 1 replicas suspect the view (``suspicion.py``: a replica whose timer
+ran out, moving on alone, would be stuck past a view the others install); a replica that sees
 f + 1 view changes for later views joins the smallest. A replica that missed
 the NewView gets it from any peer in the view (it is self-certifying). A replica that has moved
 past a view re-sends its old view change for it to a peer still gathering that view's quorum

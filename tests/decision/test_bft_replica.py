@@ -457,3 +457,18 @@ def test_a_replica_stuck_on_a_slot_sends_its_votes_to_a_peer_ahead_of_it():
     votes = [decode_inner(item.message.body) for item in out
              if isinstance(item, Send) and item.to == 3]
     assert [(type(v), v.seq, v.digest) for v in votes] == [(Prepare, 1, d)]
+
+
+def test_a_status_whose_suspect_flag_is_not_a_bool_is_dropped_and_counted(monkeypatch):
+    from agora.decision.bft import auth
+
+    keys = Keyring("test", 4)
+    replica = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), keys)
+    replica.start(0)
+    monkeypatch.setattr(auth, "encode",  # a MACed body from a peer, with "yes" for the flag
+                        lambda m: msgspec.msgpack.encode(["Status", CLUSTER, 2, 0, 0, "yes"]))
+    bad = keys.seal(2, Status(CLUSTER, 2, 0, 0, True), AuthMode.MACS)
+    monkeypatch.undo()
+    replica.on_message(bad, 1_000)
+    assert replica.stats.dropped_auth == 1
+    assert replica.suspicions == {} and replica.status_executed == {}

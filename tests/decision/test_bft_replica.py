@@ -4,6 +4,7 @@ rules (the pure ``decide``), NewView checks and configuration."""
 from __future__ import annotations
 
 import hmac
+import itertools
 from collections import deque
 
 import msgspec
@@ -27,9 +28,11 @@ from agora.decision.bft.messages import (
     digest,
     encode,
 )
+from agora.decision.bft.storage import FileBftStorage, MemoryBftStorage, StorageDamaged
 from agora.decision.bft.suspicion import FRESH_HEARTBEATS
 from agora.decision.bft.view_change import NULL_DIGEST, decide
 from agora.decision.consensus.messages import Broadcast, Committed, Send, ToClient
+from agora.decision.consensus.storage import FsyncPolicy
 
 CLUSTER = 7
 
@@ -302,8 +305,7 @@ def _behind_replica(ahead: list[tuple[int, int]]) -> BftReplica:
     [request] = BftClient(CLUSTER, 1, keys).request(b"x", 0, 0)
     replica.on_message(request.message, 0)
     for sender, view in ahead:
-        status = Status(CLUSTER, sender, view, 5)
-        replica.on_message(keys.seal(sender, status, AuthMode.MACS), 1_000)
+        replica.on_message(_status_of(keys, sender, view, 5), 1_000)
     return replica
 
 
@@ -315,7 +317,7 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
     live.on_tick(2 * timeout)  # the timers restarted: still waiting for the Fill
     assert live.phase is Phase.NORMAL and live.stats.view_changes_begun == 0
     # one of them left the view (its Status names another): its progress no longer counts
-    moved_on = live.keys.seal(2, Status(CLUSTER, 2, 1, 5), AuthMode.MACS)
+    moved_on = _status_of(live.keys, 2, 1, 5)
     live.on_message(moved_on, 2 * timeout)
     live.on_tick(3 * timeout + 1)
     assert live.suspecting and live.stats.suspicions == 1
@@ -327,8 +329,17 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
         assert suspicious.suspecting and suspicious.phase is Phase.NORMAL, ahead
 
 
+_BEATS = itertools.count(1)  # each Status of a test newer than the last (suspicion.py)
+
+
+def _status_of(keys: Keyring, sender: int, view: int, executed: int = 0, suspect: bool = False,
+               *, boot: int = 1) -> Sealed:
+    status = Status(CLUSTER, sender, view, executed, suspect, boot, next(_BEATS))
+    return keys.seal(sender, status, AuthMode.MACS)
+
+
 def _suspect_status(keys: Keyring, sender: int, view: int, executed: int = 0) -> Sealed:
-    return keys.seal(sender, Status(CLUSTER, sender, view, executed, True), AuthMode.MACS)
+    return _status_of(keys, sender, view, executed, True)
 
 
 def _statuses(out: list) -> list[Status]:
@@ -380,7 +391,7 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     old = _suspect_status(keys, 1, 0)  # replica 1 suspects at executed 0...
     follower.on_message(old, 1_000)
     assert follower.phase is Phase.NORMAL and not follower.suspecting  # f: not yet
-    over = keys.seal(1, Status(CLUSTER, 1, 0, 1, False), AuthMode.MACS)  # ...then executes
+    over = _status_of(keys, 1, 0, 1)  # ...then executes
     follower.on_message(over, 2_000)
     follower.on_message(old, 3_000)  # a faulty replica replays the old suspicion
     follower.on_message(_suspect_status(keys, 2, 0), 4_000)
@@ -408,6 +419,66 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     assert primary.suspecting and primary.phase is Phase.NORMAL and primary.view == 0
     primary.on_message(_suspect_status(keys, 1, 0), timeout + 2)
     assert primary.phase is Phase.VIEW_CHANGE and primary.view == 1
+
+
+def test_a_status_older_than_its_senders_latest_is_dropped_whole():
+    """A faulty replica forwards a correct one's old suspect Status (its MAC still valid) after
+    that replica stopped suspecting without executing more: the old rule (drop one less far
+    executed) let it count, and with a faulty replica's own suspicion make f + 1. Each Status
+    now names its sender's incarnation and its count in it; an older one, or one of a replaced
+    incarnation, is dropped whole, while a restarted sender (a new incarnation) counts afresh."""
+    keys = Keyring("test", 4)
+    follower = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), keys)
+    follower.start(0)
+    suspect = _suspect_status(keys, 1, 0)  # replica 1 suspects view 0 at executed 0...
+    follower.on_message(suspect, 1_000)
+    follower.on_message(_status_of(keys, 1, 0), 2_000)  # ...then no more, executed still 0
+    assert follower.on_message(suspect, 3_000) == []  # the replay: dropped, no answer either
+    assert follower.stats.dropped_stale == 1 and follower.suspicions == {}
+    follower.on_message(_suspect_status(keys, 2, 0), 4_000)  # the faulty replica's own
+    assert follower.phase is Phase.NORMAL and follower.view == 0, "a replayed suspicion counted"
+
+    # replica 1 restarts (a later boot, its count from 1, less far executed than before): its
+    # suspicion counts, and one of its previous incarnation no longer can
+    restarted = keys.seal(1, Status(CLUSTER, 1, 0, 0, False, 2, 1), AuthMode.MACS)
+    follower.on_message(restarted, 5_000)
+    assert follower.on_message(suspect, 5_500) == [] and follower.stats.dropped_stale == 2
+    assert follower.phase is Phase.NORMAL and follower.status_from[1] == (2, 1)
+    follower.on_message(keys.seal(1, Status(CLUSTER, 1, 0, 0, True, 2, 2), AuthMode.MACS), 6_000)
+    assert follower.phase is Phase.VIEW_CHANGE and follower.view == 1
+
+
+def test_each_incarnation_of_a_replica_has_a_later_boot_than_the_last(tmp_path):
+    """Status messages are ordered by (boot, beat) (suspicion.py), so a restart must never
+    reuse or go below an earlier incarnation's boot, whatever the fsync policy."""
+    keys = Keyring("test", 4)
+    config = BftConfig(cluster=CLUSTER, replica=1, n=4)
+    memory = MemoryBftStorage()
+    boots = []
+    for _ in range(3):
+        replica = BftReplica(config, keys, memory)
+        replica.start(0)
+        boots.append(replica.boot)
+        memory.crash()
+    assert boots == [1, 2, 3]
+    out = replica.on_tick(replica.config.status_ns + 1)
+    assert [(m.boot, m.beat) for m in _statuses(out)] == [(3, 1)]
+    for policy in (FsyncPolicy.NONE, FsyncPolicy.ALWAYS):
+        directory = tmp_path / policy.value
+        first = FileBftStorage(directory, policy)
+        boot = first.next_boot()  # the wall clock's nanoseconds (a lost file: still later)
+        first.close()
+        assert boot > 1_700_000_000 * 10**9
+        ahead = (boot + 10**18).to_bytes(8, "big")  # as if the clock had since stepped back
+        (directory / "bft.boot").write_bytes(ahead)
+        again = FileBftStorage(directory, policy)
+        assert again.next_boot() == boot + 10**18 + 1
+        again.close()
+    (tmp_path / "none" / "bft.boot").write_bytes(b"\x00\x01")  # damaged: refused, not reset
+    damaged = FileBftStorage(tmp_path / "none")
+    with pytest.raises(StorageDamaged, match=r"bft\.boot: 2 bytes"):
+        damaged.next_boot()
+    damaged.close()
 
 
 def test_a_replica_ahead_resends_its_old_view_change_to_a_peer_still_gathering_that_view():
@@ -450,10 +521,10 @@ def test_a_replica_stuck_on_a_slot_sends_its_votes_to_a_peer_ahead_of_it():
     d = digest(batch)
     stuck.slots[1] = (d, batch)  # pre-prepared at 0, prepared by us, not committed
     stuck.slot_ns[1] = 0
-    ahead = keys.seal(3, Status(CLUSTER, 3, 0, 5), AuthMode.MACS)  # executed 5, same view
+    ahead = _status_of(keys, 3, 0, 5)  # executed 5, same view
     fresh = stuck.on_message(ahead, stuck.config.resend_ns // 2)
     assert not [item for item in fresh if isinstance(item, Send) and item.to == 3]
-    out = stuck.on_message(ahead, stuck.config.resend_ns + 1)
+    out = stuck.on_message(_status_of(keys, 3, 0, 5), stuck.config.resend_ns + 1)
     votes = [decode_inner(item.message.body) for item in out
              if isinstance(item, Send) and item.to == 3]
     assert [(type(v), v.seq, v.digest) for v in votes] == [(Prepare, 1, d)]
@@ -471,4 +542,4 @@ def test_a_status_whose_suspect_flag_is_not_a_bool_is_dropped_and_counted(monkey
     monkeypatch.undo()
     replica.on_message(bad, 1_000)
     assert replica.stats.dropped_auth == 1
-    assert replica.suspicions == {} and replica.status_executed == {}
+    assert replica.suspicions == {} and replica.status_from == {}

@@ -132,11 +132,15 @@ class Timing(Inner):
 
 class Status(Inner):
     """Heartbeat: where the sender is; peers answer with a NewView or a Fill it lacks.
-    ``suspect``: its timer ran out in ``view`` and it would leave it (``suspicion.py``)."""
+    ``suspect``: its timer ran out in ``view`` and it would leave it; ``boot`` (a number of the
+    sender's incarnation) and ``beat`` (its count of Status messages in that incarnation) let a
+    receiver drop one older than the latest it has (``suspicion.py``)."""
 
     view: int
     executed: int
     suspect: bool = False
+    boot: int = 0
+    beat: int = 0
 
 
 class Fill(Inner):

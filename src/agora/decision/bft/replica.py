@@ -53,6 +53,8 @@ view an entry committed in differs between replicas and is not part of the agree
 
 from __future__ import annotations
 
+import time
+
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
 from agora.decision.bft.core import BftStats, Phase, Stable
@@ -150,7 +152,9 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         self.suspecting = False  # our timer ran out in this view (suspicion.py)
         # replica -> (the view its latest Status suspects, when it came)
         self.suspicions: dict[int, tuple[int, int]] = {}
-        self.status_executed: dict[int, int] = {}  # replica -> the furthest its Status named
+        self.boot = 0  # this incarnation's number, set by start() (suspicion.py)
+        self.beat = 0  # Status messages sent by this incarnation
+        self.status_from: dict[int, tuple[int, int]] = {}  # replica -> its latest (boot, beat)
         self.early: list[PrePrepare | Prepare | Commit] = []  # for a view not installed yet
         self.slot_ns: dict[int, int] = {}  # when each slot of this view was pre-prepared
         self.stats = BftStats()
@@ -210,6 +214,8 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         self.started = True
         self.now = now
         self.last_exec_ns = self.last_status_ns = self.vc_resend_ns = now
+        # without storage nothing survives a restart: the wall clock orders the incarnations
+        self.boot = self.storage.next_boot() if self.storage is not None else time.time_ns()
         return self._recover(now)
 
     def on_message(self, message: object, now: int) -> list[Outbox]:
@@ -523,6 +529,9 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         self.next_seq = max(self.next_seq, s + 1)
 
     def _on_status(self, m: Status, now: int, out: list[Outbox]) -> None:
+        if not self._latest_status(m):
+            self.stats.dropped_stale += 1
+            return
         self._note_suspicion(m, now, out)
         if m.view == self.view and self.phase is Phase.NORMAL:
             self.peers_executed[m.replica] = m.executed

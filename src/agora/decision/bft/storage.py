@@ -40,14 +40,16 @@ starts at the latest marked snapshot the application has delivered (a mark that 
 or to a snapshot whose index is short, is logged and the load replays from further back) and
 memory holds the places of the batches after it only; the stable checkpoints the replica keeps
 for Fills go to ``bft.stables`` as they are kept, so a snapshot need not carry them (a replay
-puts back those a power cut took from its end). Limitation:
-no compaction (the file grows with every batch).
+puts back those a power cut took from its end). ``bft.boot`` holds the number of the latest
+incarnation (``next_boot``), replaced durably at each start. Limitation: no compaction (the
+file grows with every batch).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
@@ -169,6 +171,10 @@ class BftStorage(Protocol):
     def kept_stable(self, seq: int) -> Stable | None:
         """The kept stable checkpoint at ``seq``, read back (None: not stored)."""
 
+    def next_boot(self) -> int:
+        """A number for the replica's new incarnation, above every earlier one's, durable
+        before it returns whatever the policy (its Status messages are ordered by it)."""
+
 
 def executed_batches(records: list[BftRecord], first: int, count: int
                      ) -> list[tuple[ClientRequest, ...]]:
@@ -202,6 +208,11 @@ class MemoryBftStorage:
         self.flushed = 0
         self.kept: list[Stable] = []
         self.kept_flushed = 0
+        self.boots = 0
+
+    def next_boot(self) -> int:
+        self.boots += 1
+        return self.boots
 
     def append(self, record: BftRecord) -> None:
         self.records.append(record)
@@ -259,6 +270,8 @@ class FileBftStorage:
         self.marks_path = self.directory / "bft.snapshots"
         remove_leftovers(self.marks_path)  # a replacement a crash cut short
         self.stables_path = self.directory / "bft.stables"  # the kept stable checkpoints
+        self.boot_path = self.directory / "bft.boot"  # the latest incarnation's number
+        remove_leftovers(self.boot_path)
         self._kept = open(self.stables_path, "a+b")  # noqa: SIM115 - lives with the object
         self._kept_seqs = array("Q")  # their sequence numbers, in order
         self._kept_where = array("Q")  # where each one's frame starts in that file
@@ -349,6 +362,20 @@ class FileBftStorage:
         self._kept_size = scan.end
         self._kept_read = True
         return kept
+
+    def next_boot(self) -> int:
+        """The wall clock's nanoseconds, or the last boot + 1 if the clock has not passed it:
+        later than every earlier boot even if the clock stepped back or (with the clock
+        right) this file was lost."""
+        try:
+            data = self.boot_path.read_bytes()
+        except FileNotFoundError:
+            data = bytes(8)  # a new replica
+        if len(data) != 8:
+            raise StorageDamaged(f"{self.boot_path}: {len(data)} bytes, not an 8-byte number")
+        boot = max(int.from_bytes(data, "big") + 1, time.time_ns())
+        replace_durably(self.boot_path, boot.to_bytes(8, "big"))
+        return boot
 
     def flush(self) -> None:
         if not self._dirty:

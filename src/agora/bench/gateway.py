@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import uvloop
@@ -146,10 +147,13 @@ def _ouch_round_trips(port: int, count: int, warmup: int) -> list[int]:
 
 
 def _drive(sock: socket.socket, payloads: list[bytes], window: int,
-           answered: Callable[[bytes], int]) -> float:
-    """Send ``payloads`` with at most ``window`` unanswered, every one the window allows in one
-    send; ``answered(data)`` counts the answers a read completes. Seconds to the last answer."""
-    started = time.perf_counter()
+           answered: Callable[[bytes], int], start_line: Barrier) -> tuple[float, float]:
+    """Wait at ``start_line`` for the other clients, then send ``payloads`` with at most
+    ``window`` unanswered, every one the window allows in one send; ``answered(data)`` counts
+    the answers a read completes. Returns (first send, last answer) on the monotonic clock,
+    which every process of the host shares."""
+    start_line.wait(timeout=120)
+    started = time.monotonic()
     total, sent, answers = len(payloads), 0, 0
     while answers < total:
         if sent < total and sent - answers < window:
@@ -160,11 +164,13 @@ def _drive(sock: socket.socket, payloads: list[bytes], window: int,
         if not data:
             raise ConnectionError("venue closed the connection")
         answers += answered(data)
-    return time.perf_counter() - started
+    return started, time.monotonic()
 
 
-def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
-    """One client process: ``orders`` Enter Orders with ``window`` in flight; returns (acks, s).
+def _ouch_flood(args: tuple[int, str, int, int], start_line: Barrier
+                ) -> tuple[int, float, float]:
+    """One client process: ``orders`` Enter Orders with ``window`` in flight, once every client
+    is at ``start_line``; returns (acks, first send, last answer).
 
     A load generator should cost the venue's machine as little as it can, so the orders are
     encoded before the clock starts, each send carries every order the window allows (as an
@@ -187,9 +193,9 @@ def _ouch_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
                     raise RuntimeError(f"the venue rejected an order: {packet.message!r}")
         return count
 
-    elapsed = _drive(session.sock, packets, window, accepted)
+    started, ended = _drive(session.sock, packets, window, accepted, start_line)
     session.sock.close()
-    return orders, elapsed
+    return orders, started, ended
 
 
 async def _report_for(client: FixClient, cl_ord_id: str) -> None:
@@ -222,13 +228,14 @@ def _fix_round_trips(port: int, count: int, warmup: int) -> list[int]:
     return uvloop.run(_fix_round_trips_async(port, count, warmup))
 
 
-def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
-    """One client process: ``orders`` NewOrderSingles with ``window`` in flight; returns (answers,
-    s). A lean load generator, as :func:`_ouch_flood`: a blocking socket, the messages encoded
-    by agora's codec before the clock starts (MsgSeqNum 2.., SendingTime the encoding time,
-    well within the venue's skew allowance), each send carrying every order the window allows,
-    and ExecutionReports New (``150=0``) counted among the frames ``FixFramer`` splits the
-    answers into (a Rejected, ``150=8``, fails the run)."""
+def _fix_flood(args: tuple[int, str, int, int], start_line: Barrier
+               ) -> tuple[int, float, float]:
+    """One client process: ``orders`` NewOrderSingles with ``window`` in flight, as
+    :func:`_ouch_flood` (the same return). A lean load generator: a blocking socket, the
+    messages encoded by agora's codec before the clock starts (MsgSeqNum 2.., SendingTime the
+    encoding time, well within the venue's skew allowance), each send carrying every order the
+    window allows, and ExecutionReports New (``150=0``) counted among the frames ``FixFramer``
+    splits the answers into (a Rejected, ``150=8``, fails the run)."""
     port, comp_id, orders, window = args
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -263,9 +270,9 @@ def _fix_flood(args: tuple[int, str, int, int]) -> tuple[int, float]:
             count += b"\x01150=0\x01" in frame
         return count
 
-    elapsed = _drive(sock, messages, window, accepted)
+    started, ended = _drive(sock, messages, window, accepted, start_line)
     sock.close()
-    return orders, elapsed
+    return orders, started, ended
 
 
 def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:
@@ -292,12 +299,43 @@ def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:
     out.put(uvloop.run(listen()))
 
 
+def _flood_client(worker, job: tuple, start_line: Barrier, results: multiprocessing.Queue
+                  ) -> None:
+    """A flood client process: the worker's (answers, first send, last answer), or its error
+    (the start line is broken so that the other clients do not wait for this one)."""
+    try:
+        results.put(worker(job, start_line))
+    except BaseException as exc:
+        start_line.abort()
+        results.put(f"{job[1]}: {exc!r}")
+
+
 def _flood(worker, port: int, clients: int, orders: int) -> float:
-    jobs = [(port, f"{'o' if worker is _ouch_flood else 'F'}{i}", orders, 64)
-            for i in range(clients)]
-    with multiprocessing.get_context("spawn").Pool(clients) as pool:
-        results = pool.map(worker, jobs)
-    return sum(a for a, _ in results) / max(s for _, s in results)
+    """Orders/s over the window from the first client's first send to the last client's last
+    answer. The clients log in and encode their orders first, then start together: timed
+    each on its own clock from its own start, clients that started apart would make the
+    window look shorter than the venue's (total / the longest client's time gave more than
+    one core's worth of the venue's CPU in some runs)."""
+    ctx = multiprocessing.get_context("spawn")
+    start_line = ctx.Barrier(clients)
+    results = ctx.Queue()
+    prefix = "o" if worker is _ouch_flood else "F"
+    procs = [ctx.Process(target=_flood_client,
+                         args=(worker, (port, f"{prefix}{i}", orders, 64), start_line, results))
+             for i in range(clients)]
+    for proc in procs:
+        proc.start()
+    try:
+        answers = [results.get(timeout=300) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+    failed = [a for a in answers if isinstance(a, str)]
+    if failed:
+        raise RuntimeError(f"a flood client failed: {'; '.join(failed)}")
+    first = min(started for _, started, _ in answers)
+    last = max(ended for _, _, ended in answers)
+    return sum(count for count, _, _ in answers) / (last - first)
 
 
 def run(round_trips: int, orders: int, clients: int) -> dict:

@@ -55,6 +55,7 @@ def test_bench_gateway_quick_measures_against_the_echo_floor():
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
     assert 0 < figures["echo_p50_us"] <= figures["ouch_rtt_p50_us"]
+    assert figures["ouch_rtt_p50_us"] <= figures["ouch_rtt_decoded_p50_us"]  # sample by sample
     assert figures["ouch_orders_per_s"] > 0 and figures["fix_orders_per_s"] > 0
     assert figures["fix_rtt_p50_us"] <= figures["fix_rtt_p99_us"]
     assert figures["itch_messages"] >= 2 * 300  # at least every order's Add Order message

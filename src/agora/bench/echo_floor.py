@@ -32,32 +32,61 @@ def free_port() -> int:
     return unused_ports(1)[0]
 
 
+class EchoServer:
+    """An echo server process and one connection to it, for round trips taken in blocks between
+    other measurements (so that the floor and the figure see the same minutes of the host)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.payload = b"x" * size
+        port = free_port()
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "agora.bench.echo_floor", "serve", str(port)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            self.server.stdout.readline()
+            self.conn = socket.create_connection(("127.0.0.1", port))
+            self.conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            self.server.kill()
+            self.server.wait(timeout=10)
+            raise
+
+    def round_trips(self, count: int, warmup: int = 0) -> list[int]:
+        """Round trips in ns of ``count`` messages, one at a time, after ``warmup`` untimed."""
+        conn, payload, size = self.conn, self.payload, self.size
+        clock = time.perf_counter_ns
+        samples: list[int] = []
+        for i in range(warmup + count):
+            t0 = clock()
+            conn.sendall(payload)
+            got = 0
+            while got < size:
+                chunk = conn.recv(size - got)
+                if not chunk:
+                    raise ConnectionError("the echo server closed the connection")
+                got += len(chunk)
+            if i >= warmup:
+                samples.append(clock() - t0)
+        return samples
+
+    def close(self) -> None:
+        self.conn.close()  # the server ends when its peer closes
+        self.server.stdout.close()
+        self.server.wait(timeout=10)
+
+    def __enter__(self) -> EchoServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def measure_echo(count: int = 20_000, size: int = 64, warmup: int = 2_000) -> list[int]:
     """Round trips in ns of ``count`` messages of ``size`` bytes to an echo server process."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "agora.bench.echo_floor", "serve", str(port)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        server.stdout.readline()
-        payload = b"x" * size
-        samples: list[int] = []
-        with socket.create_connection(("127.0.0.1", port)) as conn:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            clock = time.perf_counter_ns
-            for i in range(warmup + count):
-                t0 = clock()
-                conn.sendall(payload)
-                got = 0
-                while got < size:
-                    got += len(conn.recv(size - got))
-                if i >= warmup:
-                    samples.append(clock() - t0)
-        return samples
-    finally:
-        server.stdout.close()
-        server.wait(timeout=10)
+    with EchoServer(size) as echo:
+        return echo.round_trips(count, warmup)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ venue's) and the agora codecs:
   afterwards (untimed) so the book stays small; timed to the return of the read that brought the
   Accepted, as the echo floor's client times its reads, and (reported beside it) to the end of
   the client's framing, decoding and check of it (about 11 us more here: the client's Python);
-- sustained OUCH throughput: ``clients`` processes, each keeping a window of orders in flight;
+  with the client and the venue pinned to one vCPU and to two, alternating in blocks with the
+  echo floor pinned alike (``gateway_rtt``: the placement moves a round trip 4x on this host);
+- sustained OUCH throughput: ``clients`` processes, each keeping a window of orders in flight,
+  ``runs`` times (the median reported);
 - FIX 4.4 round trip (NewOrderSingle -> ExecutionReport New), with agora's async ``FixClient``
   on uvloop as the client (its session layer is part of the figure), and sustained throughput;
 - the sustained phases' clients are lean load generators sharing the venue's two cores: orders
@@ -16,7 +19,8 @@ venue's) and the agora codecs:
   send, answers counted in the returned bytes (``_ouch_flood``, ``_fix_flood``);
 - ITCH 5.0 over MoldUDP64 during the OUCH run: a subscriber process joins the live feed,
   recovers gaps by retransmission, and reports the messages it kept and their rate;
-- the floor: a raw TCP echo round trip with blocking sockets, in the same run;
+- the floor: a raw TCP echo round trip with blocking sockets, in the same run, the fastest
+  placement's;
 - the venue's own CPU per OUCH message without client sockets (``agora.bench.venue_cpu``), one
   message per read and 64 per read, and per FIX NewOrderSingle at 64 per read: the ceiling one
   core puts on the order rate.
@@ -29,6 +33,7 @@ import json
 import multiprocessing
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,15 +41,16 @@ import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import NamedTuple
 
 import uvloop
 from rich.console import Console
 from rich.table import Table
 
 from agora.bench import venue_cpu
-from agora.bench.echo_floor import measure_echo
+from agora.bench.gateway_rtt import OuchSession, RoundTrips, round_trips_beside_the_floor
 from agora.bench.latency import percentiles
-from agora.bench.venue_setup import PRICE, SYMBOL, cancel_packet, enter_packet, write_config
+from agora.bench.venue_setup import PRICE, SYMBOL, enter_packet, write_config
 from agora.core.enums import Side
 from agora.feed.live import ItchSubscriber
 from agora.protocols import ouch50 as ouch
@@ -72,11 +78,11 @@ def _cpu_s(pid: int) -> float | None:
 
 
 def _venue_flood(worker, venue: subprocess.Popen, port: int, clients: int,
-                 orders: int) -> tuple[float, float | None]:
+                 orders: int, first_client: int = 0) -> tuple[float, float | None]:
     """(orders/s, the venue's CPU us per order over the phase, None where /proc is missing):
     the CPU figure near the wall time per order says the venue, not its clients, set the rate."""
     before = _cpu_s(venue.pid)
-    rate = _flood(worker, port, clients, orders)
+    rate = _flood(worker, port, clients, orders, first_client)
     after = _cpu_s(venue.pid)
     if before is None or after is None:
         return rate, None
@@ -92,66 +98,6 @@ def _start_venue(config: Path) -> subprocess.Popen:
         if line.startswith("publishing itch"):
             return proc
     raise RuntimeError(f"the venue did not start (exit code {proc.wait()})")
-
-
-class _OuchSession:
-    """A minimal blocking OUCH client: login, send, wait for a given outbound message type."""
-
-    def __init__(self, port: int, username: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.framer = soup.SoupFramer()
-        self.pending: list = []
-        self.received_ns = 0  # when the last read returned (perf_counter_ns)
-        self.sock.sendall(soup.encode(soup.LoginRequest(username, "pw", "", 0)))
-        if not isinstance(self._next_packet(), soup.LoginAccepted):
-            raise RuntimeError(f"login refused for {username}")
-        self.ref = 0
-
-    def _next_packet(self):
-        while not self.pending:
-            data = self.sock.recv(65536)
-            self.received_ns = time.perf_counter_ns()
-            if not data:
-                raise ConnectionError("venue closed the connection")
-            self.pending.extend(self.framer.feed(data))
-        return self.pending.pop(0)
-
-    def next_message(self):
-        while True:
-            packet = self._next_packet()
-            if isinstance(packet, soup.SequencedData | soup.UnsequencedData):
-                return ouch.decode_outbound(packet.message)
-
-    def enter(self, side: ouch.Side, price: int) -> bytes:
-        self.ref += 1
-        return enter_packet(self.ref, side, price)
-
-    def wait_for(self, kind: type) -> None:
-        while not isinstance(self.next_message(), kind):
-            pass
-
-
-def _ouch_round_trips(port: int, count: int, warmup: int) -> tuple[list[int], list[int]]:
-    """Enter Order -> Order Accepted, one at a time: (until the read that brought the Accepted
-    returned, as the echo floor's client times its reads; until the client had also framed,
-    decoded and checked it), in ns."""
-    session = _OuchSession(port, "rtt")
-    clock = time.perf_counter_ns
-    received, decoded = [], []
-    for i in range(warmup + count):
-        data = session.enter(ouch.Side.BUY, PRICE - 100 * (1 + i % 20))
-        t0 = clock()
-        session.sock.sendall(data)
-        session.wait_for(ouch.OrderAccepted)
-        done = clock()
-        if i >= warmup:
-            received.append(session.received_ns - t0)
-            decoded.append(done - t0)
-        session.sock.sendall(cancel_packet(session.ref))
-        session.wait_for(ouch.OrderCanceled)
-    session.sock.close()
-    return received, decoded
 
 
 def _drive(sock: socket.socket, payloads: list[bytes], window: int,
@@ -175,7 +121,7 @@ def _drive(sock: socket.socket, payloads: list[bytes], window: int,
     return started, time.monotonic()
 
 
-def _ouch_flood(args: tuple[int, str, int, int], start_line: Barrier
+def _ouch_flood(args: tuple[int, str, int, int, bool], start_line: Barrier
                 ) -> tuple[int, float, float]:
     """One client process: ``orders`` Enter Orders with ``window`` in flight, once every client
     is at ``start_line``; returns (acks, first send, last answer).
@@ -185,9 +131,9 @@ def _ouch_flood(args: tuple[int, str, int, int], start_line: Barrier
     OUCH client with a burst to send packs it in one TCP segment), and the answers are counted
     by their OUCH type in the session's SoupBinTCP framer's packets (``A``, Order Accepted; a
     ``J``, Rejected, fails the run; the round trip phase decodes and checks every answer)."""
-    port, username, orders, window = args
-    session = _OuchSession(port, username)
-    side = ouch.Side.BUY if username.endswith(("0", "2")) else ouch.Side.SELL  # o0 o2 buy
+    port, username, orders, window, buy = args
+    session = OuchSession(port, username)
+    side = ouch.Side.BUY if buy else ouch.Side.SELL
     offset = -100 if side is ouch.Side.BUY else 100
     packets = [enter_packet(k, side, PRICE + offset * (1 + k % 50)) for k in range(1, orders + 1)]
 
@@ -236,7 +182,7 @@ def _fix_round_trips(port: int, count: int, warmup: int) -> list[int]:
     return uvloop.run(_fix_round_trips_async(port, count, warmup))
 
 
-def _fix_flood(args: tuple[int, str, int, int], start_line: Barrier
+def _fix_flood(args: tuple[int, str, int, int, bool], start_line: Barrier
                ) -> tuple[int, float, float]:
     """One client process: ``orders`` NewOrderSingles with ``window`` in flight, as
     :func:`_ouch_flood` (the same return). A lean load generator: a blocking socket, the
@@ -244,11 +190,11 @@ def _fix_flood(args: tuple[int, str, int, int], start_line: Barrier
     encoding time, well within the venue's skew allowance), each send carrying every order the
     window allows, and ExecutionReports New (``150=0``) counted among the frames ``FixFramer``
     splits the answers into (a Rejected, ``150=8``, fails the run)."""
-    port, comp_id, orders, window = args
+    port, comp_id, orders, window, buy = args
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     now = time.time_ns()
-    side = fx.Side.BUY if comp_id.endswith(("0", "2")) else fx.Side.SELL
+    side = fx.Side.BUY if buy else fx.Side.SELL
     offset = -100 if side is fx.Side.BUY else 100
 
     def encoded(msg, seq: int) -> bytes:
@@ -318,9 +264,11 @@ def _flood_client(worker, job: tuple, start_line: Barrier, results: multiprocess
         results.put(f"{job[1]}: {exc!r}")
 
 
-def _flood(worker, port: int, clients: int, orders: int) -> float:
+def _flood(worker, port: int, clients: int, orders: int, first_client: int = 0) -> float:
     """Orders/s over the window from the first client's first send to the last client's last
-    answer. The clients log in and encode their orders first, then start together: timed
+    answer; the clients are the configured sessions ``first_client ..`` (each run its own,
+    since their UserRefNums and MsgSeqNums start afresh), even ones buying and odd ones selling.
+    The clients log in and encode their orders first, then start together: timed
     each on its own clock from its own start, clients that started apart would make the
     window look shorter than the venue's (total / the longest client's time gave more than
     one core's worth of the venue's CPU in some runs)."""
@@ -328,9 +276,9 @@ def _flood(worker, port: int, clients: int, orders: int) -> float:
     start_line = ctx.Barrier(clients)
     results = ctx.Queue()
     prefix = "o" if worker is _ouch_flood else "F"
-    procs = [ctx.Process(target=_flood_client,
-                         args=(worker, (port, f"{prefix}{i}", orders, 64), start_line, results))
-             for i in range(clients)]
+    jobs = [(port, f"{prefix}{first_client + i}", orders, 64, i % 2 == 0) for i in range(clients)]
+    procs = [ctx.Process(target=_flood_client, args=(worker, job, start_line, results))
+             for job in jobs]
     for proc in procs:
         proc.start()
     try:
@@ -346,91 +294,169 @@ def _flood(worker, port: int, clients: int, orders: int) -> float:
     return sum(count for count, _, _ in answers) / (last - first)
 
 
-def run(round_trips: int, orders: int, clients: int) -> dict:
+class Sustained(NamedTuple):
+    """One run of each sustained phase."""
+
+    ouch: float  # orders/s
+    ouch_cpu: float | None  # the venue's CPU us per order meanwhile
+    fix: float
+    fix_cpu: float | None
+    itch: tuple[int, int, float]  # the subscriber's messages, retransmission requests, span s
+
+
+def _ouch_run(venue: subprocess.Popen, config: Path, port: int, clients: int, orders: int,
+              first_client: int) -> tuple[float, float | None, tuple[int, int, float]]:
+    """The OUCH flood with an ITCH subscriber process following the feed meanwhile."""
+    itch_port, retransmit_port = _feed_ports(config)
+    ctx = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue = ctx.Queue()
+    listener = ctx.Process(target=_itch_listener,
+                           args=((itch_port, retransmit_port, 2.0 + orders / 500, results),))
+    listener.start()
+    time.sleep(1.0)  # let it bind before the flood starts
+    rate, cpu = _venue_flood(_ouch_flood, venue, port, clients, orders, first_client)
+    itch = results.get(timeout=120)
+    listener.join(timeout=30)
+    return rate, cpu, itch
+
+
+def run(round_trips: int, orders: int, clients: int, runs: int = 3) -> dict:
+    """Every phase against one venue process; the sustained phases ``runs`` times (OUCH and
+    FIX alternating, each run with its own client sessions), their medians reported."""
     with tempfile.TemporaryDirectory(prefix="agora-bench-gw-") as tmp:
-        config, port, fix_port = write_config(Path(tmp), clients)
-        itch_port, retransmit_port = _feed_ports(config)
-        with console.status("raw TCP echo floor"):
-            echo = percentiles(measure_echo(round_trips))
+        config, port, fix_port = write_config(Path(tmp), clients * runs)
         with console.status("venue CPU per message, in process"):
             cpu = [venue_cpu.measure(max(1_000, orders), batch) for batch in (1, 64)]
             fix_in_process = venue_cpu.measure_fix(max(1_000, orders), 64)
         venue = _start_venue(config)
         try:
-            with console.status("OUCH round trips"):
-                received, decoded = _ouch_round_trips(port, round_trips, 500)
-                ouch_rtt, ouch_decoded = percentiles(received), percentiles(decoded)
-            with console.status(f"OUCH throughput, {clients} clients, ITCH subscriber"):
-                ctx = multiprocessing.get_context("spawn")
-                results: multiprocessing.Queue = ctx.Queue()
-                listener = ctx.Process(target=_itch_listener,
-                                       args=((itch_port, retransmit_port, 2.0 + orders / 500,
-                                              results),))
-                listener.start()
-                time.sleep(1.0)  # let it bind before the flood starts
-                throughput, ouch_cpu = _venue_flood(_ouch_flood, venue, port, clients,
-                                                    orders)
-                itch_messages, itch_requests, itch_span = results.get(timeout=120)
-                listener.join(timeout=30)
-            itch_rate = itch_messages / itch_span if itch_span else 0.0
+            with console.status("OUCH round trips and the raw TCP echo floor, alternating, on "
+                                "one vCPU and on two"):
+                rtt = round_trips_beside_the_floor(port, round_trips, venue.pid)
             with console.status("FIX round trips"):
                 fix_rtt = percentiles(_fix_round_trips(fix_port, round_trips, 500))
-            with console.status(f"FIX throughput, {clients} clients"):
-                fix_throughput, fix_cpu = _venue_flood(_fix_flood, venue, fix_port, clients,
-                                                       orders)
+            sustained = []
+            for k in range(runs):
+                with console.status(f"sustained run {k + 1} of {runs}: OUCH ({clients} clients, "
+                                    "ITCH subscriber), then FIX"):
+                    ouch_run = _ouch_run(venue, config, port, clients, orders, k * clients)
+                    fix_run = _venue_flood(_fix_flood, venue, fix_port, clients, orders,
+                                           k * clients)
+                sustained.append(Sustained(*ouch_run[:2], *fix_run, ouch_run[2]))
         finally:
             venue.terminate()
             venue.wait(timeout=30)
             venue.stdout.close()
-    table = Table(title="agora bench gateway (loopback, venue in its own process, uvloop)")
-    for name in ("measure", "p50 us", "p99 us", "p99.9 us", "vs floor p50 / p99"):
-        table.add_column(name)
-    table.add_row("raw TCP echo (floor)", *(f"{v:.1f}" for v in echo), "1.0 / 1.0")
-    table.add_row("OUCH Enter -> Accepted", *(f"{v:.1f}" for v in ouch_rtt),
-                  f"{ouch_rtt[0] / echo[0]:.1f} / {ouch_rtt[1] / echo[1]:.1f}")
-    table.add_row("  the same, decoded by the client", *(f"{v:.1f}" for v in ouch_decoded),
-                  f"{ouch_decoded[0] / echo[0]:.1f} / {ouch_decoded[1] / echo[1]:.1f}")
-    table.add_row("FIX NewOrderSingle -> New", *(f"{v:.1f}" for v in fix_rtt),
-                  f"{fix_rtt[0] / echo[0]:.1f} / {fix_rtt[1] / echo[1]:.1f}")
-    console.print(table)
-    console.print(f"sustained, {clients} clients x {orders:,} orders, 64 in flight: "
-                  f"OUCH {throughput:,.0f} orders/s, FIX {fix_throughput:,.0f} orders/s")
-    if ouch_cpu is not None and fix_cpu is not None:
-        console.print(f"the venue process's CPU per order meanwhile: OUCH {ouch_cpu:.1f} us, FIX "
-                      f"{fix_cpu:.1f} us (1e6 / rate: {1e6 / throughput:.1f} and "
-                      f"{1e6 / fix_throughput:.1f} us; near it, the venue's core is the limit)")
-    console.print("venue CPU per OUCH message, no client sockets: "
-                  + ", ".join(f"{c['cpu_us_per_message']:.1f} us at {c['batch']} per read "
-                              f"({c['messages_per_cpu_s']:,} per CPU second)" for c in cpu)
-                  + f"; per FIX NewOrderSingle: {fix_in_process['cpu_us_per_message']:.1f} us "
-                  "at 64 per read")
-    console.print(f"FIX codec hot paths: {speedups.implementation()} "
-                  "(AGORA_PURE_PYTHON=1 runs the Python ones)")
-    console.print(f"ITCH during the OUCH run: a subscriber process kept {itch_messages:,} "
-                  f"messages at {itch_rate:,.0f} messages/s, {itch_requests} retransmission "
-                  f"requests")
-    result = {
-        "echo_p50_us": round(echo[0], 1), "echo_p99_us": round(echo[1], 1),
-        "ouch_rtt_p50_us": round(ouch_rtt[0], 1), "ouch_rtt_p99_us": round(ouch_rtt[1], 1),
-        "ouch_rtt_p999_us": round(ouch_rtt[2], 1),
-        "ouch_p50_vs_floor": round(ouch_rtt[0] / echo[0], 2),
-        "ouch_p99_vs_floor": round(ouch_rtt[1] / echo[1], 2),
-        "ouch_rtt_decoded_p50_us": round(ouch_decoded[0], 1),
-        "ouch_rtt_decoded_p99_us": round(ouch_decoded[1], 1),
-        "ouch_orders_per_s": round(throughput),
+    result = _result(rtt, fix_rtt, sustained, cpu, fix_in_process, clients)
+    _print(result, orders)
+    print("RESULT " + json.dumps(result), flush=True)
+    return result
+
+
+def _median(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _rounded(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _placement(samples: RoundTrips) -> dict:
+    echo, ouch_rtt, decoded = (percentiles(samples.echo), percentiles(samples.received),
+                               percentiles(samples.decoded))
+    return {"echo_p50_us": round(echo[0], 1), "echo_p99_us": round(echo[1], 1),
+            "ouch_p50_us": round(ouch_rtt[0], 1), "ouch_p99_us": round(ouch_rtt[1], 1),
+            "ouch_p999_us": round(ouch_rtt[2], 1),
+            "ouch_decoded_p50_us": round(decoded[0], 1),
+            "ouch_decoded_p99_us": round(decoded[1], 1),
+            "ouch_p50_vs_echo_blocks": [round(r, 2) for r in samples.ratios]}
+
+
+def _result(rtt: dict[str, RoundTrips], fix_rtt: tuple[float, float, float],
+            sustained: list[Sustained], cpu: list[dict], fix_in_process: dict,
+            clients: int) -> dict:
+    """The headline figures (RESULT): the floor is the fastest placement's echo, the OUCH
+    round trip the venue's fastest placement (``gateway_rtt``), each placement's figures under
+    ``placements``; the sustained rates are medians of the runs."""
+    placed = {name: _placement(samples) for name, samples in rtt.items()}
+    floor = min(placed.values(), key=lambda f: f["echo_p50_us"])
+    best = min(placed.values(), key=lambda f: f["ouch_p50_us"])
+    itch_messages = sum(s.itch[0] for s in sustained)
+    return {
+        "echo_p50_us": floor["echo_p50_us"], "echo_p99_us": floor["echo_p99_us"],
+        "ouch_rtt_p50_us": best["ouch_p50_us"], "ouch_rtt_p99_us": best["ouch_p99_us"],
+        "ouch_rtt_p999_us": best["ouch_p999_us"],
+        "ouch_p50_vs_floor": round(best["ouch_p50_us"] / floor["echo_p50_us"], 2),
+        "ouch_p99_vs_floor": round(best["ouch_p99_us"] / floor["echo_p99_us"], 2),
+        "ouch_rtt_decoded_p50_us": best["ouch_decoded_p50_us"],
+        "ouch_rtt_decoded_p99_us": best["ouch_decoded_p99_us"],
+        "placements": placed,
+        "ouch_orders_per_s": round(_median([s.ouch for s in sustained])),
+        "ouch_orders_per_s_runs": [round(s.ouch) for s in sustained],
         "fix_rtt_p50_us": round(fix_rtt[0], 1), "fix_rtt_p99_us": round(fix_rtt[1], 1),
         "fix_rtt_p999_us": round(fix_rtt[2], 1),
-        "fix_orders_per_s": round(fix_throughput), "clients": clients,
-        "ouch_sustained_venue_cpu_us_per_order": None if ouch_cpu is None else round(ouch_cpu, 1),
-        "fix_sustained_venue_cpu_us_per_order": None if fix_cpu is None else round(fix_cpu, 1),
-        "itch_messages_per_s": round(itch_rate), "itch_messages": itch_messages,
-        "itch_retransmission_requests": itch_requests,
+        "fix_orders_per_s": round(_median([s.fix for s in sustained])),
+        "fix_orders_per_s_runs": [round(s.fix) for s in sustained], "clients": clients,
+        "ouch_sustained_venue_cpu_us_per_order": _rounded(
+            _median([s.ouch_cpu for s in sustained])),
+        "fix_sustained_venue_cpu_us_per_order": _rounded(_median([s.fix_cpu for s in sustained])),
+        "itch_messages_per_s": round(_median([s.itch[0] / s.itch[2] if s.itch[2] else 0.0
+                                              for s in sustained])),
+        "itch_messages": itch_messages,
+        "itch_retransmission_requests": sum(s.itch[1] for s in sustained),
         "venue_cpu_us_per_message_batch1": cpu[0]["cpu_us_per_message"],
         "venue_cpu_us_per_message_batch64": cpu[1]["cpu_us_per_message"],
         "venue_cpu_us_per_fix_order_batch64": fix_in_process["cpu_us_per_message"],
         "fix_codec": speedups.implementation(),
     }
-    print("RESULT " + json.dumps(result), flush=True)
-    return result
 
 
+def _print(r: dict, orders: int) -> None:
+    table = Table(title="agora bench gateway (loopback, venue in its own process, uvloop)")
+    for name in ("measure", "p50 us", "p99 us", "p99.9 us", "vs floor p50 / p99"):
+        table.add_column(name)
+    floor50, floor99 = r["echo_p50_us"], r["echo_p99_us"]
+
+    def vs_floor(p50: float, p99: float) -> str:
+        return f"{p50 / floor50:.2f} / {p99 / floor99:.2f}"
+
+    for name, f in r["placements"].items():
+        where = name.replace("_", " ")
+        table.add_row(f"raw TCP echo, {where}", f"{f['echo_p50_us']:.1f}",
+                      f"{f['echo_p99_us']:.1f}", "", vs_floor(f["echo_p50_us"], f["echo_p99_us"]))
+        table.add_row(f"OUCH Enter -> Accepted, {where}", f"{f['ouch_p50_us']:.1f}",
+                      f"{f['ouch_p99_us']:.1f}", f"{f['ouch_p999_us']:.1f}",
+                      vs_floor(f["ouch_p50_us"], f["ouch_p99_us"]))
+        table.add_row("  the same, decoded by the client", f"{f['ouch_decoded_p50_us']:.1f}",
+                      f"{f['ouch_decoded_p99_us']:.1f}", "", "")
+    table.add_row("FIX NewOrderSingle -> New, unpinned", f"{r['fix_rtt_p50_us']:.1f}",
+                  f"{r['fix_rtt_p99_us']:.1f}", f"{r['fix_rtt_p999_us']:.1f}",
+                  vs_floor(r["fix_rtt_p50_us"], r["fix_rtt_p99_us"]))
+    console.print(table)
+    console.print(f"the floor: the fastest echo ({floor50:.1f} us at p50); the OUCH round trip: "
+                  f"the venue's fastest placement ({r['ouch_rtt_p50_us']:.1f} us, "
+                  f"{r['ouch_p50_vs_floor']:.2f}x the floor)")
+    runs = len(r["ouch_orders_per_s_runs"])
+    ouch_runs = ", ".join(f"{x:,}" for x in r["ouch_orders_per_s_runs"])
+    fix_runs = ", ".join(f"{x:,}" for x in r["fix_orders_per_s_runs"])
+    console.print(f"sustained, {r['clients']} clients x {orders:,} orders, 64 in flight, median "
+                  f"of {runs} runs: OUCH {r['ouch_orders_per_s']:,} orders/s ({ouch_runs}), "
+                  f"FIX {r['fix_orders_per_s']:,} ({fix_runs})")
+    ouch_cpu, fix_cpu = (r["ouch_sustained_venue_cpu_us_per_order"],
+                         r["fix_sustained_venue_cpu_us_per_order"])
+    if ouch_cpu is not None and fix_cpu is not None:
+        console.print(f"the venue process's CPU per order meanwhile (medians): OUCH {ouch_cpu:.1f}"
+                      f" us, FIX {fix_cpu:.1f} us (1e6 / rate: "
+                      f"{1e6 / r['ouch_orders_per_s']:.1f} and {1e6 / r['fix_orders_per_s']:.1f}"
+                      " us; near it, the venue's core is the limit)")
+    console.print(f"venue CPU per OUCH message, no client sockets: "
+                  f"{r['venue_cpu_us_per_message_batch1']:.1f} us at 1 per read, "
+                  f"{r['venue_cpu_us_per_message_batch64']:.1f} us at 64 per read; per FIX "
+                  f"NewOrderSingle: {r['venue_cpu_us_per_fix_order_batch64']:.1f} us at 64 per "
+                  "read")
+    console.print(f"FIX codec hot paths: {r['fix_codec']} (AGORA_PURE_PYTHON=1 runs the Python "
+                  "ones)")
+    console.print(f"ITCH during the OUCH runs: a subscriber process per run kept "
+                  f"{r['itch_messages']:,} messages, median {r['itch_messages_per_s']:,} "
+                  f"messages/s, {r['itch_retransmission_requests']} retransmission requests")

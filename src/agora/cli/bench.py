@@ -30,14 +30,16 @@ def gateway(
     round_trips: int = typer.Option(5_000, min=100, help="Timed OUCH round trips."),
     orders: int = typer.Option(5_000, min=100, help="Orders per client in the throughput run."),
     clients: int = typer.Option(4, min=1, max=16),
+    runs: int = typer.Option(3, min=1, max=9,
+                             help="Runs of each sustained phase; the median is reported."),
     quick: bool = typer.Option(False, help="A small run for CI smoke tests."),
 ) -> None:
     """Venue on the wire: OUCH round trip vs the raw TCP echo floor, sustained orders/s."""
     from agora.bench.gateway import run
 
     if quick:
-        round_trips, orders = 300, 300
-    run(round_trips=round_trips, orders=orders, clients=clients)
+        round_trips, orders, runs = 300, 300, 1
+    run(round_trips=round_trips, orders=orders, clients=clients, runs=runs)
 
 
 @bench_app.command()

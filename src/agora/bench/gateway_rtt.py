@@ -1,0 +1,140 @@
+"""The OUCH round trip of ``agora bench gateway`` beside its floor, in both process placements.
+
+On this kind of host (a KVM guest) a round trip between two processes costs very different
+times depending on where the scheduler puts them: on one vCPU each wake-up is a context switch
+(a raw TCP echo ~16-22 us at p50), on two the sleeping vCPU must be woken first (~70-90 us).
+Which one an unpinned run gets is the scheduler's choice and changes from run to run, so the
+floor and the venue are both measured with the processes pinned (``os.sched_setaffinity``) to
+one vCPU and to two, alternating in blocks so that they share the host's minutes. The floor is
+the fastest echo (one vCPU): the slower one would flatter every ratio to it. Where processes
+cannot be pinned (one CPU, or no ``sched_setaffinity``), one unpinned placement is measured.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from agora.bench.echo_floor import EchoServer
+from agora.bench.venue_setup import PRICE, cancel_packet, enter_packet
+from agora.protocols import ouch50 as ouch
+from agora.protocols import soupbintcp as soup
+
+RTT_BLOCKS = 5  # each placement's OUCH round trips and echo floor alternate in this many blocks
+
+
+class OuchSession:
+    """A minimal blocking OUCH client: login, send, wait for a given outbound message type."""
+
+    def __init__(self, port: int, username: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.framer = soup.SoupFramer()
+        self.pending: list = []
+        self.received_ns = 0  # when the last read returned (perf_counter_ns)
+        self.sock.sendall(soup.encode(soup.LoginRequest(username, "pw", "", 0)))
+        if not isinstance(self._next_packet(), soup.LoginAccepted):
+            raise RuntimeError(f"login refused for {username}")
+        self.ref = 0
+
+    def _next_packet(self):
+        while not self.pending:
+            data = self.sock.recv(65536)
+            self.received_ns = time.perf_counter_ns()
+            if not data:
+                raise ConnectionError("venue closed the connection")
+            self.pending.extend(self.framer.feed(data))
+        return self.pending.pop(0)
+
+    def next_message(self):
+        while True:
+            packet = self._next_packet()
+            if isinstance(packet, soup.SequencedData | soup.UnsequencedData):
+                return ouch.decode_outbound(packet.message)
+
+    def enter(self, side: ouch.Side, price: int) -> bytes:
+        self.ref += 1
+        return enter_packet(self.ref, side, price)
+
+    def wait_for(self, kind: type) -> None:
+        while not isinstance(self.next_message(), kind):
+            pass
+
+
+def ouch_round_trips(session: OuchSession, count: int, warmup: int
+                     ) -> tuple[list[int], list[int]]:
+    """Enter Order -> Order Accepted, one at a time, each order cancelled afterwards (untimed):
+    (until the read that brought the Accepted returned, as the echo floor's client times its
+    reads; until the client had also framed, decoded and checked it), in ns."""
+    clock = time.perf_counter_ns
+    received, decoded = [], []
+    for i in range(warmup + count):
+        data = session.enter(ouch.Side.BUY, PRICE - 100 * (1 + i % 20))
+        t0 = clock()
+        session.sock.sendall(data)
+        session.wait_for(ouch.OrderAccepted)
+        done = clock()
+        if i >= warmup:
+            received.append(session.received_ns - t0)
+            decoded.append(done - t0)
+        session.sock.sendall(cancel_packet(session.ref))
+        session.wait_for(ouch.OrderCanceled)
+    return received, decoded
+
+
+class RoundTrips(NamedTuple):
+    """One placement's samples, in ns."""
+
+    echo: list[int]
+    received: list[int]  # OUCH, to the read that brought the Accepted
+    decoded: list[int]  # OUCH, to the client's check of it
+    ratios: list[float]  # each block's OUCH p50 over its echo p50
+
+
+def placements() -> dict[str, tuple[set[int], set[int]] | None]:
+    """Placement name -> (the client's CPUs, the servers' CPUs); None: left to the scheduler."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2 or not hasattr(os, "sched_setaffinity"):
+        return {"unpinned": None}
+    return {"one_vcpu": ({cpus[0]}, {cpus[0]}), "two_vcpus": ({cpus[0]}, {cpus[1]})}
+
+
+def _pin(pids: Iterable[int], cpus: set[int]) -> None:
+    for pid in pids:
+        os.sched_setaffinity(pid, cpus)
+
+
+def round_trips_beside_the_floor(port: int, count: int, venue_pid: int
+                                 ) -> dict[str, RoundTrips]:
+    """``count`` OUCH round trips and as many echo round trips per placement, alternating in
+    blocks (see the module notes); every process is unpinned again afterwards."""
+    per_block = max(1, count // RTT_BLOCKS)
+    chosen = placements()
+    out = {name: RoundTrips([], [], [], []) for name in chosen}
+    everywhere = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    with EchoServer() as floor:
+        session = OuchSession(port, "rtt")
+        servers = (floor.server.pid, venue_pid)
+        try:
+            for block in range(RTT_BLOCKS):
+                for name, pinned in chosen.items():
+                    if pinned is not None:
+                        _pin((0,), pinned[0])
+                        _pin(servers, pinned[1])
+                    warmup = 500 if block == 0 else 50  # later blocks re-warm after a switch
+                    echo = floor.round_trips(per_block, warmup)
+                    received, decoded = ouch_round_trips(session, per_block, warmup)
+                    samples = out[name]
+                    samples.echo.extend(echo)
+                    samples.received.extend(received)
+                    samples.decoded.extend(decoded)
+                    samples.ratios.append(statistics.median(received) / statistics.median(echo))
+        finally:
+            session.sock.close()
+            if everywhere:
+                _pin((0, *servers), everywhere)
+    return out

@@ -268,10 +268,10 @@ def _flood(worker, port: int, clients: int, orders: int, first_client: int = 0) 
     """Orders/s over the window from the first client's first send to the last client's last
     answer; the clients are the configured sessions ``first_client ..`` (each run its own,
     since their UserRefNums and MsgSeqNums start afresh), even ones buying and odd ones selling.
-    The clients log in and encode their orders first, then start together: timed
-    each on its own clock from its own start, clients that started apart would make the
-    window look shorter than the venue's (total / the longest client's time gave more than
-    one core's worth of the venue's CPU in some runs)."""
+    The clients log in and encode their orders first, then start together. (Timing each client
+    from its own start and dividing by the longest client's time, as this did before, made the
+    window shorter than the venue's when the clients started apart: some runs gave more than
+    one core's worth of the venue's CPU per second.)"""
     ctx = multiprocessing.get_context("spawn")
     start_line = ctx.Barrier(clients)
     results = ctx.Queue()

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from agora.bench.placement import can_pin
+
 pytestmark = pytest.mark.e2e
 
 
@@ -34,6 +36,9 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     # a commit crosses three hops; no faster than three hops with nothing to do
     assert figures["udp_3hops_1ms_p50_us"] > 0
     assert figures["n3_sync_p50_us"] >= figures["udp_3hops_1ms_p50_us"]
+    if can_pin():  # the floors again with every process on one vCPU
+        assert 0 < figures["udp_floor_one_vcpu_p50_us"] <= figures["n3_sync_p50_us"]
+        assert 0 < figures["udp_3hops_1ms_one_vcpu_p50_us"] <= figures["n3_sync_p50_us"]
     # 500/s for 0.3 s is far below what any healthy cluster sustains: the search has a figure
     assert figures["n3_max_sustained_per_s"] >= figures["n3_decisions_per_s_at_p99_1ms"]
     assert figures["n3_max_sustained_per_s"] > 400

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from agora.bench.placement import can_pin
 from agora.protocols.fix44 import speedups
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +57,13 @@ def test_bench_gateway_quick_measures_against_the_echo_floor():
     figures = json.loads(result.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
     assert 0 < figures["echo_p50_us"] <= figures["ouch_rtt_p50_us"]
     assert figures["ouch_rtt_p50_us"] <= figures["ouch_rtt_decoded_p50_us"]  # sample by sample
+    # the OUCH round trip and the floor in both placements where processes can be pinned; the
+    # floor is the fastest placement's echo, the OUCH figure the venue's fastest
+    placed = figures["placements"]
+    assert set(placed) == ({"one_vcpu", "two_vcpus"} if can_pin() else {"unpinned"})
+    assert figures["echo_p50_us"] == min(f["echo_p50_us"] for f in placed.values())
+    assert figures["ouch_rtt_p50_us"] == min(f["ouch_p50_us"] for f in placed.values())
+    assert len(figures["ouch_orders_per_s_runs"]) == 1  # --quick: one sustained run
     assert figures["ouch_orders_per_s"] > 0 and figures["fix_orders_per_s"] > 0
     assert figures["fix_rtt_p50_us"] <= figures["fix_rtt_p99_us"]
     assert figures["itch_messages"] >= 2 * 300  # at least every order's Add Order message

@@ -31,7 +31,9 @@ Baselines in the same run: the floor (a UDP round trip between two processes wit
 sockets, back to back, and one per millisecond, where both ends wake from idle; and the commit
 path's own floor, three hops one per millisecond: client -> relay -> relay -> client, the hops a
 commit takes from the proposer to the leader to the acknowledging backup and back, each relay a
-plain blocking-socket process that forwards at once), and in ``consensus_baselines.py``
+plain blocking-socket process that forwards at once; both again with every process pinned to one
+vCPU, where a wake-up is a context switch instead of a halted vCPU's wake: see ``placement``),
+and in ``consensus_baselines.py``
 PySyncObj (Raft in Python, n = 3, tick and append period cut to 1 ms, commands submitted at the
 leader) and etcd (n = 3 members, v3 JSON gateway ``/v3/kv/put`` over keep-alive HTTP; etcd 3.4
 always fsyncs, so its data directories go to /dev/shm when it exists, where fsync is nearly
@@ -64,6 +66,7 @@ from rich.table import Table
 
 from agora.bench import consensus_baselines, consensus_bft
 from agora.bench.latency import percentiles
+from agora.bench.placement import can_pin, pinned, usable_cpus
 from agora.core.clock import WallClock
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
 from agora.decision.transport.cluster import ProcessCluster, free_udp_ports
@@ -94,12 +97,13 @@ def udp_echo(port: int, forward: int | None = None) -> None:
 
 
 def udp_floor(count: int, size: int = 64, warmup: int = 1_000, gap_s: float = 0.0,
-              hops: int = 2) -> list[int]:
+              hops: int = 2, cpus: set[int] | None = None) -> list[int]:
     """Round trips in ns: one datagram at a time, blocking sockets, through ``hops - 1`` other
     processes (2: an echo; 3: two relays in a ring back to this one, a commit's path).
 
     ``gap_s`` sleeps between round trips: back to back, the processes stay hot; one per
-    millisecond (the latency phase's rate), every hop pays a wake-up from idle.
+    millisecond (the latency phase's rate), every hop pays a wake-up from idle. ``cpus``: every
+    process pinned there (``placement``), else where the scheduler puts them.
     """
     if hops < 2:
         raise ValueError("a round trip has at least two hops")
@@ -116,7 +120,8 @@ def udp_floor(count: int, size: int = 64, warmup: int = 1_000, gap_s: float = 0.
             assert server.stdout is not None
             server.stdout.readline()
         samples = []
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with (pinned((0, *(server.pid for server in servers)), cpus),
+              socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s):
             s.bind(("127.0.0.1", mine))
             first = ("127.0.0.1", relays[0])
             payload = b"x" * size
@@ -335,6 +340,15 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
                   udp_idle_1ms_p50_us=round(idle[0], 1), udp_idle_1ms_p99_us=round(idle[1], 1),
                   udp_3hops_1ms_p50_us=round(chain[0], 1),
                   udp_3hops_1ms_p99_us=round(chain[1], 1))
+    floor1 = chain1 = None
+    if can_pin():  # the same floors with every process on one vCPU (``placement``)
+        one = {usable_cpus()[0]}
+        with console.status("UDP floor, every process on one vCPU"):
+            floor1 = percentiles(udp_floor(2_000 if quick else 20_000, cpus=one))
+            chain1 = percentiles(udp_floor(500 if quick else 3_000, warmup=100, gap_s=0.001,
+                                           hops=3, cpus=one))
+        result.update(udp_floor_one_vcpu_p50_us=round(floor1[0], 1),
+                      udp_3hops_1ms_one_vcpu_p50_us=round(chain1[0], 1))
     figures: dict[int, dict] = {}
     tune_gc()  # this process is the client (p99 at 32,000/s: 4.7 -> 1.1 ms with it)
     with tempfile.TemporaryDirectory(prefix="agora-bench-consensus-") as tmp:
@@ -369,6 +383,11 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
                   "", "", "", "", "", "")
     table.add_row("UDP three hops (a commit's path), one per ms", _fmt(chain[0]), _fmt(chain[1]),
                   _fmt(chain[2]), "", "", "", "", "", "")
+    if floor1 is not None and chain1 is not None:
+        table.add_row("UDP round trip, both on one vCPU", _fmt(floor1[0]), _fmt(floor1[1]),
+                      _fmt(floor1[2]), "", "", "", "", "", "")
+        table.add_row("UDP three hops, one per ms, all on one vCPU", _fmt(chain1[0]),
+                      _fmt(chain1[1]), _fmt(chain1[2]), "", "", "", "", "", "")
     for n, f in figures.items():
         best: Step | None = f["best"]
         sync = f["sync"]

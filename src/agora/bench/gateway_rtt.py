@@ -1,25 +1,22 @@
 """The OUCH round trip of ``agora bench gateway`` beside its floor, in both process placements.
 
-On this kind of host (a KVM guest) a round trip between two processes costs very different
-times depending on where the scheduler puts them: on one vCPU each wake-up is a context switch
-(a raw TCP echo ~16-22 us at p50), on two the sleeping vCPU must be woken first (~70-90 us).
-Which one an unpinned run gets is the scheduler's choice and changes from run to run, so the
-floor and the venue are both measured with the processes pinned (``os.sched_setaffinity``) to
-one vCPU and to two, alternating in blocks so that they share the host's minutes. The floor is
-the fastest echo (one vCPU): the slower one would flatter every ratio to it. Where processes
-cannot be pinned (one CPU, or no ``sched_setaffinity``), one unpinned placement is measured.
+Where the processes run moves a loopback round trip ~4x on a VM (``placement``): on one vCPU each
+wake-up is a context switch (a raw TCP echo ~16-22 us at p50 on this host), across two the
+sleeping vCPU must be woken first (~70-90 us). So the floor and the venue are both measured with
+the processes pinned to one vCPU and to two, alternating in blocks so that they share the host's
+minutes. The floor is the fastest echo (one vCPU): the slower one would flatter every ratio to
+it. Where processes cannot be pinned, one unpinned placement is measured.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import statistics
 import time
-from collections.abc import Iterable
 from typing import NamedTuple
 
 from agora.bench.echo_floor import EchoServer
+from agora.bench.placement import can_pin, pinned, usable_cpus
 from agora.bench.venue_setup import PRICE, cancel_packet, enter_packet
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
@@ -97,37 +94,30 @@ class RoundTrips(NamedTuple):
 
 def placements() -> dict[str, tuple[set[int], set[int]] | None]:
     """Placement name -> (the client's CPUs, the servers' CPUs); None: left to the scheduler."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cpus) < 2 or not hasattr(os, "sched_setaffinity"):
+    if not can_pin():
         return {"unpinned": None}
-    return {"one_vcpu": ({cpus[0]}, {cpus[0]}), "two_vcpus": ({cpus[0]}, {cpus[1]})}
-
-
-def _pin(pids: Iterable[int], cpus: set[int]) -> None:
-    for pid in pids:
-        os.sched_setaffinity(pid, cpus)
+    first, second = usable_cpus()[:2]
+    return {"one_vcpu": ({first}, {first}), "two_vcpus": ({first}, {second})}
 
 
 def round_trips_beside_the_floor(port: int, count: int, venue_pid: int
                                  ) -> dict[str, RoundTrips]:
     """``count`` OUCH round trips and as many echo round trips per placement, alternating in
-    blocks (see the module notes); every process is unpinned again afterwards."""
+    blocks (see the module notes); every process runs where it could again afterwards."""
     per_block = max(1, count // RTT_BLOCKS)
     chosen = placements()
     out = {name: RoundTrips([], [], [], []) for name in chosen}
-    everywhere = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     with EchoServer() as floor:
         session = OuchSession(port, "rtt")
         servers = (floor.server.pid, venue_pid)
         try:
             for block in range(RTT_BLOCKS):
-                for name, pinned in chosen.items():
-                    if pinned is not None:
-                        _pin((0,), pinned[0])
-                        _pin(servers, pinned[1])
-                    warmup = 500 if block == 0 else 50  # later blocks re-warm after a switch
-                    echo = floor.round_trips(per_block, warmup)
-                    received, decoded = ouch_round_trips(session, per_block, warmup)
+                for name, cpus in chosen.items():
+                    mine, theirs = cpus if cpus is not None else (None, None)
+                    with pinned((0,), mine), pinned(servers, theirs):
+                        warmup = 500 if block == 0 else 50  # later blocks re-warm after a switch
+                        echo = floor.round_trips(per_block, warmup)
+                        received, decoded = ouch_round_trips(session, per_block, warmup)
                     samples = out[name]
                     samples.echo.extend(echo)
                     samples.received.extend(received)
@@ -135,6 +125,4 @@ def round_trips_beside_the_floor(port: int, count: int, venue_pid: int
                     samples.ratios.append(statistics.median(received) / statistics.median(echo))
         finally:
             session.sock.close()
-            if everywhere:
-                _pin((0, *servers), everywhere)
     return out

@@ -1,0 +1,48 @@
+"""Pinning benchmark processes to CPUs, for floors measured in a known placement.
+
+On a virtual machine a round trip between two processes costs very different times depending on
+where they run: on one vCPU each wake-up is a context switch, across two the halted vCPU must be
+woken first (this 2-vCPU KVM guest: a TCP echo ~16-22 us on one vCPU, ~70-90 us across two).
+Left to the scheduler, a run gets either, so a floor measured unpinned can be the slow one, which
+flatters every ratio to it. The benchmarks pin with ``os.sched_setaffinity`` (Linux); where it
+is missing, or one CPU is all there is, they measure unpinned and say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (empty where that cannot be asked)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def can_pin() -> bool:
+    """Whether two placements exist: one CPU for every process, or two."""
+    return hasattr(os, "sched_setaffinity") and len(usable_cpus()) >= 2
+
+
+def pin(pids: Iterable[int], cpus: set[int]) -> None:
+    """Run each of ``pids`` (0: this process) on ``cpus`` only."""
+    for pid in pids:
+        os.sched_setaffinity(pid, cpus)
+
+
+@contextlib.contextmanager
+def pinned(pids: Iterable[int], cpus: set[int] | None) -> Iterator[None]:
+    """``pids`` on ``cpus`` for the block (None: left alone), then back where they could run."""
+    if cpus is None:
+        yield
+        return
+    pids = list(pids)
+    before = {pid: os.sched_getaffinity(pid) for pid in pids}
+    pin(pids, cpus)
+    try:
+        yield
+    finally:
+        for pid, allowed in before.items():
+            with contextlib.suppress(ProcessLookupError):  # a server that has already exited
+                os.sched_setaffinity(pid, allowed)

@@ -68,9 +68,9 @@ from agora.bench import consensus_baselines, consensus_bft
 from agora.bench.latency import percentiles
 from agora.bench.placement import can_pin, pinned, usable_cpus
 from agora.core.clock import WallClock
+from agora.core.gc_tuning import tune_gc
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
 from agora.decision.transport.cluster import ProcessCluster, free_udp_ports
-from agora.decision.transport.replica_main import tune_gc
 from agora.decision.transport.sync_client import SyncClient
 
 console = Console() if sys.stdout.isatty() else Console(width=170)  # a log keeps its columns

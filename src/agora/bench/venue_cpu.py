@@ -1,8 +1,8 @@
 """The venue's own CPU per order, without client sockets: ``python -m agora.bench.venue_cpu``.
 
 The venue of ``agora exchange serve`` (journal with fsync none, ITCH publisher sending real
-datagrams, OUCH and FIX gateways subscribed) is driven in process, ``batch`` messages per read
-followed by one event-loop turn (the group commit):
+datagrams, OUCH and FIX gateways subscribed, its garbage collector's settings) is driven in
+process, ``batch`` messages per read followed by one event-loop turn (the group commit):
 
 - OUCH (``measure``): a real OUCH connection protocol over an in-memory transport, a login, then
   Enter Order / Cancel pairs;
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import socket
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 import uvloop
 
 from agora.bench.venue_setup import PRICE, SYMBOL, cancel_packet, enter_packet, write_config
+from agora.core.gc_tuning import collecting_rarely
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_gateway import FixGateway
@@ -93,6 +95,7 @@ class _Venue:
         self.fix = FixGateway(self.core, config, Path(config.venue.directory) / "fix")
         await self.publisher.start()
         self.core.seal()  # as the venue process does once its listeners have subscribed
+        gc.freeze()  # and its garbage collector's settings (``_run`` undoes them)
 
     async def close(self) -> None:
         await self.fix.close()
@@ -168,7 +171,9 @@ def _figures(protocol: str, batch: int, n: int, cpu: float, written: int) -> dic
 
 
 def _run(measurement, count: int, batch: int, prepare_only: bool) -> dict:
-    with tempfile.TemporaryDirectory(prefix="agora-venue-cpu-") as tmp:
+    """One measurement with the venue process's GC settings (``run_venue(tune_gc=True)``),
+    restored afterwards: ``agora bench gateway`` measures in its own process."""
+    with tempfile.TemporaryDirectory(prefix="agora-venue-cpu-") as tmp, collecting_rarely():
         config_path, _, _ = write_config(Path(tmp), 4)
         return uvloop.run(measurement(config_path, count, batch, prepare_only))
 

@@ -160,9 +160,9 @@ def serve(
     if use_uvloop:
         import uvloop
 
-        uvloop.run(run_venue(config, say=say))
+        uvloop.run(run_venue(config, say=say, tune_gc=True))
     else:
-        asyncio.run(run_venue(config, say=say))
+        asyncio.run(run_venue(config, say=say, tune_gc=True))
 
 
 @exchange_app.command("replay")

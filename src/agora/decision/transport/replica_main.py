@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import random
 import signal
 import sys
@@ -45,6 +44,7 @@ from typing import TypeVar
 import uvloop
 
 from agora.core.clock import WallClock
+from agora.core.gc_tuning import tune_gc
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.config import AuthMode, BftConfig
 from agora.decision.bft.keys import load_keyring
@@ -282,13 +282,6 @@ def serve_blocking(args: argparse.Namespace, keyring: Keyring | None = None) -> 
         traceback.print_exception(node.failed)
         return 2
     return 0
-
-
-def tune_gc() -> None:
-    """Startup objects leave the collector's view and collections get rarer: shorter, fewer
-    pauses (p99). Shared by the replica processes and the benchmark's client process."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def start(coroutine: Coroutine[object, object, int]) -> int:

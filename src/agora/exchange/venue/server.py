@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from agora.core.gc_tuning import collect_rarely
 from agora.exchange.venue.config import VenueConfig
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_gateway import FixGateway
@@ -28,8 +30,14 @@ async def run_venue(
     *,
     stop: asyncio.Event | None = None,
     say: Callable[[str], None] = print,
+    tune_gc: bool = False,
 ) -> None:
-    """Serve until ``stop`` is set or the process gets SIGINT/SIGTERM."""
+    """Serve until ``stop`` is set or the process gets SIGINT/SIGTERM. ``tune_gc``: the process
+    is the venue's own (``agora exchange serve``): it collects rarely from the start, and once
+    the journal is replayed and the gateways have subscribed, that state leaves the collector's
+    view (``core.gc_tuning``: a growing book otherwise costs a full scan that grows with it)."""
+    if tune_gc:
+        collect_rarely()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -46,6 +54,8 @@ async def run_venue(
         await ouch.start()
         await fix.start()
         core.seal()  # every replaying listener has subscribed: the journal keeps the events
+        if tune_gc:
+            gc.freeze()
         say(f"recovered seq {core.exchange.last_seq} from {venue.directory}")
         say(f"listening ouch {venue.host}:{ouch.port}")
         say(f"listening fix {venue.host}:{fix.port}")

@@ -304,10 +304,11 @@ class Sustained(NamedTuple):
     itch: tuple[int, int, float]  # the subscriber's messages, retransmission requests, span s
 
 
-def _ouch_run(venue: subprocess.Popen, config: Path, port: int, clients: int, orders: int,
-              first_client: int) -> tuple[float, float | None, tuple[int, int, float]]:
-    """The OUCH flood with an ITCH subscriber process following the feed meanwhile."""
-    itch_port, retransmit_port = _feed_ports(config)
+def _ouch_run(venue: subprocess.Popen, feed: tuple[int, int], port: int, clients: int,
+              orders: int, first_client: int) -> tuple[float, float | None, tuple[int, int, float]]:
+    """The OUCH flood with an ITCH subscriber process following the feed (its port and the
+    retransmission port) meanwhile."""
+    itch_port, retransmit_port = feed
     ctx = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue = ctx.Queue()
     listener = ctx.Process(target=_itch_listener,
@@ -325,6 +326,7 @@ def run(round_trips: int, orders: int, clients: int, runs: int = 3) -> dict:
     FIX alternating, each run with its own client sessions), their medians reported."""
     with tempfile.TemporaryDirectory(prefix="agora-bench-gw-") as tmp:
         config, port, fix_port = write_config(Path(tmp), clients * runs)
+        feed = _feed_ports(config)
         with console.status("venue CPU per message, in process"):
             cpu = [venue_cpu.measure(max(1_000, orders), batch) for batch in (1, 64)]
             fix_in_process = venue_cpu.measure_fix(max(1_000, orders), 64)
@@ -339,10 +341,11 @@ def run(round_trips: int, orders: int, clients: int, runs: int = 3) -> dict:
             for k in range(runs):
                 with console.status(f"sustained run {k + 1} of {runs}: OUCH ({clients} clients, "
                                     "ITCH subscriber), then FIX"):
-                    ouch_run = _ouch_run(venue, config, port, clients, orders, k * clients)
-                    fix_run = _venue_flood(_fix_flood, venue, fix_port, clients, orders,
-                                           k * clients)
-                sustained.append(Sustained(*ouch_run[:2], *fix_run, ouch_run[2]))
+                    ouch, ouch_cpu, itch = _ouch_run(venue, feed, port, clients, orders,
+                                                     k * clients)
+                    fix, fix_cpu = _venue_flood(_fix_flood, venue, fix_port, clients, orders,
+                                                k * clients)
+                sustained.append(Sustained(ouch, ouch_cpu, fix, fix_cpu, itch))
         finally:
             venue.terminate()
             venue.wait(timeout=30)

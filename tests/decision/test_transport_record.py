@@ -3,13 +3,15 @@ start (a chunk at a time) would; a mark that does not fit its file is ignored.""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agora.decision.consensus.messages import Committed
 from agora.decision.transport import record as record_module
-from agora.decision.transport.record import Recorder, read_records
+from agora.decision.transport.record import Recorder, iter_records, read_records
 
 
 def committed(index: int) -> Committed:
@@ -49,6 +51,7 @@ def test_opening_from_the_mark_finds_what_a_scan_from_the_start_finds(tmp_path_f
         assert path.with_name("committed.log.mark").exists() == marked
         from_mark = opened(path)
         records = read_records(path)
+        assert list(iter_records(path)) == records  # a chunk at a time, the same records
         path.with_name("committed.log.mark").unlink(missing_ok=True)
         assert opened(path) == from_mark == (len(sizes), sum(sizes), from_mark[2])
     assert read_records(path) == records
@@ -96,3 +99,31 @@ def test_a_mark_replacement_a_crash_cut_short_is_removed_on_open(tmp_path):
     leftover.write_bytes(b"half a mark")
     Recorder(tmp_path / "committed.log", 0).close()
     assert not leftover.exists()
+
+
+def test_iterating_a_record_holds_a_chunk_not_the_session(tmp_path, monkeypatch):
+    """A restarted decision node replays its replica's whole record; read a chunk at a time,
+    it no longer holds the session's file and records at once. A torn last frame is skipped
+    and a missing record is empty, as ``read_records`` does."""
+    path = tmp_path / "committed.log"
+    recorder = Recorder(path, 2)
+    recorder.start(0)
+    for index in range(1, 20_001):
+        recorder.committed(committed(index), index)
+    recorder.close()
+    with open(path, "ab") as f:
+        f.write(b"\x30\x00\x00\x00\x95")  # a torn frame
+    monkeypatch.setattr(record_module, "SCAN_CHUNK", 64 << 10)
+    tracemalloc.start()
+    try:
+        count = sum(1 for r in iter_records(path) if r.item is not None)
+        _, iterated = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        whole = read_records(path)
+        _, read_at_once = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 20_000 == len(whole) - 1
+    assert path.stat().st_size > 500_000  # (here: 138 KB at the peak against 5.6 MB)
+    assert iterated < 300_000 and 10 * iterated < read_at_once
+    assert list(iter_records(tmp_path / "none.log")) == []

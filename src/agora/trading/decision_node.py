@@ -17,7 +17,8 @@ Design notes
   (accepted, rejected, filled, cancelled, including the drop copies another replica's copy
   causes). On every logon the node re-sends, in log order, every decided command not resolved;
   the venue's dedup makes that safe. A restarted node rebuilds its decisions by replaying its
-  replica's ``committed.log`` from the start (the rules need every entry) and its resolved set
+  replica's ``committed.log`` from the start, a chunk at a time (the rules need every entry,
+  each once) and its resolved set
   from ``venue.log``; its FIX sequence numbers persist in ``--dir/fix`` so the venue's reports
   made while it was down arrive as PossDup resends.
 * ``venue.log`` in ``--dir`` is a JSON line per fact (:class:`NodeEvent`): ``decided``,
@@ -78,7 +79,7 @@ from agora.decision.bft.keys import load_keyring
 from agora.decision.consensus.messages import Committed
 from agora.decision.rules import RulesConfig
 from agora.decision.transport import replica_main
-from agora.decision.transport.record import read_records
+from agora.decision.transport.record import iter_records
 from agora.decision.venue_bridge import DecisionApplier, Outgoing
 from agora.protocols.fix44.messages import FixStruct
 from agora.trading.agent_host import (
@@ -110,7 +111,7 @@ class DecisionNode:
         self.decided: dict[str, Outgoing] = {}  # ClOrdID -> command, in log order
         self.resolved = {e.id for e in read_node_log(directory / "venue.log")
                          if e.event == "report"}
-        for record in read_records(directory / "committed.log"):  # the rules need every entry
+        for record in iter_records(directory / "committed.log"):  # the rules need every entry
             if record.item is not None:
                 self._decide(record.item)
         self.log = NodeLog(directory / "venue.log", self.clock)

@@ -102,6 +102,17 @@ def read_records(path: Path) -> list[Record]:
     return [record for record, _ in _scan(data)]
 
 
+def iter_records(path: Path) -> Iterator[Record]:
+    """The records ``read_records`` gives, read a chunk at a time: for a reader that needs each
+    once, in order (a restarted decision node replaying the session), memory stays at a chunk
+    instead of the whole session's file and records."""
+    path = Path(path)
+    if not path.exists():
+        return
+    for record, _ in _scan_file(path):
+        yield record
+
+
 class Recorder:
     """Appends records; on open, cuts a torn tail and finds the durable point and incarnation."""
 

@@ -305,7 +305,7 @@ def _behind_replica(ahead: list[tuple[int, int]]) -> BftReplica:
     [request] = BftClient(CLUSTER, 1, keys).request(b"x", 0, 0)
     replica.on_message(request.message, 0)
     for sender, view in ahead:
-        replica.on_message(_status_of(keys, sender, view, 5), 1_000)
+        replica.on_message(_status_of(replica, sender, view, 5), 1_000)
     return replica
 
 
@@ -317,11 +317,11 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
     live.on_tick(2 * timeout)  # the timers restarted: still waiting for the Fill
     assert live.phase is Phase.NORMAL and live.stats.view_changes_begun == 0
     # one of them left the view (its Status names another): its progress no longer counts
-    moved_on = _status_of(live.keys, 2, 1, 5)
+    moved_on = _status_of(live, 2, 1, 5)
     live.on_message(moved_on, 2 * timeout)
     live.on_tick(3 * timeout + 1)
     assert live.suspecting and live.stats.suspicions == 1
-    live.on_message(_suspect_status(live.keys, 1, 0, executed=5), 3 * timeout + 2)  # f + 1
+    live.on_message(_suspect_status(live, 1, 0, executed=5), 3 * timeout + 2)  # f + 1
     assert live.phase is Phase.VIEW_CHANGE and live.view == 1
     for ahead in ([(1, 0)], [(1, 0), (2, 1)]):  # f peers (maybe liars), or another view
         suspicious = _behind_replica(ahead)
@@ -332,14 +332,16 @@ def test_a_replica_behind_a_live_view_catches_up_instead_of_leaving_it():
 _BEATS = itertools.count(1)  # each Status of a test newer than the last (suspicion.py)
 
 
-def _status_of(keys: Keyring, sender: int, view: int, executed: int = 0, suspect: bool = False,
-               *, boot: int = 1) -> Sealed:
-    status = Status(CLUSTER, sender, view, executed, suspect, boot, next(_BEATS))
-    return keys.seal(sender, status, AuthMode.MACS)
+def _status_of(to: BftReplica, sender: int, view: int, executed: int = 0,
+               suspect: bool = False, *, boot: int = 1) -> Sealed:
+    """A Status of ``sender`` for replica ``to``, sent after it heard ``to``'s incarnation."""
+    seen = tuple(to.boot if r == to.me else 0 for r in range(to.config.n))
+    status = Status(CLUSTER, sender, view, executed, suspect, boot, next(_BEATS), seen)
+    return to.keys.seal(sender, status, AuthMode.MACS)
 
 
-def _suspect_status(keys: Keyring, sender: int, view: int, executed: int = 0) -> Sealed:
-    return _status_of(keys, sender, view, executed, True)
+def _suspect_status(to: BftReplica, sender: int, view: int, executed: int = 0) -> Sealed:
+    return _status_of(to, sender, view, executed, True)
 
 
 def _statuses(out: list) -> list[Status]:
@@ -360,7 +362,7 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     assert alone.phase is Phase.NORMAL and alone.view == 0 and alone.suspecting
     assert [(m.view, m.suspect) for m in _statuses(out)] == [(0, True)]
     assert alone.stats.view_changes_begun == 0 and alone.stats.suspicions == 1
-    alone.on_message(_suspect_status(alone.keys, 2, 5), timeout + 2)  # another view: no
+    alone.on_message(_suspect_status(alone, 2, 5), timeout + 2)  # another view: no
     alone.on_tick(timeout + 3)
     assert alone.phase is Phase.NORMAL and alone.stats.suspicions == 1  # counted once
     # the request executes (a Fill from peers, here: the suspicion ends without a view change)
@@ -370,17 +372,17 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
 
     joined = _behind_replica([])
     joined.on_tick(timeout + 1)
-    joined.on_message(_suspect_status(joined.keys, 2, 0), timeout + 2)
+    joined.on_message(_suspect_status(joined, 2, 0), timeout + 2)
     assert joined.phase is Phase.VIEW_CHANGE and joined.view == 1
 
     # a suspicion counts for FRESH_HEARTBEATS Status periods (its sender repeats it each; one
     # that died suspecting stops counting)
     stale = _behind_replica([])
-    stale.on_message(_suspect_status(stale.keys, 2, 0), 1_000)
+    stale.on_message(_suspect_status(stale, 2, 0), 1_000)
     assert timeout > 1_000 + FRESH_HEARTBEATS * stale.config.status_ns
     stale.on_tick(timeout + 1)
     assert stale.suspecting and stale.phase is Phase.NORMAL
-    stale.on_message(_suspect_status(stale.keys, 2, 0), timeout + 2)  # repeated: fresh again
+    stale.on_message(_suspect_status(stale, 2, 0), timeout + 2)  # repeated: fresh again
     assert stale.phase is Phase.VIEW_CHANGE and stale.view == 1
 
     # a replica whose own timer has not run out follows f + 1 suspecting replicas, but not a
@@ -388,15 +390,15 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     keys = stale.keys
     follower = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), keys)
     follower.start(0)
-    old = _suspect_status(keys, 1, 0)  # replica 1 suspects at executed 0...
+    old = _suspect_status(follower, 1, 0)  # replica 1 suspects at executed 0...
     follower.on_message(old, 1_000)
     assert follower.phase is Phase.NORMAL and not follower.suspecting  # f: not yet
-    over = _status_of(keys, 1, 0, 1)  # ...then executes
+    over = _status_of(follower, 1, 0, 1)  # ...then executes
     follower.on_message(over, 2_000)
     follower.on_message(old, 3_000)  # a faulty replica replays the old suspicion
-    follower.on_message(_suspect_status(keys, 2, 0), 4_000)
+    follower.on_message(_suspect_status(follower, 2, 0), 4_000)
     assert follower.phase is Phase.NORMAL, "a replayed suspicion counted"
-    follower.on_message(_suspect_status(keys, 1, 0, executed=1), 5_000)  # it suspects again
+    follower.on_message(_suspect_status(follower, 1, 0, executed=1), 5_000)  # it suspects again
     assert follower.phase is Phase.VIEW_CHANGE and follower.view == 1
 
     pulled = _behind_replica([])
@@ -417,7 +419,7 @@ def test_a_backup_whose_timer_ran_out_alone_suspects_the_view_and_stays_in_it():
     primary.on_message(request.message, 0)
     primary.on_tick(timeout + 1)  # (a correct primary can be stuck: suspicion.py)
     assert primary.suspecting and primary.phase is Phase.NORMAL and primary.view == 0
-    primary.on_message(_suspect_status(keys, 1, 0), timeout + 2)
+    primary.on_message(_suspect_status(primary, 1, 0), timeout + 2)
     assert primary.phase is Phase.VIEW_CHANGE and primary.view == 1
 
 
@@ -430,12 +432,12 @@ def test_a_status_older_than_its_senders_latest_is_dropped_whole():
     keys = Keyring("test", 4)
     follower = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), keys)
     follower.start(0)
-    suspect = _suspect_status(keys, 1, 0)  # replica 1 suspects view 0 at executed 0...
+    suspect = _suspect_status(follower, 1, 0)  # replica 1 suspects view 0 at executed 0...
     follower.on_message(suspect, 1_000)
-    follower.on_message(_status_of(keys, 1, 0), 2_000)  # ...then no more, executed still 0
+    follower.on_message(_status_of(follower, 1, 0), 2_000)  # ...then no more, executed still 0
     assert follower.on_message(suspect, 3_000) == []  # the replay: dropped, no answer either
     assert follower.stats.dropped_stale == 1 and follower.suspicions == {}
-    follower.on_message(_suspect_status(keys, 2, 0), 4_000)  # the faulty replica's own
+    follower.on_message(_suspect_status(follower, 2, 0), 4_000)  # the faulty replica's own
     assert follower.phase is Phase.NORMAL and follower.view == 0, "a replayed suspicion counted"
 
     # replica 1 restarts (a later boot, its count from 1, less far executed than before): its
@@ -444,8 +446,42 @@ def test_a_status_older_than_its_senders_latest_is_dropped_whole():
     follower.on_message(restarted, 5_000)
     assert follower.on_message(suspect, 5_500) == [] and follower.stats.dropped_stale == 2
     assert follower.phase is Phase.NORMAL and follower.status_from[1] == (2, 1)
-    follower.on_message(keys.seal(1, Status(CLUSTER, 1, 0, 0, True, 2, 2), AuthMode.MACS), 6_000)
+    named = tuple(follower.boot if r == 3 else 0 for r in range(4))  # it has heard replica 3
+    follower.on_message(keys.seal(1, Status(CLUSTER, 1, 0, 0, True, 2, 2, named), AuthMode.MACS),
+                        6_000)
     assert follower.phase is Phase.VIEW_CHANGE and follower.view == 1
+
+
+def test_a_restarted_replica_counts_no_status_made_before_its_restart():
+    """A replica that has just restarted knows none of its peers' Status messages, so the rule
+    above cannot tell a peer's latest from an older one a faulty replica replays to it; with
+    the faulty replica's own suspicion that made f + 1. Each Status now names the boot of its
+    receiver that its sender has heard: one that does not name the receiver's current boot is
+    answered (here: the votes for a slot stuck past ``resend_ns``) and teaches the sender's
+    boot, but its suspicion does not count; the sender's next Status, naming it, counts."""
+    keys = Keyring("test", 4)
+    config = BftConfig(cluster=CLUSTER, replica=3, n=4)
+    memory = MemoryBftStorage()
+    before = BftReplica(config, keys, memory)
+    before.start(0)
+    old = _suspect_status(before, 1, 0)  # replica 1 suspected view 0 (heard incarnation 1)
+    memory.crash()
+    replica = BftReplica(config, keys, memory)
+    replica.start(10_000)
+    batch = (_req(1),)
+    replica.slots[1] = (digest(batch), batch)  # prepared by us, stuck
+    replica.slot_ns[1] = 10_000
+    later = 10_000 + replica.config.resend_ns + 1
+    out = replica.on_message(old, later)  # the replay
+    assert [decode_inner(item.message.body).seq for item in out if isinstance(item, Send)] == [1]
+    assert replica.stats.unconfirmed_status == 1 and replica.suspicions == {}
+    assert replica.status_from[1] == (1, decode_inner(old.body).beat)
+    replica.on_message(_suspect_status(replica, 2, 0), later + 1)  # the faulty replica's own
+    assert replica.phase is Phase.NORMAL and replica.view == 0, "a replayed suspicion counted"
+    [status] = _statuses(replica.on_tick(later + replica.config.status_ns))
+    assert status.seen == (0, 1, 1, replica.boot) and replica.boot == before.boot + 1
+    replica.on_message(_suspect_status(replica, 1, 0), later + 2)  # sent after hearing it
+    assert replica.phase is Phase.VIEW_CHANGE and replica.view == 1
 
 
 def test_each_incarnation_of_a_replica_has_a_later_boot_than_the_last(tmp_path):
@@ -521,10 +557,10 @@ def test_a_replica_stuck_on_a_slot_sends_its_votes_to_a_peer_ahead_of_it():
     d = digest(batch)
     stuck.slots[1] = (d, batch)  # pre-prepared at 0, prepared by us, not committed
     stuck.slot_ns[1] = 0
-    ahead = _status_of(keys, 3, 0, 5)  # executed 5, same view
+    ahead = _status_of(stuck, 3, 0, 5)  # executed 5, same view
     fresh = stuck.on_message(ahead, stuck.config.resend_ns // 2)
     assert not [item for item in fresh if isinstance(item, Send) and item.to == 3]
-    out = stuck.on_message(_status_of(keys, 3, 0, 5), stuck.config.resend_ns + 1)
+    out = stuck.on_message(_status_of(stuck, 3, 0, 5), stuck.config.resend_ns + 1)
     votes = [decode_inner(item.message.body) for item in out
              if isinstance(item, Send) and item.to == 3]
     assert [(type(v), v.seq, v.digest) for v in votes] == [(Prepare, 1, d)]

@@ -27,6 +27,7 @@ class BftStats(msgspec.Struct):
     dropped_equivocation: int = 0  # a second digest for one (view, seq)
     duplicates: int = 0  # a vote already counted
     dropped_stale: int = 0  # a Status older than its sender's latest (reordered or replayed)
+    unconfirmed_status: int = 0  # a Status not naming this incarnation: answered, not counted
     deadline_total: int = 0  # requests with a budget whose verdict executed
     deadline_abandoned: int = 0
     snapshots: int = 0  # restart snapshots appended (snapshot.py)

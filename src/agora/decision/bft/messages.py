@@ -134,13 +134,16 @@ class Status(Inner):
     """Heartbeat: where the sender is; peers answer with a NewView or a Fill it lacks.
     ``suspect``: its timer ran out in ``view`` and it would leave it; ``boot`` (a number of the
     sender's incarnation) and ``beat`` (its count of Status messages in that incarnation) let a
-    receiver drop one older than the latest it has (``suspicion.py``)."""
+    receiver drop one older than the latest it has; ``seen`` (the boot of each replica's latest
+    Status the sender had, by replica number, 0 for none; its own boot at its own) lets a
+    receiver tell one sent after the sender heard the receiver's incarnation (``suspicion.py``)."""
 
     view: int
     executed: int
     suspect: bool = False
     boot: int = 0
     beat: int = 0
+    seen: tuple[int, ...] = ()
 
 
 class Fill(Inner):

@@ -532,11 +532,14 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         if not self._latest_status(m):
             self.stats.dropped_stale += 1
             return
-        self._note_suspicion(m, now, out)
-        if m.view == self.view and self.phase is Phase.NORMAL:
-            self.peers_executed[m.replica] = m.executed
-        else:  # it is not (or no longer) in our view: its progress says nothing about it
-            self.peers_executed.pop(m.replica, None)
+        if not self._names_our_boot(m):  # maybe made before our restart: only answered
+            self.stats.unconfirmed_status += 1
+        else:
+            self._note_suspicion(m, now, out)
+            if m.view == self.view and self.phase is Phase.NORMAL:
+                self.peers_executed[m.replica] = m.executed
+            else:  # it is not (or no longer) in our view: its progress says nothing about it
+                self.peers_executed.pop(m.replica, None)
         if m.view < self.view and self.phase is Phase.NORMAL and self.new_view is not None:
             out.append(Send(m.replica, self.new_view))
         if m.view == self.view and self.phase is Phase.NORMAL:

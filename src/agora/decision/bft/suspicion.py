@@ -30,8 +30,15 @@ restart and starts afresh, even if less far executed (a replica that lost the ta
 records under fsync ``none`` suspects as anyone does). The boots must be ordered: with random
 ones a receiver that had restarted took a replayed Status of a peer's previous incarnation
 for a new one, and then dropped every real one (``agora sim --mode bft``, seed 6963 at n = 4).
-What is left: a receiver that restarted knows nothing of its peers' Status messages, so until
-a peer's next Status reaches it, one older replayed Status of that peer can stand in for it.
+
+**A receiver's restart.** A replica that restarted knows none of its peers' Status messages, so
+the rule above cannot tell a peer's latest from an older one replayed to it. So each Status
+also names, for every replica, the boot of the latest Status its sender had from it
+(``seen``), a nonce the receiver chose and the sender echoes. A Status that does not name the
+receiver's current boot may have been made before its restart: it is answered (a NewView, a
+Fill, retransmissions: help a replay cannot abuse) and teaches the sender's boot, but neither
+its suspicion nor its progress counts (``unconfirmed_status``). A peer names the new boot from
+the first Status it sends after hearing the restarted replica, one Status period later.
 
 Those f + 1 include a correct replica whose own timer ran out, so at most f faulty
 replicas cannot force a view change either; and, as with PBFT's rule that f + 1 later view
@@ -60,6 +67,7 @@ if TYPE_CHECKING:
     from agora.decision.bft.replica import BftReplica
 
 
+_NOTHING_SEEN = (0, 0)  # no Status of that replica yet (boots start at 1)
 FRESH_HEARTBEATS = 3  # a peer's suspicion counts this many Status periods (it repeats it each)
 
 
@@ -68,7 +76,7 @@ class Suspicions:
     ``suspecting`` (this replica suspects its view), ``suspicions`` (replica -> the view its
     latest Status suspects, and when that Status came), ``boot`` and ``beat`` (this
     incarnation's number and its Status count) and ``status_from`` (replica -> the boot and
-    beat of its latest Status)."""
+    beat of its latest Status, from this incarnation on)."""
 
     def _suspect(self: BftReplica, now: int, out: list[Outbox]) -> None:
         """Our timer ran out in this view: say so, and leave it if f + 1 replicas would."""
@@ -81,8 +89,11 @@ class Suspicions:
     def _status(self: BftReplica) -> Status:
         """Where this replica is, and whether it suspects its view (each one newer)."""
         self.beat += 1
+        known = self.status_from
+        seen = tuple(self.boot if r == self.me else known.get(r, _NOTHING_SEEN)[0]
+                     for r in range(self.config.n))
         return Status(self.config.cluster, self.me, self.view, self.executed, self.suspecting,
-                      self.boot, self.beat)
+                      self.boot, self.beat, seen)
 
     def _send_status(self: BftReplica, now: int, out: list[Outbox]) -> None:
         self.last_status_ns = now
@@ -96,6 +107,12 @@ class Suspicions:
             return False
         self.status_from[m.replica] = (m.boot, m.beat)
         return True
+
+    def _names_our_boot(self: BftReplica, m: Status) -> bool:
+        """Whether ``m`` was sent after its sender heard this incarnation (so not replayed from
+        before it): it names our boot."""
+        seen = m.seen
+        return len(seen) > self.me and seen[self.me] == self.boot
 
     def _note_suspicion(self: BftReplica, m: Status, now: int, out: list[Outbox]) -> None:
         """A peer's latest Status: remember whether it suspects its view; it may be the

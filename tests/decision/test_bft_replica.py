@@ -566,6 +566,33 @@ def test_a_replica_stuck_on_a_slot_sends_its_votes_to_a_peer_ahead_of_it():
     assert [(type(v), v.seq, v.digest) for v in votes] == [(Prepare, 1, d)]
 
 
+def test_a_peer_that_executed_a_slot_gets_our_votes_while_its_commit_is_missing():
+    """Found by the simulator (seed 20428 at n = 7, two silent replicas): the one replica
+    ahead had executed a slot in an earlier view, lacked one prepare for it in this one, so
+    never sent the commit that every replica behind needed (2f + 1 = the five correct ones);
+    the prepare's sender had executed the slot too and, seeing the replica ahead had, sent it
+    nothing more. Now a peer whose commit for an executed slot we do not hold in this view
+    gets our votes for it, once the slot is ``resend_ns`` old."""
+    net = Net()
+    net.submit(b"x")
+    net.run()
+    replica, ahead = net.replicas[1], 3
+    assert replica.executed == 1 and net.replicas[ahead].executed == 1
+    d, _ = replica.slots[1]
+    replica.commits[(1, d)].discard(ahead)  # its commit to us was lost
+
+    def votes_to_ahead(now: int) -> list:
+        out = replica.on_message(_status_of(replica, ahead, 0, 1), now)
+        return [(type(v), v.seq) for v in (decode_inner(item.message.body) for item in out
+                                           if isinstance(item, Send) and item.to == ahead)]
+
+    assert votes_to_ahead(replica.config.resend_ns // 2) == []  # not stuck yet
+    later = replica.config.resend_ns + 1
+    assert votes_to_ahead(later) == [(Prepare, 1), (Commit, 1)]
+    replica.commits[(1, d)].add(ahead)  # its commit came
+    assert votes_to_ahead(later + 1) == []
+
+
 def test_a_status_whose_suspect_flag_is_not_a_bool_is_dropped_and_counted(monkeypatch):
     from agora.decision.bft import auth
 

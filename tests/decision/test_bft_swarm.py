@@ -62,6 +62,15 @@ def test_trust_claims_canary_is_caught_on_its_known_seed():
     assert run_seed_bft(219, n=4).ok
 
 
+@pytest.mark.parametrize(("seed", "n"), [(6963, 4), (20428, 7)])
+def test_seeds_that_once_failed_liveness_pass(seed, n):
+    # 6963: a restarted receiver took a replayed Status of a previous incarnation for a new one
+    # (suspicion.py: boots are ordered); 20428: the replica ahead never sent the commit the
+    # replicas behind needed (replica.py, _retransmit)
+    result = run_seed_bft(seed, n=n)
+    assert result.ok, result.failures[:3]
+
+
 def test_cli_bft_sweep_prints_the_summary():
     result = runner.invoke(app, ["sim", "--mode", "bft", "--seeds", "4", "--n", "7"])
     assert result.exit_code == 0, result.output

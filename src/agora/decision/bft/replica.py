@@ -579,22 +579,37 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         (as primary) or prepares, and our commits. A peer ahead of us gets our votes for the
         slots stuck here: it may have executed one in an earlier view and lack the prepares
         for it in this one, so its commit, which we wait for, never came (the simulator's
-        seed 284 at n = 4: two replicas stuck until a view change)."""
+        seed 284 at n = 4: two replicas stuck until a view change). For the same reason a
+        peer that executed a slot we hold no commit of its for in this view, stuck for
+        ``resend_ns``, gets our votes for it, even when we executed it too: others behind may
+        wait for that commit (seed 20428 at n = 7: with two silent replicas every correct
+        replica's commit was needed, and a lost prepare was never sent again to the one
+        replica ahead that lacked it)."""
         cfg = self.config
         start = min(behind, self.executed) + 1
         for seq in range(start, start + cfg.pipeline_max):
+            if seq in self.slots and (seq <= self.executed or self._stuck(seq)):
+                self._resend_votes(to, seq, out)
+        for seq in range(self.stable.seq + 1, start):  # it executed these
             slot = self.slots.get(seq)
-            if slot is None or (seq > self.executed
-                                and self.now - self.slot_ns.get(seq, 0) < cfg.resend_ns):
-                continue
-            d, batch = slot
-            if self.is_primary:
-                vote: Inner = PrePrepare(cfg.cluster, self.me, self.view, seq, d, batch)
-            else:
-                vote = Prepare(cfg.cluster, self.me, self.view, seq, d)
-            out.append(Send(to, self._seal(vote)))
-            if seq in self.commit_sent:
-                out.append(Send(to, self._seal(Commit(cfg.cluster, self.me, self.view, seq, d))))
+            if slot is not None and to not in self.commits.get((seq, slot[0]), ()) and \
+                    self._stuck(seq):
+                self._resend_votes(to, seq, out)
+
+    def _stuck(self, seq: int) -> bool:
+        return self.now - self.slot_ns.get(seq, 0) >= self.config.resend_ns
+
+    def _resend_votes(self, to: int, seq: int, out: list[Outbox]) -> None:
+        """Our pre-prepare (as primary) or prepare for ``seq`` in this view, and our commit."""
+        cfg = self.config
+        d, batch = self.slots[seq]
+        if self.is_primary:
+            vote: Inner = PrePrepare(cfg.cluster, self.me, self.view, seq, d, batch)
+        else:
+            vote = Prepare(cfg.cluster, self.me, self.view, seq, d)
+        out.append(Send(to, self._seal(vote)))
+        if seq in self.commit_sent:
+            out.append(Send(to, self._seal(Commit(cfg.cluster, self.me, self.view, seq, d))))
 
     def _on_fill(self, m: Fill, now: int, out: list[Outbox]) -> None:
         if m.start != self.executed + 1 or m.seq < m.start or m.seq - m.start + 1 != len(

@@ -18,7 +18,8 @@ replica behind it catches up with ``Fill``s from any peer, each checked against 
 each up to the furthest stable checkpoint within ``fill_max`` batches (further only if none is
 that close): every replica keeps the proofs of stable checkpoints half a Fill or more apart
 (``stables``, ``kept.py``: the latest proofs in memory, older ones read back from storage).
-The filled replica asks for the next at once. A replica with a storage keeps
+The filled replica asks for the next at once (``catch_up.py``, with the retransmissions a
+peer's Status triggers). A replica with a storage keeps
 only its latest executed batches in memory and reads older ones back for a Fill
 (``executed.py``); the log itself is unbounded on disk (no compaction). Every
 ``snapshot_every`` executed batches or requests the replica appends a restart snapshot
@@ -56,6 +57,7 @@ from __future__ import annotations
 import time
 
 from agora.decision.bft.auth import Keyring
+from agora.decision.bft.catch_up import CatchUp
 from agora.decision.bft.config import AuthMode, BftCanary, BftConfig
 from agora.decision.bft.core import BftStats, Phase, Stable
 from agora.decision.bft.deadline import Deadlines, Held
@@ -92,12 +94,12 @@ from agora.decision.bft.storage import (
 from agora.decision.bft.suspicion import Suspicions
 from agora.decision.bft.view_change import ViewChanges
 from agora.decision.consensus.core import InvariantViolation
-from agora.decision.consensus.messages import Broadcast, Outbox, Send, ToClient
+from agora.decision.consensus.messages import Broadcast, Outbox, ToClient
 
 Batch = tuple[ClientRequest, ...]
 
 
-class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
+class BftReplica(ViewChanges, Suspicions, CatchUp, DurableState, Snapshots, Deadlines):
     """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges and
     Suspicions, restarts in DurableState and Snapshots, deadline verdicts in Deadlines."""
 
@@ -527,107 +529,3 @@ class BftReplica(ViewChanges, Suspicions, DurableState, Snapshots, Deadlines):
         self.ckpt_votes = {k: v for k, v in self.ckpt_votes.items() if k[0] > s}
         self.commit_sent = {k for k in self.commit_sent if k > s}
         self.next_seq = max(self.next_seq, s + 1)
-
-    def _on_status(self, m: Status, now: int, out: list[Outbox]) -> None:
-        if not self._latest_status(m):
-            self.stats.dropped_stale += 1
-            return
-        if not self._names_our_boot(m):  # maybe made before our restart: only answered
-            self.stats.unconfirmed_status += 1
-        else:
-            self._note_suspicion(m, now, out)
-            if m.view == self.view and self.phase is Phase.NORMAL:
-                self.peers_executed[m.replica] = m.executed
-            else:  # it is not (or no longer) in our view: its progress says nothing about it
-                self.peers_executed.pop(m.replica, None)
-        if m.view < self.view and self.phase is Phase.NORMAL and self.new_view is not None:
-            out.append(Send(m.replica, self.new_view))
-        if m.view == self.view and self.phase is Phase.NORMAL:
-            self._retransmit(m.replica, m.executed, out)
-        if m.executed < self.executed:
-            self._send_fill(m.replica, m.executed, out)
-
-    def _send_fill(self, to: int, behind: int, out: list[Outbox]) -> None:
-        """State transfer to a peer behind us, up to the highest checkpoint that f + 1
-        replicas signed (so one correct replica executed it: safe to apply) or the stable one;
-        beyond ``fill_max`` batches, up to an earlier stable checkpoint instead."""
-        s = self.stable
-        best = (s.seq, s.chain, s.proof) if behind < s.seq <= self.executed else None
-        for (seq, chain), votes in self.ckpt_votes.items():
-            if (behind < seq <= self.executed and len(votes) >= self.f + 1
-                    and self.log.chain_at(seq) == chain and (best is None or seq > best[0])):
-                best = (seq, chain, tuple(votes[r] for r in sorted(votes)))
-        if best is not None and best[0] - behind > self.config.fill_max:
-            nearer = self._stable_within(behind)
-            if nearer is not None and nearer.seq < best[0]:
-                best = (nearer.seq, nearer.chain, nearer.proof)
-        if best is None:
-            return
-        seq, chain, proof = best
-        fill = Fill(self.config.cluster, self.me, seq, chain, proof, behind + 1,
-                    tuple(self.log.range(behind + 1, seq)))
-        out.append(Send(to, self._seal(fill)))
-
-    def _stable_within(self, behind: int) -> Stable | None:
-        """The furthest stable checkpoint at most ``fill_max`` past ``behind`` (the nearest
-        past it if none is that close), among those this replica executed."""
-        return self.stables.within(behind, behind + self.config.fill_max, self.executed)
-
-    def _retransmit(self, to: int, behind: int, out: list[Outbox]) -> None:
-        """Resend what a peer in this view may have lost, for the sequence numbers it has not
-        executed that we executed or that have been stuck for ``resend_ns``: our pre-prepares
-        (as primary) or prepares, and our commits. A peer ahead of us gets our votes for the
-        slots stuck here: it may have executed one in an earlier view and lack the prepares
-        for it in this one, so its commit, which we wait for, never came (the simulator's
-        seed 284 at n = 4: two replicas stuck until a view change). For the same reason a
-        peer that executed a slot we hold no commit of its for in this view, stuck for
-        ``resend_ns``, gets our votes for it, even when we executed it too: others behind may
-        wait for that commit (seed 20428 at n = 7: with two silent replicas every correct
-        replica's commit was needed, and a lost prepare was never sent again to the one
-        replica ahead that lacked it)."""
-        cfg = self.config
-        start = min(behind, self.executed) + 1
-        for seq in range(start, start + cfg.pipeline_max):
-            if seq in self.slots and (seq <= self.executed or self._stuck(seq)):
-                self._resend_votes(to, seq, out)
-        for seq in range(self.stable.seq + 1, start):  # it executed these
-            slot = self.slots.get(seq)
-            if slot is not None and to not in self.commits.get((seq, slot[0]), ()) and \
-                    self._stuck(seq):
-                self._resend_votes(to, seq, out)
-
-    def _stuck(self, seq: int) -> bool:
-        return self.now - self.slot_ns.get(seq, 0) >= self.config.resend_ns
-
-    def _resend_votes(self, to: int, seq: int, out: list[Outbox]) -> None:
-        """Our pre-prepare (as primary) or prepare for ``seq`` in this view, and our commit."""
-        cfg = self.config
-        d, batch = self.slots[seq]
-        if self.is_primary:
-            vote: Inner = PrePrepare(cfg.cluster, self.me, self.view, seq, d, batch)
-        else:
-            vote = Prepare(cfg.cluster, self.me, self.view, seq, d)
-        out.append(Send(to, self._seal(vote)))
-        if seq in self.commit_sent:
-            out.append(Send(to, self._seal(Commit(cfg.cluster, self.me, self.view, seq, d))))
-
-    def _on_fill(self, m: Fill, now: int, out: list[Outbox]) -> None:
-        if m.start != self.executed + 1 or m.seq < m.start or m.seq - m.start + 1 != len(
-                m.batches):
-            return
-        chain = self.chain
-        for batch in m.batches:
-            chain = chain_next(chain, digest(batch))
-        signers = self.proof_signers(m.seq, m.chain, m.proof) if chain == m.chain else 0
-        if signers < self.f + 1:
-            self.stats.dropped_invalid += 1
-            return
-        self.stats.fills += 1
-        for batch in m.batches:
-            self.committed.pop(self.executed + 1, None)
-            self._apply(batch, out)
-        if signers >= 2 * self.f + 1:
-            self._set_stable(Stable(m.seq, m.chain, m.proof), out)
-        self._execute(out)
-        # the sender may hold more (a Fill stops at fill_max batches): ask for it at once
-        out.append(Send(m.replica, self._seal(self._status())))

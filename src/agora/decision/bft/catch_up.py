@@ -3,8 +3,8 @@
 A mixin of ``BftReplica`` (whose state it uses). A peer's Status says where it is: a peer in an
 older view gets our NewView, one in our view the votes it may have lost (``_retransmit``), one
 behind us a Fill of executed batches up to a checkpoint that proves them (``_send_fill``); a
-Fill received is checked against its proof and applied (``_on_fill``). Which Status count at
-all, and for what, is ``suspicion.py``'s.
+Fill received is checked against its proof and applied (``_on_fill``). Which Status messages
+count at all, and for what: ``suspicion.py``.
 """
 
 from __future__ import annotations

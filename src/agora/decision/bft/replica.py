@@ -101,7 +101,8 @@ Batch = tuple[ClientRequest, ...]
 
 class BftReplica(ViewChanges, Suspicions, CatchUp, DurableState, Snapshots, Deadlines):
     """One of ``n = 3f + 1`` replicas (module notes); view-change steps are in ViewChanges and
-    Suspicions, restarts in DurableState and Snapshots, deadline verdicts in Deadlines."""
+    Suspicions, Status answers and state transfer in CatchUp, restarts in DurableState and
+    Snapshots, deadline verdicts in Deadlines."""
 
     def __init__(self, config: BftConfig, keyring: Keyring, storage: BftStorage | None = None,
                  *, applied_index: int = 0) -> None:

@@ -572,11 +572,12 @@ def test_a_peer_that_executed_a_slot_gets_our_votes_while_its_commit_is_missing(
     never sent the commit that every replica behind needed (2f + 1 = the five correct ones);
     the prepare's sender had executed the slot too and, seeing the replica ahead had, sent it
     nothing more. Now a peer whose commit for an executed slot we do not hold in this view
-    gets our votes for it, once the slot is ``resend_ns`` old."""
+    gets our votes for it, once the slot is ``resend_ns`` old, while a peer of the view has
+    not executed the slot (without one, nobody needs that commit)."""
     net = Net()
     net.submit(b"x")
     net.run()
-    replica, ahead = net.replicas[1], 3
+    replica, ahead, behind = net.replicas[1], 3, 2
     assert replica.executed == 1 and net.replicas[ahead].executed == 1
     d, _ = replica.slots[1]
     replica.commits[(1, d)].discard(ahead)  # its commit to us was lost
@@ -586,11 +587,16 @@ def test_a_peer_that_executed_a_slot_gets_our_votes_while_its_commit_is_missing(
         return [(type(v), v.seq) for v in (decode_inner(item.message.body) for item in out
                                            if isinstance(item, Send) and item.to == ahead)]
 
-    assert votes_to_ahead(replica.config.resend_ns // 2) == []  # not stuck yet
+    early = replica.config.resend_ns // 2
+    replica.on_message(_status_of(replica, behind, 0, 0), early)  # replica 2 has not executed
+    assert votes_to_ahead(early + 1) == []  # not stuck yet
     later = replica.config.resend_ns + 1
     assert votes_to_ahead(later) == [(Prepare, 1), (Commit, 1)]
     replica.commits[(1, d)].add(ahead)  # its commit came
     assert votes_to_ahead(later + 1) == []
+    replica.commits[(1, d)].discard(ahead)
+    replica.on_message(_status_of(replica, behind, 0, 1), later + 2)  # replica 2 executed it
+    assert votes_to_ahead(later + 3) == []  # nobody needs that commit now
 
 
 def test_a_status_whose_suspect_flag_is_not_a_bool_is_dropped_and_counted(monkeypatch):

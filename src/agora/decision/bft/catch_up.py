@@ -85,16 +85,21 @@ class CatchUp:
         for it in this one, so its commit, which we wait for, never came (the simulator's
         seed 284 at n = 4: two replicas stuck until a view change). For the same reason a
         peer that executed a slot we hold no commit of its for in this view, stuck for
-        ``resend_ns``, gets our votes for it, even when we executed it too: others behind may
-        wait for that commit (seed 20428 at n = 7: with two silent replicas every correct
-        replica's commit was needed, and a lost prepare was never sent again to the one
-        replica ahead that lacked it)."""
+        ``resend_ns``, gets our votes for it, even when we executed it too, while a peer of
+        this view (its Status says) has not: that one may wait for its commit (seed 20428 at
+        n = 7: with two silent replicas every correct replica's commit was needed, and a lost
+        prepare was never sent again to the one replica ahead that lacked it). Without that
+        condition the votes went out every Status period to peers whose commit nobody needed
+        any more (one that executed the slot by a Fill never commits it in this view): twice
+        the simulator's events on some seeds."""
         cfg = self.config
         start = min(behind, self.executed) + 1
         for seq in range(start, start + cfg.pipeline_max):
             if seq in self.slots and (seq <= self.executed or self._stuck(seq)):
                 self._resend_votes(to, seq, out)
-        for seq in range(self.stable.seq + 1, start):  # it executed these
+        # slots it executed (and we too) that a peer of this view still lacks: the others' lag
+        lagging = min(self.peers_executed.values(), default=start)
+        for seq in range(max(self.stable.seq, lagging) + 1, start):
             slot = self.slots.get(seq)
             if (slot is not None and to not in self.commits.get((seq, slot[0]), ())
                     and self._stuck(seq)):

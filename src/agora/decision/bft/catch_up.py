@@ -106,6 +106,8 @@ class CatchUp:
                 self._resend_votes(to, seq, out)
 
     def _stuck(self: BftReplica, seq: int) -> bool:
+        """Pre-prepared (or rebuilt by a restart) here ``resend_ns`` ago or more: time for its
+        votes to be resent."""
         return self.now - self.slot_ns.get(seq, 0) >= self.config.resend_ns
 
     def _resend_votes(self: BftReplica, to: int, seq: int, out: list[Outbox]) -> None:

@@ -66,7 +66,7 @@ from rich.table import Table
 
 from agora.bench import consensus_baselines, consensus_bft
 from agora.bench.latency import percentiles
-from agora.bench.placement import can_pin, pinned, usable_cpus
+from agora.bench.placement import one_vcpu, pinned
 from agora.core.clock import WallClock
 from agora.core.gc_tuning import tune_gc
 from agora.decision.transport.client import ClusterClient, Outcome, open_loop
@@ -341,8 +341,8 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
                   udp_3hops_1ms_p50_us=round(chain[0], 1),
                   udp_3hops_1ms_p99_us=round(chain[1], 1))
     floor1 = chain1 = None
-    if can_pin():  # the same floors with every process on one vCPU (``placement``)
-        one = {usable_cpus()[0]}
+    one = one_vcpu()
+    if one is not None:  # the same floors with every process on one vCPU (``placement``)
         with console.status("UDP floor, every process on one vCPU"):
             floor1 = percentiles(udp_floor(2_000 if quick else 20_000, cpus=one))
             chain1 = percentiles(udp_floor(500 if quick else 3_000, warmup=100, gap_s=0.001,

@@ -229,11 +229,23 @@ def _fix_flood(args: tuple[int, str, int, int, bool], start_line: Barrier
     return orders, started, ended
 
 
+class ItchKept(NamedTuple):
+    """What the feed's subscriber kept up with during one OUCH run."""
+
+    messages: int
+    requests: int  # retransmission requests it sent
+    span_s: float  # from its first message to its last
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.span_s if self.span_s else 0.0
+
+
 def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:
     """A subscriber process: joins the live feed, recovers gaps, reports what it kept up with."""
     itch_port, retransmit_port, seconds, out = args
 
-    async def listen() -> tuple[int, int, float]:
+    async def listen() -> ItchKept:
         feed = ItchSubscriber(port=itch_port, retransmit=("127.0.0.1", retransmit_port),
                               next_sequence=None)
         await feed.start()
@@ -248,7 +260,7 @@ def _itch_listener(args: tuple[int, int, float, multiprocessing.Queue]) -> None:
                 last, count = now, feed.messages
         requests = feed.requests_sent
         await feed.close()
-        return count, requests, (last - first) if first and last else 0.0
+        return ItchKept(count, requests, (last - first) if first and last else 0.0)
 
     out.put(uvloop.run(listen()))
 
@@ -301,11 +313,11 @@ class Sustained(NamedTuple):
     ouch_cpu: float | None  # the venue's CPU us per order meanwhile
     fix: float
     fix_cpu: float | None
-    itch: tuple[int, int, float]  # the subscriber's messages, retransmission requests, span s
+    itch: ItchKept
 
 
 def _ouch_run(venue: subprocess.Popen, feed: tuple[int, int], port: int, clients: int,
-              orders: int, first_client: int) -> tuple[float, float | None, tuple[int, int, float]]:
+              orders: int, first_client: int) -> tuple[float, float | None, ItchKept]:
     """The OUCH flood with an ITCH subscriber process following the feed (its port and the
     retransmission port) meanwhile."""
     itch_port, retransmit_port = feed
@@ -385,7 +397,6 @@ def _result(rtt: dict[str, RoundTrips], fix_rtt: tuple[float, float, float],
     placed = {name: _placement(samples) for name, samples in rtt.items()}
     floor = min(placed.values(), key=lambda f: f["echo_p50_us"])
     best = min(placed.values(), key=lambda f: f["ouch_p50_us"])
-    itch_messages = sum(s.itch[0] for s in sustained)
     return {
         "echo_p50_us": floor["echo_p50_us"], "echo_p99_us": floor["echo_p99_us"],
         "ouch_rtt_p50_us": best["ouch_p50_us"], "ouch_rtt_p99_us": best["ouch_p99_us"],
@@ -404,10 +415,9 @@ def _result(rtt: dict[str, RoundTrips], fix_rtt: tuple[float, float, float],
         "ouch_sustained_venue_cpu_us_per_order": _rounded(
             _median([s.ouch_cpu for s in sustained])),
         "fix_sustained_venue_cpu_us_per_order": _rounded(_median([s.fix_cpu for s in sustained])),
-        "itch_messages_per_s": round(_median([s.itch[0] / s.itch[2] if s.itch[2] else 0.0
-                                              for s in sustained])),
-        "itch_messages": itch_messages,
-        "itch_retransmission_requests": sum(s.itch[1] for s in sustained),
+        "itch_messages_per_s": round(_median([s.itch.rate for s in sustained])),
+        "itch_messages": sum(s.itch.messages for s in sustained),
+        "itch_retransmission_requests": sum(s.itch.requests for s in sustained),
         "venue_cpu_us_per_message_batch1": cpu[0]["cpu_us_per_message"],
         "venue_cpu_us_per_message_batch64": cpu[1]["cpu_us_per_message"],
         "venue_cpu_us_per_fix_order_batch64": fix_in_process["cpu_us_per_message"],

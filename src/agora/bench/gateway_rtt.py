@@ -16,7 +16,7 @@ import time
 from typing import NamedTuple
 
 from agora.bench.echo_floor import EchoServer
-from agora.bench.placement import can_pin, pinned, usable_cpus
+from agora.bench.placement import pinned, placements
 from agora.bench.venue_setup import PRICE, cancel_packet, enter_packet
 from agora.protocols import ouch50 as ouch
 from agora.protocols import soupbintcp as soup
@@ -90,14 +90,6 @@ class RoundTrips(NamedTuple):
     received: list[int]  # OUCH, to the read that brought the Accepted
     decoded: list[int]  # OUCH, to the client's check of it
     ratios: list[float]  # each block's OUCH p50 over its echo p50
-
-
-def placements() -> dict[str, tuple[set[int], set[int]] | None]:
-    """Placement name -> (the client's CPUs, the servers' CPUs); None: left to the scheduler."""
-    if not can_pin():
-        return {"unpinned": None}
-    first, second = usable_cpus()[:2]
-    return {"one_vcpu": ({first}, {first}), "two_vcpus": ({first}, {second})}
 
 
 def round_trips_beside_the_floor(port: int, count: int, venue_pid: int

@@ -25,6 +25,20 @@ def can_pin() -> bool:
     return hasattr(os, "sched_setaffinity") and len(usable_cpus()) >= 2
 
 
+def one_vcpu() -> set[int] | None:
+    """The CPU every process of a one-vCPU placement runs on (None: no placement possible)."""
+    return {usable_cpus()[0]} if can_pin() else None
+
+
+def placements() -> dict[str, tuple[set[int], set[int]] | None]:
+    """Placement name -> (the client's CPUs, the servers' CPUs); None: left to the scheduler."""
+    one = one_vcpu()
+    if one is None:
+        return {"unpinned": None}
+    second = {usable_cpus()[1]}
+    return {"one_vcpu": (one, one), "two_vcpus": (one, second)}
+
+
 def pin(pids: Iterable[int], cpus: set[int]) -> None:
     """Run each of ``pids`` (0: this process) on ``cpus`` only."""
     for pid in pids:

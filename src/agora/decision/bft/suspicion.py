@@ -67,7 +67,6 @@ if TYPE_CHECKING:
     from agora.decision.bft.replica import BftReplica
 
 
-_NOTHING_SEEN = (0, 0)  # no Status of that replica yet (boots start at 1)
 FRESH_HEARTBEATS = 3  # a peer's suspicion counts this many Status periods (it repeats it each)
 
 
@@ -89,8 +88,8 @@ class Suspicions:
     def _status(self: BftReplica) -> Status:
         """Where this replica is, and whether it suspects its view (each one newer)."""
         self.beat += 1
-        known = self.status_from
-        seen = tuple(self.boot if r == self.me else known.get(r, _NOTHING_SEEN)[0]
+        known = self.status_from  # replica -> (boot, beat); 0: none heard (boots start at 1)
+        seen = tuple(self.boot if r == self.me else known[r][0] if r in known else 0
                      for r in range(self.config.n))
         return Status(self.config.cluster, self.me, self.view, self.executed, self.suspecting,
                       self.boot, self.beat, seen)

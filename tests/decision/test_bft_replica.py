@@ -612,3 +612,32 @@ def test_a_status_whose_suspect_flag_is_not_a_bool_is_dropped_and_counted(monkey
     replica.on_message(bad, 1_000)
     assert replica.stats.dropped_auth == 1
     assert replica.suspicions == {} and replica.status_from == {}
+
+
+def test_a_status_whose_seen_is_malformed_or_misplaced_never_counts(monkeypatch):
+    """``seen`` comes from the sender, maybe a faulty one: boots that are not integers make the
+    body undecodable (dropped, counted); one too short, or with the receiver's boot at another
+    replica's place, or another boot at its own, does not name this incarnation (answered, not
+    counted). One too long that names it at its place counts: its sender is the one suspecting,
+    and could say so in a well-formed Status as well."""
+    from agora.decision.bft import auth
+
+    keys = Keyring("test", 4)
+    replica = BftReplica(BftConfig(cluster=CLUSTER, replica=3, n=4), keys)
+    replica.start(0)
+    monkeypatch.setattr(auth, "encode",  # a MACed body from a peer whose seen holds a string
+                        lambda m: msgspec.msgpack.encode(
+                            ["Status", CLUSTER, 2, 0, 0, True, 1, 1, ["boot"]]))
+    bad = keys.seal(2, Status(CLUSTER, 2, 0, 0, True), AuthMode.MACS)
+    monkeypatch.undo()
+    replica.on_message(bad, 1_000)
+    assert replica.stats.dropped_auth == 1 and replica.status_from == {}
+    boot = replica.boot
+    for beat, seen in enumerate([(0, 0, 0), (0, 0, boot, 0), (0, 0, 0, boot + 1),
+                                 (0, 0, 0, boot, boot)], start=1):
+        suspect = Status(CLUSTER, 2, 0, 0, True, 1, beat, seen)
+        replica.on_message(keys.seal(2, suspect, AuthMode.MACS), 1_000 + beat)
+        if beat < 4:
+            assert replica.suspicions == {}, seen
+    assert replica.stats.unconfirmed_status == 3
+    assert replica.suspicions == {2: (0, 1_004)}  # the longer one names our boot at our place

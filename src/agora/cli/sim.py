@@ -2,7 +2,8 @@
 
 ``agora sim --seed N`` replays one seed (same options, same trace hash, every time);
 ``agora sim --seeds 1000 [--n 3|5|7]`` sweeps seeds ``start .. start + seeds - 1`` with a progress
-bar and a summary. Exit status 1 if any seed fails; each failure is printed with the command that
+bar and a summary, on every core (``--jobs``; results in seed order, so the summary does not
+depend on it). Exit status 1 if any seed fails; each failure is printed with the command that
 replays it. ``--canary`` runs a deliberately broken protocol, which must fail. ``--mode bft``
 runs the Byzantine mode (``n = 3f + 1``: 4, 7...; up to f Byzantine replicas drawn from the
 seed, canary ``small-quorum`` only) and prints the same summary.
@@ -20,8 +21,9 @@ from rich.table import Table
 
 from agora.decision.bft.config import BftCanary
 from agora.decision.consensus.config import Canary
-from agora.decision.sim.bft_cluster import options_swarm_bft, run_bft
-from agora.decision.sim.swarm import RunResult, SimOptions, options_swarm, run
+from agora.decision.sim.bft_cluster import options_swarm_bft
+from agora.decision.sim.swarm import RunResult, SimOptions, options_swarm
+from agora.decision.sim.sweep import run_one, sweep
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -48,15 +50,9 @@ def _options(seed: int, n: int | None, canary: Canary, bft: bool) -> tuple[SimOp
     return options.base, f" byzantine={dict(options.byzantine)} auth={options.replica.auth}"
 
 
-def _run(seed: int, n: int | None, canary: Canary, bft: bool) -> RunResult:
-    if bft:
-        return run_bft(options_swarm_bft(seed, n=n, canary=BftCanary(canary.value)))
-    return run(options_swarm(seed, n=n, canary=canary))
-
-
 def _one(seed: int, n: int | None, canary: Canary, bft: bool = False) -> RunResult:
     options, note = _options(seed, n, canary, bft)
-    result = _run(seed, n, canary, bft)
+    result = run_one(seed, n=n, canary=canary, bft=bft)
     cluster = options.cluster
     console.print(f"seed {seed}: n={result.n} clients={cluster.clients} "
                   f"requests={result.requests} fsync={cluster.fsync.value} "
@@ -79,15 +75,15 @@ def _one(seed: int, n: int | None, canary: Canary, bft: bool = False) -> RunResu
 
 
 def _many(start: int, seeds: int, n: int | None, canary: Canary,
-          bft: bool = False) -> list[RunResult]:
+          bft: bool = False, jobs: int = 0) -> list[RunResult]:
     results: list[RunResult] = []
     with Progress(TextColumn("[bold]sim"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("sim", total=seeds, failed=0)
         failed = 0
-        for seed in range(start, start + seeds):
-            result = _run(seed, n, canary, bft)
+        for result in sweep(range(start, start + seeds), n=n, canary=canary, bft=bft,
+                            jobs=jobs):
             results.append(result)
             failed += not result.ok
             bar.update(task, advance=1, failed=failed)
@@ -137,6 +133,8 @@ def sim(
     n: int | None = typer.Option(None, "--n", help="Replicas (3, 5, 7...; default: seed's)."),
     canary: Canary = typer.Option(Canary.NONE, "--canary", help="Break the protocol on purpose."),
     mode: str = typer.Option("cft", "--mode", help="cft (VR, n = 2f + 1) or bft (PBFT, 3f + 1)."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
+                             help="Processes for --seeds (0: one per core; 1: this process)."),
 ) -> None:
     """Deterministic simulation of the consensus layer: seeded faults, heal, liveness."""
     if mode not in ("cft", "bft"):
@@ -154,6 +152,6 @@ def sim(
     if seed is not None:
         result = _one(seed, n, canary, bft)
         raise typer.Exit(0 if result.ok else 1)
-    figures = _summary(_many(start, seeds, n, canary, bft), n, canary, bft)
+    figures = _summary(_many(start, seeds, n, canary, bft, jobs), n, canary, bft)
     console.print("RESULT " + json.dumps(figures), highlight=False, soft_wrap=True)
     raise typer.Exit(1 if figures["failures"] else 0)

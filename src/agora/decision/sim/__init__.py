@@ -6,7 +6,8 @@ network that drops, delays (heavy-tailed), duplicates, reorders and partitions (
 all driven by one seeded ``random.Random`` in one event loop (``cluster.py``). The checker
 (``checker.py``) sits outside the replicas and sees only their outputs and the clients' requests.
 ``swarm.py`` draws the fault rates from a seed and runs a safety phase, a heal and a liveness
-phase; ``agora sim`` is its command line. Every failure names its seed and replays exactly.
+phase; ``sweep.py`` spreads seeds over every core (results in seed order) and ``agora sim`` is
+the command line. Every failure names its seed and replays exactly.
 
 A canary (``Canary`` in the replica config) breaks the protocol on purpose; the swarm must catch
 it on a few seeds, which is the evidence that the checker can fail.

@@ -242,6 +242,21 @@ CANCEL = [  # threshold 2
     ("solo", cancel(77), "", V.UNKNOWN_ORDER, None),
 ]
 
+SEQ_WINDOW = [  # seq_window=4: the spent seqs of an agent are its highest and the 3 below
+    ("solo", buy(), "seq=100", V.DECIDED, buy()),
+    ("solo", sell(), "seq=97", V.DECIDED, sell()),  # overtaken by fewer than 4: still fresh
+    ("solo", buy(), "seq=97", V.DUPLICATE, None),
+    ("solo", buy(), "seq=96", V.TOO_OLD, None),  # 4 below the highest: cannot tell, refused
+    ("solo", buy(), "seq=95,abandoned", V.ABANDONED, None),  # abandoned says more
+    ("solo", buy(), "seq=96,forged", V.BAD_SIGNATURE, None),
+    ("solo", sell(), "seq=101", V.DECIDED, sell()),
+    ("s1", buy(), "seq=1", V.DECIDED, buy()),  # one window per agent
+    ("solo", buy(), f"seq={1 << 62}", V.DECIDED, buy()),  # a huge jump forgets the window
+    ("solo", buy(), "seq=101", V.TOO_OLD, None),
+    ("solo", buy(), f"seq={(1 << 62) - 1}", V.DECIDED, buy()),
+    ("solo", buy(), f"seq={(1 << 62) - 1}", V.DUPLICATE, None),
+]
+
 TABLES = {
     "validity": (VALIDITY, {}),
     "fair_value": (FAIR_VALUE, {"view_quorum": 2, "collar_bps": 500}),
@@ -250,6 +265,7 @@ TABLES = {
     "vote": (VOTE, {"vote_threshold": 2}),
     "heavy_group": (HEAVY_GROUP, {"vote_threshold": 3}),
     "cancel": (CANCEL, {"vote_threshold": 2}),
+    "seq_window": (SEQ_WINDOW, {"seq_window": 4}),
 }
 
 
@@ -316,6 +332,7 @@ def test_ids_are_base36_of_the_index_and_fit_ouch_clordid():
         {"vote_threshold": 0},
         {"vote_window": 0},
         {"view_quorum": 0},
+        {"seq_window": 0},
         {"price_tolerance": -1},
         {"view_max_age": -1},
         {"collar_bps": -5},
@@ -354,6 +371,7 @@ CONFIGS = [
     config(vote_threshold=2, collar_bps=500, view_quorum=2, vote_window=16),
     config(vote_threshold=3, collar_bps=None, vote_window=6, view_max_age=5),
     config(vote_threshold=1, collar_bps=300, price_tolerance=0),
+    config(vote_threshold=2, collar_bps=None, seq_window=1),  # "old" entries: too old
 ]
 SPEC_CHOICES = [
     KINDS,
@@ -407,19 +425,22 @@ def encoded(decisions: list[Decision]) -> bytes:
     return msgspec.msgpack.encode(decisions)
 
 
-def veto_violations(log: Log, decisions: list[Decision]) -> list[int]:
+def veto_violations(log: Log, decisions: list[Decision], seq_window: int = 1 << 30) -> list[int]:
     """Indices where an order was decided while a veto covered its symbol and side (independent
-    model)."""
+    model: a set of every spent seq, and the highest seq per agent for the window)."""
     decided = {d.log_index: d.action for d in decisions}
     state: dict[tuple[str, str, Side | None], tuple[int, bool]] = {}
     seen: set[tuple[str, int]] = set()
+    high: dict[str, int] = {}
     bad = []
     for index, proposal, abandoned in log.entries:
-        agent, action = proposal.agent, proposal.action
+        agent, action, seq = proposal.agent, proposal.action, proposal.seq
         authentic = verify(proposal, PUBLIC)
-        valid = authentic and not abandoned and (agent, proposal.seq) not in seen
+        too_old = agent in high and seq <= high[agent] - seq_window
+        valid = authentic and not abandoned and (agent, seq) not in seen and not too_old
         if authentic:
-            seen.add((agent, proposal.seq))
+            seen.add((agent, seq))
+            high[agent] = max(high.get(agent, seq), seq)
         if valid and isinstance(action, Veto) and ROLES[agent] is Role.RISK:
             key = (agent, action.symbol, action.side)
             previous = state.get(key, (-1, False))
@@ -471,7 +492,7 @@ def test_invariants_of_every_log(specs, cfg):
         if isinstance(d.action, OrderIntent) and cfg.collar_bps is not None:
             fair = aggregator.fair_value(d.action.symbol)
             assert abs(d.action.price - fair.price) * 10_000 <= cfg.collar_bps * fair.price
-    assert veto_violations(log, decisions) == []  # a veto always wins
+    assert veto_violations(log, decisions, cfg.seq_window) == []  # a veto always wins
     ids = [d.client_order_id for d in decisions]
     assert len(set(ids)) == len(ids)  # unique
     assert all(len(i) <= 14 and i.isalnum() and i.isascii() for i in ids)

@@ -14,9 +14,10 @@ Each entry gets one :class:`Verdict`, checked in this order (the first that appl
 2. ``ABANDONED``: the consensus layer marked it (deadline missed). It yields nothing, but its
    ``(agent, seq)`` is spent: the agent has given the proposal up (and may re-propose under a new
    seq), so a later copy committed in time must not bring it back (that would double an order).
-   Then ``DUPLICATE`` (same ``(agent, seq)`` already spent), ``WRONG_ROLE`` (a view may only send
-   FairValue, a risk agent Veto, a strategy OrderIntent/CancelIntent), ``INVALID`` (non-positive
-   qty/price, negative uncertainty).
+   Then ``DUPLICATE`` (same ``(agent, seq)`` already spent), ``TOO_OLD`` (``seq_window`` or more
+   below the agent's highest seq: too old to tell from a replay, ``seq_window.py``),
+   ``WRONG_ROLE`` (a view may only send FairValue, a risk agent Veto, a strategy
+   OrderIntent/CancelIntent), ``INVALID`` (non-positive qty/price, negative uncertainty).
 3. FairValue (views): each view agent's latest FairValue per symbol (highest ``seq``; an older
    one is ``STALE``) is kept. The symbol's *committed fair value* is the lower median of those
    no older than ``view_max_age`` log positions, once at least ``view_quorum`` agents have one;
@@ -57,8 +58,9 @@ venue refuses the second (``DUPLICATE_CLIENT_ORDER_ID``). OUCH does not check Cl
 uniqueness; there ``log_index``, which only grows, can serve as the UserRefNum that must increase
 per account. ``session`` (1-6 alphanumerics) must differ between logs trading on one account.
 
-Limitations: the ``(agent, seq)`` duplicate set and the live-order set grow with the log (no
-compaction yet); the log does not know fills, so a cancel of a filled order is still decided and
+Memory: the spent ``(agent, seq)`` pairs take ``seq_window / 8`` bytes per agent, whatever the
+log's length. Limitations: the live-order and cancelled-order sets grow with the orders decided
+(no compaction yet); the log does not know fills, so a cancel of a filled order is still decided and
 the venue rejects it; one strategy agent's vote is one price and quantity per key.
 """
 
@@ -73,6 +75,7 @@ import msgspec
 
 from agora.core.enums import Side
 from agora.core.events import CancelIntent, Decision, FairValue, OrderIntent, Proposal, Veto
+from agora.decision.seq_window import Seq, SeqWindow
 from agora.decision.signing import verify
 
 BPS = 10_000
@@ -108,14 +111,16 @@ class RulesConfig(msgspec.Struct, frozen=True):
     vote_window: int = 64  # log positions a ballot stays pending
     price_tolerance: int = 0  # Price(4): max spread between the prices of one group
     collar_bps: int | None = 500  # None: no collar (and no fair value needed)
+    # an agent's proposal overtaken by this many newer ones of its own is refused as TOO_OLD
+    seq_window: int = 16_384
 
     def __post_init__(self) -> None:
         if not (0 < len(self.session) <= SESSION_MAX and self.session.isascii()):
             raise ValueError(f"session must be 1-{SESSION_MAX} ASCII characters: {self.session!r}")
         if not self.session.isalnum():
             raise ValueError(f"session must be alphanumeric: {self.session!r}")
-        if self.view_quorum < 1 or self.vote_threshold < 1 or self.vote_window < 1:
-            raise ValueError("view_quorum, vote_threshold and vote_window must be >= 1")
+        if min(self.view_quorum, self.vote_threshold, self.vote_window, self.seq_window) < 1:
+            raise ValueError("view_quorum, vote_threshold, vote_window and seq_window must be >= 1")
         if self.view_max_age < 0 or self.price_tolerance < 0:
             raise ValueError("view_max_age and price_tolerance must be >= 0")
         if self.collar_bps is not None and self.collar_bps < 0:
@@ -153,6 +158,7 @@ class Verdict(StrEnum):
     COLLAR = "collar"
     UNKNOWN_ORDER = "unknown_order"
     ALREADY_CANCELLED = "already_cancelled"
+    TOO_OLD = "too_old"
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -218,7 +224,7 @@ class Aggregator:
         self.counts: Counter[Verdict] = Counter()
         self._keys = {name: m.public_key for name, m in config.members.items()}
         self._last_index = -1
-        self._seen: set[tuple[str, int]] = set()
+        self._spent: dict[str, SeqWindow] = {}  # agent -> its spent seqs (members only)
         self._views: dict[str, dict[str, tuple[int, int, FairValue]]] = {}  # sym->agent->(seq,i,fv)
         # (agent, symbol, side) -> (seq, on); (symbol ("" = all), side (None = both)) -> active
         self._vetoes: dict[tuple[str, str, Side | None], tuple[int, bool]] = {}
@@ -265,13 +271,14 @@ class Aggregator:
             return Outcome(index, Verdict.UNSIGNED)
         if not verify(proposal, self._keys):
             return Outcome(index, Verdict.BAD_SIGNATURE)
-        ident = (proposal.agent, proposal.seq)
-        spent = ident in self._seen
-        self._seen.add(ident)
+        window = self._spent.get(proposal.agent)
+        if window is None:
+            window = self._spent[proposal.agent] = SeqWindow(self.config.seq_window)
+        seq = window.spend(proposal.seq)
         if abandoned:
             return Outcome(index, Verdict.ABANDONED)
-        if spent:
-            return Outcome(index, Verdict.DUPLICATE)
+        if seq is not Seq.FRESH:
+            return Outcome(index, Verdict.DUPLICATE if seq is Seq.SPENT else Verdict.TOO_OLD)
         action = proposal.action
         if _ROLE_OF[type(action)] is not member.role:
             return Outcome(index, Verdict.WRONG_ROLE)

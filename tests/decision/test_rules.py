@@ -242,6 +242,16 @@ CANCEL = [  # threshold 2
     ("solo", cancel(77), "", V.UNKNOWN_ORDER, None),
 ]
 
+CANCEL_MEMORY = [  # threshold 1, cancel_memory=3: a cancel is remembered while fewer than 3 after
+    ("solo", buy(), "", V.DECIDED, buy()),
+    ("solo", buy(P - 100), "", V.DECIDED, buy(P - 100)),
+    ("s1", cancel(1), "", V.DECIDED, cancel(1)),
+    ("s2", cancel(2), "", V.DECIDED, cancel(2)),
+    ("s2", cancel(1), "", V.ALREADY_CANCELLED, None),  # 2 after its cancel: remembered
+    ("s3", cancel(1), "", V.UNKNOWN_ORDER, None),  # 3 after: forgotten, refused all the same
+    ("s3", cancel(2), "", V.UNKNOWN_ORDER, None),
+]
+
 SEQ_WINDOW = [  # seq_window=4: the spent seqs of an agent are its highest and the 3 below
     ("solo", buy(), "seq=100", V.DECIDED, buy()),
     ("solo", sell(), "seq=97", V.DECIDED, sell()),  # overtaken by fewer than 4: still fresh
@@ -266,6 +276,7 @@ TABLES = {
     "heavy_group": (HEAVY_GROUP, {"vote_threshold": 3}),
     "cancel": (CANCEL, {"vote_threshold": 2}),
     "seq_window": (SEQ_WINDOW, {"seq_window": 4}),
+    "cancel_memory": (CANCEL_MEMORY, {"cancel_memory": 3}),
 }
 
 
@@ -333,6 +344,7 @@ def test_ids_are_base36_of_the_index_and_fit_ouch_clordid():
         {"vote_window": 0},
         {"view_quorum": 0},
         {"seq_window": 0},
+        {"cancel_memory": 0},
         {"price_tolerance": -1},
         {"view_max_age": -1},
         {"collar_bps": -5},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import tracemalloc
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from agora.core.events import (
     SetParticipant,
     SymbolSpec,
 )
+from agora.decision import rules
 from agora.decision.consensus import Committed, ReplicaConfig
 from agora.decision.rules import Member, Role, RulesConfig, decide, decision_id
 from agora.decision.signing import AgentKey, sign
@@ -109,7 +111,46 @@ def test_hand_built_log_maps_to_commands() -> None:
     assert applier.order_id("VB1") == 17
     cancel = applier.apply(hand_log()[6])
     assert [o.command for o in cancel] == [CancelOrder(FIRM, 17, 0, "VB7")]
-    assert applier.held == []
+    assert applier.held == [] and applier.order_id("VB1") is None
+    assert applier.counts["decided"] == 3
+
+
+def test_an_order_costs_no_memory_once_cancelled(monkeypatch) -> None:
+    """4,000 order and cancel pairs after 4,000 more: the applier (and its rules) hold nothing
+    more (the decisions' history cost 726 bytes per pair before the applier stopped keeping
+    it and forgot a cancelled order's ids). Signatures unchecked: their cache would blur it."""
+    monkeypatch.setattr(rules, "verify", lambda proposal, keys: True)
+    applier = DecisionApplier(msgspec.structs.replace(CONFIG, cancel_memory=64), FIRM)
+    log, index = [], 0
+    for k in range(8_000):
+        order = Proposal("s1", 2 * k + 1, 0, BUY, b"s" * 64)
+        cancel = Proposal("s1", 2 * k + 2, 0, CancelIntent(decision_id("VB", index + 1)),
+                          b"s" * 64)
+        for item in (order, cancel):
+            index += 1
+            log.append(committed(index, msgspec.msgpack.encode(item)))
+    accepts = {i: OrderAccepted(5, SYMBOL, i, FIRM, decision_id("VB", i), Side.BUY, 990_000,
+                                100, NewOrder(FIRM, "x", SYMBOL, Side.BUY, 1).order_type,
+                                TimeInForce.DAY, None, False, 0) for i in range(1, index, 2)}
+
+    def play(items: list[Committed]) -> None:
+        for item in items:
+            if item.index in accepts:  # the venue accepts each order before its cancel
+                applier.apply(item)
+                applier.on_event(accepts[item.index])
+            else:
+                applier.apply(item)
+
+    tracemalloc.start()
+    try:
+        play(log[:8_000])
+        half = tracemalloc.get_traced_memory()[0]
+        play(log[8_000:])
+        grown = tracemalloc.get_traced_memory()[0] - half
+    finally:
+        tracemalloc.stop()
+    assert applier.counts["decided"] == 16_000 and applier.held == []
+    assert grown < 16_384, grown
 
 
 def test_cancel_before_the_accept_is_held_then_released() -> None:
@@ -127,7 +168,7 @@ def test_cancel_before_the_accept_is_held_then_released() -> None:
     released = applier.on_event(msgspec.structs.replace(other, participant=FIRM, order_id=9))
     assert [o.command for o in released] == [CancelOrder(FIRM, 9, 0, "VB7")]
     assert released[0].decision.log_index == 7 and applier.held == []
-    assert applier.order_id("VB1") == 9
+    assert applier.order_id("VB1") is None  # its last command went out: its venue id dropped
 
 
 def test_without_holding_a_cancel_names_its_target_at_once() -> None:
@@ -265,6 +306,7 @@ class Venue:
     appliers: list[DecisionApplier]
     delay_rng: random.Random | None = None
     engine: MatchingEngine = field(default_factory=venue)
+    decided: dict[int, list[Decision]] = field(default_factory=dict)  # by replica, log order
     sent: dict[int, list[Outgoing]] = field(default_factory=lambda: defaultdict(list))
     results: list[tuple[int, Outgoing, list]] = field(default_factory=list)
     _feedback: list[tuple[int, int, int, object]] = field(default_factory=list)
@@ -308,9 +350,16 @@ def schedules(cluster: TradingCluster, seed: int) -> dict[str, list[int]]:
 def play(cluster: TradingCluster, schedule: list[int], *, delay_seed: int | None = None,
          configs: dict[int, RulesConfig] | None = None) -> Venue:
     configs = configs or {}
-    appliers = [DecisionApplier(configs.get(r, CONFIG), FIRM) for r in range(cluster.n)]
+    decided: dict[int, list[Decision]] = {r: [] for r in range(cluster.n)}
+
+    def keeper(replica: int) -> Callable:  # the applier keeps no history: its observer does
+        return lambda entry, outcome: outcome.decision and decided[replica].append(
+            outcome.decision)
+
+    appliers = [DecisionApplier(configs.get(r, CONFIG), FIRM, on_outcome=keeper(r))
+                for r in range(cluster.n)]
     delay_rng = random.Random(delay_seed) if delay_seed is not None else None
-    bridge = Venue(appliers, delay_rng)
+    bridge = Venue(appliers, delay_rng, decided=decided)
     cursor = Counter[int]()
     for replica in schedule:
         bridge.step(replica, cluster.checker.streams[replica][cursor[replica]])
@@ -360,7 +409,8 @@ def check_exactly_once(cluster: TradingCluster, bridge: Venue) -> None:
                for c in log if c.client_id]
     expected = decide(entries, CONFIG)
     assert [index for index, _ in lists[0]] == [d.log_index for d in expected]
-    assert all(a.decisions == expected and a.held == [] for a in bridge.appliers)
+    assert all(bridge.decided[r] == expected for r in range(cluster.n))
+    assert all(a.counts["decided"] == len(expected) and a.held == [] for a in bridge.appliers)
     # the book holds exactly the decided orders that no decision cancelled
     cancelled = {d.action.decision_id for d in expected if isinstance(d.action, CancelIntent)}
     live = {d.client_order_id for d in expected
@@ -387,7 +437,7 @@ def test_the_runs_exercise_decisions_cancels_and_replays(
     orders = cancels = replayed = 0
     for cluster in clusters.values():
         bridge = play(cluster, schedules(cluster, 0)["by-replica"])
-        decisions = bridge.appliers[0].decisions
+        decisions = bridge.decided[0]
         orders += sum(isinstance(d.action, OrderIntent) for d in decisions)
         cancels += sum(isinstance(d.action, CancelIntent) for d in decisions)
         replayed += sum(a.counts["replayed"] for a in bridge.appliers)

@@ -31,7 +31,9 @@ Each entry gets one :class:`Verdict`, checked in this order (the first that appl
    the symbol has no committed fair value and ``COLLAR`` when
    ``|price - fair| * 10_000 > collar_bps * fair`` (exact integer test). Then the vote below.
 6. CancelIntent (strategies): passes vetoes; ``UNKNOWN_ORDER`` unless it names an order decision
-   of this log, ``ALREADY_CANCELLED`` once a cancel for it was decided. Then the vote below.
+   of this log, ``ALREADY_CANCELLED`` once a cancel for it was decided (while fewer than
+   ``cancel_memory`` log positions after it; then ``UNKNOWN_ORDER``: refused either way). Then
+   the vote below.
 
 The weighted vote. Each strategy agent has an integer ``weight``; a vote (ballot) belongs to a key:
 ``(symbol, side, tif)`` for orders, the target ``decision_id`` for cancels. An agent has at most
@@ -59,9 +61,10 @@ uniqueness; there ``log_index``, which only grows, can serve as the UserRefNum t
 per account. ``session`` (1-6 alphanumerics) must differ between logs trading on one account.
 
 Memory: the spent ``(agent, seq)`` pairs take ``seq_window / 8`` bytes per agent, whatever the
-log's length. Limitations: the live-order and cancelled-order sets grow with the orders decided
-(no compaction yet); the log does not know fills, so a cancel of a filled order is still decided and
-the venue rejects it; one strategy agent's vote is one price and quantity per key.
+log's length; a cancelled order is remembered for ``cancel_memory`` log positions. Limitations:
+the log does not know fills, so the live-order set keeps every order decided and not cancelled,
+filled ones included, and a cancel of a filled order is still decided and the venue rejects it;
+one strategy agent's vote is one price and quantity per key.
 """
 
 from __future__ import annotations
@@ -113,14 +116,18 @@ class RulesConfig(msgspec.Struct, frozen=True):
     collar_bps: int | None = 500  # None: no collar (and no fair value needed)
     # an agent's proposal overtaken by this many newer ones of its own is refused as TOO_OLD
     seq_window: int = 16_384
+    # log positions a decided cancel is remembered for (ALREADY_CANCELLED, then UNKNOWN_ORDER)
+    cancel_memory: int = 65_536
 
     def __post_init__(self) -> None:
         if not (0 < len(self.session) <= SESSION_MAX and self.session.isascii()):
             raise ValueError(f"session must be 1-{SESSION_MAX} ASCII characters: {self.session!r}")
         if not self.session.isalnum():
             raise ValueError(f"session must be alphanumeric: {self.session!r}")
-        if min(self.view_quorum, self.vote_threshold, self.vote_window, self.seq_window) < 1:
-            raise ValueError("view_quorum, vote_threshold, vote_window and seq_window must be >= 1")
+        if min(self.view_quorum, self.vote_threshold, self.vote_window, self.seq_window,
+               self.cancel_memory) < 1:
+            raise ValueError("view_quorum, vote_threshold, vote_window, seq_window and "
+                             "cancel_memory must be >= 1")
         if self.view_max_age < 0 or self.price_tolerance < 0:
             raise ValueError("view_max_age and price_tolerance must be >= 0")
         if self.collar_bps is not None and self.collar_bps < 0:
@@ -232,7 +239,8 @@ class Aggregator:
         self._ballots: dict[tuple, dict[str, _Ballot]] = {}  # key -> agent -> pending ballot
         self._groups: dict[tuple, deque[_Group]] = {}
         self._live: dict[str, str] = {}  # order decision id -> symbol
-        self._cancelled: set[str] = set()
+        self._cancelled: set[str] = set()  # orders whose cancel was decided, in ...
+        self._cancels: deque[tuple[int, str]] = deque()  # ... log order: (index, order id)
 
     # ------------------------------------------------------------------ public
 
@@ -407,6 +415,9 @@ class Aggregator:
 
     def _on_cancel(self, ballot: _Ballot, cancel: CancelIntent) -> Outcome:
         index, target = ballot.index, cancel.decision_id
+        cancels, memory = self._cancels, self.config.cancel_memory
+        while cancels and index - cancels[0][0] >= memory:
+            self._cancelled.discard(cancels.popleft()[1])
         if target in self._cancelled:
             return Outcome(index, Verdict.ALREADY_CANCELLED)
         if target not in self._live:
@@ -419,6 +430,7 @@ class Aggregator:
         del self._ballots[key]
         del self._live[target]
         self._cancelled.add(target)
+        cancels.append((index, target))
         return Outcome(index, Verdict.DECIDED,
                        self._decision(index, cancel, list(pending.values())))
 

@@ -25,7 +25,14 @@ order id if known and 0 otherwise, and :attr:`Outgoing.target` names the target'
 
 Observers: ``on_outcome(entry, outcome)``, if given, sees every decoded entry with the rules'
 :class:`~agora.decision.rules.Outcome` (verdict, decision, committed fair value), in log order:
-how a node hosting agents feeds them what the log decided without a second aggregator.
+how a node hosting agents feeds them what the log decided without a second aggregator, and how
+whoever wants the decisions' history keeps it (the applier keeps none).
+
+Memory: what an order costs the applier ends with the order's cancel decision (its ids are
+dropped then: the rules decide no second cancel of it), so a session's memory follows the
+orders still open, not the orders ever decided. An order that fills stays until the session
+ends (the log does not know fills, so neither do the rules' live orders); so does the venue id
+of an order whose accept arrives after its cancel went out (``hold_cancels=False``).
 
 Replays: a restarted replica re-emits committed entries after its ``applied_index``. The applier
 is the application state that point refers to, so entries at or below the last index it
@@ -82,8 +89,8 @@ class DecisionApplier:
         self.on_outcome = on_outcome
         self.aggregator = Aggregator(config)
         self.applied_index = 0  # last committed index consumed (log indices start at 1)
-        self.decisions: list[Decision] = []
-        self.counts: Counter[str] = Counter()  # noop, replayed, undecodable, held, released
+        # noop, replayed, undecodable, decided, held, released
+        self.counts: Counter[str] = Counter()
         self._client_ids: dict[str, str] = {}  # order decision_id -> its client_order_id
         self._order_ids: dict[str, int] = {}  # client_order_id -> venue order id
         self._held: dict[str, Decision] = {}  # target client_order_id -> its cancel decision
@@ -112,7 +119,7 @@ class DecisionApplier:
         out: list[Outgoing] = []
         decision = outcome.decision
         if decision is not None:
-            self.decisions.append(decision)
+            self.counts["decided"] += 1
             outgoing = self._outgoing(decision)
             if outgoing is not None:
                 out.append(outgoing)
@@ -129,8 +136,8 @@ class DecisionApplier:
                 action.qty, action.price, OrderType.LIMIT, action.tif,
             ))
         assert isinstance(action, CancelIntent)
-        # the rules decide a cancel only for an order decision of this log
-        target = self._client_ids[action.decision_id]
+        # the rules decide a cancel only for an order decision of this log, and only one
+        target = self._client_ids.pop(action.decision_id)
         order_id = self._order_ids.get(target)
         if order_id is None and self.hold_cancels:
             self._held[target] = decision
@@ -139,6 +146,7 @@ class DecisionApplier:
         return self._cancel(decision, target, order_id or 0)
 
     def _cancel(self, decision: Decision, target: str, order_id: int) -> Outgoing:
+        self._order_ids.pop(target, None)  # the order's last command: its venue id is done
         command = CancelOrder(self.participant, order_id, 0, decision.client_order_id)
         return Outgoing(decision, command, target)
 
@@ -148,16 +156,15 @@ class DecisionApplier:
         """Learn from a venue event; the held cancels an ``OrderAccepted`` releases."""
         if not isinstance(event, OrderAccepted) or event.participant != self.participant:
             return []
-        self._order_ids.setdefault(event.client_order_id, event.order_id)
         held = self._held.pop(event.client_order_id, None)
         if held is None:
+            self._order_ids.setdefault(event.client_order_id, event.order_id)
             return []
         self.counts["released"] += 1
-        target = event.client_order_id
-        return [self._cancel(held, target, self._order_ids[target])]
+        return [self._cancel(held, event.client_order_id, event.order_id)]
 
     def order_id(self, client_order_id: str) -> int | None:
-        """The venue order id learned for ``client_order_id``, if any."""
+        """The venue order id learned for ``client_order_id``, if any (until its cancel)."""
         return self._order_ids.get(client_order_id)
 
     @property

@@ -36,6 +36,7 @@ from agora.decision.rules import (
     base36,
     decide,
     decision_id,
+    decision_index,
 )
 from agora.decision.signing import AgentKey, sign, verify
 
@@ -331,6 +332,16 @@ def test_ids_are_base36_of_the_index_and_fit_ouch_clordid():
         decision_id("AGORA1", 36**8)
     with pytest.raises(ValueError):
         base36(-1)
+
+
+@given(index=st.integers(0, 36**8 - 1), session=st.sampled_from(["T", "AG", "AGORA1"]))
+def test_decision_index_inverts_decision_id(index, session):
+    assert decision_index(session, decision_id(session, index)) == index
+
+
+@pytest.mark.parametrize("ident", ["", "T", "X1", "T01", "Ta", "T-1", "T 1", "T1_0", "T+1", "tA"])
+def test_decision_index_of_anything_else_is_none(ident):
+    assert decision_index("T", ident) is None
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from agora.decision.bft.auth import Keyring
 from agora.decision.bft.keys import KeyFileError, load_keyring, make_cluster
 from agora.decision.transport.record import Recorder
 from agora.decision.venue_bridge import DecisionApplier
+from agora.protocols.fix44 import enums as fx
+from agora.protocols.fix44.messages import ExecutionReport
 from agora.trading.clients.fix_client import FixClient
 from agora.trading.decision_node import (
     DecisionNode,
@@ -95,13 +97,15 @@ def test_unreachable_venue_then_every_decision_once_and_copies_refused(tmp_path)
         venue = Venue(tmp_path, VENUE)
         await venue.open(port)
         try:
-            await until(lambda: first.resolved >= DECIDED)
+            await until(lambda: not first.pending)  # every command answered
+            # a second node decides before its session is up (had it logged on first, the
+            # venue's drop copies of node0's reports, sent to every session of the participant,
+            # would have resolved its commands before it decided them: nothing to send)
             second = node(tmp_path, "node1", port)
-            task2 = asyncio.create_task(second.run())
-            await until(lambda: second.client.logged_on)
             for item in hand_log():
                 second.on_committed(item)
-            await until(lambda: second.resolved >= DECIDED)
+            task2 = asyncio.create_task(second.run())
+            await until(lambda: not second.pending)
             await first.close(task)
             await second.close(task2)
             return venue_events(venue), first, second
@@ -119,7 +123,7 @@ def test_unreachable_venue_then_every_decision_once_and_copies_refused(tmp_path)
                and "retrying in" in e.detail for e in log(first, "error"))
     assert [(e.id, e.detail) for e in log(first, "sent")] == [
         ("VB1", "resend"), ("VB3", "resend"), ("VB7", "resend")]  # in log order, on logon
-    assert [e.detail for e in log(second, "sent")] == ["", "", ""]  # live: sent at once
+    assert [e.detail for e in log(second, "sent")] == ["resend"] * 3  # on its logon
     second_reports = {(e.id, e.kind) for e in log(second, "report")}
     assert {("VB1", "REJECTED"), ("VB1", "NEW"), ("VB7", "CANCEL_REJECT TOO_LATE_TO_CANCEL")} \
         <= second_reports
@@ -134,12 +138,13 @@ def test_restart_resends_only_what_was_never_answered(tmp_path):
         recorder.committed(item, 0)
     recorder.close()
 
-    async def incarnation(venue: Venue) -> DecisionNode:
+    async def incarnation(venue: Venue, unanswered: set[str]) -> DecisionNode:
         assert venue.gateway is not None
         n = node(tmp_path, "node0", venue.gateway.port)
-        assert set(n.decided) == DECIDED  # rebuilt from the committed record
+        # rebuilt from the committed record, less what venue.log says was answered
+        assert set(n.pending) == unanswered
         task = asyncio.create_task(n.run())
-        await until(lambda: n.resolved >= DECIDED)
+        await until(lambda: not n.pending)
         await asyncio.sleep(0.2)  # time for a wrong extra send to show
         await n.close(task)
         return n
@@ -148,9 +153,9 @@ def test_restart_resends_only_what_was_never_answered(tmp_path):
         venue = Venue(tmp_path, VENUE)
         await venue.open()
         try:
-            first = await incarnation(venue)
+            first = await incarnation(venue, DECIDED)
             sent = [len(log(first, "sent"))]
-            again = await incarnation(venue)  # everything answered: nothing to send
+            again = await incarnation(venue, set())  # everything answered: nothing to send
             sent.append(len(log(again, "sent")) - sent[0])
             return venue_events(venue), sent
         finally:
@@ -171,13 +176,13 @@ def test_venue_restart_decisions_made_meanwhile_are_sent_on_reconnect(tmp_path):
         try:
             await until(lambda: n.client.logged_on)
             n.on_committed(hand_log()[0])
-            await until(lambda: "VB1" in n.resolved)
+            await until(lambda: "VB1" not in n.pending)
             await venue.close()  # Logout to every session; the journal and FIX stores remain
             await until(lambda: len(log(n, "error")) >= 2)
             for item in hand_log()[1:]:
                 n.on_committed(item)  # decided while the venue is down: VB3, VB7
             await venue.open(port)
-            await until(lambda: n.resolved >= DECIDED)
+            await until(lambda: not n.pending)
             await n.close(task)
             return venue_events(venue), n
         finally:
@@ -189,6 +194,37 @@ def test_venue_restart_decisions_made_meanwhile_are_sent_on_reconnect(tmp_path):
     assert [e.event for e in read_node_log(n.log.path)].count("disconnected") == 1
     assert [(e.id, e.detail) for e in log(n, "sent")] == [
         ("VB1", ""), ("VB3", "resend"), ("VB7", "resend")]
+
+
+def report(cl_ord_id: str, exec_type: fx.ExecType = fx.ExecType.NEW) -> ExecutionReport:
+    return ExecutionReport(order_id="1", exec_id="1", exec_type=exec_type,
+                           ord_status=fx.OrdStatus.NEW, side=fx.Side.BUY, leaves_qty=100,
+                           cum_qty=0, avg_px=0, cl_ord_id=cl_ord_id)
+
+
+def test_the_node_keeps_what_is_open_not_what_was_answered(tmp_path):
+    """No venue: reports handed in as its session would. A command answered before its node
+    decided it is not pending; answered commands and a cancelled order leave nothing behind;
+    reports of other sessions' ids or of ids the log passed are not kept."""
+    n = node(tmp_path, "node0", free_port())
+    entries = hand_log()
+    n._on_report(report("VB3"))  # a drop copy of another node's VB3, ahead of this log
+    n._on_report(report("XX9"))  # another session's order on the account: not ours
+    n._on_report(report("VB6"))  # index 6: an undecodable entry, decides nothing
+    for item in entries[:6]:
+        n.on_committed(item)
+    assert list(n.pending) == ["VB1"] and n._orders.keys() == {"VB1", "VB3"}
+    assert n._ahead == {}  # VB3 taken, VB6 passed by the log, XX9 never kept
+    n.on_committed(entries[6])  # the cancel of VB1
+    assert list(n.pending) == ["VB1", "VB7"] and n._targets["VB7"].client_order_id == "VB1"
+    assert n._orders.keys() == {"VB3"}  # VB1's cancel is decided: nothing more to cancel it
+    for cl_ord_id in ("VB1", "VB7", "VB1"):  # a late fill's report of VB1 too
+        n._on_report(report(cl_ord_id))
+    assert n.pending == {} and n._targets == {} and n._ahead == {}
+    assert {e.id for e in log(n, "decided")} == DECIDED  # every decision recorded
+    assert {e.id for e in log(n, "report")} == {"VB1", "VB3", "VB6", "VB7", "XX9"}
+    n.log.close()
+    n.client.close_store()
 
 
 def test_agents_in_byzantine_mode_need_a_client_key_file_holding_their_ids(tmp_path):

@@ -197,6 +197,17 @@ def decision_id(session: str, index: int) -> str:
     return ident
 
 
+def decision_index(session: str, ident: str) -> int | None:
+    """The log index whose :func:`decision_id` under ``session`` is ``ident``; None if none is
+    (another session's id, or not one of the canonical base36 forms ``decision_id`` makes)."""
+    digits = ident[len(session):]
+    if not ident.startswith(session) or not digits or (len(digits) > 1 and digits[0] == "0"):
+        return None
+    if not all(c in _DIGITS36 for c in digits):
+        return None
+    return int(digits, 36)
+
+
 class _Ballot(NamedTuple):
     agent: str
     seq: int
@@ -493,4 +504,5 @@ __all__ = [
     "base36",
     "decide",
     "decision_id",
+    "decision_index",
 ]

@@ -18,9 +18,9 @@ Design notes
   causes). On every logon the node re-sends, in log order, every decided command not resolved;
   the venue's dedup makes that safe. A restarted node rebuilds its decisions by replaying its
   replica's ``committed.log`` from the start, a chunk at a time (the rules need every entry,
-  each once) and its resolved set
-  from ``venue.log``; its FIX sequence numbers persist in ``--dir/fix`` so the venue's reports
-  made while it was down arrive as PossDup resends.
+  each once), after reading which commands were answered from ``venue.log``; its FIX sequence
+  numbers persist in ``--dir/fix`` so the venue's reports made while it was down arrive as
+  PossDup resends.
 * ``venue.log`` in ``--dir`` is a JSON line per fact (:class:`NodeEvent`): ``decided``,
   ``sent`` (``resend`` in ``detail`` for a re-send), ``report``, ``connected``,
   ``disconnected``, ``error``. Written to the OS at once (a SIGKILL loses nothing written); a
@@ -56,9 +56,17 @@ Design notes
   venue crash and re-form from the re-sends on every logon.
 * The node always serves its replica on the event loop (``--io`` is not read).
 
+* **Memory follows what is open, not the session.** The node keeps the commands no report has
+  named yet (``pending``), the decided orders no cancel decision names yet (a cancel's FIX
+  message needs the order's symbol and side), and the reports naming ClOrdIDs ahead of its own
+  log (a drop copy of another node's command, which this node's replica has not committed yet:
+  its ClOrdID's log index, :func:`~agora.decision.rules.decision_index`, is beyond the applier's).
+  A report of a command already applied and answered is a fact for ``venue.log``, not memory.
+
 Limitations: only LIMIT orders and full cancels (what the rules decide); a command the venue
 never answers (a lost connection before it was read) waits for the next logon to be re-sent;
-``venue.log`` grows without bound, like the committed log.
+a decided order that fills is kept until the session ends, like the rules' live orders (the log
+does not know fills); ``venue.log`` grows without bound, like the committed log.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -77,7 +86,7 @@ from agora.core.events import NewOrder
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.keys import load_keyring
 from agora.decision.consensus.messages import Committed
-from agora.decision.rules import RulesConfig
+from agora.decision.rules import RulesConfig, decision_index
 from agora.decision.transport import replica_main
 from agora.decision.transport.record import iter_records
 from agora.decision.venue_bridge import DecisionApplier, Outgoing
@@ -97,7 +106,7 @@ from agora.trading.reports import report_key
 
 
 class DecisionNode:
-    """The applier, what was decided and resolved, and the FIX session (see the module notes)."""
+    """The applier, the commands not yet answered, and the FIX session (see the module notes)."""
 
     def __init__(self, applier: DecisionApplier, client: FixClient, directory: Path, *,
                  clock: Clock | None = None, retry_min_s: float = 0.05,
@@ -108,32 +117,70 @@ class DecisionNode:
         self.client = client
         self.clock = clock or WallClock()
         self.retry_min_s, self.retry_max_s = retry_min_s, retry_max_s
-        self.decided: dict[str, Outgoing] = {}  # ClOrdID -> command, in log order
-        self.resolved = {e.id for e in read_node_log(directory / "venue.log")
-                         if e.event == "report"}
+        self.session = applier.aggregator.config.session
+        self.pending: dict[str, Outgoing] = {}  # ClOrdID -> command no report named, log order
+        self._orders: dict[str, NewOrder] = {}  # decided orders no cancel decision names
+        self._targets: dict[str, NewOrder] = {}  # pending cancel's ClOrdID -> its order
+        self._ahead: dict[str, int] = {}  # reported ClOrdIDs beyond the log -> their index
+        self._ahead_heap: list[tuple[int, str]] = []  # the same, lowest index first
+        for event in read_node_log(directory / "venue.log"):  # what was answered before
+            if event.event == "report":
+                self._note_report(event.id)
         for record in iter_records(directory / "committed.log"):  # the rules need every entry
             if record.item is not None:
                 self._decide(record.item)
+        self._forget_passed()
         self.log = NodeLog(directory / "venue.log", self.clock)
         self.closing = False
 
     def _decide(self, item: Committed) -> list[Outgoing]:
+        """The commands ``item`` decides; those no report has named yet become pending."""
         out = self.applier.apply(item)
         for o in out:
-            self.decided[o.command.client_order_id] = o
+            key, command = o.command.client_order_id, o.command
+            if isinstance(command, NewOrder):
+                self._orders[key] = command
+                target = None
+            else:
+                target = self._orders.pop(o.target)  # the rules decide one cancel per order
+            if self._ahead.pop(key, None) is None:  # else answered before we decided it
+                self.pending[key] = o
+                if target is not None:
+                    self._targets[key] = target
+        self._forget_passed()
         return out
 
+    def _note_report(self, cl_ord_id: str) -> None:
+        """A report names ``cl_ord_id``: its command, if pending, is resolved; the ClOrdID of a
+        decision beyond the applied log (every one, while the log is replayed) is kept."""
+        if self.pending.pop(cl_ord_id, None) is not None:
+            self._targets.pop(cl_ord_id, None)
+            return
+        index = decision_index(self.session, cl_ord_id)
+        if index is not None and index > self.applier.applied_index \
+                and cl_ord_id not in self._ahead:
+            self._ahead[cl_ord_id] = index
+            heapq.heappush(self._ahead_heap, (index, cl_ord_id))
+
+    def _forget_passed(self) -> None:
+        """Drop reported ClOrdIDs the log has passed without deciding them (not ours)."""
+        heap, applied = self._ahead_heap, self.applier.applied_index
+        while heap and heap[0][0] <= applied:
+            self._ahead.pop(heapq.heappop(heap)[1], None)
+
     def unresolved(self) -> Iterator[Outgoing]:
-        return (o for key, o in self.decided.items() if key not in self.resolved)
+        """The decided commands no report has named, in log order."""
+        return iter(list(self.pending.values()))
 
     # ------------------------------------------------------------------ replica -> venue
 
     def on_committed(self, item: Committed) -> None:
-        """The replica's hook: decide, log, and send at once when logged on."""
+        """The replica's hook: decide, log, and send at once when logged on (a command a report
+        already named is neither: some node's copy reached the venue)."""
         for o in self._decide(item):
             self.log.write("decided", id=o.command.client_order_id, kind=_kind(o),
                            index=o.decision.log_index, detail=",".join(o.decision.voters))
-            if self.client.logged_on:
+            if self.client.logged_on and o.command.client_order_id in self.pending:
                 self._send(o, "")
 
     def _send(self, o: Outgoing, detail: str) -> None:
@@ -144,7 +191,7 @@ class DecisionNode:
                                       command.qty, command.price, order_type=command.order_type,
                                       tif=command.tif)
             else:
-                target = self.decided[o.target].command
+                target = self._targets[command.client_order_id]
                 self.client.cancel(o.target, command.client_order_id, target.symbol,
                                    target.side)
         except FixClientError as exc:  # lost just now: the next logon re-sends it
@@ -183,7 +230,7 @@ class DecisionNode:
             await asyncio.sleep(delay)
             return False
         self.log.write("connected")
-        for o in list(self.unresolved()):
+        for o in self.unresolved():
             self._send(o, "resend")
         return True
 
@@ -196,7 +243,7 @@ class DecisionNode:
             return
         cl_ord_id, kind, text = key
         if cl_ord_id:
-            self.resolved.add(cl_ord_id)
+            self._note_report(cl_ord_id)
         self.log.write("report", id=cl_ord_id, kind=kind, detail=text)
 
     async def close(self, task: asyncio.Task | None = None) -> None:

@@ -102,7 +102,7 @@ from agora.decision.transport.client import ClusterClient
 from agora.decision.transport.client import Outcome as Submitted
 from agora.feed.live import ItchSubscriber
 from agora.protocols.fix44.messages import ExecutionReport, FixStruct
-from agora.trading.node_log import NodeEvent, NodeLog, read_node_log
+from agora.trading.node_log import NodeEvent, NodeLog, iter_node_log
 from agora.trading.reports import (
     EarlyReports,
     OwnOrders,
@@ -377,14 +377,14 @@ class AgentHost:
         inventory survive a restart) and their ExecIDs are known (the venue's PossDup resend of
         one is not counted twice). The fills come after every replayed decision, not between
         them as they happened. Returns how many were restored."""
-        restored = 0
-        for event in read_node_log(self.log.path):
+        restored, damaged = 0, []
+        for event in iter_node_log(self.log.path):  # a line at a time: the log is the session's
             if event.event != "fill":
                 continue
             try:
                 fill, exec_id = fill_of_line(event)
-            except ValueError as exc:  # a damaged line: say so, restore the others
-                self.log.write("error", id=event.id, detail=f"fill not restored: {exc}")
+            except ValueError as exc:  # a damaged line: said once read through, the rest restored
+                damaged.append((event.id, f"fill not restored: {exc}"))
                 continue
             if exec_id is not None:
                 if exec_id in self._exec_ids:
@@ -392,6 +392,8 @@ class AgentHost:
                 self._exec_ids.add(exec_id)
             self._run("fill", lambda a, fill=fill: a.on_fill(fill))
             restored += 1
+        for ident, detail in damaged:
+            self.log.write("error", id=ident, detail=detail)
         return restored
 
     def _on_feed(self, events: list) -> None:

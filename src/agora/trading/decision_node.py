@@ -101,7 +101,8 @@ from agora.trading.agent_host import (
 )
 from agora.trading.clients.fix_client import FixClient, FixClientError
 from agora.trading.node_log import NodeEvent as NodeEvent  # re-exported: the log's reader
-from agora.trading.node_log import NodeLog, read_node_log
+from agora.trading.node_log import NodeLog, iter_node_log
+from agora.trading.node_log import read_node_log as read_node_log  # re-exported
 from agora.trading.reports import report_key
 
 
@@ -123,7 +124,7 @@ class DecisionNode:
         self._targets: dict[str, NewOrder] = {}  # pending cancel's ClOrdID -> its order
         self._ahead: dict[str, int] = {}  # reported ClOrdIDs beyond the log -> their index
         self._ahead_heap: list[tuple[int, str]] = []  # the same, lowest index first
-        for event in read_node_log(directory / "venue.log"):  # what was answered before
+        for event in iter_node_log(directory / "venue.log"):  # what was answered before
             if event.event == "report":
                 self._note_report(event.id)
         for record in iter_records(directory / "committed.log"):  # the rules need every entry

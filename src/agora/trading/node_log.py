@@ -7,6 +7,7 @@ skipped when read.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -28,17 +29,22 @@ class NodeEvent(msgspec.Struct, frozen=True, omit_defaults=True):
 _event_decoder = msgspec.json.Decoder(NodeEvent)
 
 
+def iter_node_log(path: Path) -> Iterator[NodeEvent]:
+    """Every whole line of a node log, a line at a time (a torn last line is skipped): a
+    restarted node reads a whole session's log, which it must not hold in memory at once."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            with contextlib.suppress(msgspec.DecodeError):
+                yield _event_decoder.decode(line)
+
+
 def read_node_log(path: Path) -> list[NodeEvent]:
     """Every whole line of a node log (a torn last line is skipped)."""
-    try:
-        lines = Path(path).read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in lines:
-        with contextlib.suppress(msgspec.DecodeError):
-            events.append(_event_decoder.decode(line))
-    return events
+    return list(iter_node_log(path))
 
 
 class NodeLog:

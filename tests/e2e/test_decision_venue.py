@@ -171,8 +171,10 @@ def run_scenario(tmp_path: Path, *, sessions: list[str] | None = None,
 
     def options(i: int) -> list[str]:
         own = ["--session", sessions[i]] if sessions else []
+        # the killed node restarts from the state it saved (every 20 entries: several by then)
+        state = ["--state-every", "20"] if kill else []
         return ["--rules", str(rules), "--participant", FIRM, "--venue", f"127.0.0.1:{fix_port}",
-                "--comp-id", f"NODE{i}", "--retry-max-ms", "200", *own]
+                "--comp-id", f"NODE{i}", "--retry-max-ms", "200", *own, *state]
 
     venue_proc = start_venue(config)
     killed: list[int] = []
@@ -203,10 +205,14 @@ def run_scenario(tmp_path: Path, *, sessions: list[str] | None = None,
                 client.close()
             codes = cluster.stop()
             assert all(code == 0 for code in codes.values()), f"a node failed: {codes}"
-            if killed:  # the killed leader came back and caught up
+            if killed:  # the killed leader came back, from its saved state, and caught up
                 starts = [r for r in cluster.records(killed[0]) if r.item is None]
                 assert len(starts) == 2 and cluster.last_index(killed[0]) == \
                     cluster.last_index(survivor)
+                states = [e for e in read_node_log(cluster.directory(killed[0]) / "venue.log")
+                          if e.event == "state"]
+                loaded = [e for e in states if e.detail == "loaded"]
+                assert len(loaded) == 1 and loaded[0].index >= 20, states
             result.extend(decided(cluster, survivor))
             result.append(latencies_ms(cluster))
             return survivor

@@ -17,14 +17,15 @@ Design notes
   (accepted, rejected, filled, cancelled, including the drop copies another replica's copy
   causes). On every logon the node re-sends, in log order, every decided command not resolved;
   the venue's dedup makes that safe. A restarted node rebuilds its decisions by replaying its
-  replica's ``committed.log`` from the start, a chunk at a time (the rules need every entry,
-  each once), after reading which commands were answered from ``venue.log``; its FIX sequence
-  numbers persist in ``--dir/fix`` so the venue's reports made while it was down arrive as
-  PossDup resends.
+  replica's ``committed.log``, a chunk at a time (the rules need every entry, each once), after
+  reading which commands were answered from ``venue.log``: from the state it saved last
+  (``--state-every`` applied entries, and on exit; :mod:`agora.trading.node_state`) when that
+  still fits both files, else from the start; its FIX sequence numbers persist in
+  ``--dir/fix`` so the venue's reports made while it was down arrive as PossDup resends.
 * ``venue.log`` in ``--dir`` is a JSON line per fact (:class:`NodeEvent`): ``decided``,
   ``sent`` (``resend`` in ``detail`` for a re-send), ``report``, ``connected``,
-  ``disconnected``, ``error``. Written to the OS at once (a SIGKILL loses nothing written); a
-  torn last line is skipped when read.
+  ``disconnected``, ``error``, ``state`` (saved, loaded, or why not loaded). Written to the
+  OS at once (a SIGKILL loses nothing written); a torn last line is skipped when read.
 * An unreachable venue is retried with exponential backoff (``--retry-min-ms`` to
   ``--retry-max-ms``); each failure is an ``error`` line and a line on stderr, never silent.
 * **Agents** (optional, ``--agents FILE``): the node hosts agents
@@ -91,6 +92,7 @@ from agora.decision.transport import replica_main
 from agora.decision.transport.record import iter_records
 from agora.decision.venue_bridge import DecisionApplier, Outgoing
 from agora.protocols.fix44.messages import FixStruct
+from agora.trading import node_state
 from agora.trading.agent_host import (
     CLIENT_POOL,
     AgentHost,
@@ -103,6 +105,7 @@ from agora.trading.clients.fix_client import FixClient, FixClientError
 from agora.trading.node_log import NodeEvent as NodeEvent  # re-exported: the log's reader
 from agora.trading.node_log import NodeLog, iter_node_log
 from agora.trading.node_log import read_node_log as read_node_log  # re-exported
+from agora.trading.node_state import NodeFiles, Starts
 from agora.trading.reports import report_key
 
 
@@ -112,7 +115,10 @@ class DecisionNode:
     def __init__(self, applier: DecisionApplier, client: FixClient, directory: Path, *,
                  clock: Clock | None = None, retry_min_s: float = 0.05,
                  retry_max_s: float = 1.0,
-                 on_report: Callable[[FixStruct], None] | None = None) -> None:
+                 on_report: Callable[[FixStruct], None] | None = None,
+                 state_every: int = 0) -> None:
+        """``state_every``: save the node's state every so many applied entries and on close,
+        and start from the saved one (``node_state.py``); 0: neither, replay from the start."""
         self.applier = applier
         self.on_report = on_report  # sees every venue message (the agents' fills)
         self.client = client
@@ -124,15 +130,28 @@ class DecisionNode:
         self._targets: dict[str, NewOrder] = {}  # pending cancel's ClOrdID -> its order
         self._ahead: dict[str, int] = {}  # reported ClOrdIDs beyond the log -> their index
         self._ahead_heap: list[tuple[int, str]] = []  # the same, lowest index first
-        for event in iter_node_log(directory / "venue.log"):  # what was answered before
+        self.state_every = state_every
+        self.files = files = NodeFiles.of(directory)
+        starts = node_state.load(self, files) if state_every else "not kept"
+        record_start, venue_start = (starts.record, starts.venue) \
+            if isinstance(starts, Starts) else (0, 0)
+        for event in iter_node_log(files.venue, venue_start):  # what was answered before
             if event.event == "report":
                 self._note_report(event.id)
-        for record in iter_records(directory / "committed.log"):  # the rules need every entry
+        for record in iter_records(files.record, record_start):  # the rules need every entry
             if record.item is not None:
                 self._decide(record.item)
         self._forget_passed()
-        self.log = NodeLog(directory / "venue.log", self.clock)
+        self.log = NodeLog(files.venue, self.clock)
         self.closing = False
+        self._saved_at, self._saving = self.applier.applied_index, False
+        if isinstance(starts, Starts):
+            self.log.write("state", index=starts.applied, detail="loaded")
+        elif state_every:
+            self.log.write("state", detail=f"not loaded: {starts}")
+            if starts != "none saved":
+                print(f"decision node: saved state not used ({starts}): replayed the whole "
+                      f"committed record", file=sys.stderr, flush=True)
 
     def _decide(self, item: Committed) -> list[Outgoing]:
         """The commands ``item`` decides; those no report has named yet become pending."""
@@ -183,6 +202,21 @@ class DecisionNode:
                            index=o.decision.log_index, detail=",".join(o.decision.voters))
             if self.client.logged_on and o.command.client_order_id in self.pending:
                 self._send(o, "")
+        every = self.state_every
+        if every and not self._saving and self.applier.applied_index - self._saved_at >= every:
+            self._saving = True  # after this step, once the replica has flushed its record
+            asyncio.get_running_loop().call_soon(self.save_state)
+
+    def save_state(self) -> None:
+        """Save the node's state (between the replica's steps; see ``node_state.py``)."""
+        self._saving = False
+        try:
+            node_state.save(self, self.files)
+        except OSError as exc:  # a shortcut lost: a restart replays more, nothing else
+            self.log.write("error", detail=f"state not saved: {exc}")
+            return
+        self._saved_at = self.applier.applied_index
+        self.log.write("state", index=self._saved_at, detail="saved")
 
     def _send(self, o: Outgoing, detail: str) -> None:
         command = o.command
@@ -253,6 +287,8 @@ class DecisionNode:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.state_every:
+            self.save_state()
         with contextlib.suppress(FixClientError, OSError):
             await self.client.logout(timeout=1.0)
         self.client.close_store()
@@ -278,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-comp-id", default="AGORA")
     p.add_argument("--retry-min-ms", type=int, default=50)
     p.add_argument("--retry-max-ms", type=int, default=1_000)
+    p.add_argument("--state-every", type=int, default=50_000,
+                   help="save the node's state every N applied entries and on exit, so that a "
+                        "restart reads only what follows (0: never; not with --agents)")
     a = p.add_argument_group("agents")
     a.add_argument("--agents", type=Path, help="JSON list of agent specs to host")
     a.add_argument("--itch", help="host:port to receive the venue's ITCH feed on (a multicast "
@@ -327,7 +366,8 @@ def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]
                               on_outcome=agents.on_outcome if agents else None)
     node = DecisionNode(applier, client, args.dir, retry_min_s=args.retry_min_ms / 1000,
                         retry_max_s=args.retry_max_ms / 1000,
-                        on_report=agents.on_report if agents else None)
+                        on_report=agents.on_report if agents else None,
+                        state_every=0 if agents else args.state_every)
     return node, agents
 
 

@@ -29,14 +29,16 @@ class NodeEvent(msgspec.Struct, frozen=True, omit_defaults=True):
 _event_decoder = msgspec.json.Decoder(NodeEvent)
 
 
-def iter_node_log(path: Path) -> Iterator[NodeEvent]:
+def iter_node_log(path: Path, start: int = 0) -> Iterator[NodeEvent]:
     """Every whole line of a node log, a line at a time (a torn last line is skipped): a
-    restarted node reads a whole session's log, which it must not hold in memory at once."""
+    restarted node reads a whole session's log, which it must not hold in memory at once.
+    ``start``: a byte offset where a line ends."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
         return
     with f:
+        f.seek(start)
         for line in f:
             with contextlib.suppress(msgspec.DecodeError):
                 yield _event_decoder.decode(line)
@@ -54,6 +56,11 @@ class NodeLog:
         self.path = path
         self.clock = clock
         self._file = open(path, "ab")  # noqa: SIM115 - lives with the node
+
+    @property
+    def size(self) -> int:
+        """Bytes written: every line is in the file (flushed at once)."""
+        return self._file.tell()
 
     def write(self, event: str, **fields: object) -> None:
         line = NodeEvent(event, self.clock.now_ns(), **fields)  # type: ignore[arg-type]

@@ -102,14 +102,15 @@ def read_records(path: Path) -> list[Record]:
     return [record for record, _ in _scan(data)]
 
 
-def iter_records(path: Path) -> Iterator[Record]:
+def iter_records(path: Path, start: int = 0) -> Iterator[Record]:
     """The records ``read_records`` gives, read a chunk at a time: for a reader that needs each
     once, in order (a restarted decision node replaying the session), memory stays at a chunk
-    instead of the whole session's file and records."""
+    instead of the whole session's file and records. ``start``: a byte offset where a record
+    ends (a reader that saved its state there)."""
     path = Path(path)
     if not path.exists():
         return
-    for record, _ in _scan_file(path):
+    for record, _ in _scan_file(path, start):
         yield record
 
 

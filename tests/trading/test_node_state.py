@@ -181,3 +181,14 @@ def test_the_node_saves_every_so_many_entries_between_the_replicas_steps(tmp_pat
     saved = [e.index for e in read_node_log(tmp_path / "venue.log") if e.detail == "saved"]
     assert saved == [10, 20, 30]
     close(n)
+
+
+def test_a_node_whose_entry_failed_to_apply_saves_nothing(tmp_path):
+    n = node(tmp_path, state_every=1_000)
+    n.on_committed(session_log(3)[0])
+    with pytest.raises(ValueError, match="a gap"):
+        n.on_committed(session_log(3)[2])  # index 3 after 1: the applier refuses a gap
+    n.save_state()
+    assert not (tmp_path / "node.state").exists()
+    n.state_every = 0
+    asyncio.run(n.close())

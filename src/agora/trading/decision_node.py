@@ -144,7 +144,7 @@ class DecisionNode:
         self._forget_passed()
         self.log = NodeLog(files.venue, self.clock)
         self.closing = False
-        self._saved_at, self._saving = self.applier.applied_index, False
+        self._saved_at, self._saving, self._broken = self.applier.applied_index, False, False
         if isinstance(starts, Starts):
             self.log.write("state", index=starts.applied, detail="loaded")
         elif state_every:
@@ -197,7 +197,12 @@ class DecisionNode:
     def on_committed(self, item: Committed) -> None:
         """The replica's hook: decide, log, and send at once when logged on (a command a report
         already named is neither: some node's copy reached the venue)."""
-        for o in self._decide(item):
+        try:
+            decided = self._decide(item)
+        except BaseException:
+            self._broken = True  # ends the process; what it applied so far must not be saved
+            raise
+        for o in decided:
             self.log.write("decided", id=o.command.client_order_id, kind=_kind(o),
                            index=o.decision.log_index, detail=",".join(o.decision.voters))
             if self.client.logged_on and o.command.client_order_id in self.pending:
@@ -208,8 +213,11 @@ class DecisionNode:
             asyncio.get_running_loop().call_soon(self.save_state)
 
     def save_state(self) -> None:
-        """Save the node's state (between the replica's steps; see ``node_state.py``)."""
+        """Save the node's state (between the replica's steps; see ``node_state.py``); never
+        after an entry failed to apply (the state may hold half of it)."""
         self._saving = False
+        if self._broken:
+            return
         try:
             node_state.save(self, self.files)
         except OSError as exc:  # a shortcut lost: a restart replays more, nothing else

@@ -29,6 +29,7 @@ instead took 208 ms for 20,000 of them, msgpack 14 ms.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import importlib.util
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 TAIL = 4096  # bytes before an input's saved length whose digest must still match
 _LEN = struct.Struct("<I")
-# the modules whose classes the pickle holds: any change to them makes a saved state unusable
+# the modules whose classes a saved state holds: any change to them makes it unusable
 CODE = ("agora.core.enums", "agora.core.events", "agora.decision.rules",
         "agora.decision.seq_window", "agora.decision.venue_bridge", "agora.trading.decision_node")
 
@@ -67,7 +68,7 @@ class StateHeader(msgspec.Struct, frozen=True):
     record_tail: bytes
     venue_size: int
     venue_tail: bytes
-    payload: bytes  # digest of the pickle
+    payload: bytes  # digest of the payload
 
 
 class NodeStateData(msgspec.Struct, frozen=True, array_like=True):
@@ -122,6 +123,7 @@ def _tail(path: Path, size: int) -> bytes | None:
         return None if size else _digest(b"")
 
 
+@functools.cache
 def _code() -> bytes:
     """Their source, found without importing (the node may run as ``__main__``)."""
     origins = (importlib.util.find_spec(name).origin for name in CODE)  # type: ignore[union-attr]

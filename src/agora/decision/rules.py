@@ -58,7 +58,9 @@ at most 14 characters, so OUCH 5.0's ClOrdID (14 alphanumerics) and FIX ClOrdID 
 carry it. Every replica derives the same id, so a decision sent twice is sent with one id: agora's
 venue refuses the second (``DUPLICATE_CLIENT_ORDER_ID``). OUCH does not check ClOrdID for
 uniqueness; there ``log_index``, which only grows, can serve as the UserRefNum that must increase
-per account. ``session`` (1-6 alphanumerics) must differ between logs trading on one account.
+per account. ``session`` (1-6 alphanumerics) must differ between logs trading on one account,
+and neither may begin the other: ``"AG" + base36(1189)`` and ``"AGX" + base36(1)`` are both
+``AGX1``.
 
 Memory: the spent ``(agent, seq)`` pairs take ``seq_window / 8`` bytes per agent, whatever the
 log's length; a cancelled order is remembered for ``cancel_memory`` log positions. Limitations:

@@ -117,7 +117,7 @@ def test_a_restart_from_the_saved_state_ends_where_a_full_replay_ends(tmp_path, 
     assert state_of(restarted) == state_of(replayed)
     assert replayed.applier.applied_index == 400 and restarted.pending  # not vacuous
     more = session_log(460, seed=3)[400:]  # and both go on alike
-    decided = [[o.command for item in more for o in n._decide(item)]
+    decided = [[o.command for item in more for o, _ in n._decide(item)]
                for n in (restarted, replayed)]
     assert decided[0] == decided[1] and decided[0]
     assert state_of(restarted) == state_of(replayed)

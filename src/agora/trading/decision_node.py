@@ -153,10 +153,11 @@ class DecisionNode:
                 print(f"decision node: saved state not used ({starts}): replayed the whole "
                       f"committed record", file=sys.stderr, flush=True)
 
-    def _decide(self, item: Committed) -> list[Outgoing]:
-        """The commands ``item`` decides; those no report has named yet become pending."""
-        out = self.applier.apply(item)
-        for o in out:
+    def _decide(self, item: Committed) -> list[tuple[Outgoing, NewOrder | None]]:
+        """The commands ``item`` decides, each with a cancel's order; those no report has
+        named yet become pending."""
+        out = []
+        for o in self.applier.apply(item):
             key, command = o.command.client_order_id, o.command
             if isinstance(command, NewOrder):
                 self._orders[key] = command
@@ -167,6 +168,7 @@ class DecisionNode:
                 self.pending[key] = o
                 if target is not None:
                     self._targets[key] = target
+            out.append((o, target))
         self._forget_passed()
         return out
 
@@ -195,18 +197,18 @@ class DecisionNode:
     # ------------------------------------------------------------------ replica -> venue
 
     def on_committed(self, item: Committed) -> None:
-        """The replica's hook: decide, log, and send at once when logged on (a command a report
-        already named is neither: some node's copy reached the venue)."""
+        """The replica's hook: decide, log, and send at once when logged on (every node sends
+        every decision, even one the venue has answered for another node's copy already)."""
         try:
             decided = self._decide(item)
         except BaseException:
             self._broken = True  # ends the process; what it applied so far must not be saved
             raise
-        for o in decided:
+        for o, target in decided:
             self.log.write("decided", id=o.command.client_order_id, kind=_kind(o),
                            index=o.decision.log_index, detail=",".join(o.decision.voters))
-            if self.client.logged_on and o.command.client_order_id in self.pending:
-                self._send(o, "")
+            if self.client.logged_on:
+                self._send(o, "", target)
         every = self.state_every
         if every and not self._saving and self.applier.applied_index - self._saved_at >= every:
             self._saving = True  # after this step, once the replica has flushed its record
@@ -226,7 +228,8 @@ class DecisionNode:
         self._saved_at = self.applier.applied_index
         self.log.write("state", index=self._saved_at, detail="saved")
 
-    def _send(self, o: Outgoing, detail: str) -> None:
+    def _send(self, o: Outgoing, detail: str, target: NewOrder | None) -> None:
+        """Send ``o``; ``target``: the order a cancel cancels (its symbol and side)."""
         command = o.command
         try:
             if isinstance(command, NewOrder):
@@ -234,7 +237,7 @@ class DecisionNode:
                                       command.qty, command.price, order_type=command.order_type,
                                       tif=command.tif)
             else:
-                target = self._targets[command.client_order_id]
+                assert target is not None
                 self.client.cancel(o.target, command.client_order_id, target.symbol,
                                    target.side)
         except FixClientError as exc:  # lost just now: the next logon re-sends it
@@ -274,7 +277,7 @@ class DecisionNode:
             return False
         self.log.write("connected")
         for o in self.unresolved():
-            self._send(o, "resend")
+            self._send(o, "resend", self._targets.get(o.command.client_order_id))
         return True
 
     def _on_report(self, msg: FixStruct) -> None:

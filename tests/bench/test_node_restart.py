@@ -1,0 +1,15 @@
+"""The node-restart benchmark runs end to end on a small record (figures: BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+from agora.bench import node_restart
+
+
+def test_the_benchmark_restarts_from_the_record_and_from_the_saved_state(capsys):
+    assert node_restart.main(["--entries", "400", "--runs", "1", "--memory-entries", "400"]) == 0
+    out = capsys.readouterr().out
+    result = node_restart.json.loads(out.rsplit("RESULT ", 1)[1])
+    # measure() checked that the restart from the state ended where the replay did
+    assert result["entries"] == 400 and result["state_pending_commands"] == 200
+    assert result["restart_replay_s"] > 0 and result["restart_from_state_s"] > 0
+    assert result["state_bytes"] > 0 and result["memory_bytes_per_answered_pair"] >= 0

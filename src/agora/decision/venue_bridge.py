@@ -32,7 +32,8 @@ Memory: what an order costs the applier ends with the order's cancel decision (i
 dropped then: the rules decide no second cancel of it), so a session's memory follows the
 orders still open, not the orders ever decided. An order that fills stays until the session
 ends (the log does not know fills, so neither do the rules' live orders); so does the venue id
-of an order whose accept arrives after its cancel went out (``hold_cancels=False``).
+of an order whose accept arrives after its cancel went out (with ``hold_cancels=False``, or a
+second copy of the accept).
 
 Replays: a restarted replica re-emits committed entries after its ``applied_index``. The applier
 is the application state that point refers to, so entries at or below the last index it

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from agora.bench.echo_floor import free_port
+from agora.core.clock import SimClock
 from agora.core.enums import Side, TimeInForce
 from agora.core.events import CancelIntent, OrderIntent
 from agora.decision.consensus.messages import Committed
@@ -63,15 +64,10 @@ def record(path: Path, items: list[Committed]) -> None:
 
 def report(directory: Path, ids: list[str]) -> None:
     """Reports naming ``ids`` in venue.log, as a node's session would have logged them."""
-    log = NodeLog(directory / "venue.log", _Clock())
+    log = NodeLog(directory / "venue.log", SimClock())
     for ident in ids:
         log.write("report", id=ident, kind="NEW")
     log.close()
-
-
-class _Clock:
-    def now_ns(self) -> int:
-        return 0
 
 
 def node(directory: Path, *, state_every: int = 1, config=CONFIG) -> DecisionNode:

@@ -14,10 +14,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
-
-def usable_cpus() -> list[int]:
-    """The CPUs this process may run on (empty where that cannot be asked)."""
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+from agora.core.cpus import usable_cpus
 
 
 def can_pin() -> bool:

@@ -123,6 +123,14 @@ def _tail(path: Path, size: int) -> bytes | None:
         return None if size else _digest(b"")
 
 
+def _end(path: Path) -> tuple[int, bytes]:
+    """``path``'s length now and the digest :func:`_tail` will compare against."""
+    size = path.stat().st_size if path.exists() else 0
+    tail = _tail(path, size)
+    assert tail is not None  # its own length
+    return size, tail
+
+
 @functools.cache
 def _code() -> bytes:
     """Their source, found without importing (the node may run as ``__main__``)."""
@@ -145,10 +153,7 @@ def save(node: DecisionNode, files: NodeFiles) -> None:
         a.applied_index, dict(a.counts),
         pickle.dumps(a.aggregator, protocol=pickle.HIGHEST_PROTOCOL), a._client_ids,
         a._order_ids, a._held, node.pending, node._orders, node._targets, node._ahead))
-    record_size = record.stat().st_size if record.exists() else 0
-    venue_size = venue.stat().st_size if venue.exists() else 0
-    record_tail, venue_tail = _tail(record, record_size), _tail(venue, venue_size)
-    assert record_tail is not None and venue_tail is not None  # their own lengths
+    (record_size, record_tail), (venue_size, venue_tail) = _end(record), _end(venue)
     header = msgspec.msgpack.encode(StateHeader(
         FORMAT, _code(), _config(node), node.applier.applied_index, record_size, record_tail,
         venue_size, venue_tail, _digest(payload)))

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
+from agora.core.cpus import usable_cpus
 from agora.decision.bft.config import BftCanary
 from agora.decision.consensus.config import Canary
 from agora.decision.sim.bft_cluster import run_seed_bft
@@ -28,7 +29,7 @@ CHUNK_SEEDS = 4  # per hand-out: seeds differ up to 20x in cost, so small chunks
 
 def cores() -> int:
     """The cores this process may run on (its affinity, not the host's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return len(usable_cpus()) or os.cpu_count() or 1
 
 
 def run_one(seed: int, *, n: int | None = None, canary: Canary = Canary.NONE,

@@ -147,13 +147,12 @@ def _config(node: DecisionNode) -> bytes:
 def save(node: DecisionNode, files: NodeFiles) -> None:
     """Write the node's state with how far it has read its inputs (their whole lengths now:
     call it between the replica's steps)."""
-    record, venue = files.record, files.venue
     a = node.applier
     payload = msgspec.msgpack.encode(NodeStateData(
         a.applied_index, dict(a.counts),
         pickle.dumps(a.aggregator, protocol=pickle.HIGHEST_PROTOCOL), a._client_ids,
         a._order_ids, a._held, node.pending, node._orders, node._targets, node._ahead))
-    (record_size, record_tail), (venue_size, venue_tail) = _end(record), _end(venue)
+    (record_size, record_tail), (venue_size, venue_tail) = _end(files.record), _end(files.venue)
     header = msgspec.msgpack.encode(StateHeader(
         FORMAT, _code(), _config(node), node.applier.applied_index, record_size, record_tail,
         venue_size, venue_tail, _digest(payload)))

@@ -29,6 +29,7 @@ from agora.trading.decision_node import (
     NodeEvent,
     agents_keyring,
     read_node_log,
+    run,
 )
 from tests.decision.test_venue_bridge import CONFIG as RULES
 from tests.decision.test_venue_bridge import FIRM, hand_log
@@ -237,3 +238,16 @@ def test_agents_in_byzantine_mode_need_a_client_key_file_holding_their_ids(tmp_p
     assert agents_keyring(with_file, replica, 116).pair_key(-131, 2)
     with pytest.raises(KeyFileError, match="holds clients 100-131, not 132"):
         agents_keyring(with_file, replica, 117)
+
+
+@pytest.mark.parametrize(("option", "why"), [
+    (["--state-every", "-1"], "--state-every must be >= 0"),
+    (["--checkpoint-every", "-5"], "--checkpoint-every and --snapshot-every must be >= 0"),
+])
+def test_the_process_refuses_negative_counts(tmp_path, capsys, option, why):
+    argv = ["--id", "0", "--peers", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "--dir",
+            str(tmp_path), "--rules", str(tmp_path / "rules.json"), "--participant", FIRM,
+            "--venue", "127.0.0.1:9", "--comp-id", "NODE0", *option]
+    with pytest.raises(SystemExit) as exit_:
+        run(argv)
+    assert exit_.value.code == 2 and why in capsys.readouterr().err

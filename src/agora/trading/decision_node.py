@@ -432,6 +432,9 @@ async def serve(args: argparse.Namespace, keyring: Keyring | None = None) -> int
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    replica_main.check_counts(parser, args)  # the replica's own counts, as replica_main checks
+    if args.state_every < 0:
+        parser.error("--state-every must be >= 0 (0: never save the node's state)")
     keyring = None
     if args.mode == "bft":
         try:

@@ -290,13 +290,19 @@ def start(coroutine: Coroutine[object, object, int]) -> int:
     return uvloop.run(coroutine)
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def check_counts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse (``parser.error``) the counts no replica can run with; for every parser built on
+    :func:`build_parser`."""
     memory = 1 if args.log_memory is None else args.log_memory
     if min(args.checkpoint_every, args.snapshot_every) < 0 or min(args.fill_max, memory) < 1:
         parser.error("--checkpoint-every and --snapshot-every must be >= 0, --fill-max and "
                      "--log-memory >= 1")
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_counts(parser, args)
     keyring = None
     if args.mode == "bft":
         try:

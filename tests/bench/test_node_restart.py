@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agora.bench import node_restart
 
 
@@ -13,3 +15,11 @@ def test_the_benchmark_restarts_from_the_record_and_from_the_saved_state(capsys)
     assert result["entries"] == 400 and result["state_pending_commands"] == 200
     assert result["restart_replay_s"] > 0 and result["restart_from_state_s"] > 0
     assert result["state_bytes"] > 0 and result["memory_bytes_per_answered_pair"] >= 0
+
+
+
+@pytest.mark.parametrize("argv", [["--entries", "0"], ["--memory-entries", "4"], ["--runs", "0"]])
+def test_too_few_entries_or_runs_are_refused(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        node_restart.main(argv)
+    assert exit_.value.code == 2 and "--entries must be >= 4" in capsys.readouterr().err

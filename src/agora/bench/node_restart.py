@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--memory-entries", type=int, default=80_000)
     args = parser.parse_args(argv)
+    if args.entries < 4 or args.memory_entries < 8 or args.runs < 1:
+        parser.error("--entries must be >= 4, --memory-entries >= 8 (one order and cancel per "
+                     "four entries, measured over the second half) and --runs >= 1")
     r = measure(args.entries, args.runs, args.memory_entries)
     print(f"decision node after {r['entries']:,} committed entries (medians of {r['runs']}):")
     print(f"  restart replaying the record: {r['restart_replay_s']:.2f} s "

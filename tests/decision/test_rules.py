@@ -1,7 +1,8 @@
 """Aggregation rules: table tests (one line per log entry and its outcome) and properties.
 
 A table row is ``(agent, action, flags, verdict, expect)``: ``expect`` is the decided action for
-a strategy entry, the symbol's committed fair price after a view entry, else None. Flags:
+a strategy entry, the symbol's committed fair price after a view entry, ``("ended", id)`` after
+a report that ended an order, else None. Flags:
 ``unsigned``, ``forged`` (signed by a key outside the roster), ``tampered`` (signed, then the
 price or budget changed), ``abandoned``, ``dup`` (re-commit the previous entry's proposal),
 ``seq=N`` (explicit sequence number), ``old`` (a lower seq than the agent's last, as if reordered);
@@ -24,7 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agora.core.enums import Side, TimeInForce
-from agora.core.events import CancelIntent, Decision, FairValue, OrderIntent, Proposal, Veto
+from agora.core.events import (
+    CancelIntent,
+    Decision,
+    FairValue,
+    OrderDone,
+    OrderIntent,
+    Proposal,
+    Veto,
+)
 from agora.decision import rules
 from agora.decision.rules import (
     Aggregator,
@@ -45,6 +54,7 @@ P = 1_000_000  # $100.0000 in Price(4)
 ROLES = {"v1": Role.VIEW, "v2": Role.VIEW, "v3": Role.VIEW, "r1": Role.RISK, "r2": Role.RISK}
 ROLES |= {"s1": Role.STRATEGY, "s2": Role.STRATEGY, "s3": Role.STRATEGY}
 ROLES |= {"duo": Role.STRATEGY, "solo": Role.STRATEGY}
+ROLES |= {"d1": Role.REPORT, "d2": Role.REPORT, "d3": Role.REPORT}
 WEIGHTS = {"duo": 2, "solo": 3}
 KEYS = {name: AgentKey.generate(f"test-rules-{name}") for name in [*ROLES, "mallory"]}
 MEMBERS = {n: Member(r, KEYS[n].public_bytes, WEIGHTS.get(n, 1)) for n, r in ROLES.items()}
@@ -74,6 +84,10 @@ def veto(sym: str = "AAA", on: bool = True, side: Side | None = None) -> Veto:
 
 def cancel(index: int) -> CancelIntent:
     return CancelIntent(decision_id("T", index))
+
+
+def done(index: int) -> OrderDone:
+    return OrderDone(decision_id("T", index), "filled")
 
 
 class Log:
@@ -118,6 +132,8 @@ def run_table(rows: list[tuple], cfg: RulesConfig) -> tuple[Aggregator, Log]:
             got = d.action
         elif outcome.fair_value is not None:
             got = outcome.fair_value.price
+        elif outcome.ended is not None:
+            got = ("ended", outcome.ended)
         else:
             got = None
         assert (outcome.index, outcome.verdict, got) == (row, verdict, expect), f"row {row}"
@@ -143,6 +159,8 @@ VALIDITY = [
     ("s1", fv(), "", V.WRONG_ROLE, None),
     ("s1", veto(), "", V.WRONG_ROLE, None),
     ("r1", fv(), "", V.WRONG_ROLE, None),
+    ("d1", buy(), "", V.WRONG_ROLE, None),
+    ("s1", done(1), "", V.WRONG_ROLE, None),
     ("s1", buy(qty=0), "", V.INVALID, None),
     ("s1", buy(price=0), "", V.INVALID, None),
     ("v1", fv(unc=-1), "", V.INVALID, None),
@@ -253,6 +271,34 @@ CANCEL_MEMORY = [  # threshold 1, cancel_memory=3: a cancel is remembered while 
     ("s3", cancel(2), "", V.UNKNOWN_ORDER, None),
 ]
 
+DONE = [  # threshold 2, done_quorum 2
+    ("solo", buy(), "", V.DECIDED, buy()),
+    ("solo", buy(P - 100), "", V.DECIDED, buy(P - 100)),
+    ("d1", done(1), "", V.PENDING, None),
+    ("d1", done(1), "", V.PENDING, None),  # one reporter twice is still one
+    ("d2", done(1), "", V.APPLIED, ("ended", "T1")),
+    ("d3", done(1), "", V.ORDER_ENDED, None),  # a late report of the same end
+    ("s1", cancel(1), "", V.ORDER_ENDED, None),  # nothing left to cancel
+    ("s1", cancel(2), "", V.PENDING, None),
+    ("d1", done(2), "", V.PENDING, None),
+    ("d2", done(2), "", V.APPLIED, ("ended", "T2")),  # s1's pending cancel ballot goes too
+    ("s2", cancel(2), "", V.ORDER_ENDED, None),
+    ("d1", done(77), "", V.UNKNOWN_ORDER, None),
+    ("solo", buy(), "", V.DECIDED, buy()),
+    ("d1", done(13), "", V.PENDING, None),
+    ("solo", cancel(13), "", V.DECIDED, cancel(13)),  # its pending report goes with it
+    ("d2", done(13), "", V.ALREADY_CANCELLED, None),
+    ("d1", done(3), "", V.UNKNOWN_ORDER, None),  # entry 3 is a report, not an order
+    ("d1", done(8), "", V.UNKNOWN_ORDER, None),  # entry 8 is a cancel ballot
+]
+
+DONE_MEMORY = [  # done_quorum 1, cancel_memory 2
+    ("solo", buy(), "", V.DECIDED, buy()),
+    ("d1", done(1), "", V.APPLIED, ("ended", "T1")),
+    ("s1", cancel(1), "", V.ORDER_ENDED, None),  # 1 after its end: remembered
+    ("d2", done(1), "", V.UNKNOWN_ORDER, None),  # 2 after: forgotten, refused all the same
+]
+
 SEQ_WINDOW = [  # seq_window=4: the spent seqs of an agent are its highest and the 3 below
     ("solo", buy(), "seq=100", V.DECIDED, buy()),
     ("solo", sell(), "seq=97", V.DECIDED, sell()),  # overtaken by fewer than 4: still fresh
@@ -278,6 +324,8 @@ TABLES = {
     "cancel": (CANCEL, {"vote_threshold": 2}),
     "seq_window": (SEQ_WINDOW, {"seq_window": 4}),
     "cancel_memory": (CANCEL_MEMORY, {"cancel_memory": 3}),
+    "done": (DONE, {"vote_threshold": 2, "done_quorum": 2}),
+    "done_memory": (DONE_MEMORY, {"cancel_memory": 2}),
 }
 
 
@@ -385,16 +433,18 @@ def test_log_indices_must_increase():
 
 AGENTS = [*ROLES, "mallory"]
 KINDS = ["buy"] * 4 + ["sell"] * 4 + ["cancel"] * 2 + ["fv"] * 3 + ["veto_on"] + ["veto_off"] * 4
+KINDS += ["done"] * 2
 BY_ROLE = {role: [n for n, r in ROLES.items() if r is role] for role in Role}
 ROLE_OF_KIND = {"buy": Role.STRATEGY, "sell": Role.STRATEGY, "cancel": Role.STRATEGY}
 ROLE_OF_KIND |= {"fv": Role.VIEW, "veto_on": Role.RISK, "veto_off": Role.RISK}
+ROLE_OF_KIND |= {"done": Role.REPORT}
 OFFSETS = [-60_000, -200, -100, 0, 0, 100, 200, 60_000]
 FLAGS = [""] * 12 + ["old", "unsigned", "forged", "tampered", "abandoned", "dup"]
 CONFIGS = [
     config(vote_threshold=2, collar_bps=500, view_quorum=2, vote_window=16),
-    config(vote_threshold=3, collar_bps=None, vote_window=6, view_max_age=5),
+    config(vote_threshold=3, collar_bps=None, vote_window=6, view_max_age=5, done_quorum=2),
     config(vote_threshold=1, collar_bps=300, price_tolerance=0),
-    config(vote_threshold=2, collar_bps=None, seq_window=1),  # "old" entries: too old
+    config(vote_threshold=2, collar_bps=None, seq_window=1, cancel_memory=3),  # "old": too old
 ]
 SPEC_CHOICES = [
     KINDS,
@@ -420,6 +470,8 @@ def build_log(specs: list[tuple]) -> Log:
             action = sell(P + offset, 100 * lots, symbol)
         elif kind == "cancel":
             action = cancel(orders[-min(back, len(orders))])
+        elif kind == "done":
+            action = done(orders[-min(back, len(orders))])
         elif kind == "fv":
             action = fv(P + offset // 10, 100, symbol)
         else:
@@ -448,23 +500,33 @@ def encoded(decisions: list[Decision]) -> bytes:
     return msgspec.msgpack.encode(decisions)
 
 
-def veto_violations(log: Log, decisions: list[Decision], seq_window: int = 1 << 30) -> list[int]:
-    """Indices where an order was decided while a veto covered its symbol and side (independent
-    model: a set of every spent seq, and the highest seq per agent for the window)."""
-    decided = {d.log_index: d.action for d in decisions}
-    state: dict[tuple[str, str, Side | None], tuple[int, bool]] = {}
+def judged(log: Log, seq_window: int = 1 << 30):
+    """``(index, proposal, valid)`` per entry, valid = authentic, in time, and a fresh seq of a
+    member in its role (independent model: a set of every spent seq, and the highest seq per
+    agent for the window)."""
     seen: set[tuple[str, int]] = set()
     high: dict[str, int] = {}
-    bad = []
     for index, proposal, abandoned in log.entries:
-        agent, action, seq = proposal.agent, proposal.action, proposal.seq
+        agent, seq = proposal.agent, proposal.seq
         authentic = verify(proposal, PUBLIC)
         too_old = agent in high and seq <= high[agent] - seq_window
         valid = authentic and not abandoned and (agent, seq) not in seen and not too_old
         if authentic:
             seen.add((agent, seq))
             high[agent] = max(high.get(agent, seq), seq)
-        if valid and isinstance(action, Veto) and ROLES[agent] is Role.RISK:
+        kind = {Veto: Role.RISK, OrderDone: Role.REPORT, FairValue: Role.VIEW}.get(
+            type(proposal.action), Role.STRATEGY)
+        yield index, proposal, valid and ROLES.get(agent) is kind
+
+
+def veto_violations(log: Log, decisions: list[Decision], seq_window: int = 1 << 30) -> list[int]:
+    """Indices where an order was decided while a veto covered its symbol and side."""
+    decided = {d.log_index: d.action for d in decisions}
+    state: dict[tuple[str, str, Side | None], tuple[int, bool]] = {}
+    bad = []
+    for index, proposal, valid in judged(log, seq_window):
+        agent, action = proposal.agent, proposal.action
+        if valid and isinstance(action, Veto):
             key = (agent, action.symbol, action.side)
             previous = state.get(key, (-1, False))
             if proposal.seq >= previous[0]:
@@ -476,6 +538,32 @@ def veto_violations(log: Log, decisions: list[Decision], seq_window: int = 1 << 
                    for sym, side in active):
                 bad.append(index)
     return bad
+
+
+def order_ends(log: Log, decisions: list[Decision], cfg: RulesConfig) -> tuple[list, list[int]]:
+    """The ``(index, order id)`` where reports end a live order, and the indices of cancels
+    decided for an order that is not live (never decided, cancelled, or ended)."""
+    decided = {d.log_index: d.action for d in decisions}
+    live: set[str] = set()
+    votes: dict[str, set[str]] = {}
+    ends, bad = [], []
+    for index, proposal, valid in judged(log, cfg.seq_window):
+        action = decided.get(index)
+        if isinstance(action, OrderIntent):
+            live.add(decision_id("T", index))
+        elif isinstance(action, CancelIntent):
+            if action.decision_id not in live:
+                bad.append(index)
+            live.discard(action.decision_id)
+            votes.pop(action.decision_id, None)
+        elif valid and isinstance(proposal.action, OrderDone):
+            target = proposal.action.decision_id
+            if target in live:
+                votes.setdefault(target, set()).add(proposal.agent)
+                if len(votes[target]) >= cfg.done_quorum:
+                    live.discard(target)
+                    ends.append((index, target))
+    return ends, bad
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -503,9 +591,11 @@ def test_incremental_equals_batch_on_every_prefix(specs, cfg):
 def test_invariants_of_every_log(specs, cfg):
     log = build_log(specs)
     aggregator = Aggregator(cfg)
-    decisions = []
+    decisions, ends = [], []
     for entry in log.entries:
         outcome = aggregator.apply(entry)
+        if outcome.ended is not None:
+            ends.append((entry.index, outcome.ended))
         d = outcome.decision
         assert (d is not None) == (outcome.verdict is V.DECIDED)
         if d is None:
@@ -516,6 +606,8 @@ def test_invariants_of_every_log(specs, cfg):
             fair = aggregator.fair_value(d.action.symbol)
             assert abs(d.action.price - fair.price) * 10_000 <= cfg.collar_bps * fair.price
     assert veto_violations(log, decisions, cfg.seq_window) == []  # a veto always wins
+    # an order ends where the reports' quorum says, and is never cancelled after it ends
+    assert order_ends(log, decisions, cfg) == (ends, [])
     ids = [d.client_order_id for d in decisions]
     assert len(set(ids)) == len(ids)  # unique
     assert all(len(i) <= 14 and i.isalnum() and i.isascii() for i in ids)
@@ -562,6 +654,17 @@ def test_canary_a_rule_that_skips_signatures_is_caught(monkeypatch):
     assert decide(log.entries, config()) == []
     monkeypatch.setattr(rules, "verify", lambda proposal, keys: True)
     assert [d.log_index for d in decide(log.entries, config())] == [1]  # log.invalid has it
+
+
+def test_canary_a_rule_that_ignores_reports_is_caught(monkeypatch):
+    log = Log()
+    for agent, action in [("solo", buy()), ("d1", done(1)), ("solo", cancel(1))]:
+        log.add(agent, action)
+    cfg = config()
+    assert order_ends(log, decide(log.entries, cfg), cfg) == ([(2, "T1")], [])
+    monkeypatch.setattr(Aggregator, "_on_done",
+                        lambda self, index, reporter, done: rules.Outcome(index, V.PENDING))
+    assert order_ends(log, decide(log.entries, cfg), cfg) == ([(2, "T1")], [3])
 
 
 # ---------------------------------------------------------------- across processes

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from agora.bench.echo_floor import free_port
@@ -19,6 +20,8 @@ from agora.core.enums import CancelReason, RejectReason
 from agora.core.events import OrderAccepted, OrderCancelled, OrderRejected
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.keys import KeyFileError, load_keyring, make_cluster
+from agora.decision.rules import Member, Role
+from agora.decision.signing import AgentKey
 from agora.decision.transport.record import Recorder
 from agora.decision.venue_bridge import DecisionApplier
 from agora.protocols.fix44 import enums as fx
@@ -28,6 +31,7 @@ from agora.trading.decision_node import (
     DecisionNode,
     NodeEvent,
     agents_keyring,
+    check_done_quorum,
     read_node_log,
     run,
 )
@@ -212,14 +216,14 @@ def test_the_node_keeps_what_is_open_not_what_was_answered(tmp_path):
     n._on_report(report("VB6"))  # index 6: an undecodable entry, decides nothing
     for item in entries[:6]:
         n.on_committed(item)
-    assert list(n.pending) == ["VB1"] and n._orders.keys() == {"VB1", "VB3"}
+    assert list(n.pending) == ["VB1"] and n.applier._orders.keys() == {"VB1", "VB3"}
     assert n._ahead == {}  # VB3 taken, VB6 passed by the log, XX9 never kept
     n.on_committed(entries[6])  # the cancel of VB1
-    assert list(n.pending) == ["VB1", "VB7"] and n._targets["VB7"].client_order_id == "VB1"
-    assert n._orders.keys() == {"VB3"}  # VB1's cancel is decided: nothing more to cancel it
+    assert list(n.pending) == ["VB1", "VB7"] and n.pending["VB7"].order.client_order_id == "VB1"
+    assert n.applier._orders.keys() == {"VB3"}  # VB1's cancel is decided: nothing more to cancel it
     for cl_ord_id in ("VB1", "VB7", "VB1"):  # a late fill's report of VB1 too
         n._on_report(report(cl_ord_id))
-    assert n.pending == {} and n._targets == {} and n._ahead == {}
+    assert n.pending == {} and n._ahead == {}
     assert {e.id for e in log(n, "decided")} == DECIDED  # every decision recorded
     assert {e.id for e in log(n, "report")} == {"VB1", "VB3", "VB6", "VB7", "XX9"}
     n.log.close()
@@ -251,3 +255,22 @@ def test_the_process_refuses_negative_counts(tmp_path, capsys, option, why):
     with pytest.raises(SystemExit) as exit_:
         run(argv)
     assert exit_.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_byzantine_mode_with_reporters_needs_a_done_quorum_above_f():
+    reporter = Member(Role.REPORT, AgentKey.generate("dn:rep").public_bytes)
+    rules = msgspec.structs.replace(RULES, members=RULES.members | {"rep": reporter})
+    check_done_quorum(rules, "cft", 4)  # crash faults: no reporter lies, one report suffices
+    with pytest.raises(ValueError, match=r"needs at least f \+ 1 = 2"):
+        check_done_quorum(rules, "bft", 4)
+    check_done_quorum(msgspec.structs.replace(rules, done_quorum=2), "bft", 4)
+    check_done_quorum(RULES, "bft", 7)  # no reporters: nothing can end an order
+
+
+def test_the_process_refuses_a_malformed_rules_file_saying_why(tmp_path, capsys):
+    (tmp_path / "rules.json").write_text('{"members": {}, "session": "far too long"}')
+    argv = ["--id", "0", "--peers", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "--dir",
+            str(tmp_path), "--rules", str(tmp_path / "rules.json"), "--participant", FIRM,
+            "--venue", "127.0.0.1:9", "--comp-id", "NODE0"]
+    assert run(argv) == 2
+    assert "rules file" in capsys.readouterr().err

@@ -338,6 +338,15 @@ class CancelIntent(Record):
     decision_id: str
 
 
+class OrderDone(Record):
+    """A reporter agent says the venue has finished with the order of an earlier decision: filled,
+    expired, cancelled by the venue itself, or rejected (``reason``: which, for the audit trail).
+    The committed log then knows the order is over (the rules forget it; see ``rules.py``)."""
+
+    decision_id: str
+    reason: str
+
+
 class Veto(Record):
     """A risk agent blocks new orders on ``symbol`` ("" = every symbol) until lifted: orders of
     ``side`` only (at a long limit, buys; sells still reduce the position), or of both sides
@@ -365,7 +374,7 @@ class Proposal(Record):
     agent: str
     seq: int
     budget_ns: int
-    action: OrderIntent | CancelIntent | Veto | FairValue
+    action: OrderIntent | CancelIntent | Veto | FairValue | OrderDone
     signature: bytes = b""
 
 

@@ -17,7 +17,8 @@ Each entry gets one :class:`Verdict`, checked in this order (the first that appl
    Then ``DUPLICATE`` (same ``(agent, seq)`` already spent), ``TOO_OLD`` (``seq_window`` or more
    below the agent's highest seq: too old to tell from a replay, ``seq_window.py``),
    ``WRONG_ROLE`` (a view may only send FairValue, a risk agent Veto, a strategy
-   OrderIntent/CancelIntent), ``INVALID`` (non-positive qty/price, negative uncertainty).
+   OrderIntent/CancelIntent, a reporter OrderDone), ``INVALID`` (non-positive qty/price,
+   negative uncertainty).
 3. FairValue (views): each view agent's latest FairValue per symbol (highest ``seq``; an older
    one is ``STALE``) is kept. The symbol's *committed fair value* is the lower median of those
    no older than ``view_max_age`` log positions, once at least ``view_quorum`` agents have one;
@@ -31,9 +32,18 @@ Each entry gets one :class:`Verdict`, checked in this order (the first that appl
    the symbol has no committed fair value and ``COLLAR`` when
    ``|price - fair| * 10_000 > collar_bps * fair`` (exact integer test). Then the vote below.
 6. CancelIntent (strategies): passes vetoes; ``UNKNOWN_ORDER`` unless it names an order decision
-   of this log, ``ALREADY_CANCELLED`` once a cancel for it was decided (while fewer than
-   ``cancel_memory`` log positions after it; then ``UNKNOWN_ORDER``: refused either way). Then
-   the vote below.
+   of this log, ``ALREADY_CANCELLED`` once a cancel for it was decided, ``ORDER_ENDED`` once
+   reporters ended it (7.; either while fewer than ``cancel_memory`` log positions after it,
+   then ``UNKNOWN_ORDER``: refused either way). Then the vote below.
+7. OrderDone (reporters): the venue has finished with an order decision (filled, expired,
+   cancelled or rejected by the venue). ``UNKNOWN_ORDER`` unless it names a live order decision,
+   ``ALREADY_CANCELLED`` / ``ORDER_ENDED`` when its order ended already; else the reporter counts
+   towards ``done_quorum`` distinct reporters (``PENDING`` below it). At the quorum the order
+   ends (``APPLIED``, with ``Outcome.ended`` naming it): the rules forget it and its pending
+   cancel ballots, and a later cancel of it reads ``ORDER_ENDED`` (for ``cancel_memory`` log
+   positions, then ``UNKNOWN_ORDER``). Every node's reporter sees every report of the account,
+   so with crash faults one suffices; in the Byzantine mode ``done_quorum = f + 1`` keeps f
+   lying reporters from ending a live order (which would make it impossible to cancel).
 
 The weighted vote. Each strategy agent has an integer ``weight``; a vote (ballot) belongs to a key:
 ``(symbol, side, tif)`` for orders, the target ``decision_id`` for cancels. An agent has at most
@@ -63,10 +73,12 @@ and neither may begin the other: ``"AG" + base36(1189)`` and ``"AGX" + base36(1)
 ``AGX1``.
 
 Memory: the spent ``(agent, seq)`` pairs take ``seq_window / 8`` bytes per agent, whatever the
-log's length; a cancelled order is remembered for ``cancel_memory`` log positions. Limitations:
-the log does not know fills, so the live-order set keeps every order decided and not cancelled,
-filled ones included, and a cancel of a filled order is still decided and the venue rejects it;
-one strategy agent's vote is one price and quantity per key.
+log's length; an ended order (cancelled, or done at the venue) is remembered for
+``cancel_memory`` log positions. The live-order set holds the orders decided and not yet ended:
+with reporters in the roster an order that fills leaves it once reported; without them the log
+does not know fills, so filled orders stay until the session ends (and a cancel of one is still
+decided, and the venue rejects it). Limitations: one strategy agent's vote is one price and
+quantity per key.
 """
 
 from __future__ import annotations
@@ -79,7 +91,15 @@ from typing import NamedTuple
 import msgspec
 
 from agora.core.enums import Side
-from agora.core.events import CancelIntent, Decision, FairValue, OrderIntent, Proposal, Veto
+from agora.core.events import (
+    CancelIntent,
+    Decision,
+    FairValue,
+    OrderDone,
+    OrderIntent,
+    Proposal,
+    Veto,
+)
 from agora.decision.seq_window import Seq, SeqWindow
 from agora.decision.signing import verify
 
@@ -95,6 +115,7 @@ class Role(StrEnum):
     VIEW = "view"  # FairValue
     RISK = "risk"  # Veto
     STRATEGY = "strategy"  # OrderIntent, CancelIntent
+    REPORT = "report"  # OrderDone
 
 
 class Member(msgspec.Struct, frozen=True):
@@ -120,6 +141,8 @@ class RulesConfig(msgspec.Struct, frozen=True):
     seq_window: int = 16_384
     # log positions a decided cancel is remembered for (ALREADY_CANCELLED, then UNKNOWN_ORDER)
     cancel_memory: int = 65_536
+    # distinct reporters whose OrderDone ends an order (f + 1 in the Byzantine mode)
+    done_quorum: int = 1
 
     def __post_init__(self) -> None:
         if not (0 < len(self.session) <= SESSION_MAX and self.session.isascii()):
@@ -127,9 +150,9 @@ class RulesConfig(msgspec.Struct, frozen=True):
         if not self.session.isalnum():
             raise ValueError(f"session must be alphanumeric: {self.session!r}")
         if min(self.view_quorum, self.vote_threshold, self.vote_window, self.seq_window,
-               self.cancel_memory) < 1:
-            raise ValueError("view_quorum, vote_threshold, vote_window, seq_window and "
-                             "cancel_memory must be >= 1")
+               self.cancel_memory, self.done_quorum) < 1:
+            raise ValueError("view_quorum, vote_threshold, vote_window, seq_window, "
+                             "cancel_memory and done_quorum must be >= 1")
         if self.view_max_age < 0 or self.price_tolerance < 0:
             raise ValueError("view_max_age and price_tolerance must be >= 0")
         if self.collar_bps is not None and self.collar_bps < 0:
@@ -168,16 +191,18 @@ class Verdict(StrEnum):
     UNKNOWN_ORDER = "unknown_order"
     ALREADY_CANCELLED = "already_cancelled"
     TOO_OLD = "too_old"
+    ORDER_ENDED = "order_ended"
 
 
 class Outcome(msgspec.Struct, frozen=True):
-    """The verdict on one entry, its decision if any, and after a view update the symbol's
-    committed fair value (None while below quorum)."""
+    """The verdict on one entry, its decision if any, after a view update the symbol's
+    committed fair value (None while below quorum), and the order decision an OrderDone ended."""
 
     index: int
     verdict: Verdict
     decision: Decision | None = None
     fair_value: FairValue | None = None
+    ended: str | None = None
 
 
 def base36(n: int) -> str:
@@ -233,6 +258,7 @@ _ROLE_OF: dict[type, Role] = {
     Veto: Role.RISK,
     OrderIntent: Role.STRATEGY,
     CancelIntent: Role.STRATEGY,
+    OrderDone: Role.REPORT,
 }
 
 
@@ -252,8 +278,10 @@ class Aggregator:
         self._ballots: dict[tuple, dict[str, _Ballot]] = {}  # key -> agent -> pending ballot
         self._groups: dict[tuple, deque[_Group]] = {}
         self._live: dict[str, str] = {}  # order decision id -> symbol
-        self._cancelled: set[str] = set()  # orders whose cancel was decided, in ...
-        self._cancels: deque[tuple[int, str]] = deque()  # ... log order: (index, order id)
+        self._done_votes: dict[str, set[str]] = {}  # live order -> reporters below the quorum
+        # ended orders -> what a later cancel reads (ALREADY_CANCELLED or ORDER_ENDED), and ...
+        self._ended: dict[str, Verdict] = {}
+        self._ends: deque[tuple[int, str]] = deque()  # ... the same in log order: (index, id)
 
     # ------------------------------------------------------------------ public
 
@@ -310,6 +338,8 @@ class Aggregator:
         ballot = _Ballot(proposal.agent, proposal.seq, index, member.weight, 0, 0)
         if isinstance(action, CancelIntent):
             return self._on_cancel(ballot, action)
+        if isinstance(action, OrderDone):
+            return self._on_done(index, proposal.agent, action)
         return self._on_order(ballot._replace(price=action.price, qty=action.qty), action)
 
     # ------------------------------------------------------------------ views and vetoes
@@ -428,24 +458,48 @@ class Aggregator:
 
     def _on_cancel(self, ballot: _Ballot, cancel: CancelIntent) -> Outcome:
         index, target = ballot.index, cancel.decision_id
-        cancels, memory = self._cancels, self.config.cancel_memory
-        while cancels and index - cancels[0][0] >= memory:
-            self._cancelled.discard(cancels.popleft()[1])
-        if target in self._cancelled:
-            return Outcome(index, Verdict.ALREADY_CANCELLED)
-        if target not in self._live:
-            return Outcome(index, Verdict.UNKNOWN_ORDER)
+        refused = self._not_live(index, target)
+        if refused is not None:
+            return Outcome(index, refused)
         key = vote_key(cancel)
         pending = self._pending(key, index)
         pending[ballot.agent] = ballot
         if sum(b.weight for b in pending.values()) < self.config.vote_threshold:
             return Outcome(index, Verdict.PENDING)
-        del self._ballots[key]
-        del self._live[target]
-        self._cancelled.add(target)
-        cancels.append((index, target))
+        self._end(index, target, Verdict.ALREADY_CANCELLED)
         return Outcome(index, Verdict.DECIDED,
                        self._decision(index, cancel, list(pending.values())))
+
+    def _on_done(self, index: int, reporter: str, done: OrderDone) -> Outcome:
+        target = done.decision_id
+        refused = self._not_live(index, target)
+        if refused is not None:
+            return Outcome(index, refused)
+        votes = self._done_votes.setdefault(target, set())
+        votes.add(reporter)
+        if len(votes) < self.config.done_quorum:
+            return Outcome(index, Verdict.PENDING)
+        self._end(index, target, Verdict.ORDER_ENDED)
+        return Outcome(index, Verdict.APPLIED, ended=target)
+
+    def _not_live(self, index: int, target: str) -> Verdict | None:
+        """Why ``target`` is no live order decision at ``index`` (None if it is one)."""
+        ends, memory = self._ends, self.config.cancel_memory
+        while ends and index - ends[0][0] >= memory:
+            self._ended.pop(ends.popleft()[1], None)
+        ended = self._ended.get(target)
+        if ended is not None:
+            return ended
+        return None if target in self._live else Verdict.UNKNOWN_ORDER
+
+    def _end(self, index: int, target: str, verdict: Verdict) -> None:
+        """The order ``target`` is over: forget it, its pending cancel ballots and done votes;
+        a later cancel or report of it reads ``verdict`` while it is remembered."""
+        del self._live[target]
+        self._ballots.pop(("cancel", target), None)
+        self._done_votes.pop(target, None)
+        self._ended[target] = verdict
+        self._ends.append((index, target))
 
     def _pending(self, key: tuple, index: int) -> dict[str, _Ballot]:
         """The key's pending ballots, those older than the window dropped."""

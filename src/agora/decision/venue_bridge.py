@@ -28,12 +28,13 @@ Observers: ``on_outcome(entry, outcome)``, if given, sees every decoded entry wi
 how a node hosting agents feeds them what the log decided without a second aggregator, and how
 whoever wants the decisions' history keeps it (the applier keeps none).
 
-Memory: what an order costs the applier ends with the order's cancel decision (its ids are
-dropped then: the rules decide no second cancel of it), so a session's memory follows the
-orders still open, not the orders ever decided. An order that fills stays until the session
-ends (the log does not know fills, so neither do the rules' live orders); so does the venue id
-of an order whose accept arrives after its cancel went out (with ``hold_cancels=False``, or a
-second copy of the accept).
+Memory: what an order costs the applier ends with the order's cancel decision (its command and
+ids are dropped then: the rules decide no second cancel of it) or with the reporters' word that
+the venue is done with it (``Outcome.ended``, rules item 7), so a session's memory follows the
+orders still open, not the orders ever decided. Without reporters in the roster an order that
+fills stays until the session ends (the log does not know fills, so neither do the rules' live
+orders); so does the venue id of an order whose accept arrives after its end (with
+``hold_cancels=False``, or a second copy of the accept).
 
 Replays: a restarted replica re-emits committed entries after its ``applied_index``. The applier
 is the application state that point refers to, so entries at or below the last index it
@@ -76,6 +77,18 @@ class Outgoing(NamedTuple):
     command: VenueCommand
     target: str = ""
     """For a cancel, the client_order_id of the order it cancels (FIX OrigClOrdID); else ""."""
+    order: NewOrder | None = None
+    """For a cancel, the order it cancels (a FIX cancel names its symbol and side); else None."""
+
+
+class ApplierState(msgspec.Struct, frozen=True, array_like=True):
+    """A :class:`DecisionApplier`'s own state but its rules (a node saves both, ``node_state``)."""
+
+    applied_index: int
+    counts: dict[str, int]
+    orders: dict[str, NewOrder]
+    order_ids: dict[str, int]
+    held: dict[str, tuple[Decision, NewOrder]]
 
 
 class DecisionApplier:
@@ -90,11 +103,12 @@ class DecisionApplier:
         self.on_outcome = on_outcome
         self.aggregator = Aggregator(config)
         self.applied_index = 0  # last committed index consumed (log indices start at 1)
-        # noop, replayed, undecodable, decided, held, released
+        # noop, replayed, undecodable, decided, held, released, ended
         self.counts: Counter[str] = Counter()
-        self._client_ids: dict[str, str] = {}  # order decision_id -> its client_order_id
+        self._orders: dict[str, NewOrder] = {}  # live order decision_id -> its command
         self._order_ids: dict[str, int] = {}  # client_order_id -> venue order id
-        self._held: dict[str, Decision] = {}  # target client_order_id -> its cancel decision
+        # target client_order_id -> its cancel decision, and the target
+        self._held: dict[str, tuple[Decision, NewOrder]] = {}
 
     # ------------------------------------------------------------------ the log
 
@@ -124,6 +138,10 @@ class DecisionApplier:
             outgoing = self._outgoing(decision)
             if outgoing is not None:
                 out.append(outgoing)
+        if outcome.ended is not None:  # the venue is done with it: no cancel will come
+            self.counts["ended"] += 1
+            ended = self._orders.pop(outcome.ended)
+            self._order_ids.pop(ended.client_order_id, None)
         if self.on_outcome is not None:
             self.on_outcome(entry, outcome)
         return out
@@ -131,25 +149,37 @@ class DecisionApplier:
     def _outgoing(self, decision: Decision) -> Outgoing | None:
         action = decision.action
         if isinstance(action, OrderIntent):
-            self._client_ids[decision.decision_id] = decision.client_order_id
-            return Outgoing(decision, NewOrder(
+            order = NewOrder(
                 self.participant, decision.client_order_id, action.symbol, action.side,
                 action.qty, action.price, OrderType.LIMIT, action.tif,
-            ))
+            )
+            self._orders[decision.decision_id] = order
+            return Outgoing(decision, order)
         assert isinstance(action, CancelIntent)
-        # the rules decide a cancel only for an order decision of this log, and only one
-        target = self._client_ids.pop(action.decision_id)
-        order_id = self._order_ids.get(target)
+        # the rules decide a cancel only for a live order decision of this log, and only one
+        target = self._orders.pop(action.decision_id)
+        order_id = self._order_ids.get(target.client_order_id)
         if order_id is None and self.hold_cancels:
-            self._held[target] = decision
+            self._held[target.client_order_id] = (decision, target)
             self.counts["held"] += 1
             return None
         return self._cancel(decision, target, order_id or 0)
 
-    def _cancel(self, decision: Decision, target: str, order_id: int) -> Outgoing:
-        self._order_ids.pop(target, None)  # the order's last command: its venue id is done
+    def _cancel(self, decision: Decision, target: NewOrder, order_id: int) -> Outgoing:
+        # the order's last command: its venue id is done
+        self._order_ids.pop(target.client_order_id, None)
         command = CancelOrder(self.participant, order_id, 0, decision.client_order_id)
-        return Outgoing(decision, command, target)
+        return Outgoing(decision, command, target.client_order_id, target)
+
+    def state(self) -> ApplierState:
+        return ApplierState(self.applied_index, dict(self.counts), self._orders,
+                            self._order_ids, self._held)
+
+    def restore(self, state: ApplierState, aggregator: Aggregator) -> None:
+        """Become the applier that ``state()`` and ``aggregator`` were taken from."""
+        self.applied_index, self.counts = state.applied_index, Counter(state.counts)
+        self._orders, self._order_ids, self._held = state.orders, state.order_ids, state.held
+        self.aggregator = aggregator
 
     # ------------------------------------------------------------------ venue feedback
 
@@ -162,7 +192,7 @@ class DecisionApplier:
             self._order_ids.setdefault(event.client_order_id, event.order_id)
             return []
         self.counts["released"] += 1
-        return [self._cancel(held, event.client_order_id, event.order_id)]
+        return [self._cancel(*held, event.order_id)]
 
     def order_id(self, client_order_id: str) -> int | None:
         """The venue order id learned for ``client_order_id``, if any (until its cancel)."""
@@ -171,7 +201,7 @@ class DecisionApplier:
     @property
     def held(self) -> list[Decision]:
         """Cancel decisions still waiting for their target's accept, in log order."""
-        return sorted(self._held.values(), key=lambda d: d.log_index)
+        return sorted((d for d, _ in self._held.values()), key=lambda d: d.log_index)
 
 
-__all__ = ["DecisionApplier", "OutcomeHook", "Outgoing", "VenueCommand"]
+__all__ = ["ApplierState", "DecisionApplier", "OutcomeHook", "Outgoing", "VenueCommand"]

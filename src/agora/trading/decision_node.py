@@ -58,16 +58,18 @@ Design notes
 * The node always serves its replica on the event loop (``--io`` is not read).
 
 * **Memory follows what is open, not the session.** The node keeps the commands no report has
-  named yet (``pending``), the decided orders no cancel decision names yet (a cancel's FIX
-  message needs the order's symbol and side), and the reports naming ClOrdIDs ahead of its own
-  log (a drop copy of another node's command, which this node's replica has not committed yet:
+  named yet (``pending``; a cancel's carries its order, whose symbol and side its FIX message
+  needs), its applier the decided orders not yet ended (cancelled, or reported done by the
+  agents of role ``report``: ``rules.py`` item 7), and the reports naming ClOrdIDs ahead of its
+  own log (a drop copy of another node's command, which this node's replica has not committed yet:
   its ClOrdID's log index, :func:`~agora.decision.rules.decision_index`, is beyond the applier's).
   A report of a command already applied and answered is a fact for ``venue.log``, not memory.
 
 Limitations: only LIMIT orders and full cancels (what the rules decide); a command the venue
 never answers (a lost connection before it was read) waits for the next logon to be re-sent;
-a decided order that fills is kept until the session ends, like the rules' live orders (the log
-does not know fills); ``venue.log`` grows without bound, like the committed log.
+without reporters in the roster, a decided order that fills is kept until the session ends, like
+the rules' live orders (the log does not know fills); ``venue.log`` grows without bound, like
+the committed log.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ from agora.core.events import NewOrder
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.keys import load_keyring
 from agora.decision.consensus.messages import Committed
-from agora.decision.rules import RulesConfig, decision_index
+from agora.decision.rules import Role, RulesConfig, decision_index
 from agora.decision.transport import replica_main
 from agora.decision.transport.record import iter_records
 from agora.decision.venue_bridge import DecisionApplier, Outgoing
@@ -96,7 +98,6 @@ from agora.trading import node_state
 from agora.trading.agent_host import (
     CLIENT_POOL,
     AgentHost,
-    AgentsFileError,
     check_members,
     client_epoch,
     load_specs,
@@ -126,8 +127,6 @@ class DecisionNode:
         self.retry_min_s, self.retry_max_s = retry_min_s, retry_max_s
         self.session = applier.aggregator.config.session
         self.pending: dict[str, Outgoing] = {}  # ClOrdID -> command no report named, log order
-        self._orders: dict[str, NewOrder] = {}  # decided orders no cancel decision names
-        self._targets: dict[str, NewOrder] = {}  # pending cancel's ClOrdID -> its order
         self._ahead: dict[str, int] = {}  # reported ClOrdIDs beyond the log -> their index
         self._ahead_heap: list[tuple[int, str]] = []  # the same, lowest index first
         self.state_every = state_every
@@ -153,22 +152,13 @@ class DecisionNode:
                 print(f"decision node: saved state not used ({starts}): replayed the whole "
                       f"committed record", file=sys.stderr, flush=True)
 
-    def _decide(self, item: Committed) -> list[tuple[Outgoing, NewOrder | None]]:
-        """The commands ``item`` decides, each with a cancel's order; those no report has
-        named yet become pending."""
-        out = []
-        for o in self.applier.apply(item):
-            key, command = o.command.client_order_id, o.command
-            if isinstance(command, NewOrder):
-                self._orders[key] = command
-                target = None
-            else:
-                target = self._orders.pop(o.target)  # the rules decide one cancel per order
+    def _decide(self, item: Committed) -> list[Outgoing]:
+        """The commands ``item`` decides; those no report has named yet become pending."""
+        out = self.applier.apply(item)
+        for o in out:
+            key = o.command.client_order_id
             if self._ahead.pop(key, None) is None:  # else answered before we decided it
                 self.pending[key] = o
-                if target is not None:
-                    self._targets[key] = target
-            out.append((o, target))
         self._forget_passed()
         return out
 
@@ -176,7 +166,6 @@ class DecisionNode:
         """A report names ``cl_ord_id``: its command, if pending, is resolved; the ClOrdID of a
         decision beyond the applied log (every one, while the log is replayed) is kept."""
         if self.pending.pop(cl_ord_id, None) is not None:
-            self._targets.pop(cl_ord_id, None)
             return
         index = decision_index(self.session, cl_ord_id)
         if index is not None and index > self.applier.applied_index \
@@ -189,6 +178,16 @@ class DecisionNode:
         heap, applied = self._ahead_heap, self.applier.applied_index
         while heap and heap[0][0] <= applied:
             self._ahead.pop(heapq.heappop(heap)[1], None)
+
+    def state(self) -> tuple[dict[str, Outgoing], dict[str, int]]:
+        """What the node itself keeps (its applier has its own): the pending commands and the
+        reported ClOrdIDs ahead of the log (``node_state``)."""
+        return self.pending, self._ahead
+
+    def restore(self, pending: dict[str, Outgoing], ahead: dict[str, int]) -> None:
+        self.pending, self._ahead = pending, ahead
+        self._ahead_heap = [(index, ident) for ident, index in ahead.items()]
+        heapq.heapify(self._ahead_heap)
 
     def unresolved(self) -> Iterator[Outgoing]:
         """The decided commands no report has named, in log order."""
@@ -204,11 +203,11 @@ class DecisionNode:
         except BaseException:
             self._broken = True  # ends the process; what it applied so far must not be saved
             raise
-        for o, target in decided:
+        for o in decided:
             self.log.write("decided", id=o.command.client_order_id, kind=_kind(o),
                            index=o.decision.log_index, detail=",".join(o.decision.voters))
             if self.client.logged_on:
-                self._send(o, "", target)
+                self._send(o, "")
         every = self.state_every
         if every and not self._saving and self.applier.applied_index - self._saved_at >= every:
             self._saving = True  # after this step, once the replica has flushed its record
@@ -228,9 +227,9 @@ class DecisionNode:
         self._saved_at = self.applier.applied_index
         self.log.write("state", index=self._saved_at, detail="saved")
 
-    def _send(self, o: Outgoing, detail: str, target: NewOrder | None) -> None:
-        """Send ``o``; ``target``: the order a cancel cancels (its symbol and side)."""
-        command = o.command
+    def _send(self, o: Outgoing, detail: str) -> None:
+        """Send ``o`` (a cancel names its order's symbol and side, ``o.order``)."""
+        command, target = o.command, o.order
         try:
             if isinstance(command, NewOrder):
                 self.client.new_order(command.client_order_id, command.symbol, command.side,
@@ -277,7 +276,7 @@ class DecisionNode:
             return False
         self.log.write("connected")
         for o in self.unresolved():
-            self._send(o, "resend", self._targets.get(o.command.client_order_id))
+            self._send(o, "resend")
         return True
 
     def _on_report(self, msg: FixStruct) -> None:
@@ -364,10 +363,27 @@ def open_host(args: argparse.Namespace, rules: RulesConfig) -> AgentHost | None:
                      exclude_own=not args.views_include_own_orders, session=rules.session)
 
 
+def check_done_quorum(rules: RulesConfig, mode: str, n: int) -> None:
+    """In the Byzantine mode (n = 3f + 1) f lying reporters must not be able to end a live
+    order (it could no longer be cancelled): with reporters, ``done_quorum`` must exceed f."""
+    f = (n - 1) // 3
+    reporters = sum(m.role is Role.REPORT for m in rules.members.values())
+    if mode == "bft" and reporters and rules.done_quorum <= f:
+        raise ValueError(f"the rules' done_quorum is {rules.done_quorum} with {reporters} "
+                         f"reporters: the Byzantine mode with n = {n} needs at least f + 1 = "
+                         f"{f + 1} (f lying reporters could end a live order)")
+
+
 def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]:
-    rules = msgspec.json.decode(args.rules.read_bytes(), type=RulesConfig)
+    """The node and its agents; ValueError (AgentsFileError among them) says what is wrong with
+    the rules or the agents."""
+    try:
+        rules = msgspec.json.decode(args.rules.read_bytes(), type=RulesConfig)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"rules file {args.rules}: {exc}") from exc
     if args.session:
         rules = msgspec.structs.replace(rules, session=args.session)
+    check_done_quorum(rules, args.mode, len(replica_main.parse_peers(args.peers)))
     (host, port), = replica_main.parse_peers(args.venue)
     args.dir.mkdir(parents=True, exist_ok=True)
     agents = open_host(args, rules)
@@ -402,7 +418,7 @@ async def serve(args: argparse.Namespace, keyring: Keyring | None = None) -> int
         keyring = replica_main.bft_keyring(args)
     try:
         node, agents = open_node(args)
-    except AgentsFileError as exc:
+    except ValueError as exc:  # the rules or the agents file
         print(f"decision node: {exc}", file=sys.stderr, flush=True)
         return 2
     if agents is not None:  # after the node replayed its log into them

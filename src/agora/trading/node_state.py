@@ -31,25 +31,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import heapq
 import importlib.util
 import os
 import pickle
 import struct
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 
-from agora.core.events import Decision, NewOrder
 from agora.core.files import replace_durably
-from agora.decision.venue_bridge import Outgoing
+from agora.decision.venue_bridge import ApplierState, Outgoing
 
 if TYPE_CHECKING:
     from agora.trading.decision_node import DecisionNode
 
-FORMAT = 1
+FORMAT = 2
 TAIL = 4096  # bytes before an input's saved length whose digest must still match
 _LEN = struct.Struct("<I")
 # the modules whose classes a saved state holds: any change to them makes it unusable
@@ -74,16 +71,10 @@ class StateHeader(msgspec.Struct, frozen=True):
 class NodeStateData(msgspec.Struct, frozen=True, array_like=True):
     """The applier's and the node's state (``DecisionApplier``, ``DecisionNode``)."""
 
-    applied_index: int
-    counts: dict[str, int]
-    aggregator: bytes  # a pickle (see the module notes)
-    client_ids: dict[str, str]
-    order_ids: dict[str, int]
-    held: dict[str, Decision]
-    pending: dict[str, Outgoing]
-    orders: dict[str, NewOrder]
-    targets: dict[str, NewOrder]
-    ahead: dict[str, int]
+    applier: ApplierState
+    aggregator: bytes  # a pickle of its rules (see the module notes)
+    pending: dict[str, Outgoing]  # the node's commands no report named
+    ahead: dict[str, int]  # the node's reported ClOrdIDs beyond its log
 
 
 class NodeFiles(NamedTuple):
@@ -149,9 +140,8 @@ def save(node: DecisionNode, files: NodeFiles) -> None:
     call it between the replica's steps)."""
     a = node.applier
     payload = msgspec.msgpack.encode(NodeStateData(
-        a.applied_index, dict(a.counts),
-        pickle.dumps(a.aggregator, protocol=pickle.HIGHEST_PROTOCOL), a._client_ids,
-        a._order_ids, a._held, node.pending, node._orders, node._targets, node._ahead))
+        a.state(), pickle.dumps(a.aggregator, protocol=pickle.HIGHEST_PROTOCOL),
+        *node.state()))
     (record_size, record_tail), (venue_size, venue_tail) = _end(files.record), _end(files.venue)
     header = msgspec.msgpack.encode(StateHeader(
         FORMAT, _code(), _config(node), node.applier.applied_index, record_size, record_tail,
@@ -180,14 +170,8 @@ def load(node: DecisionNode, files: NodeFiles) -> Starts | str:
         aggregator = pickle.loads(state.aggregator)  # trusted: see the module notes
     except Exception as exc:  # the code and the digest matched: a bug, said, not fatal
         return f"its payload does not load ({exc!r})"
-    a = node.applier
-    a.applied_index, a.counts, a.aggregator = state.applied_index, Counter(state.counts), \
-        aggregator
-    a._client_ids, a._order_ids, a._held = state.client_ids, state.order_ids, state.held
-    node.pending, node._orders, node._targets = state.pending, state.orders, state.targets
-    node._ahead = state.ahead
-    node._ahead_heap = [(index, ident) for ident, index in state.ahead.items()]
-    heapq.heapify(node._ahead_heap)
+    node.applier.restore(state.applier, aggregator)
+    node.restore(state.pending, state.ahead)
     return Starts(header.applied, header.record_size, header.venue_size)
 
 

@@ -8,7 +8,9 @@ journal against a fresh applier over a node's committed log). Then the seeding p
 into the bid: the fill must reach every node's agents (the makers' inventory and the risk agent's
 position, from ``agents.log``) and the makers must requote (cancels and new quotes, also exactly
 once). The venue publishes ITCH to one unicast port, so the test relays each datagram to the three
-nodes' ports; retransmission requests go from each node straight to the venue.
+nodes' ports; retransmission requests go from each node straight to the venue. With
+``reporters`` each node also hosts a reporter agent and the seller takes the makers' whole bid:
+the reporters must tell the log that the bid is done, so the rules forget it.
 
 :func:`run` and :func:`check` also serve the Byzantine mode's version of this test
 (``test_bft_decision_nodes.py``: four nodes, one of them faulty).
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -71,7 +74,7 @@ fix_comp_id = "SEED"
     return path, tcp[1], udp[0], udp[1]
 
 
-def agents_file(tmp_path: Path, i: int) -> Path:
+def agents_file(tmp_path: Path, i: int, reporters: bool = False) -> Path:
     mm = msgspec.structs.asdict(MM)
     specs = [{"kind": "market_view", "name": f"mv{i}", "seed": f"agent-nodes:mv{i}",
               "budget_ms": 1_000},
@@ -79,6 +82,9 @@ def agents_file(tmp_path: Path, i: int) -> Path:
               "budget_ms": 1_000, "config": mm}]
     if i == 0:
         specs.append({"kind": "risk", "name": "risk0", "seed": "agent-nodes:risk0",
+                      "budget_ms": 1_000})
+    if reporters:
+        specs.append({"kind": "reporter", "name": f"rep{i}", "seed": f"agent-nodes:rep{i}",
                       "budget_ms": 1_000})
     path = tmp_path / f"agents{i}.json"
     path.write_text(json.dumps(specs))
@@ -132,13 +138,13 @@ def states(cluster: ProcessCluster, i: int) -> dict[str, dict]:
             if e.event == "state"}
 
 
-def filled(cluster: ProcessCluster, live: Sequence[int]) -> bool:
+def filled(cluster: ProcessCluster, live: Sequence[int], sold: int) -> bool:
     """The fill reached the agents of every node of ``live`` (node 0's risk agent too)."""
     for i in live:
         state = states(cluster, i)
-        if state.get(f"mm{i}", {}).get("inventory") != {SYMBOL: SOLD}:
+        if state.get(f"mm{i}", {}).get("inventory") != {SYMBOL: sold}:
             return False
-    return 0 not in live or states(cluster, 0).get("risk0", {}).get("position") == {SYMBOL: SOLD}
+    return 0 not in live or states(cluster, 0).get("risk0", {}).get("position") == {SYMBOL: sold}
 
 
 class Replay:
@@ -148,6 +154,7 @@ class Replay:
         self.fair: list[FairValue] = []
         self.orders: dict[str, NewOrder] = {}
         self.cancels: dict[str, str] = {}
+        self.ended: list[str] = []  # orders the reporters ended
         applier = DecisionApplier(rules, FIRM, hold_cancels=False, on_outcome=self._outcome)
         for record in records:
             if isinstance(record.item, Committed):
@@ -160,6 +167,8 @@ class Replay:
     def _outcome(self, _entry: CommittedProposal, outcome: Outcome) -> None:
         if outcome.fair_value is not None:
             self.fair.append(outcome.fair_value)
+        if outcome.ended is not None:
+            self.ended.append(outcome.ended)
 
 
 async def cft_client(cluster: ProcessCluster) -> ClusterClient:
@@ -169,13 +178,15 @@ async def cft_client(cluster: ProcessCluster) -> ClusterClient:
 def run(tmp_path: Path, *, restart: bool = False, n: int = N,
         options: Callable[[int], list[str]] = lambda i: [], kill: int | None = None,
         connect: Callable[[ProcessCluster], Awaitable[ClusterClient]] = cft_client,
-        before_stop: Callable[[], Awaitable[None]] | None = None) -> dict:
+        before_stop: Callable[[], Awaitable[None]] | None = None,
+        reporters: bool = False) -> dict:
     """The scenario (module notes). ``options``: more options for node ``i``; ``kill``: a node
     SIGKILLed once the first quotes are accepted, and never restarted (the others carry on);
     ``connect``: the client that settles the cluster first; ``before_stop``: awaited after the
-    requote, while the venue and the nodes still run."""
+    requote, while the venue and the nodes still run; ``reporters``: see the module notes."""
     config, fix_port, itch_port, retransmit_port = venue_config(tmp_path, n)
-    files = [agents_file(tmp_path, i) for i in range(n)]
+    files = [agents_file(tmp_path, i, reporters) for i in range(n)]
+    sold = MM.qty if reporters else SOLD
     rules = RulesConfig(members=roster(files), session=SESSION, view_quorum=2, vote_threshold=2)
     rules_path = tmp_path / "rules.json"
     rules_path.write_bytes(msgspec.json.encode(rules))
@@ -189,7 +200,7 @@ def run(tmp_path: Path, *, restart: bool = False, n: int = N,
                 "--itch", f"127.0.0.1:{feed_ports[i]}",
                 "--retransmit", f"127.0.0.1:{retransmit_port}", "--symbols", SYMBOL]
 
-    result: dict = {"live": live}
+    result: dict = {"live": live, "sold": sold}
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -221,10 +232,10 @@ def run(tmp_path: Path, *, restart: bool = False, n: int = N,
                     await wait_for("node 2 back on the venue", lambda: sum(
                         e.event == "connected" for e in node_log(cluster, 2)) == 2, cluster)
                 bid, _ask = quotes(1_900_000, 0, MM)
-                seed.new_order("S3", SYMBOL, Side.SELL, SOLD, bid, tif=TimeInForce.IOC)
+                seed.new_order("S3", SYMBOL, Side.SELL, sold, bid, tif=TimeInForce.IOC)
                 result["sold_ns"] = CLOCK.now_ns()
                 await wait_for("the fill in every node's agents",
-                               lambda: filled(cluster, live), cluster)
+                               lambda: filled(cluster, live, sold), cluster)
                 await wait_for("the requote", lambda: len(accepted(cluster)) >= 4,
                                cluster)
                 await asyncio.sleep(0.5)  # the last reports reach every node
@@ -286,8 +297,8 @@ def latencies_ms(logs: list[list[NodeEvent]], replay: Replay) -> dict[str, list[
 def check(result: dict) -> dict:
     """The assertions every scenario shares (of a killed node: only its log's); the agents'
     stats."""
-    replay, venue, logs, states, live = (result[k] for k in ("replay", "venue", "logs",
-                                                                 "states", "live"))
+    replay, venue, logs, states, live, sold = (
+        result[k] for k in ("replay", "venue", "logs", "states", "live", "sold"))
     # the views committed a fair value of the seeded book (and of the book with the quotes)
     assert replay.fair and all(BID <= f.price <= ASK for f in replay.fair)
     assert replay.fair[0].price == 1_900_000
@@ -310,9 +321,9 @@ def check(result: dict) -> dict:
     for i in live:
         fills = [(e.id, e.kind, e.index) for e in logs[i] if e.event == "fill"]
         why = f"node {i}: fills {fills}; fair values {[f.price for f in replay.fair]}; {sides}"
-        assert states[i][f"mm{i}"]["inventory"] == {SYMBOL: SOLD}, why
-        assert [(kind, qty) for _, kind, qty in fills] == [("BUY", SOLD)], why
-    assert 0 not in live or states[0]["risk0"]["position"] == {SYMBOL: SOLD}
+        assert states[i][f"mm{i}"]["inventory"] == {SYMBOL: sold}, why
+        assert [(kind, qty) for _, kind, qty in fills] == [("BUY", sold)], why
+    assert 0 not in live or states[0]["risk0"]["position"] == {SYMBOL: sold}
     stats = {e.id: json.loads(e.detail) for events in logs for e in events if e.event == "stats"}
     assert all(stats[f"mm{i}"]["proposed"] >= 2 for i in live), stats
     lat = latencies_ms(logs, replay)
@@ -329,6 +340,21 @@ def check(result: dict) -> dict:
 
 def test_agents_quote_once_and_see_their_fill(tmp_path):
     check(run(tmp_path))
+
+
+def test_reporters_end_a_filled_quote_in_the_log(tmp_path):
+    """The seller takes the makers' whole bid: every node's reporter proposes its end, the log
+    ends it once (the other reports read ORDER_ENDED), and no cancel is decided for it."""
+    result = run(tmp_path, reporters=True)
+    stats = check(result)
+    replay = result["replay"]
+    bids = [k for k, o in replay.orders.items() if (o.side, o.price) == (Side.BUY, 1_899_800)]
+    assert replay.ended == bids[:1], (replay.ended, bids)  # the first bid, the one filled
+    assert bids[0] not in replay.cancels.values()
+    verdicts = Counter()
+    for i in range(N):
+        verdicts += Counter(stats[f"rep{i}"])
+    assert verdicts["applied"] == 1 and verdicts["decided"] == 0, stats
 
 
 def test_a_restarted_node_rebuilds_its_agents_from_the_log(tmp_path):

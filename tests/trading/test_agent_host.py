@@ -20,12 +20,13 @@ from agora.core.events import (
     Decision,
     FairValue,
     NewOrder,
+    OrderDone,
     OrderIntent,
     Proposal,
     ReplaceOrder,
 )
 from agora.decision.agents import MarketMakerAgent, MomentumAgent
-from agora.decision.rules import CommittedProposal, Outcome, RulesConfig, Verdict
+from agora.decision.rules import CommittedProposal, Outcome, Role, RulesConfig, Verdict
 from agora.exchange.venue.config import load_config
 from agora.exchange.venue.core import VenueCore
 from agora.exchange.venue.fix_mapping import FixOrders
@@ -38,10 +39,12 @@ from agora.trading import decision_node
 from agora.trading.agent_host import (
     AgentHost,
     AgentsFileError,
+    agent_state,
     build_agent,
     check_members,
     client_epoch,
     load_specs,
+    member_of,
     roster,
 )
 from agora.trading.decision_node import NodeLog, read_node_log
@@ -72,6 +75,9 @@ def test_an_agents_file_is_validated_with_clear_errors(tmp_path):
                                             "budget_ms": 0, "config": {"window": 7}}]))
     agent = build_agent(momentum[0])
     assert isinstance(agent, MomentumAgent) and agent.config.window == 7 and agent.budget_ns == 0
+    reporter = load_specs(write(tmp_path, [{"kind": "reporter", "name": "rep", "seed": "s"}]))
+    assert member_of(reporter[0]).role is Role.REPORT
+    assert agent_state(build_agent(reporter[0])) == {"seq": 0, "open_orders": 0, "live_orders": 0}
     cases = {
         "unknown kind": ([{"kind": "oracle", "name": "x", "seed": "s"}], "oracle"),
         "bad config": ([{"kind": "market_maker", "name": "x", "seed": "s",
@@ -592,3 +598,35 @@ def test_the_venues_fix_order_id_is_its_itch_order_reference(tmp_path):
     assert [r.exec_type for r in reports] == [fx.ExecType.NEW, fx.ExecType.REPLACED]
     assert [int(r.order_id) for r in reports] == refs
     assert refs[0] != refs[1]
+
+
+def test_a_hosted_reporter_reports_ended_orders_and_follows_the_log(tmp_path):
+    """A fill that leaves nothing and a venue's own cancel become OrderDone proposals; an order
+    the log ended on another reporter's word is not reported again."""
+    async def scenario() -> None:
+        log = NodeLog(tmp_path / "agents.log", WallClock())
+        spec = [{"kind": "reporter", "name": "rep0", "seed": "host:rep0"}]
+        h = AgentHost(load_specs(write(tmp_path, spec)), WallClock(), log)
+        h.client, h.replaying = FakeClient(), False  # type: ignore[assignment]
+        bid = OrderIntent("AAPL", Side.BUY, 40, 1_900_000)
+        for index in (2, 3, 4):
+            order = Decision(f"H{index}", index, bid, f"H{index}", ("mm0",))
+            h.on_outcome(CommittedProposal(index, Proposal("mm0", index, 0, bid)),
+                         Outcome(index, Verdict.DECIDED, order))
+        full = msgspec.structs.replace(report("E1", cl_ord_id="H2", side=fx.Side.BUY),
+                                       leaves_qty=0)
+        h.on_report(full)
+        h.on_report(ExecutionReport(order_id="2", exec_id="E2", exec_type=fx.ExecType.CANCELED,
+                                    ord_status=fx.OrdStatus.CANCELED, side=fx.Side.BUY,
+                                    leaves_qty=0, cum_qty=0, avg_px=0, cl_ord_id="H3"))
+        done = OrderDone("H4", "filled")
+        h.on_outcome(CommittedProposal(5, Proposal("rep9", 1, 0, done)),
+                     Outcome(5, Verdict.APPLIED, ended="H4"))  # another node's reporter
+        h.on_report(msgspec.structs.replace(full, exec_id="E3", cl_ord_id="H4"))
+        proposed = [msgspec.msgpack.decode(p, type=Proposal).action
+                    for p, _, _ in h.client.submitted]
+        assert proposed == [OrderDone("H2", "filled"), OrderDone("H3", "ended")]
+        assert h.agents[0].live == {}
+        log.close()
+
+    asyncio.run(scenario())

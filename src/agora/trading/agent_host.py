@@ -1,11 +1,11 @@
 """Agents hosted by a decision node: the venue's feed and fills in, signed proposals out.
 
 An agents file (``--agents``) is a JSON list of :data:`AgentSpec`: ``kind`` (``market_view``,
-``risk``, ``market_maker``, ``momentum``), ``name``, ``seed`` (the Ed25519 key is derived from
-it, so every node and the rules' author derive the same public key), ``weight``, ``budget_ms``
-and the kind's ``config`` (its ``*Config``/``RiskLimits`` fields). :func:`roster` turns every
-node's file into the rules' members; :func:`check_members` refuses to start a node whose agents
-the ``--rules`` do not list with the same role, key and weight.
+``risk``, ``market_maker``, ``momentum``, ``reporter``), ``name``, ``seed`` (the Ed25519 key is
+derived from it, so every node and the rules' author derive the same public key), ``weight``,
+``budget_ms`` and the kind's ``config`` (its ``*Config``/``RiskLimits`` fields).
+:func:`roster` turns every node's file into the rules' members; :func:`check_members` refuses to
+start a node whose agents the ``--rules`` do not list with the same role, key and weight.
 
 Inputs, as :class:`AgentHost` feeds them:
 
@@ -91,6 +91,8 @@ from agora.decision.agents import (
     MarketViewConfig,
     MomentumAgent,
     MomentumConfig,
+    ReporterAgent,
+    ReporterConfig,
     RiskAgent,
     RiskLimits,
 )
@@ -147,13 +149,18 @@ class MomentumSpec(_Spec, frozen=True, tag="momentum"):
     config: MomentumConfig = msgspec.field(default_factory=MomentumConfig)
 
 
-AgentSpec = MarketViewSpec | RiskSpec | MarketMakerSpec | MomentumSpec
+class ReporterSpec(_Spec, frozen=True, tag="reporter"):
+    config: ReporterConfig = msgspec.field(default_factory=ReporterConfig)
+
+
+AgentSpec = MarketViewSpec | RiskSpec | MarketMakerSpec | MomentumSpec | ReporterSpec
 
 _AGENT_OF: dict[type, type[Agent]] = {
     MarketViewSpec: MarketViewAgent,
     RiskSpec: RiskAgent,
     MarketMakerSpec: MarketMakerAgent,
     MomentumSpec: MomentumAgent,
+    ReporterSpec: ReporterAgent,
 }
 
 
@@ -253,6 +260,8 @@ def agent_state(agent: Agent) -> dict[str, Any]:
                                    for v in agent.vetoes.values() if v.active)}
     elif isinstance(agent, MarketViewAgent):
         state |= {"fair": {s: f.price for s, f in agent.last.items()}}
+    elif isinstance(agent, ReporterAgent):
+        state |= {"live_orders": len(agent.live)}
     return state
 
 
@@ -340,6 +349,10 @@ class AgentHost:
         if outcome.fair_value is not None:
             fair = outcome.fair_value
             self._run("fair_value", lambda a: a.on_fair_value(fair, now))
+        if outcome.ended is not None:
+            for agent in self.agents:
+                if isinstance(agent, ReporterAgent):
+                    agent.on_ended(outcome.ended)
         early = self.early.applied(entry.index)
         if early:
             for msg in early:

@@ -9,7 +9,8 @@ An :class:`Agent` is called with what happened and returns the proposals it want
   views);
 - ``on_tick(now_ns)``: time passing;
 - ``on_order_done(client_order_id, ts)``: the venue says an order is over (cancelled, expired,
-  rejected, or a cancel refused because the order had filled).
+  rejected, or a cancel refused because the order had filled); any order of the account, not
+  only the agent's own.
 
 Agents never read a clock: time comes in the calls (``view.ts``, ``fill.ts``, ``now_ns``) and
 ``now_ns`` is the largest seen so far. A live driver passes ``now_ns`` with decisions and fair
@@ -21,7 +22,8 @@ Each proposal carries the agent's name, a ``seq`` that grows by one per proposal
 ``last_seq``: persist it to restart), the agent's ``budget_ns`` and an Ed25519 signature
 (``signing.py``).
 
-Subclasses implement hooks that return bare actions (OrderIntent, CancelIntent, Veto, FairValue);
+Subclasses implement hooks that return bare actions (OrderIntent, CancelIntent, Veto, FairValue,
+OrderDone);
 this base turns them into signed proposals and keeps the bookkeeping every agent needs:
 
 - *outstanding*: actions proposed and not yet seen decided. A decision is the agent's own when
@@ -57,6 +59,7 @@ from agora.core.events import (
     Decision,
     Execution,
     FairValue,
+    OrderDone,
     OrderIntent,
     Proposal,
     Veto,
@@ -65,7 +68,7 @@ from agora.decision.rules import Member, Role, vote_key
 from agora.decision.signing import AgentKey, sign
 from agora.feed.book import BookView
 
-Action = OrderIntent | CancelIntent | Veto | FairValue
+Action = OrderIntent | CancelIntent | Veto | FairValue | OrderDone
 
 DEFAULT_BUDGET_NS = 50_000_000  # 50 ms to commit, then the proposal is abandoned
 DEFAULT_CLOSING_MAX = 4_096  # cancelled orders whose late fills still count, at most
@@ -170,7 +173,7 @@ class Agent:
         decision_id = self._by_client_id.get(client_order_id)
         if decision_id is not None:  # ended by the venue itself (expiry, kill switch, reject)
             self._close(decision_id)
-        return self._propose(actions)
+        return self._propose(actions + self._order_done(client_order_id))
 
     def on_decisions(self, decisions: Sequence[Decision],
                      now_ns: int | None = None) -> list[Proposal]:
@@ -212,6 +215,10 @@ class Agent:
         return []
 
     def _tick(self, now_ns: int) -> list[Action]:
+        return []
+
+    def _order_done(self, client_order_id: str) -> list[Action]:
+        """The venue is done with an order of the account (the agent's own or not)."""
         return []
 
     def _expired(self, action: Action) -> list[Action]:

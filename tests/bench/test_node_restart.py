@@ -15,6 +15,8 @@ def test_the_benchmark_restarts_from_the_record_and_from_the_saved_state(capsys)
     assert result["entries"] == 400 and result["state_pending_commands"] == 200
     assert result["restart_replay_s"] > 0 and result["restart_from_state_s"] > 0
     assert result["state_bytes"] > 0 and result["memory_bytes_per_answered_pair"] >= 0
+    assert {"memory_bytes_per_filled_order_reported",
+            "memory_bytes_per_filled_order_unreported"} <= result.keys()
 
 
 

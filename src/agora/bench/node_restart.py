@@ -14,7 +14,10 @@ opened, the venue plays no part):
   before tracing starts is not subtracted when freed, so a bounded cache that turns over would
   look like growth). The first half fills the bounded signature cache, and the rules here
   remember a cancel for 8,192 log positions (``cancel_memory``; 65,536 by default), so the
-  second half measures the steady state.
+  second half measures the steady state;
+- the same per order that fills instead of being cancelled: with a reporter agent's
+  ``OrderDone`` in the log after each (the rules and the applier forget the order), and without
+  (the log never hears of the fill: a fair value takes the cancel's place).
 
 ``python -m agora.bench.node_restart [--entries N] [--runs R] [--memory-entries M]``; ends with
 ``RESULT {json}``.
@@ -33,7 +36,7 @@ from pathlib import Path
 import msgspec
 
 from agora.core.enums import Side, TimeInForce
-from agora.core.events import CancelIntent, FairValue, OrderIntent, Proposal
+from agora.core.events import CancelIntent, FairValue, OrderDone, OrderIntent, Proposal
 from agora.decision.consensus.messages import Committed
 from agora.decision.rules import Member, Role, RulesConfig, decision_id
 from agora.decision.signing import AgentKey, sign
@@ -46,13 +49,17 @@ from agora.trading.decision_node import DecisionNode
 
 PARTICIPANT, SYMBOL, SESSION = "FIRM1", "AAPL", "NR"
 STRATEGY, VIEW = AgentKey.generate("node-restart:s1"), AgentKey.generate("node-restart:v1")
+REPORTER = AgentKey.generate("node-restart:r1")
 RULES = RulesConfig({"s1": Member(Role.STRATEGY, STRATEGY.public_bytes),
-                     "v1": Member(Role.VIEW, VIEW.public_bytes)}, session=SESSION,
+                     "v1": Member(Role.VIEW, VIEW.public_bytes),
+                     "r1": Member(Role.REPORT, REPORTER.public_bytes)}, session=SESSION,
                     collar_bps=None, cancel_memory=8_192)
 
 
-def session(entries: int) -> list[Committed]:
-    """``entries`` committed entries: per group of four, two fair values, an order, its cancel."""
+def session(entries: int, end: str = "cancel") -> list[Committed]:
+    """``entries`` committed entries: per group of four, two fair values, an order, and its
+    ``end``: its cancel, a reporter's OrderDone (``"done"``: it filled) or nothing the log hears
+    of (``"unreported"``: a third fair value instead)."""
     out: list[Committed] = []
 
     def add(proposal: Proposal, key: AgentKey) -> None:
@@ -67,7 +74,12 @@ def session(entries: int) -> list[Committed]:
                                                         990_000 - k % 50 * 100,
                                                         TimeInForce.DAY)), STRATEGY)
         order = decision_id(SESSION, len(out))
-        add(Proposal("s1", len(out) + 1, 0, CancelIntent(order)), STRATEGY)
+        if end == "cancel":
+            add(Proposal("s1", len(out) + 1, 0, CancelIntent(order)), STRATEGY)
+        elif end == "done":
+            add(Proposal("r1", len(out) + 1, 0, OrderDone(order, "filled")), REPORTER)
+        else:
+            add(Proposal("v1", len(out) + 1, 0, FairValue(SYMBOL, 1_000_000, 10)), VIEW)
     return out
 
 
@@ -94,8 +106,9 @@ def answered(cl_ord_id: str) -> ExecutionReport:
                            cum_qty=0, avg_px=0, cl_ord_id=cl_ord_id)
 
 
-def memory_per_pair(directory: Path, items: list[Committed]) -> float:
-    """Bytes the node keeps per order-and-cancel pair, each answered once decided."""
+def memory_per_order(directory: Path, items: list[Committed]) -> float:
+    """Bytes the node keeps per order (a group of four entries, see ``session``), each command
+    answered once decided."""
     n = node(directory)
 
     def play(part: list[Committed]) -> None:
@@ -144,9 +157,11 @@ def measure(entries: int = 40_000, runs: int = 3, memory_entries: int = 80_000) 
             assert n.applier.applied_index == len(items) and len(n.pending) == pending
             loads.append(seconds)
             close(n)
-        memory_dir = Path(tmp) / "memory"
-        memory_dir.mkdir()
-        per_pair = memory_per_pair(memory_dir, session(memory_entries))
+        per_order = {}
+        for end in ("cancel", "done", "unreported"):
+            memory_dir = Path(tmp) / f"memory-{end}"
+            memory_dir.mkdir()
+            per_order[end] = memory_per_order(memory_dir, session(memory_entries, end))
     replay = statistics.median(replays)
     return {
         "entries": len(items), "runs": runs,
@@ -156,7 +171,9 @@ def measure(entries: int = 40_000, runs: int = 3, memory_entries: int = 80_000) 
         "state_bytes": size, "state_pending_commands": pending,
         "save_state_ms": round(statistics.median(saves) * 1e3, 1),
         "memory_entries": memory_entries,
-        "memory_bytes_per_answered_pair": round(per_pair, 1),
+        "memory_bytes_per_answered_pair": round(per_order["cancel"], 1),
+        "memory_bytes_per_filled_order_reported": round(per_order["done"], 1),
+        "memory_bytes_per_filled_order_unreported": round(per_order["unreported"], 1),
     }
 
 
@@ -180,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  saving that state: {r['save_state_ms']} ms")
     print(f"  memory per answered order and cancel, over the second half of "
           f"{r['memory_entries']:,} entries: {r['memory_bytes_per_answered_pair']} bytes")
+    print(f"  memory per filled order, the same way: "
+          f"{r['memory_bytes_per_filled_order_reported']} bytes with a reporter's OrderDone, "
+          f"{r['memory_bytes_per_filled_order_unreported']} without")
     print("RESULT " + json.dumps(r))
     return 0
 

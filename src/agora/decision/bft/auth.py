@@ -32,9 +32,6 @@ import hashlib
 import hmac
 from functools import lru_cache
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from agora.decision.bft.config import AuthMode
 from agora.decision.bft.messages import (
     ALWAYS_SIGNED,
@@ -46,7 +43,7 @@ from agora.decision.bft.messages import (
     encode,
     request_content,
 )
-from agora.decision.signing import AgentKey
+from agora.decision.signing import AgentKey, verified
 
 _SIG_DOMAIN = b"agora.bft-sig:"
 MAC_LEN = 32
@@ -54,20 +51,6 @@ MAC_LEN = 32
 
 def _mac(key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, "sha256")
-
-
-@lru_cache(maxsize=64)
-def _public(raw: bytes) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(raw)
-
-
-@lru_cache(maxsize=32_768)
-def _verified(raw: bytes, signature: bytes, data: bytes) -> bool:
-    try:
-        _public(raw).verify(signature, data)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 class MissingKey(LookupError):
@@ -147,7 +130,7 @@ class Keyring:
 
     def check_signature(self, sealed: Sealed) -> bool:
         return (0 <= sealed.sender < self.n and len(sealed.signature) == 64
-                and _verified(self.public[sealed.sender], sealed.signature,
+                and verified(self.public[sealed.sender], sealed.signature,
                               _SIG_DOMAIN + sealed.body))
 
     def open(self, me: int, sealed: Sealed, mode: AuthMode) -> Inner | None:

@@ -18,13 +18,15 @@ Inputs, as :class:`AgentHost` feeds them:
   same order. A restart replays the log into the agents (their proposals then are dropped) and
   resumes each agent's ``seq`` above the highest one committed.
 * ``on_fill``: ExecutionReports with ExecType TRADE from the node's FIX session (the venue sends
-  every session of the participant every report), once per ExecID. A fill the venue made before
-  a cancel but this node hears after the cancel was decided still counts for the order (the
-  Agent base keeps a cancelled order's fills until the venue is done with it), so every node's
-  makers hold the same inventory. A node behind the others on the log can hear an order's fill
-  or end before it applies the order's decision: such a report waits for it
-  (:class:`~agora.trading.reports.EarlyReports`, a second at most, then goes on as a stranger's
-  with an ``unclaimed`` line in ``agents.log``).
+  every session of the participant every report), once per ExecID (the latest
+  :data:`EXEC_IDS_REMEMBERED` are remembered: a venue resends after a reconnect what the node's
+  FIX session had not stored yet, a few messages, never that many fills back). A fill the venue
+  made before a cancel but this node hears after the cancel was decided still counts for the
+  order (the Agent base keeps a cancelled order's fills until the venue is done with it), so
+  every node's makers hold the same inventory. A node behind the others on the log can hear an
+  order's fill or end before it applies the order's decision: such a report waits for it
+  (:class:`~agora.trading.reports.EarlyReports`, a second at most, then goes on as a
+  stranger's with an ``unclaimed`` line in ``agents.log``).
 * ``on_order_done``: a report that ends an order (cancelled, expired, rejected, a cancel refused
   because the order is final).
 * ``on_tick``: every ``tick_ns``.
@@ -82,6 +84,7 @@ import msgspec
 from agora.core.clock import Clock
 from agora.core.enums import Side
 from agora.core.events import OrderIntent, Proposal
+from agora.core.recent import Recent
 from agora.decision.agents import (
     Agent,
     Fill,
@@ -114,6 +117,7 @@ from agora.trading.reports import (
 )
 
 CLIENT_POOL = 16  # consensus client ids (requests in flight) per start of a node's agents
+EXEC_IDS_REMEMBERED = 65_536  # the dedup horizon of fills (module notes)
 
 
 class AgentsFileError(ValueError):
@@ -292,7 +296,7 @@ class AgentHost:
         self._flush_due_ns = 0  # when _flush fires, on self.clock
         self._held_since: dict[str, int] = {}  # symbol -> when its views started to wait
         self._last_flush_ns = 0
-        self._exec_ids: set[str] = set()
+        self._exec_ids = Recent(EXEC_IDS_REMEMBERED)
         self._tasks: list[asyncio.Task] = []
 
     async def start(self, cluster: int, peers: Sequence[tuple[str, int]], *, client_id_base: int,
@@ -375,9 +379,9 @@ class AgentHost:
         if ended is not None:
             self._run("done", lambda a: a.on_order_done(ended, now))
         fill = fill_of(msg, now)
-        if fill is None or not isinstance(msg, ExecutionReport) or msg.exec_id in self._exec_ids:
+        if (fill is None or not isinstance(msg, ExecutionReport)
+                or not self._exec_ids.add(msg.exec_id)):
             return
-        self._exec_ids.add(msg.exec_id)
         self.log.write("fill", id=fill.client_order_id, kind=fill.side.name, index=fill.qty,
                        detail=fill_detail(fill, msg.exec_id))
         self._run("fill", lambda a: a.on_fill(fill))
@@ -399,10 +403,8 @@ class AgentHost:
             except ValueError as exc:  # a damaged line: said once read through, the rest restored
                 damaged.append((event.id, f"fill not restored: {exc}"))
                 continue
-            if exec_id is not None:
-                if exec_id in self._exec_ids:
-                    continue
-                self._exec_ids.add(exec_id)
+            if exec_id is not None and not self._exec_ids.add(exec_id):
+                continue
             self._run("fill", lambda a, fill=fill: a.on_fill(fill))
             restored += 1
         for ident, detail in damaged:

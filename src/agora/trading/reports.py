@@ -9,6 +9,7 @@ only the session that sent a cancel copy gets the answer naming the cancel's own
 from __future__ import annotations
 
 from agora.core.enums import Side
+from agora.core.recent import Recent
 from agora.decision.agents import Fill
 from agora.decision.rules import base36
 from agora.protocols.fix44 import enums as fx
@@ -109,8 +110,7 @@ class OwnOrders:
         self._by_cl_ord_id: dict[str, int] = {}
         self.hold_ns = hold_ns
         self._awaited: dict[str, tuple[str, int]] = {}  # ClOrdID -> (symbol, hold deadline ns)
-        self._answered: dict[str, None] = {}  # ClOrdIDs with a verdict, the last ``remember``
-        self._remember = remember
+        self._answered = Recent(remember)  # ClOrdIDs with a verdict, the last ``remember``
 
     def expect(self, cl_ord_id: str, symbol: str, now_ns: int) -> None:
         """A decided order this node applied: hold its symbol's views until its verdict (none if
@@ -142,10 +142,7 @@ class OwnOrders:
                 and msg.ord_rej_reason is fx.OrdRejReason.DUPLICATE_ORDER):
             return None  # this node's copy refused: says nothing about the order
         cl_ord_id = msg.cl_ord_id
-        if cl_ord_id not in self._answered:
-            self._answered[cl_ord_id] = None
-            if len(self._answered) > self._remember:
-                del self._answered[next(iter(self._answered))]
+        self._answered.add(cl_ord_id)
         awaited = self._awaited.pop(cl_ord_id, None)
         return awaited[0] if awaited is not None else None
 

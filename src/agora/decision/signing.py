@@ -16,8 +16,9 @@ malformed public key, or a tampered field all give False. Cost: one Ed25519 veri
 (libsodium through PyNaCl: 58-69 us on the 2-vCPU test VM, against 113-133 us for OpenSSL's
 through ``cryptography``, which agora used before; signing 26-30 us against 43-52), unless the
 same (key, signature, message) was checked before: results are kept in a bounded LRU cache
-(32,768 entries, exact inputs as the key, shared with the Byzantine mode's replica signatures:
-:func:`verified`), and public-key objects are cached by their bytes. Every replica must run the
+(16,384 entries, exact inputs as the key), and public-key objects are cached by their bytes.
+The Byzantine mode's replica signatures go through the same check (:func:`signature_ok`) with a
+cache of their own, so that a flood of proposals does not evict them. Every replica must run the
 same library: they agree on every honestly made signature, but libraries have differed on
 crafted edge cases (small-order keys, non-canonical encodings), which libsodium refuses.
 
@@ -96,11 +97,17 @@ def verify(proposal: Proposal, public_keys: dict[str, bytes]) -> bool:
     return verified(bytes(raw), proposal.signature, signed_bytes(proposal))
 
 
-@lru_cache(maxsize=32_768)
+@lru_cache(maxsize=16_384)
 def verified(raw: bytes, signature: bytes, message: bytes) -> bool:
+    """:func:`signature_ok`, remembered: replaying a log (restart, catch-up, a second reader of
+    the same entry) then costs a dictionary lookup. The key is the full input, so a hit is
+    exact."""
+    return signature_ok(raw, signature, message)
+
+
+def signature_ok(raw: bytes, signature: bytes, message: bytes) -> bool:
     """Whether ``signature`` is the Ed25519 signature of ``message`` by the raw public key
-    ``raw``; never raises. Remembered: replaying a log (restart, catch-up, a second reader of the
-    same entry) then costs a dictionary lookup. The key is the full input, so a hit is exact."""
+    ``raw``; never raises."""
     public = _public_key(raw)
     if public is None or len(signature) != SIGNATURE_LEN:
         return False

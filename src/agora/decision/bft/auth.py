@@ -43,7 +43,7 @@ from agora.decision.bft.messages import (
     encode,
     request_content,
 )
-from agora.decision.signing import AgentKey, verified
+from agora.decision.signing import AgentKey, signature_ok
 
 _SIG_DOMAIN = b"agora.bft-sig:"
 MAC_LEN = 32
@@ -51,6 +51,11 @@ MAC_LEN = 32
 
 def _mac(key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, "sha256")
+
+
+@lru_cache(maxsize=32_768)
+def _verified(raw: bytes, signature: bytes, data: bytes) -> bool:
+    return signature_ok(raw, signature, data)
 
 
 class MissingKey(LookupError):
@@ -130,7 +135,7 @@ class Keyring:
 
     def check_signature(self, sealed: Sealed) -> bool:
         return (0 <= sealed.sender < self.n and len(sealed.signature) == 64
-                and verified(self.public[sealed.sender], sealed.signature,
+                and _verified(self.public[sealed.sender], sealed.signature,
                               _SIG_DOMAIN + sealed.body))
 
     def open(self, me: int, sealed: Sealed, mode: AuthMode) -> Inner | None:

@@ -358,7 +358,11 @@ def test_reporters_end_a_filled_quote_in_the_log(tmp_path):
 
 
 def test_a_restarted_node_rebuilds_its_agents_from_the_log(tmp_path):
-    """Node 2 is killed and restarted with quotes live: replaying its committed log, its maker
-    claims the quotes again (so the fill counts as its own) and resumes above every seq it spent."""
-    stats = check(run(tmp_path, restart=True))
+    """Node 2 is killed and restarted with quotes live: from the state it saved (every 5 entries)
+    and the committed log's tail, its maker claims the quotes again (so the fill counts as its
+    own) and resumes above every seq it spent."""
+    result = run(tmp_path, restart=True, options=lambda i: ["--state-every", "5"])
+    stats = check(result)
     assert stats["mm2"].get("duplicate", 0) == 0 and stats["mm2"]["proposed"] >= 2
+    states = [e.detail for e in result["logs"][2] if e.event == "state"]
+    assert "loaded" in states, states  # the restart used the saved state

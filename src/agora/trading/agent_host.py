@@ -49,22 +49,24 @@ proposal counts start again).
 
 Restart: the committed log holds no fills, so a restarted node first replays the log into the
 agents, then the fills its ``agents.log`` recorded (:meth:`AgentHost.restore_fills`, with their
-ExecIDs, so a PossDup resend of one does not count twice); reports made while it was down arrive
-as the venue's resends. Limitations: the restored fills follow all the replayed decisions instead
-of falling between them, and a fill the venue reported just before the crash but that did not
-reach ``agents.log`` comes back only as a resend (if the FIX session had not yet stored it). ITCH is
-anonymous, so the book views leave out the participant's own resting orders, known from the FIX
-reports (:class:`~agora.trading.reports.OwnOrders`; the venue's OrderID is the feed's order
+ExecIDs, so a PossDup resend of one does not count twice); reports made while it was down arrive as
+the venue's resends. A node that saved its state (``--state-every``) saved its agents' too
+(:meth:`AgentHost.state`), and a restart from it replays only the record's tail into them and only
+the fills logged after the save. Limitations: the restored fills follow all the replayed decisions
+instead of falling between them, and a fill the venue reported just before the crash but that did
+not reach ``agents.log`` comes back only as a resend (if the FIX session had not yet stored it).
+ITCH is anonymous, so the book views leave out the participant's own resting orders, known from the
+FIX reports (:class:`~agora.trading.reports.OwnOrders`; the venue's OrderID is the feed's order
 reference): the cluster's quotes do not feed back into its fair value (``exclude_own=False``,
-``decision_node --views-include-own-orders``, keeps them; a maker's ``requote_threshold`` must
-then exceed that effect, or it chases its own quotes). The feed's Add Order of an order may come
-before its report, so from applying a decided order until the venue's verdict on it the node's
-views of that symbol wait (:meth:`~agora.trading.reports.OwnOrders.expect`, a second at most);
-a node that applies the order after the feed brought it still counts it until the report.
-Entries a restarted replica catches up on after its replay reach the agents live, so they may
-propose on stale state (the rules absorb or refuse most of it: votes, ``ALREADY_CANCELLED``).
-Each node views its own feed, so nodes propose at slightly different moments; the agents run in
-the replica's process and event loop.
+``decision_node --views-include-own-orders``, keeps them; a maker's ``requote_threshold`` must then
+exceed that effect, or it chases its own quotes). The feed's Add Order of an order may come before
+its report, so from applying a decided order until the venue's verdict on it the node's views of
+that symbol wait (:meth:`~agora.trading.reports.OwnOrders.expect`, a second at most); a node that
+applies the order after the feed brought it still counts it until the report. Entries a restarted
+replica catches up on after its replay reach the agents live, so they may propose on stale state
+(the rules absorb or refuse most of it: votes, ``ALREADY_CANCELLED``). Each node views its own
+feed, so nodes propose at slightly different moments; the agents run in the replica's process and
+event loop.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -278,6 +281,7 @@ class AgentHost:
                  exclude_own: bool = True, session: str = "") -> None:
         """``session``: the rules' (the log's ClOrdID prefix): reports of its orders wait for
         their decisions (:class:`~agora.trading.reports.EarlyReports`); "": none wait."""
+        self.specs = list(specs)
         self.agents = [build_agent(spec) for spec in specs]
         self.own = OwnOrders() if exclude_own else None  # left out of the book views
         self.early = EarlyReports(session)
@@ -388,14 +392,35 @@ class AgentHost:
         for agent in self.agents:
             self.log.write("state", id=agent.name, detail=json.dumps(agent_state(agent)))
 
-    def restore_fills(self) -> int:
+    def state(self) -> bytes:
+        """What the agents learnt (each agent's attributes but its key, the verdict counts, the
+        fills' ExecIDs), for the node's saved state (``node_state.py``, which trusts it as it
+        trusts the rules' pickle). Not the feed's views or the reports in flight: a restart
+        rebuilds those, as it does after a full replay."""
+        agents = {a.name: {k: v for k, v in vars(a).items() if k != "key"}
+                  for a in self.agents}
+        return pickle.dumps((agents, self.counts, self._exec_ids),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, data: bytes) -> None:
+        """Become the host ``state()`` was taken from (same specs); raises, changing nothing,
+        if ``data`` does not load or names other agents."""
+        agents, counts, exec_ids = pickle.loads(data)
+        if set(agents) != {a.name for a in self.agents}:
+            raise ValueError(f"the state holds agents {sorted(agents)}, not these")
+        for agent in self.agents:
+            vars(agent).update(agents[agent.name])
+        self.counts, self._exec_ids = counts, exec_ids
+
+    def restore_fills(self, start: int = 0) -> int:
         """After the node replayed its committed log into the agents, and before ``start``: the
-        fills of earlier runs (this node's ``agents.log``) go to the agents again (positions and
-        inventory survive a restart) and their ExecIDs are known (the venue's PossDup resend of
-        one is not counted twice). The fills come after every replayed decision, not between
-        them as they happened. Returns how many were restored."""
+        fills of earlier runs (this node's ``agents.log`` from byte ``start``: where a loaded
+        state had read it) go to the agents again (positions and inventory survive a restart)
+        and their ExecIDs are known (the venue's PossDup resend of one is not counted twice). The
+        fills come after every replayed decision, not between them as they happened. Returns how
+        many were restored."""
         restored, damaged = 0, []
-        for event in iter_node_log(self.log.path):  # a line at a time: the log is the session's
+        for event in iter_node_log(self.log.path, start):  # a line at a time
             if event.event != "fill":
                 continue
             try:

@@ -19,9 +19,10 @@ Design notes
   the venue's dedup makes that safe. A restarted node rebuilds its decisions by replaying its
   replica's ``committed.log``, a chunk at a time (the rules need every entry, each once), after
   reading which commands were answered from ``venue.log``: from the state it saved last
-  (``--state-every`` applied entries, and on exit; :mod:`agora.trading.node_state`) when that
-  still fits both files, else from the start; its FIX sequence numbers persist in
-  ``--dir/fix`` so the venue's reports made while it was down arrive as PossDup resends.
+  (``--state-every`` applied entries, and on exit; :mod:`agora.trading.node_state`; with its
+  hosted agents' state) when that still fits its files, else from the start; its FIX sequence
+  numbers persist in ``--dir/fix`` so the venue's reports made while it was down arrive as
+  PossDup resends.
 * ``venue.log`` in ``--dir`` is a JSON line per fact (:class:`NodeEvent`): ``decided``,
   ``sent`` (``resend`` in ``detail`` for a re-send), ``report``, ``connected``,
   ``disconnected``, ``error``, ``state`` (saved, loaded, or why not loaded). Written to the
@@ -117,9 +118,11 @@ class DecisionNode:
                  clock: Clock | None = None, retry_min_s: float = 0.05,
                  retry_max_s: float = 1.0,
                  on_report: Callable[[FixStruct], None] | None = None,
-                 state_every: int = 0) -> None:
+                 state_every: int = 0, agents: AgentHost | None = None) -> None:
         """``state_every``: save the node's state every so many applied entries and on close,
-        and start from the saved one (``node_state.py``); 0: neither, replay from the start."""
+        and start from the saved one (``node_state.py``); 0: neither, replay from the start.
+        ``agents``: the host whose agents the applier feeds (their state is saved with the
+        node's; the caller restores their fills from :attr:`agents_start` on)."""
         self.applier = applier
         self.on_report = on_report  # sees every venue message (the agents' fills)
         self.client = client
@@ -130,10 +133,12 @@ class DecisionNode:
         self._ahead: dict[str, int] = {}  # reported ClOrdIDs beyond the log -> their index
         self._ahead_heap: list[tuple[int, str]] = []  # the same, lowest index first
         self.state_every = state_every
+        self.agents = agents
         self.files = files = NodeFiles.of(directory)
         starts = node_state.load(self, files) if state_every else "not kept"
-        record_start, venue_start = (starts.record, starts.venue) \
-            if isinstance(starts, Starts) else (0, 0)
+        record_start, venue_start, self.agents_start = \
+            (starts.record, starts.venue, starts.agents) if isinstance(starts, Starts) \
+            else (0, 0, 0)
         for event in iter_node_log(files.venue, venue_start):  # what was answered before
             if event.event == "report":
                 self._note_report(event.id)
@@ -325,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-min-ms", type=int, default=50)
     p.add_argument("--retry-max-ms", type=int, default=1_000)
     p.add_argument("--state-every", type=int, default=50_000,
-                   help="save the node's state every N applied entries and on exit, so that a "
-                        "restart reads only what follows (0: never; not with --agents)")
+                   help="save the node's state (with its agents') every N applied entries and "
+                        "on exit, so that a restart reads only what follows (0: never)")
     a = p.add_argument_group("agents")
     a.add_argument("--agents", type=Path, help="JSON list of agent specs to host")
     a.add_argument("--itch", help="host:port to receive the venue's ITCH feed on (a multicast "
@@ -394,7 +399,7 @@ def open_node(args: argparse.Namespace) -> tuple[DecisionNode, AgentHost | None]
     node = DecisionNode(applier, client, args.dir, retry_min_s=args.retry_min_ms / 1000,
                         retry_max_s=args.retry_max_ms / 1000,
                         on_report=agents.on_report if agents else None,
-                        state_every=0 if agents else args.state_every)
+                        state_every=args.state_every, agents=agents)
     return node, agents
 
 
@@ -422,7 +427,7 @@ async def serve(args: argparse.Namespace, keyring: Keyring | None = None) -> int
         print(f"decision node: {exc}", file=sys.stderr, flush=True)
         return 2
     if agents is not None:  # after the node replayed its log into them
-        agents.restore_fills()
+        agents.restore_fills(node.agents_start)
         itch = replica_main.parse_peers(args.itch)[0] if args.itch else None
         retransmit = replica_main.parse_peers(args.retransmit)[0] if args.retransmit else None
         base = ((args.client_id_base or 1_000_000 * (args.id + 1))

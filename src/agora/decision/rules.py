@@ -139,7 +139,8 @@ class RulesConfig(msgspec.Struct, frozen=True):
     collar_bps: int | None = 500  # None: no collar (and no fair value needed)
     # an agent's proposal overtaken by this many newer ones of its own is refused as TOO_OLD
     seq_window: int = 16_384
-    # log positions a decided cancel is remembered for (ALREADY_CANCELLED, then UNKNOWN_ORDER)
+    # log positions an ended order is remembered for (ALREADY_CANCELLED or ORDER_ENDED, then
+    # UNKNOWN_ORDER)
     cancel_memory: int = 65_536
     # distinct reporters whose OrderDone ends an order (f + 1 in the Byzantine mode)
     done_quorum: int = 1

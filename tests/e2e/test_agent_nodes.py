@@ -179,15 +179,17 @@ def run(tmp_path: Path, *, restart: bool = False, n: int = N,
         options: Callable[[int], list[str]] = lambda i: [], kill: int | None = None,
         connect: Callable[[ProcessCluster], Awaitable[ClusterClient]] = cft_client,
         before_stop: Callable[[], Awaitable[None]] | None = None,
-        reporters: bool = False) -> dict:
+        reporters: bool = False, done_quorum: int = 1) -> dict:
     """The scenario (module notes). ``options``: more options for node ``i``; ``kill``: a node
     SIGKILLed once the first quotes are accepted, and never restarted (the others carry on);
     ``connect``: the client that settles the cluster first; ``before_stop``: awaited after the
-    requote, while the venue and the nodes still run; ``reporters``: see the module notes."""
+    requote, while the venue and the nodes still run; ``reporters``: see the module notes, with
+    the rules' ``done_quorum``."""
     config, fix_port, itch_port, retransmit_port = venue_config(tmp_path, n)
     files = [agents_file(tmp_path, i, reporters) for i in range(n)]
     sold = MM.qty if reporters else SOLD
-    rules = RulesConfig(members=roster(files), session=SESSION, view_quorum=2, vote_threshold=2)
+    rules = RulesConfig(members=roster(files), session=SESSION, view_quorum=2, vote_threshold=2,
+                        done_quorum=done_quorum)
     rules_path = tmp_path / "rules.json"
     rules_path.write_bytes(msgspec.json.encode(rules))
     feed_ports = unused_ports(n)
@@ -342,19 +344,25 @@ def test_agents_quote_once_and_see_their_fill(tmp_path):
     check(run(tmp_path))
 
 
-def test_reporters_end_a_filled_quote_in_the_log(tmp_path):
-    """The seller takes the makers' whole bid: every node's reporter proposes its end, the log
-    ends it once (the other reports read ORDER_ENDED), and no cancel is decided for it."""
-    result = run(tmp_path, reporters=True)
-    stats = check(result)
+def check_reporters(result: dict, stats: dict, quorum: int) -> None:
+    """The filled bid ended in the log once, at the ``quorum``-th report (the earlier ones
+    pending, the later ones ORDER_ENDED), and no cancel was decided for it."""
     replay = result["replay"]
     bids = [k for k, o in replay.orders.items() if (o.side, o.price) == (Side.BUY, 1_899_800)]
     assert replay.ended == bids[:1], (replay.ended, bids)  # the first bid, the one filled
     assert bids[0] not in replay.cancels.values()
     verdicts = Counter()
-    for i in range(N):
-        verdicts += Counter(stats[f"rep{i}"])
-    assert verdicts["applied"] == 1 and verdicts["decided"] == 0, stats
+    for name, counts in stats.items():
+        if name.startswith("rep"):
+            verdicts += Counter(counts)
+    assert verdicts["applied"] == 1 and verdicts["pending"] == quorum - 1, stats
+
+
+def test_reporters_end_a_filled_quote_in_the_log(tmp_path):
+    """The seller takes the makers' whole bid: every node's reporter proposes its end, the log
+    ends it once (the other reports read ORDER_ENDED), and no cancel is decided for it."""
+    result = run(tmp_path, reporters=True)
+    check_reporters(result, check(result), 1)
 
 
 def test_a_restarted_node_rebuilds_its_agents_from_the_log(tmp_path):

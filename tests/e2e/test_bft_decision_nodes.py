@@ -7,8 +7,8 @@ that every live node's agents see, the requote; every decided order accepted by 
 once, the other nodes' copies refused as duplicate ClOrdIDs), with one of the four nodes faulty:
 its replica lying from the start (equivocating primary of view 0, forging votes), or SIGKILLed
 (the primary of view 0, and the node of the risk agent) once the first quotes are accepted; and a
-node killed and restarted on its directory. Then bad options: a Byzantine-mode node without its
-secret is refused with the reason.
+node killed and restarted on its directory; reporters end a filled order at f + 1 reports. Then
+bad options: a Byzantine-mode node without its secret is refused with the reason.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from agora.decision.bft.keys import load_keyring, make_cluster
 from agora.decision.transport.bft_client import BftClusterClient
 from agora.decision.transport.client import ClusterClient
 from agora.decision.transport.cluster import ProcessCluster
-from tests.e2e.test_agent_nodes import CLOCK, check, run
+from tests.e2e.test_agent_nodes import CLOCK, check, check_reporters, run
 
 pytestmark = pytest.mark.e2e
 SECRET = b"agora-e2e-bft-decision-nodes"
@@ -35,10 +35,12 @@ AGENT_IDS = 1_000_000  # decision_node's default --client-id-base step
 
 def bft_run(tmp_path: Path, *, byzantine: dict[int, str] | None = None,
             kill: int | None = None, restart: bool = False, key_files: bool = False,
-            before_stop: Callable[[], Awaitable[None]] | None = None) -> dict:
+            before_stop: Callable[[], Awaitable[None]] | None = None,
+            reporters: bool = False) -> dict:
     """``key_files``: every node holds only its own replica key file and a client key file for
     its agents' ids (``agora keys bft``), the test's client one of its own; else the secret.
-    ``before_stop``: as :func:`~tests.e2e.test_agent_nodes.run`'s."""
+    ``before_stop``, ``reporters``: as :func:`~tests.e2e.test_agent_nodes.run`'s (the rules'
+    ``done_quorum`` f + 1 = 2, as a Byzantine-mode node demands)."""
     secret = tmp_path / "secret"
     secret.write_bytes(SECRET + b"\n")
     faults = byzantine or {}
@@ -62,7 +64,7 @@ def bft_run(tmp_path: Path, *, byzantine: dict[int, str] | None = None,
                                               keyring=keyring, first_id=1, pool=4)
 
     return run(tmp_path, n=N, options=options, kill=kill, connect=connect, restart=restart,
-               before_stop=before_stop)
+               before_stop=before_stop, reporters=reporters, done_quorum=2)
 
 
 def test_a_lying_primary_node_cannot_stop_the_bft_decision_nodes(tmp_path):
@@ -75,8 +77,11 @@ def test_a_lying_primary_node_cannot_stop_the_bft_decision_nodes(tmp_path):
 
 
 def test_bft_decision_nodes_carry_on_when_the_primary_node_is_killed(tmp_path):
-    result = bft_run(tmp_path, kill=0)
+    """With a reporter on every node, the killed one's included: the filled bid ends in the log
+    at the second of the three live reporters' reports (done_quorum f + 1)."""
+    result = bft_run(tmp_path, kill=0, reporters=True)
     stats = check(result)
+    check_reporters(result, stats, 2)
     assert all(stats[f"mm{i}"]["committed"] >= 2 for i in (1, 2, 3)), stats
     last = result["last_index"]
     assert last[0] < min(last[1:]), f"the others decided on without the killed node: {last}"

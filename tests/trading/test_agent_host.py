@@ -84,6 +84,8 @@ def test_an_agents_file_is_validated_with_clear_errors(tmp_path):
                          "config": {"qty": 0}}], "qty"),
         "unknown field": ([{"kind": "risk", "name": "x", "seed": "s", "sede": 1}], "sede"),
         "no seed": ([{"kind": "risk", "name": "x"}], "seed"),
+        "a reporter has no settings": ([{"kind": "reporter", "name": "x", "seed": "s",
+                                         "config": {"quorum": 2}}], "quorum"),
         "twice": ([SPECS[0], SPECS[0]], "names used twice"),
     }
     for case, (bad, word) in cases.items():

@@ -404,6 +404,8 @@ def test_decision_index_of_anything_else_is_none(ident):
         {"view_quorum": 0},
         {"seq_window": 0},
         {"cancel_memory": 0},
+        {"done_quorum": 0},
+        {"done_quorum": 4},  # three reporters (d1-d3): no order could ever end
         {"price_tolerance": -1},
         {"view_max_age": -1},
         {"collar_bps": -5},

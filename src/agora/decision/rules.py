@@ -142,7 +142,8 @@ class RulesConfig(msgspec.Struct, frozen=True):
     # log positions an ended order is remembered for (ALREADY_CANCELLED or ORDER_ENDED, then
     # UNKNOWN_ORDER)
     cancel_memory: int = 65_536
-    # distinct reporters whose OrderDone ends an order (f + 1 in the Byzantine mode)
+    # distinct reporters whose OrderDone ends an order (f + 1 in the Byzantine mode; at most
+    # the roster's reporters)
     done_quorum: int = 1
 
     def __post_init__(self) -> None:
@@ -161,6 +162,10 @@ class RulesConfig(msgspec.Struct, frozen=True):
         for name, member in self.members.items():
             if member.weight < 0:
                 raise ValueError(f"member {name!r} has a negative weight")
+        reporters = sum(m.role is Role.REPORT for m in self.members.values())
+        if reporters and self.done_quorum > reporters:
+            raise ValueError(f"done_quorum {self.done_quorum} exceeds the roster's {reporters} "
+                             f"reporters: no order could ever end")
 
 
 class CommittedProposal(NamedTuple):

@@ -258,10 +258,11 @@ def test_the_process_refuses_negative_counts(tmp_path, capsys, option, why):
 
 
 def test_byzantine_mode_with_reporters_needs_a_done_quorum_above_f():
-    reporter = Member(Role.REPORT, AgentKey.generate("dn:rep").public_bytes)
-    rules = msgspec.structs.replace(RULES, members=RULES.members | {"rep": reporter})
+    reporters = {name: Member(Role.REPORT, AgentKey.generate(f"dn:{name}").public_bytes)
+                 for name in ("rep0", "rep1")}
+    rules = msgspec.structs.replace(RULES, members=RULES.members | reporters)
     check_done_quorum(rules, "cft", 4)  # crash faults: no reporter lies, one report suffices
-    with pytest.raises(ValueError, match=r"needs at least f \+ 1 = 2"):
+    with pytest.raises(ValueError, match=r"2 reporters: .* needs at least f \+ 1 = 2"):
         check_done_quorum(rules, "bft", 4)
     check_done_quorum(msgspec.structs.replace(rules, done_quorum=2), "bft", 4)
     check_done_quorum(RULES, "bft", 7)  # no reporters: nothing can end an order

@@ -162,10 +162,16 @@ class RulesConfig(msgspec.Struct, frozen=True):
         for name, member in self.members.items():
             if member.weight < 0:
                 raise ValueError(f"member {name!r} has a negative weight")
-        reporters = sum(m.role is Role.REPORT for m in self.members.values())
+        reporters = self.reporters
         if reporters and self.done_quorum > reporters:
             raise ValueError(f"done_quorum {self.done_quorum} exceeds the roster's {reporters} "
                              f"reporters: no order could ever end")
+
+
+    @property
+    def reporters(self) -> int:
+        """How many members may report orders done (``Role.REPORT``)."""
+        return sum(m.role is Role.REPORT for m in self.members.values())
 
 
 class CommittedProposal(NamedTuple):

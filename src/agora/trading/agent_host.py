@@ -359,8 +359,7 @@ class AgentHost:
             self._run("fair_value", lambda a: a.on_fair_value(fair, now))
         if outcome.ended is not None:
             for agent in self.agents:
-                if isinstance(agent, ReporterAgent):
-                    agent.on_ended(outcome.ended)
+                agent.on_ended(outcome.ended)
         early = self.early.applied(entry.index)
         if early:
             for msg in early:

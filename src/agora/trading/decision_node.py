@@ -90,7 +90,7 @@ from agora.core.events import NewOrder
 from agora.decision.bft.auth import Keyring
 from agora.decision.bft.keys import load_keyring
 from agora.decision.consensus.messages import Committed
-from agora.decision.rules import Role, RulesConfig, decision_index
+from agora.decision.rules import RulesConfig, decision_index
 from agora.decision.transport import replica_main
 from agora.decision.transport.record import iter_records
 from agora.decision.venue_bridge import DecisionApplier, Outgoing
@@ -372,7 +372,7 @@ def check_done_quorum(rules: RulesConfig, mode: str, n: int) -> None:
     """In the Byzantine mode (n = 3f + 1) f lying reporters must not be able to end a live
     order (it could no longer be cancelled): with reporters, ``done_quorum`` must exceed f."""
     f = (n - 1) // 3
-    reporters = sum(m.role is Role.REPORT for m in rules.members.values())
+    reporters = rules.reporters
     if mode == "bft" and reporters and rules.done_quorum <= f:
         raise ValueError(f"the rules' done_quorum is {rules.done_quorum} with {reporters} "
                          f"reporters: the Byzantine mode with n = {n} needs at least f + 1 = "

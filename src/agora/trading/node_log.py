@@ -57,11 +57,6 @@ class NodeLog:
         self.clock = clock
         self._file = open(path, "ab")  # noqa: SIM115 - lives with the node
 
-    @property
-    def size(self) -> int:
-        """Bytes written: every line is in the file (flushed at once)."""
-        return self._file.tell()
-
     def write(self, event: str, **fields: object) -> None:
         line = NodeEvent(event, self.clock.now_ns(), **fields)  # type: ignore[arg-type]
         self._file.write(msgspec.json.encode(line) + b"\n")

@@ -193,7 +193,6 @@ def load(node: DecisionNode, files: NodeFiles) -> Starts | str:
 
 def _unusable(header: StateHeader, payload: bytes, node: DecisionNode,
               files: NodeFiles) -> str:
-    record, venue = files.record, files.venue
     if header.format != FORMAT:
         return f"format {header.format}, not {FORMAT}"
     if header.code != _code():
@@ -202,13 +201,12 @@ def _unusable(header: StateHeader, payload: bytes, node: DecisionNode,
         return "saved under other rules, participant, cancel mode or agents"
     if _digest(payload) != header.payload:
         return "its payload is damaged"
-    if _tail(record, header.record_size) != header.record_tail:
-        return f"{record.name} no longer holds what it read (its first {header.record_size} bytes)"
-    if _tail(venue, header.venue_size) != header.venue_tail:
-        return f"{venue.name} no longer holds what it read (its first {header.venue_size} bytes)"
-    if _tail(files.agents, header.agents_size) != header.agents_tail:
-        return (f"{files.agents.name} no longer holds what it read (its first "
-                f"{header.agents_size} bytes)")
+    inputs = ((files.record, header.record_size, header.record_tail),
+              (files.venue, header.venue_size, header.venue_tail),
+              (files.agents, header.agents_size, header.agents_tail))
+    for path, size, tail in inputs:
+        if _tail(path, size) != tail:
+            return f"{path.name} no longer holds what it read (its first {size} bytes)"
     return ""
 
 

@@ -10,7 +10,9 @@ An :class:`Agent` is called with what happened and returns the proposals it want
 - ``on_tick(now_ns)``: time passing;
 - ``on_order_done(client_order_id, ts)``: the venue says an order is over (cancelled, expired,
   rejected, or a cancel refused because the order had filled); any order of the account, not
-  only the agent's own.
+  only the agent's own;
+- ``on_ended(decision_id)``: the committed log ended an order on reporters' word
+  (``Outcome.ended``; nothing to do by default: the venue's own reports reach the agent too).
 
 Agents never read a clock: time comes in the calls (``view.ts``, ``fill.ts``, ``now_ns``) and
 ``now_ns`` is the largest seen so far. A live driver passes ``now_ns`` with decisions and fair
@@ -198,6 +200,9 @@ class Agent:
 
     def on_tick(self, now_ns: int) -> list[Proposal]:
         return self._propose(self._observe(now_ns) + self._tick(now_ns))
+
+    def on_ended(self, decision_id: str) -> None:
+        """The committed log ended this order decision (see the module notes)."""
 
     # ------------------------------------------------------------------ hooks (override)
 

@@ -173,3 +173,71 @@ def test_a_queue_full_reply_is_counted_and_retried_at_the_leader_after_a_pause()
         client.close()
 
     uvloop.run(main())
+
+
+class _Clock:
+    """A settable clock that may go back (a wall clock stepped by NTP)."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def now_ns(self) -> int:
+        return self.now
+
+
+def test_ticks_leave_the_waiting_clients_alone_until_a_retry_may_be_due():
+    async def main() -> None:
+        clock = _Clock(1_000)
+        client = ClusterClient(1, PEERS, clock, first_id=1, pool=4, retry_ns=8 * MS)
+        transport = FakeTransport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        ticked: list[int] = []
+        for sans_io in client.clients.values():
+            on_tick = sans_io.on_tick
+            sans_io.on_tick = lambda now, f=on_tick, c=sans_io: (  # type: ignore[method-assign]
+                ticked.append(c.client_id), f(now))[1]
+        for i in range(3):
+            client.submit(b"p%d" % i)
+        await asyncio.sleep(0)
+        for _ in range(7):
+            clock.now += MS
+            client._tick()
+        assert ticked == [], "no client may be due before its 8 ms retry timer"
+        clock.now -= 3 * MS  # the clock went back: due times measured on it no longer hold
+        client._tick()
+        assert sorted(ticked) == [1, 2, 3]
+        ticked.clear()
+        transport.sent.clear()
+        clock.now += 9 * MS  # past every timer, measured from the clock gone back
+        client._tick()
+        await asyncio.sleep(0)
+        assert sorted(ticked) == [1, 2, 3]
+        assert sorted(addr for _, addr in transport.sent) == PEERS  # the batched broadcast
+        client.close()
+
+    uvloop.run(main())
+
+
+def test_a_shrinking_retry_timer_brings_the_retries_forward():
+    async def main() -> None:
+        clock = _Clock(1_000)
+        client = ClusterClient(1, PEERS, clock, first_id=1, pool=4, retry_ns=8 * MS)
+        transport = FakeTransport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        client.rtt_ns = 10 * MS  # a loaded cluster: retries after 4 round trips, 40 ms
+        client._tick()
+        client.submit(b"x")
+        await asyncio.sleep(0)
+        client.rtt_ns = 0.0  # the load went: the timer falls back to its 8 ms floor
+        transport.sent.clear()
+        clock.now += 7 * MS
+        client._tick()
+        await asyncio.sleep(0)
+        assert transport.sent == []
+        clock.now += 2 * MS
+        client._tick()
+        await asyncio.sleep(0)
+        assert sorted(addr for _, addr in transport.sent) == PEERS, "retried at 8 ms, not 40"
+        client.close()
+
+    uvloop.run(main())

@@ -66,6 +66,10 @@ class BftClient:
         return Reply(self.cluster, reply.replica, reply.view, self.client_id,
                      reply.request_number, reply.index, reply.abandoned)
 
+    def due_ns(self) -> int | None:
+        """The earliest time ``on_tick`` may send something (None: nothing outstanding)."""
+        return None if self.outstanding is None else self.last_try_ns + self.retry_ns
+
     def on_tick(self, now_ns: int) -> list[Outbox]:
         if self.outstanding is None:
             return []

@@ -101,6 +101,15 @@ class Client:
         self.full_pause_ns = min(self.retry_ns, max(QUEUE_FULL_PAUSE_NS, 2 * self.full_pause_ns))
         self.full_retry_ns = now_ns + self.full_pause_ns
 
+    def due_ns(self) -> int | None:
+        """The earliest time ``on_tick`` may send something (None: nothing outstanding), so a
+        pool of clients need not tick each one every millisecond (the clock going back aside)."""
+        if self.outstanding is None:
+            return None
+        due = self.last_try_ns + self.retry_ns
+        full = self.full_retry_ns
+        return due if full is None or due < full else full
+
     def on_tick(self, now_ns: int) -> list[Outbox]:
         request = self.outstanding
         if request is None:

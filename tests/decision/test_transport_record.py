@@ -18,17 +18,51 @@ def committed(index: int) -> Committed:
     return Committed(index, 0, 1 + index % 5, index, b"c%d" % index, index % 7 == 0)
 
 
-def write_incarnations(path, sizes: list[int]) -> None:
-    """One incarnation per size: a start marker, then that many records, then a close."""
+def write_incarnations(path, sizes: list[int], step: int = 1) -> None:
+    """One incarnation per size: a start marker, then that many records, then a close. A
+    ``step`` above 1 writes them that many at a time (``committed_all``, as a loaded replica)."""
     index = 0
     for size in sizes:
         recorder = Recorder(path, 2)
         recorder.start(0)
-        for _ in range(size):
-            index += 1
-            recorder.committed(committed(index), index)
+        for first in range(0, size, step):
+            items = [committed(index + k) for k in range(1, min(step, size - first) + 1)]
+            index += len(items)
+            if step == 1:
+                recorder.committed(items[0], index)
+            else:
+                recorder.committed_all(items, index)
             recorder.flush()
         recorder.close()
+
+
+def _flushed_reach(size: int, step: int, every: int) -> bool:
+    """Whether some flush of an incarnation of ``size`` records written ``step`` at a time
+    finds ``every`` records unmarked (the start marker counts, and is flushed on its own)."""
+    unmarked = 1
+    if unmarked >= every:
+        return True
+    for first in range(0, size, step):
+        unmarked += min(step, size - first)
+        if unmarked >= every:
+            return True
+    return False
+
+
+def test_records_written_together_are_the_frames_written_one_by_one(tmp_path):
+    items = [committed(index) for index in range(1, 40)]
+    one, together = Recorder(tmp_path / "one", 1), Recorder(tmp_path / "together", 1)
+    for item in items:
+        one.committed(item, 7)
+    together.committed_all(items[:1], 7)
+    together.committed_all(items[1:], 7)
+    together.committed_all([], 7)
+    for recorder in (one, together):
+        recorder.flush()
+        recorder.close()
+    assert (tmp_path / "one").read_bytes() == (tmp_path / "together").read_bytes()
+    assert (together.applied, together._last, together._size) == (one.applied, one._last,
+                                                                   one._size)
 
 
 def opened(path) -> tuple[int, int, int]:
@@ -39,15 +73,16 @@ def opened(path) -> tuple[int, int, int]:
 
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(0, 12), min_size=1, max_size=6), every=st.integers(1, 6),
-       chunk=st.integers(1, 64))
+       chunk=st.integers(1, 64), step=st.integers(1, 4))
 def test_opening_from_the_mark_finds_what_a_scan_from_the_start_finds(tmp_path_factory, sizes,
-                                                                     every, chunk):
+                                                                     every, chunk, step):
     path = tmp_path_factory.mktemp("record") / "committed.log"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(record_module, "MARK_EVERY", every)
         patch.setattr(record_module, "SCAN_CHUNK", chunk)
-        write_incarnations(path, sizes)
-        marked = max(sizes) + 1 >= every  # an incarnation wrote that many, its start included
+        write_incarnations(path, sizes, step)
+        # a mark follows a flush once an incarnation wrote that many (its start included)
+        marked = any(_flushed_reach(size, step, every) for size in sizes)
         assert path.with_name("committed.log.mark").exists() == marked
         from_mark = opened(path)
         records = read_records(path)

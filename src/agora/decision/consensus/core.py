@@ -241,11 +241,12 @@ class ReplicaCore(abc.ABC):
         clients heard of long ago (and a restarted leader leaves its view at once)."""
         log = self.log
         reply = self.status is Status.NORMAL and self.is_leader and not restart
-        if self.applied < log.base and not self._apply_stored(reply, out):
+        acked_to = self._acked_to() if reply else 0
+        if self.applied < log.base and not self._apply_stored(reply, acked_to, out):
             return
         memory, base = log.memory, log.base  # every entry after ``applied`` is in memory
         while self.applied < self.commit:
-            if not self._apply_entry(memory[self.applied - base], reply, out):
+            if not self._apply_entry(memory[self.applied - base], reply, acked_to, out):
                 break
         cfg = self.config
         if self.applied - log.base >= 2 * cfg.log_memory and self.checks:  # canaries keep all
@@ -260,7 +261,7 @@ class ReplicaCore(abc.ABC):
         self.checkpointed = self.applied
         self.stats.checkpoints += 1
 
-    def _apply_stored(self, reply: bool, out: list[Outbox]) -> bool:
+    def _apply_stored(self, reply: bool, acked_to: int, out: list[Outbox]) -> bool:
         """A restart: apply the committed entries left in storage (``Storage.load``'s keep),
         read back a chunk at a time. False when a deadline verdict stops it first: the
         entries after ``applied`` are then brought back into memory, as ``_apply`` needs."""
@@ -270,14 +271,15 @@ class ReplicaCore(abc.ABC):
             chunk = log[first : min(log.base, first + STORED_CHUNK)]
             window = _Window(log, first, chunk)  # verdicts find their witnesses here first
             for entry in chunk:
-                if not self._apply_entry(entry, reply, out, window):
+                if not self._apply_entry(entry, reply, acked_to, out, window):
                     log.recall(self.applied)
                     return False
         return True
 
-    def _apply_entry(self, entry: Entry, reply: bool, out: list[Outbox],
+    def _apply_entry(self, entry: Entry, reply: bool, acked_to: int, out: list[Outbox],
                      log: Sequence[Entry] | None = None) -> bool:
         """Apply entry ``applied + 1``; False (nothing done) while its verdict is unknown.
+        ``reply``: a leader's, to the client unless ``acked_to`` covers it (see ``_acked_to``).
         ``log``: where the verdict reads the entries after it (the replica's log if None)."""
         index = self.applied + 1
         abandoned = False
@@ -291,7 +293,7 @@ class ReplicaCore(abc.ABC):
         self.applied = index
         if entry.client_id:
             self.clients[entry.client_id] = ClientSlot(entry.request_number, index, abandoned)
-            if reply and not self._acknowledged(entry, index):
+            if reply and (index > acked_to or entry.budget_ns or entry.view != self.view):
                 out.append(ToClient(entry.client_id, self._reply(entry.client_id)))
         if index > self.app_index:
             self.stats.committed += 1
@@ -299,16 +301,18 @@ class ReplicaCore(abc.ABC):
                                  entry.payload, abandoned))
         return True
 
-    def _acknowledged(self, entry: Entry, index: int) -> bool:
-        """Leader: every acknowledging backup already told the client (see ``Replica``): it
-        prepared the entry from our Prepare of this view and its PrepareOk, which it sends after
-        its acknowledgements, covers ``index``. The reply would be a duplicate; if the
-        acknowledgement was lost, the client's retry gets the reply from the client table."""
+    def _acked_to(self) -> int:
+        """Leader: up to where every acknowledging backup has told the clients (see
+        ``Replica``) of the entries of this view without a deadline: it prepared them from our
+        Prepares of this view, and its PrepareOk, which it sends after its acknowledgements,
+        covers them. A reply would be a duplicate; if the acknowledgement was lost, the
+        client's retry gets the reply from the client table. 0 when nobody acknowledges.
+        Computed once per ``_apply`` (no PrepareOk arrives during one)."""
         ackers = self.ackers[self.me]
-        if not ackers or entry.budget_ns or entry.view != self.view:
-            return False
+        if not ackers:
+            return 0
         acked = self.acked
-        return all(acked.get(replica, 0) >= index for replica in ackers)
+        return min(acked.get(replica, 0) for replica in ackers)
 
     def _enter_normal_backup(self, commit: int, now: int, out: list[Outbox]) -> None:
         """Shared by StartView and recovery: we hold a prefix of the leader's log of ``view``."""

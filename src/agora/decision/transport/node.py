@@ -188,9 +188,7 @@ class NodeCore:
             self.stats.committed += len(committed)
             recorder = self.recorder
             if recorder is not None:
-                now = self.clock.now_ns()
-                for item in committed:
-                    recorder.committed(item, now)
+                recorder.committed_all(committed, self.clock.now_ns())
                 recorder.flush()
         for addr, group in replies.items():
             self._send_replies(group, addr)

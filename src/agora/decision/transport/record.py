@@ -17,7 +17,7 @@ or stale one costs a scan from the start.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -53,6 +53,7 @@ class Mark(msgspec.Struct, frozen=True, array_like=True):
 MARK_EVERY = 65_536  # records between marks
 SCAN_CHUNK = 1 << 20  # bytes read at a time
 _LEN = struct.Struct("<I")
+_NO_LEN = bytes(_LEN.size)  # a frame's length, filled in once its record is encoded
 _record_encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(Record)
 _mark_decoder = msgspec.msgpack.Decoder(Mark)
@@ -145,6 +146,26 @@ class Recorder:
     def committed(self, item: Committed, now_ns: int) -> None:
         self._write(Record(self.replica, self.incarnation, now_ns, 0, item))
         self.applied = item.index
+
+    def committed_all(self, items: Sequence[Committed], now_ns: int) -> None:
+        """A step's outputs in one write: the frames ``committed`` would write one by one.
+        Built in one buffer, since a loaded replica commits hundreds of entries a step."""
+        if not items:
+            return
+        buf = bytearray()
+        encode_into, pack_into = _record_encoder.encode_into, _LEN.pack_into
+        replica, incarnation, head = self.replica, self.incarnation, _LEN.size
+        last = 0
+        for item in items:
+            last = len(buf)
+            buf += _NO_LEN
+            encode_into(Record(replica, incarnation, now_ns, 0, item), buf, last + head)
+            pack_into(buf, last, len(buf) - last - head)
+        self._file.write(buf)
+        self._last = self._size + last
+        self._size += len(buf)
+        self._unmarked += len(items)
+        self.applied = items[-1].index
 
     def _write(self, record: Record) -> None:
         payload = _record_encoder.encode(record)

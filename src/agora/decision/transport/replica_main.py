@@ -37,7 +37,7 @@ import random
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -159,6 +159,11 @@ class HookedRecorder(Recorder):
     def committed(self, item: Committed, now_ns: int) -> None:
         super().committed(item, now_ns)
         self.hook(item)
+
+    def committed_all(self, items: Sequence[Committed], now_ns: int) -> None:
+        super().committed_all(items, now_ns)
+        for item in items:
+            self.hook(item)
 
 
 def _log_memory(args: argparse.Namespace) -> dict[str, int]:

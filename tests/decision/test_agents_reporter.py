@@ -9,10 +9,12 @@ ORDER_ENDED instead of being sent.
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from agora.core.enums import Side
 from agora.core.events import CancelIntent, Decision, OrderDone, OrderIntent, Proposal
 from agora.decision.agents import Fill, ReporterAgent
+from agora.decision.agents.reporter import ReporterConfig
 from agora.decision.consensus import Committed
 from agora.decision.rules import Member, Role, RulesConfig, Verdict, decision_id
 from agora.decision.signing import AgentKey, sign, verify
@@ -65,6 +67,33 @@ def test_an_order_the_log_ended_is_not_reported_again():
     rep.on_ended("R7")  # not an order it knows: nothing happens
     assert actions(rep.on_fill(fill(1, 0))) == []
     assert list(rep.live) == ["R2"]
+
+
+def test_a_report_is_proposed_again_until_the_log_ends_its_order():
+    """Its proposal may be lost, or the quorum wait for reporters that are down: again after
+    repeat_ms, then twice as long each time, up to 64 times; never once the log ended it."""
+    rep = ReporterAgent("rep", REPORTER_KEY, ReporterConfig(repeat_ms=10))
+    rep.on_decisions([order(1), order(2), order(3)], 0)
+    ms = 1_000_000
+    assert actions(rep.on_fill(fill(1, 0))) == [OrderDone("R1", "filled")]  # at 5 ns
+    assert actions(rep.on_order_done("R2", 5)) == [OrderDone("R2", "ended")]
+    repeated = []
+    for now in range(ms, 2_000 * ms, ms):  # a tick a millisecond for two seconds
+        repeated += [(now // ms, a.decision_id) for a in actions(rep.on_tick(now))]
+    waits = [10, 20, 40, 80, 160, 320, 640, 640]  # capped at 64 x 10 ms
+    due = [sum(waits[:k + 1]) + 1 for k in range(len(waits))]  # the first tick at or past 5 ns
+    assert [t for t, d in repeated if d == "R1"] == [t for t in due if t < 2_000]
+    assert [t for t, d in repeated if d == "R2"] == [t for t, d in repeated if d == "R1"]
+    rep.on_ended("R1")  # the log ended it (this report, or another reporter's)
+    rep.on_decisions([cancel(4, 2)], 2_000 * ms)  # a cancel decision ended R2
+    assert actions(rep.on_tick(10_000 * ms)) == [] and rep.unconfirmed == {}
+    assert actions(rep.on_fill(fill(3, 0))) == [OrderDone("R3", "filled")]
+    assert list(rep.unconfirmed) == ["R3"]
+
+
+def test_a_reporter_refuses_a_repeat_that_is_not_positive():
+    with pytest.raises(ValueError, match="repeat_ms"):
+        ReporterConfig(repeat_ms=0)
 
 
 def entry(index: int, agent: str, seq: int, action, key: AgentKey) -> Committed:

@@ -77,14 +77,15 @@ def test_an_agents_file_is_validated_with_clear_errors(tmp_path):
     assert isinstance(agent, MomentumAgent) and agent.config.window == 7 and agent.budget_ns == 0
     reporter = load_specs(write(tmp_path, [{"kind": "reporter", "name": "rep", "seed": "s"}]))
     assert member_of(reporter[0]).role is Role.REPORT
-    assert agent_state(build_agent(reporter[0])) == {"seq": 0, "open_orders": 0, "live_orders": 0}
+    assert agent_state(build_agent(reporter[0])) == {"seq": 0, "open_orders": 0, "live_orders": 0,
+                                                     "unconfirmed_reports": 0}
     cases = {
         "unknown kind": ([{"kind": "oracle", "name": "x", "seed": "s"}], "oracle"),
         "bad config": ([{"kind": "market_maker", "name": "x", "seed": "s",
                          "config": {"qty": 0}}], "qty"),
         "unknown field": ([{"kind": "risk", "name": "x", "seed": "s", "sede": 1}], "sede"),
         "no seed": ([{"kind": "risk", "name": "x"}], "seed"),
-        "a reporter has no settings": ([{"kind": "reporter", "name": "x", "seed": "s",
+        "a reporter's unknown setting": ([{"kind": "reporter", "name": "x", "seed": "s",
                                          "config": {"quorum": 2}}], "quorum"),
         "twice": ([SPECS[0], SPECS[0]], "names used twice"),
     }
@@ -255,7 +256,7 @@ def test_a_restarted_host_gets_its_fills_back_and_does_not_count_a_resend_twice(
         again = host()
         replay(again)  # the committed log, as the node replays it at start
         assert again.agents[1].inventory == {}
-        assert again.restore_fills() == 1
+        assert again.restore_reports() == 1
         errors = [e for e in read_node_log(again.log.path) if e.event == "error"]
         assert len(errors) == 1 and "px=oops" in errors[0].detail
         maker, risk = again.agents[1], again.agents[2]
@@ -630,5 +631,61 @@ def test_a_hosted_reporter_reports_ended_orders_and_follows_the_log(tmp_path):
         assert proposed == [OrderDone("H2", "filled"), OrderDone("H3", "ended")]
         assert h.agents[0].live == {}
         log.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_reporter_proposes_again_the_reports_the_log_never_got(tmp_path):
+    """A node with the only reporter is killed after its reports of a fill to zero and of a
+    venue's cancel reached ``agents.log`` but before the cluster committed them: the restarted
+    node's reporter proposes both again (the ``done`` line brings back the cancel), and not the
+    report the log did commit."""
+    spec = [{"kind": "reporter", "name": "rep0", "seed": "host:rep0",
+             "config": {"repeat_ms": 1}}]
+    bid = OrderIntent("AAPL", Side.BUY, 40, 1_900_000)
+
+    def make() -> AgentHost:
+        log = NodeLog(tmp_path / "agents.log", WallClock())
+        return AgentHost(load_specs(write(tmp_path, spec)), WallClock(), log)
+
+    def replay(h: AgentHost, *, done_h4: bool) -> None:
+        for index in (2, 3, 4):
+            decided = Decision(f"H{index}", index, bid, f"H{index}", ("mm0",))
+            h.on_outcome(CommittedProposal(index, Proposal("mm0", index, 0, bid)),
+                         Outcome(index, Verdict.DECIDED, decided))
+        if done_h4:
+            h.on_outcome(CommittedProposal(5, Proposal("rep0", 1, 0, OrderDone("H4", "filled"))),
+                         Outcome(5, Verdict.APPLIED, ended="H4"))
+
+    def proposed(h: AgentHost) -> list:
+        return [msgspec.msgpack.decode(p, type=Proposal).action for p, _, _ in h.client.submitted]
+
+    async def scenario() -> None:
+        first = make()
+        first.client = FakeClient()  # type: ignore[assignment]
+        replay(first, done_h4=False)
+        first.replaying = False
+        full = msgspec.structs.replace(report("E1", cl_ord_id="H4", side=fx.Side.BUY),
+                                       leaves_qty=0)
+        first.on_report(full)  # this report commits (index 5): replayed below
+        first.on_report(msgspec.structs.replace(full, exec_id="E2", cl_ord_id="H2"))
+        first.on_report(ExecutionReport(order_id="3", exec_id="E3",
+                                        exec_type=fx.ExecType.CANCELED,
+                                        ord_status=fx.OrdStatus.CANCELED, side=fx.Side.BUY,
+                                        leaves_qty=0, cum_qty=0, avg_px=0, cl_ord_id="H3"))
+        assert proposed(first) == [OrderDone("H4", "filled"), OrderDone("H2", "filled"),
+                                   OrderDone("H3", "ended")]
+        first.log.close()  # killed: only the first report was committed
+        again = make()
+        again.client = FakeClient()  # type: ignore[assignment]
+        replay(again, done_h4=True)
+        assert again.restore_reports() == 2  # the fills; the cancel came back from its line
+        assert proposed(again) == []  # nothing is proposed while replaying
+        again.replaying = False
+        await asyncio.sleep(0.002)
+        again._run("tick", lambda a: a.on_tick(again.clock.now_ns()))
+        assert sorted(proposed(again), key=lambda a: a.decision_id) == [
+            OrderDone("H2", "filled"), OrderDone("H3", "ended")]
+        again.log.close()
 
     asyncio.run(scenario())

@@ -102,7 +102,7 @@ class Node:
                                   on_outcome=self.host.on_outcome)
         self.node = DecisionNode(applier, client, directory, on_report=self.host.on_report,
                                  state_every=state_every, agents=self.host)
-        self.restored = self.host.restore_fills(self.node.agents_start)
+        self.restored = self.host.restore_reports(self.node.agents_start)
 
     def close(self) -> None:
         self.node.state_every = 0  # closing here must not save over the state under test

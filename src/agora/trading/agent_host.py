@@ -41,20 +41,22 @@ the new request, so a restarted node that reused its ids would lose its first pr
 replies of the previous run. :func:`client_epoch` counts the starts in the node's directory and
 each start takes the next :data:`CLIENT_POOL` ids. ``agents.log`` (same line format as
 ``venue.log``) records ``proposed`` (id = agent, index = seq, detail = what triggered it),
-``committed`` / ``abandoned`` (index = log index), ``fill``, ``state`` (an agent's position,
+``committed`` / ``abandoned`` (index = log index), ``fill``, ``done`` (id = the ClOrdID of an
+order the venue ended otherwise than by a fill), ``state`` (an agent's position,
 inventory, fair values, as JSON) and ``stats`` (per agent, every second and at exit: proposed,
 committed, abandoned, in flight, and the rules' verdicts on its log entries: ``decided``,
 ``pending``, ``absorbed``, ``applied``, ...; a restart recounts the verdicts from the log, the
 proposal counts start again).
 
 Restart: the committed log holds no fills, so a restarted node first replays the log into the
-agents, then the fills its ``agents.log`` recorded (:meth:`AgentHost.restore_fills`, with their
-ExecIDs, so a PossDup resend of one does not count twice); reports made while it was down arrive as
-the venue's resends. A node that saved its state (``--state-every``) saved its agents' too
-(:meth:`AgentHost.state`), and a restart from it replays only the record's tail into them and only
-the fills logged after the save. Limitations: the restored fills follow all the replayed decisions
-instead of falling between them, and a fill the venue reported just before the crash but that did
-not reach ``agents.log`` comes back only as a resend (if the FIX session had not yet stored it).
+agents, then the fills and ends of orders its ``agents.log`` recorded
+(:meth:`AgentHost.restore_reports`, the fills with their ExecIDs, so a PossDup resend of one does
+not count twice); reports made while it was down arrive as the venue's resends. A node that saved
+its state (``--state-every``) saved its agents' too (:meth:`AgentHost.state`), and a restart from
+it replays only the record's tail into them and only the reports logged after the save.
+Limitations: the restored reports follow all the replayed decisions instead of falling between
+them, and a report the venue sent just before the crash but that did not reach ``agents.log``
+comes back only as a resend (if the FIX session had not yet stored it).
 ITCH is anonymous, so the book views leave out the participant's own resting orders, known from the
 FIX reports (:class:`~agora.trading.reports.OwnOrders`; the venue's OrderID is the feed's order
 reference): the cluster's quotes do not feed back into its fair value (``exclude_own=False``,
@@ -268,7 +270,7 @@ def agent_state(agent: Agent) -> dict[str, Any]:
     elif isinstance(agent, MarketViewAgent):
         state |= {"fair": {s: f.price for s, f in agent.last.items()}}
     elif isinstance(agent, ReporterAgent):
-        state |= {"live_orders": len(agent.live)}
+        state |= {"live_orders": len(agent.live), "unconfirmed_reports": len(agent.unconfirmed)}
     return state
 
 
@@ -380,6 +382,7 @@ class AgentHost:
     def _to_agents(self, msg: FixStruct, now: int) -> None:
         ended = ended_order_of(msg)
         if ended is not None:
+            self.log.write("done", id=ended)
             self._run("done", lambda a: a.on_order_done(ended, now))
         fill = fill_of(msg, now)
         if (fill is None or not isinstance(msg, ExecutionReport)
@@ -411,15 +414,19 @@ class AgentHost:
             vars(agent).update(agents[agent.name])
         self.counts, self._exec_ids = counts, exec_ids
 
-    def restore_fills(self, start: int = 0) -> int:
+    def restore_reports(self, start: int = 0) -> int:
         """After the node replayed its committed log into the agents, and before ``start``: the
-        fills of earlier runs (this node's ``agents.log`` from byte ``start``: where a loaded
-        state had read it) go to the agents again (positions and inventory survive a restart)
-        and their ExecIDs are known (the venue's PossDup resend of one is not counted twice). The
-        fills come after every replayed decision, not between them as they happened. Returns how
-        many were restored."""
+        fills and ends of orders that earlier runs heard of (this node's ``agents.log`` from
+        byte ``start``: where a loaded state had read it) go to the agents again, in the order
+        they came (positions and inventory survive a restart, and a reporter proposes again what
+        the log has not yet ended), and the fills' ExecIDs are known (the venue's PossDup resend
+        of one is not counted twice). They come after every replayed decision, not between them
+        as they happened. Returns how many fills were restored."""
         restored, damaged = 0, []
         for event in iter_node_log(self.log.path, start):  # a line at a time
+            if event.event == "done":
+                self._run("done", lambda a, event=event: a.on_order_done(event.id, event.at_ns))
+                continue
             if event.event != "fill":
                 continue
             try:

@@ -427,7 +427,7 @@ async def serve(args: argparse.Namespace, keyring: Keyring | None = None) -> int
         print(f"decision node: {exc}", file=sys.stderr, flush=True)
         return 2
     if agents is not None:  # after the node replayed its log into them
-        agents.restore_fills(node.agents_start)
+        agents.restore_reports(node.agents_start)
         itch = replica_main.parse_peers(args.itch)[0] if args.itch else None
         retransmit = replica_main.parse_peers(args.retransmit)[0] if args.retransmit else None
         base = ((args.client_id_base or 1_000_000 * (args.id + 1))

@@ -83,9 +83,9 @@ def agents_file(tmp_path: Path, i: int, reporters: bool = False) -> Path:
     if i == 0:
         specs.append({"kind": "risk", "name": "risk0", "seed": "agent-nodes:risk0",
                       "budget_ms": 1_000})
-    if reporters:
+    if reporters:  # no repeat within the run: check_reporters counts each reporter's verdicts
         specs.append({"kind": "reporter", "name": f"rep{i}", "seed": f"agent-nodes:rep{i}",
-                      "budget_ms": 1_000})
+                      "budget_ms": 1_000, "config": {"repeat_ms": 60_000}})
     path = tmp_path / f"agents{i}.json"
     path.write_text(json.dumps(specs))
     return path

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import uvloop
 
-from agora.core.clock import SimClock
+from agora.core.clock import Clock, SimClock
 from agora.decision.consensus.messages import (
     Hello,
     Reply,
@@ -45,7 +45,7 @@ class FakeTransport:
         pass
 
 
-def _client(clock: SimClock) -> tuple[ClusterClient, FakeTransport]:
+def _client(clock: Clock) -> tuple[ClusterClient, FakeTransport]:
     client = ClusterClient(1, PEERS, clock, first_id=1, pool=4, retry_ns=8 * MS)
     transport = FakeTransport()
     client.connection_made(transport)  # type: ignore[arg-type]
@@ -188,9 +188,7 @@ class _Clock:
 def test_ticks_leave_the_waiting_clients_alone_until_a_retry_may_be_due():
     async def main() -> None:
         clock = _Clock(1_000)
-        client = ClusterClient(1, PEERS, clock, first_id=1, pool=4, retry_ns=8 * MS)
-        transport = FakeTransport()
-        client.connection_made(transport)  # type: ignore[arg-type]
+        client, transport = _client(clock)
         ticked: list[int] = []
         for sans_io in client.clients.values():
             on_tick = sans_io.on_tick
@@ -221,9 +219,7 @@ def test_ticks_leave_the_waiting_clients_alone_until_a_retry_may_be_due():
 def test_a_shrinking_retry_timer_brings_the_retries_forward():
     async def main() -> None:
         clock = _Clock(1_000)
-        client = ClusterClient(1, PEERS, clock, first_id=1, pool=4, retry_ns=8 * MS)
-        transport = FakeTransport()
-        client.connection_made(transport)  # type: ignore[arg-type]
+        client, transport = _client(clock)
         client.rtt_ns = 10 * MS  # a loaded cluster: retries after 4 round trips, 40 ms
         client._tick()
         client.submit(b"x")

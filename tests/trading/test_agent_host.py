@@ -87,6 +87,8 @@ def test_an_agents_file_is_validated_with_clear_errors(tmp_path):
         "no seed": ([{"kind": "risk", "name": "x"}], "seed"),
         "a reporter's unknown setting": ([{"kind": "reporter", "name": "x", "seed": "s",
                                          "config": {"quorum": 2}}], "quorum"),
+        "a reporter that never waits": ([{"kind": "reporter", "name": "x", "seed": "s",
+                                          "config": {"repeat_ms": 0}}], "repeat_ms"),
         "twice": ([SPECS[0], SPECS[0]], "names used twice"),
     }
     for case, (bad, word) in cases.items():

@@ -7,6 +7,7 @@ is read back, from any point, since the storages promise that much.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -285,6 +286,25 @@ def test_a_replica_keeps_a_bounded_window_and_serves_a_far_behind_replica_from_s
         net.pump()
     assert net.replicas[2].commit == 40 and net.replicas[2].log == net.replicas[0].log
     assert [c.client_id for c in net.committed[2]] == list(range(1, 41))
+
+
+def test_a_replica_lets_go_of_applied_entries_a_few_at_a_time(monkeypatch):
+    """Past ``log_memory`` a replica lets ``FORGET_MAX`` more accumulate, then frees them: a
+    step frees a bounded number, not ``log_memory`` at once (a stall of milliseconds)."""
+    from agora.decision.consensus import core
+
+    monkeypatch.setattr(core, "FORGET_MAX", 3)
+    net = Net(3, log_memory=8)
+    leader = net.replicas[0]
+    bases, sizes = [], []
+    for client in range(1, 61):
+        net.commit_each(range(client, client + 1))
+        bases.append(leader.log.base)
+        sizes.append(len(leader.log.memory))
+    assert leader.applied == 60 and bases[-1] >= 60 - 8 - 3
+    assert max(b - a for a, b in itertools.pairwise(bases)) == 3
+    assert min(sizes[10:]) == 8 and max(sizes) == 8 + 3 - 1  # freed once 3 more were applied
+    assert leader.log[:] == net.replicas[1].log[:]  # every entry still readable
 
 
 def test_a_restarted_replica_forgets_the_applied_log_at_once():

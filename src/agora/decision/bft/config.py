@@ -50,8 +50,8 @@ class BftConfig(msgspec.Struct, frozen=True, kw_only=True):
     # batches per state-transfer message: a peer far behind gets them a stable checkpoint at a
     # time, so no Fill is a session's worth of datagrams
     fill_max: int = 256
-    # executed batches kept in memory (between this and twice it) by a replica with a storage
-    # to read older ones back from (executed.py)
+    # executed batches kept in memory (between this and this plus FORGET_MAX, or twice it if
+    # less) by a replica with a storage to read older ones back from (executed.py)
     log_memory: int = 8_192
     # a restart snapshot after this many executed batches or requests (snapshot.py; 0: none)
     snapshot_every: int = 8_192

@@ -6,7 +6,8 @@ the whole session (~1.1 KB per request per replica, measured with tracemalloc): 
 values (a checkpoint becoming stable, a new view's re-proposals, a Fill's candidate checkpoints:
 all within the watermark window of the stable checkpoint) and a Fill to a peer behind, which
 may reach back to any batch. So a replica with a storage keeps the latest ``keep`` to
-``2 * keep`` of them in memory and reads older batches back from its storage's execution
+``keep + min(keep, FORGET_MAX)`` of them in memory (letting go of the rest a bounded number at
+a time) and reads older batches back from its storage's execution
 records (``BftStorage.read_batches``); older digests and chain values are not kept at all (a
 lookup of one answers None, and the checks that make it skip).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from agora.decision.bft.messages import ZERO_CHAIN, ClientRequest
 from agora.decision.bft.storage import BftStorage
+from agora.decision.consensus.entry_log import FORGET_MAX
 
 Batch = tuple[ClientRequest, ...]
 
@@ -42,7 +44,8 @@ class ExecutedLog:
         self.batches.append(batch)
         self.digests.append(batch_digest)
         self.chains.append(chain)
-        if self.storage is not None and len(self.batches) >= 2 * self.keep:
+        if self.storage is not None and len(self.batches) >= self.keep + min(self.keep,
+                                                                             FORGET_MAX):
             drop = len(self.batches) - self.keep
             del self.batches[:drop], self.digests[:drop], self.chains[:drop]
             self.base += drop

@@ -37,8 +37,9 @@ class ReplicaConfig(msgspec.Struct, frozen=True, kw_only=True):
     canary: Canary = Canary.NONE
     backup_acks: bool = True  # the f backups after the leader tell clients what they prepared
     pre_vote: bool = True  # ask f others before starting a view change on a silent leader
-    # applied entries kept in memory (between log_memory and twice that); older ones are read
-    # back from storage by the rare replica that needs them (entry_log.py)
+    # applied entries kept in memory (between this and this plus FORGET_MAX, or twice it if
+    # less); older ones are read back from storage by the rare replica that needs them
+    # (entry_log.py)
     log_memory: int = 16_384
     # applied entries between checkpoints of the client table (0: none), so that a restart
     # applies what follows the last one rather than the whole log (checkpoint.py)

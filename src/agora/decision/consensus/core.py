@@ -27,7 +27,7 @@ import msgspec
 from agora.decision.consensus.checkpoint import Checkpoint, ClientSlot
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.deadline import needs_verdict, verdict
-from agora.decision.consensus.entry_log import EntryLog
+from agora.decision.consensus.entry_log import FORGET_MAX, EntryLog
 from agora.decision.consensus.messages import (
     Committed,
     DoViewChange,
@@ -249,7 +249,8 @@ class ReplicaCore(abc.ABC):
             if not self._apply_entry(memory[self.applied - base], reply, acked_to, out):
                 break
         cfg = self.config
-        if self.applied - log.base >= 2 * cfg.log_memory and self.checks:  # canaries keep all
+        if self.applied - log.base >= cfg.log_memory + min(cfg.log_memory, FORGET_MAX) \
+                and self.checks:  # canaries keep all
             log.forget(self.applied - cfg.log_memory)
         if cfg.checkpoint_every and self.applied - self.checkpointed >= cfg.checkpoint_every \
                 and self.checks:  # a canary may rewrite what it applied: no checkpoint of it

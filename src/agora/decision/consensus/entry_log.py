@@ -19,6 +19,13 @@ from collections.abc import Iterable, Iterator
 from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.storage import Storage
 
+FORGET_MAX = 1_024
+"""How many applied entries beyond its ``log_memory`` a replica lets accumulate before it lets
+go of them (at most ``log_memory``; a PBFT replica: executed batches), so a loaded step frees
+about this many, not ``log_memory``. Freeing 16,384 entries at once, as when the log kept
+``log_memory`` to twice that, held each replica's step for 4.6-6.1 ms (in process, 94-byte
+payloads): a stall on the commit path every 16,384 entries. 1,024 at a time take ~0.3 ms."""
+
 
 class EntryLog:
     """Entries ``1..len(log)``; ``memory`` holds ``base + 1..len(log)``, storage the rest."""

@@ -47,8 +47,9 @@ single replica cut off from the leader does not pull everyone into a view change
 heard again.
 
 View change and state transfer are in ``view_change.py``, restart and recovery in
-``recovery.py``, the deadline rule in ``deadline.py``; the log keeps ``log_memory`` to twice
-that many applied entries in memory and reads older ones back from storage (``entry_log.py``).
+``recovery.py``, the deadline rule in ``deadline.py``; the log keeps ``log_memory`` applied
+entries in memory, and up to ``FORGET_MAX`` more before it lets go of them, and reads older ones
+back from storage (``entry_log.py``).
 Byzantine replicas are ``agora.decision.bft``'s, the transport and processes
 ``agora.decision.transport``'s. A restart loads the last ``log_memory`` committed entries and
 applies the ones before them a chunk at a time from storage (``Storage.load``'s ``keep``), so its

@@ -7,6 +7,11 @@ socket, bound first) may take it: a rare "address already in use" in tests that 
 processes. Ports below the ephemeral range (``/proc/sys/net/ipv4/ip_local_port_range``) are
 never handed out automatically; this picks free ones there at random, each checked by binding
 it for both TCP and UDP, all held at once so they differ.
+
+A port handed out is free until its server binds it, so two calls of one process could hand out
+the same port to two servers not yet started (a test picks its venue's ports, then its nodes'
+feed ports, then its replicas', and starts them later: a rare "address already in use"). So a
+process never hands out again one of the latest :data:`REMEMBERED` ports it handed out.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ import random
 import socket
 from pathlib import Path
 
+from agora.core.recent import Recent
+
 LOWEST = 10_000  # below: well-known services' neighbourhood
+REMEMBERED = 4_096  # ports handed out lately, not handed out again (a fifth of the range)
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out = Recent(REMEMBERED)
 
 
 def _ephemeral_start() -> int:
@@ -39,7 +48,7 @@ def unused_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             if len(ports) == count:
                 break
             port = rng.randrange(LOWEST, top)
-            if port in ports:
+            if port in ports or port in _handed_out:
                 continue
             pair = [socket.socket(socket.AF_INET, kind)
                     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)]
@@ -54,6 +63,8 @@ def unused_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             ports.append(port)
         if len(ports) < count:
             raise RuntimeError(f"found only {len(ports)} of {count} free ports on {host}")
+        for port in ports:
+            _handed_out.add(port)
         return ports
     finally:
         for s in held:

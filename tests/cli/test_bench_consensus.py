@@ -77,3 +77,28 @@ def test_the_byzantine_long_session_bench_restarts_a_killed_backup():
     refused = subprocess.run([sys.executable, "-m", "agora.bench.consensus_bft_long",
                               "--requests", "0"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "--requests" in refused.stderr
+
+
+def test_the_colocated_proposer_bench_times_a_proposer_on_every_node():
+    done = subprocess.run(
+        [sys.executable, "-m", "agora.bench.consensus_colocated", "--count", "30", "--warmup",
+         "10"], capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    figures = json.loads(last.removeprefix("RESULT "))
+    assert figures["count"] == 30
+    for role in ("leader", "acker", "third"):  # every node's proposer took its turn
+        assert 0 < figures[f"{role}_node_p50_us"] <= figures[f"{role}_node_p99_us"], role
+    # no commit is faster than a round trip between two processes with nothing to do
+    assert min(figures[f"{r}_node_p50_us"] for r in ("leader", "acker", "third")) >= (
+        figures["udp_2hops_1ms_p50_us"])
+    assert figures["separate_proposer_p50_us"] >= figures["udp_3hops_1ms_p50_us"]
+
+
+def test_the_colocated_proposer_bench_refuses_too_few_commits():
+    done = subprocess.run(
+        [sys.executable, "-m", "agora.bench.consensus_colocated", "--count", "3"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "--count must be >= 10" in done.stderr

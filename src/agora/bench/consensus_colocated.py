@@ -35,6 +35,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from agora.bench.consensus import REPLICA_OPTIONS, _sync_latency, udp_floor
@@ -81,10 +82,15 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     turns: set[asyncio.Task[None]] = set()
 
+    def finished(task: asyncio.Task[None]) -> None:
+        turns.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the driver times out
+            traceback.print_exception(task.exception(), file=sys.stderr)
+
     def turn() -> None:
         task = loop.create_task(_propose(args))
         turns.add(task)
-        task.add_done_callback(turns.discard)
+        task.add_done_callback(finished)
 
     loop.add_signal_handler(signal.SIGUSR2, turn)
     return await replica_main.main(args)

@@ -139,19 +139,15 @@ def _turn(cluster: ProcessCluster, replica: int, timeout_s: float) -> dict:
     return json.loads(path.read_text())
 
 
-def _us(samples: list[int]) -> tuple[float, float]:
-    p50, p99, _ = percentiles(samples)
-    return p50, p99
-
-
 def measure(count: int = 3_000, warmup: int = 300) -> dict:
     """The figures of the module notes (see there)."""
     figures: dict = {"count": count}
     for hops in (2, 3):
-        figures[f"udp_{hops}hops_1ms_p50_us"] = _us(udp_floor(count, gap_s=0.001, hops=hops))[0]
+        figures[f"udp_{hops}hops_1ms_p50_us"] = percentiles(
+            udp_floor(count, gap_s=0.001, hops=hops))[0]
         cpus = one_vcpu()
         if cpus is not None:
-            figures[f"udp_{hops}hops_1ms_one_vcpu_p50_us"] = _us(
+            figures[f"udp_{hops}hops_1ms_one_vcpu_p50_us"] = percentiles(
                 udp_floor(count, gap_s=0.001, hops=hops, cpus=cpus))[0]
     with tempfile.TemporaryDirectory() as tmp, ProcessCluster(
             Path(tmp), 3, module="agora.bench.consensus_colocated",
@@ -166,10 +162,11 @@ def measure(count: int = 3_000, warmup: int = 300) -> dict:
             if result["view"] != view:
                 raise RuntimeError(f"the view changed during the run ({view} -> "
                                    f"{result['view']}): the roles no longer hold")
-            p50, p99 = _us(result["latencies_ns"])
+            p50, p99, _ = percentiles(result["latencies_ns"])
             figures[f"{roles[r]}_node_p50_us"], figures[f"{roles[r]}_node_p99_us"] = p50, p99
         sync = _sync_latency(cluster, count, warmup)
-        figures["separate_proposer_p50_us"], figures["separate_proposer_p99_us"] = _us(sync)
+        figures["separate_proposer_p50_us"], figures["separate_proposer_p99_us"], _ = \
+            percentiles(sync)
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
 
 

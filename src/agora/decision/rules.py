@@ -167,7 +167,6 @@ class RulesConfig(msgspec.Struct, frozen=True):
             raise ValueError(f"done_quorum {self.done_quorum} exceeds the roster's {reporters} "
                              f"reporters: no order could ever end")
 
-
     @property
     def reporters(self) -> int:
         """How many members may report orders done (``Role.REPORT``)."""

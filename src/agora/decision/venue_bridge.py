@@ -75,10 +75,14 @@ class Outgoing(NamedTuple):
 
     decision: Decision
     command: VenueCommand
-    target: str = ""
-    """For a cancel, the client_order_id of the order it cancels (FIX OrigClOrdID); else ""."""
     order: NewOrder | None = None
     """For a cancel, the order it cancels (a FIX cancel names its symbol and side); else None."""
+
+    @property
+    def target(self) -> str:
+        """For a cancel, the client_order_id of the order it cancels (FIX OrigClOrdID); else
+        ""."""
+        return "" if self.order is None else self.order.client_order_id
 
 
 class ApplierState(msgspec.Struct, frozen=True, array_like=True):
@@ -169,7 +173,7 @@ class DecisionApplier:
         # the order's last command: its venue id is done
         self._order_ids.pop(target.client_order_id, None)
         command = CancelOrder(self.participant, order_id, 0, decision.client_order_id)
-        return Outgoing(decision, command, target.client_order_id, target)
+        return Outgoing(decision, command, target)
 
     def state(self) -> ApplierState:
         return ApplierState(self.applied_index, dict(self.counts), self._orders,

@@ -6,7 +6,10 @@ log shows. Here a fresh n = 3 cluster (real processes, the benchmark's replica o
 each replica's resident memory, the failover gap after SIGKILL of the leader (measured as the
 benchmark's own failover), and the killed replica's restart: the time until it is serving again
 and until its committed record has caught up with the cluster, and its resident memory then
-(a restart that loaded its whole log at once stayed at that load's peak).
+(a restart that loaded its whole log at once stayed at that load's peak). And the disk: each
+replica's log file, its length and the blocks it holds (compaction frees the prefix below
+every replica's durable checkpoint, so the blocks stay near a few checkpoint intervals while
+the length, which compaction leaves as it is, grows with the session).
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ import uvloop
 from agora.bench.consensus import CLOCK, REPLICA_OPTIONS, _failover
 from agora.decision.transport.client import ClusterClient, open_loop
 from agora.decision.transport.cluster import ProcessCluster
+
+
+def log_disk_mb(directory: Path) -> tuple[float, float]:
+    """A replica's log file: (its length, the disk blocks it holds), in MB."""
+    stat = (directory / "storage" / "log").stat()
+    return stat.st_size / 1e6, stat.st_blocks * 512 / 1e6
 
 
 def rss_mb(pid: int) -> float:
@@ -66,12 +75,14 @@ async def _measure(root: Path, entries: int, rate: int, fsync: str) -> dict:
             await commit_session(client, entries, rate)
             await asyncio.sleep(0.5)
             rss = [rss_mb(cluster.procs[r].pid) for r in range(cluster.n)]
+            disk = [log_disk_mb(cluster.directory(r)) for r in range(cluster.n)]
             killed = client.view % cluster.n
             failover_ms = await _failover(cluster, client, 1_000)
             ready_s, caught_up_s, restarted_rss = await restart_and_catch_up(cluster, killed)
         finally:
             client.close()
-    return {"entries": entries, "rss_mb": rss, "failover_ms": failover_ms,
+    return {"entries": entries, "rss_mb": rss, "log_size_mb": [size for size, _ in disk],
+            "log_disk_mb": [held for _, held in disk], "failover_ms": failover_ms,
             "restart_ready_s": ready_s, "restart_caught_up_s": caught_up_s,
             "restarted_rss_mb": restarted_rss}
 

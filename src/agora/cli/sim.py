@@ -61,7 +61,8 @@ def _one(seed: int, n: int | None, canary: Canary, bft: bool = False) -> RunResu
                   f"canary={canary.value}{note}", highlight=False)
     console.print(f"commits {result.commits}, view changes {result.view_changes}, "
                   f"crashes {result.crashes}, recoveries {result.recoveries}, "
-                  f"lost records {result.lost_records}, events {result.events}, "
+                  f"lost records {result.lost_records}, compactions {result.compactions}, "
+                  f"events {result.events}, "
                   f"simulated {_ms(result.sim_ns)} ms")
     console.print(f"commit latency ms: mean {_ms(result.latency_ns_mean)} "
                   f"p50 {_ms(result.latency_ns_p50)} p99 {_ms(result.latency_ns_p99)}; "
@@ -106,6 +107,7 @@ def _summary(results: list[RunResult], n: int | None, canary: Canary,
         "commits": sum(r.commits for r in results),
         "view_changes": sum(r.view_changes for r in results),
         "crashes": sum(r.crashes for r in results),
+        "compactions": sum(r.compactions for r in results),
         "queue_full_replies": sum(r.queue_full_replies for r in results),
         "commit_latency_ms_mean": round(statistics.fmean(latencies) / 1e6, 4) if latencies else 0,
         "commit_latency_ms_p50": round(pct(0.5) / 1e6, 4),

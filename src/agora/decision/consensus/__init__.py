@@ -24,7 +24,9 @@ checkpoint of the client table), ``vote.py`` and ``frames.py`` (the files' forma
 
 Elsewhere: the Byzantine mode (``agora.decision.bft``), the UDP transport and replica processes
 (``agora.decision.transport``), the simulator (``agora.decision.sim``), the benchmark
-(``agora bench consensus``). Not built yet: log compaction and reconfiguration.
+(``agora bench consensus``). Compaction releases the log's prefix below every replica's
+durable checkpoint (``core.py``). Not built yet: reconfiguration, and state transfer to a replica
+whose disk was lost.
 """
 
 from agora.decision.consensus.checkpoint import Checkpoint

@@ -17,14 +17,16 @@ It is a shortcut, never a source of truth:
   background thread off the commit path), so a checkpoint found after a crash never describes
   records the crash took. Losing one (a crash before it is written, or a damaged file, which is
   ignored) costs only a longer restart.
-* A replica uses it only when its application has applied at least that far (``applied_index``):
-  the committed entries after the application's point are emitted again on a restart, and those
-  need the log, not the table.
+* A restart takes the newest checkpoint's table whatever its application's point
+  (``applied_index``): if the application is behind the checkpoint, the entries after its point
+  are applied again (they must be emitted again) from the log; each rewrites a client's slot
+  with a value the table already holds at the end, so the table is the same once ``applied``
+  passes the checkpoint.
 
-What it is not: compaction. The log file keeps every record (a lagging replica may still ask for
-old entries, and a replica whose application persists nothing replays from entry 1); releasing
-its prefix needs a snapshot transfer to replicas behind it, which the protocol does not have yet.
-The Byzantine mode has restart snapshots of its own (``agora.decision.bft.snapshot``).
+A durable checkpoint is also what compaction stands on (``core.py``): no replica ever needs an
+entry at or below its own durable checkpoint from another, so the lowest of them (the *floor*)
+bounds what every replica may release. The Byzantine mode has restart snapshots of its own
+(``agora.decision.bft.snapshot``) and no compaction.
 """
 
 from __future__ import annotations

@@ -10,6 +10,16 @@ Invariants kept here (checked where they can break; :class:`InvariantViolation` 
   (``deadline.py``), so applying may stop short of ``commit`` until a witness commits.
 * The client table is a function of the applied log: ``client -> (request number, index,
   abandoned)`` of the client's last committed request.
+* Compaction: a replica releases entries ``1..k`` of its storage (``Storage.compact``) only when
+  ``k`` is at most (a) the *floor*, the lowest durable checkpoint any replica has reported (a
+  replica never needs from another an entry at or below its own durable checkpoint: its
+  restart starts there, and every request it makes of a peer, a repair, a view change's log
+  or recovery, names a base at or above its commit, which is at or above that checkpoint);
+  (b) what its application released (``release``: it never asks for those entries again); and
+  (c) its own durable checkpoint. Checkpoints only move forward, so a floor once computed stays
+  valid: every replica keeps the highest it heard. A replica that stays down pins the floor at
+  its last report (the log keeps what it will need); one whose disk is lost is not in the fault
+  model (replace its directory with a copy of a peer's).
 
 In the canary modes the rewrite check is off, so that the damage reaches the outside checker
 instead of stopping at the replica that notices it.
@@ -29,6 +39,8 @@ from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.deadline import needs_verdict, verdict
 from agora.decision.consensus.entry_log import FORGET_MAX, EntryLog
 from agora.decision.consensus.messages import (
+    Broadcast,
+    Commit,
     Committed,
     DoViewChange,
     Entry,
@@ -81,6 +93,7 @@ class ReplicaStats(msgspec.Struct):
     requests_dropped: int = 0  # queue full (each answered: Reply.queue_full)
     recoveries: int = 0
     checkpoints: int = 0  # client tables handed to storage (checkpoint.py)
+    compactions: int = 0  # storage prefixes released (see the module notes)
 
     @property
     def miss_rate(self) -> float:
@@ -125,6 +138,12 @@ class ReplicaCore(abc.ABC):
         self.applied = 0
         self.app_index = applied_index
         self.checkpointed = 0  # the applied index of the last checkpoint taken or loaded
+        self.released = 0  # the application never asks for 1..released again (release)
+        self.floor = 0  # no replica's durable checkpoint is below it (module notes)
+        self.kept: dict[int, int] = {}  # leader: replica -> durable checkpoint it reported
+        self.own_kept = 0  # our storage's durable checkpoint when the floor was last worked out
+        self.compacted = 0  # entries 1..compacted are released from storage
+        self.compact_step = max(1, config.checkpoint_every)  # compact at most this often
         self.commit_seen = 0  # highest commit number heard from a leader of this view
         self.clients: dict[int, ClientSlot] = {}
         self.in_log: dict[int, int] = {}  # leader: client -> highest request number in the log
@@ -198,7 +217,7 @@ class ReplicaCore(abc.ABC):
         log = self.log
         base = min(base, len(log))
         end = base + len(entries)
-        same = base
+        same = max(base, min(self.compacted, end))  # committed, so equal: and no longer here
         stop = min(len(log), end)
         while same < stop and log[same] == entries[same - base]:
             same += 1
@@ -255,6 +274,47 @@ class ReplicaCore(abc.ABC):
         if cfg.checkpoint_every and self.applied - self.checkpointed >= cfg.checkpoint_every \
                 and self.checks:  # a canary may rewrite what it applied: no checkpoint of it
             self._checkpoint()
+        if self.floor - self.compacted >= self.compact_step and self.checks:
+            self._compact()
+
+    def release(self, index: int) -> None:
+        """The application will never ask for entries ``1..index`` again (it has them durably):
+        the storage may let them go once the whole cluster allows it (see the module notes)."""
+        if index > self.released:
+            self.released = index
+
+    def _compact(self) -> None:
+        """Release the storage's prefix (module notes), at most every ``compact_step``
+        entries: a file storage frees disk blocks, a system call or two."""
+        storage = self.storage
+        upto = min(self.floor, self.released, storage.kept_checkpoint, self.applied)
+        if upto - self.compacted >= self.compact_step:
+            storage.compact(upto)
+            self.compacted = upto
+            self.stats.compactions += 1
+
+    def _peer_base(self, base: int) -> int:
+        """Where a log we send a peer starts: ``base``, or past what we compacted if that is
+        further. A peer's current need never lies below it (its commit is at or past its own
+        durable checkpoint, which the floor is at most), but its request may be old: the
+        network delays and duplicates, and a peer's commit only grows meanwhile."""
+        return max(base, self.compacted)
+
+    def _prepare_ok(self, op: int) -> PrepareOk:
+        """A backup's acknowledgement, with its durable checkpoint for the leader's floor."""
+        return PrepareOk(self.config.cluster, self.me, self.view, op,
+                         self.storage.kept_checkpoint)
+
+    def _raise_floor(self, out: list[Outbox]) -> None:
+        """Leader: the floor is the lowest durable checkpoint of every replica (a replica not
+        heard from counts as 0); a higher one goes to the backups in a Commit at once."""
+        own = self.own_kept = self.storage.kept_checkpoint
+        kept = self.kept
+        floor = min([own] + [kept.get(replica, 0) for replica in self.peers])
+        if floor > self.floor:
+            self.floor = floor
+            out.append(Broadcast(Commit(self.config.cluster, self.me, self.view, self.commit,
+                                        floor)))
 
     def _checkpoint(self) -> None:
         """Hand storage the client table at ``applied`` (see ``checkpoint.py``)."""
@@ -324,8 +384,7 @@ class ReplicaCore(abc.ABC):
         self._mark("heard", now)
         self.commit_seen = max(commit, self.commit)
         self._set_commit(commit, out)
-        out.append(Send(self.leader_of(self.view),
-                        PrepareOk(self.config.cluster, self.me, self.view, self.op)))
+        out.append(Send(self.leader_of(self.view), self._prepare_ok(self.op)))
 
     @abc.abstractmethod
     def _flush(self, now: int, out: list[Outbox]) -> None:

@@ -115,19 +115,26 @@ class Prepare(Message):
 
 
 class PrepareOk(Message):
-    """Backup -> leader: "I hold every entry of ``view``'s log up to ``op``" (cumulative)."""
+    """Backup -> leader: "I hold every entry of ``view``'s log up to ``op``" (cumulative).
+
+    ``checkpoint``: the sender's newest durable checkpoint (``Storage.kept_checkpoint``), from
+    which the leader works out how far every replica may compact (see ``Commit``)."""
 
     replica: int
     view: int
     op: int
+    checkpoint: int = 0  # appended (schema evolution): older peers send 0
 
 
 class Commit(Message):
-    """Leader heartbeat: commit number, sent when there is nothing to prepare."""
+    """Leader heartbeat: commit number, sent when there is nothing to prepare, and the
+    compaction floor: no replica's newest durable checkpoint is below ``floor``, so none will
+    ever need an entry at or below it from another (see ``core.py``)."""
 
     replica: int
     view: int
     commit: int
+    floor: int = 0  # appended (schema evolution): older leaders send 0
 
 
 class StartViewChange(Message):

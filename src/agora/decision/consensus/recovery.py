@@ -68,7 +68,7 @@ class Recovering(ReplicaCore):
             return
         base, entries = 0, ()
         if self.is_leader:
-            base = min(m.commit, self.op)
+            base = self._peer_base(min(m.commit, self.op))
             entries = tuple(self.log[base:base + self.config.repair_max])
         out.append(Send(m.replica, RecoveryResponse(self.config.cluster, self.me, self.view,
                                                     m.nonce, self.commit, base, entries)))

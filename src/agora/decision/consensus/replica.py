@@ -54,14 +54,16 @@ Byzantine replicas are ``agora.decision.bft``'s, the transport and processes
 ``agora.decision.transport``'s. A restart loads the last ``log_memory`` committed entries and
 applies the ones before them a chunk at a time from storage (``Storage.load``'s ``keep``), so its
 memory does not grow with the log either; and every ``checkpoint_every`` applied entries the
-replica checkpoints its client table (``checkpoint.py``), so a restart whose application has
-applied that far starts there instead of applying the log from entry 1. Not here yet: log
-compaction (the log file holds the whole session), and reconfiguration (the replica set is
-fixed).
+replica checkpoints its client table (``checkpoint.py``), so a restart starts there instead of
+applying the log from entry 1. Compaction (``core.py``): once every replica holds a durable
+checkpoint at or past ``k`` and the application has released ``k`` (``release``), a replica
+lets its storage free entries ``1..k``. Not here yet: reconfiguration (the replica set is fixed),
+and a state transfer for a replica whose disk was lost (copy a peer's directory instead).
 """
 
 from __future__ import annotations
 
+from agora.decision.consensus.checkpoint import ClientSlot
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.core import Status
 from agora.decision.consensus.deadline import witness_needed
@@ -93,6 +95,7 @@ from agora.decision.consensus.storage import Storage
 from agora.decision.consensus.view_change import ViewChange
 
 _IN_VIEW = frozenset({Prepare, Commit, PrepareOk, RequestStartView})  # judged by their view
+ANY_CHECKPOINT = 1 << 62  # a restart starts from the newest checkpoint, whatever it is
 
 
 class Replica(ViewChange, Recovering):
@@ -113,19 +116,16 @@ class Replica(ViewChange, Recovering):
             self._mark(name, now_ns)
         self.marks["repair"] = now_ns - self.config.resend_ns  # the first repair goes at once
         # the committed entries before the last log_memory stay on disk: _apply streams them
-        # (a canary, which may rewrite what it wrongly thinks committed, keeps it all); those
-        # up to a checkpoint the application has applied need not be applied again
+        # (a canary, which may rewrite what it wrongly thinks committed, keeps it all)
         stored = self.storage.load(keep=self.config.log_memory if self.checks else None,
-                                   checkpoint_max=self.app_index if self.checks else -1)
+                                   checkpoint_max=ANY_CHECKPOINT if self.checks else -1)
         if stored is None:
             self.storage.write_view(0, 0)
             return out
         self.view, self.log_view = stored.view, stored.log_view
+        self.compacted = self.storage.compacted
         if stored.checkpoint is not None:
-            self._check(stored.checkpoint.index <= stored.commit,
-                        f"checkpoint at {stored.checkpoint.index} past the stored commit")
-            self.applied = self.checkpointed = stored.checkpoint.index
-            self.clients = dict(stored.checkpoint.clients)
+            self._resume_from(stored.checkpoint.index, stored.checkpoint.clients, stored.commit)
         trusted = self.storage.durable or self.config.canary is Canary.TRUST_LOSSY_STORAGE
         tail = stored.entries if trusted else stored.entries[: stored.commit - stored.base]
         self.log = EntryLog(self.storage, tail, stored.base)
@@ -142,6 +142,21 @@ class Replica(ViewChange, Recovering):
         else:
             self._start_view_change(self.view, now_ns, out)
         return out
+
+    def _resume_from(self, index: int, clients: dict[int, ClientSlot], commit: int) -> None:
+        """Start from the checkpoint at ``index``: its client table, and the entries after
+        the application's point applied again (the application needs them emitted). Entries
+        up to ``index`` rewrite only slots the table already holds at their final value, so
+        the table is right again once ``applied`` passes ``index``: the same as applying the
+        log from entry 1, reading only what the application needs."""
+        self._check(index <= commit, f"checkpoint at {index} past the stored commit")
+        if self.app_index < self.compacted:
+            raise ValueError(f"replica {self.me}: the application resumes after entry "
+                             f"{self.app_index}, but entries 1..{self.compacted} were compacted "
+                             f"(its durable point went back past what it released)")
+        self.applied = min(index, self.app_index)
+        self.checkpointed = index
+        self.clients = dict(clients)
 
     # ---------------------------------------------------------------- public steps
 
@@ -308,6 +323,9 @@ class Replica(ViewChange, Recovering):
     def _on_prepare_ok(self, m: PrepareOk, now: int, out: list[Outbox]) -> None:
         if not self.is_leader:
             return
+        if m.checkpoint > self.kept.get(m.replica, 0):  # rare: once a checkpoint interval
+            self.kept[m.replica] = m.checkpoint
+            self._raise_floor(out)
         if m.op > self.acked.get(m.replica, 0):
             self.acked[m.replica] = min(m.op, self.op)
             self._advance_commit(now, out)
@@ -330,14 +348,18 @@ class Replica(ViewChange, Recovering):
         op = self.op
         self._flush(now, out)
         if self.op == op and self.commit_quorum > 1:
-            out.append(Broadcast(Commit(self.config.cluster, self.me, self.view, self.commit)))
+            out.append(Broadcast(Commit(self.config.cluster, self.me, self.view, self.commit,
+                                        self.floor)))
             self._mark("heartbeat", now)
 
     def _tick_leader(self, now: int, out: list[Outbox]) -> None:
         cfg = self.config
+        if self.storage.kept_checkpoint != self.own_kept:  # our durable checkpoint moved
+            self._raise_floor(out)
         if self._expired("heartbeat", now, cfg.heartbeat_ns):
             self._mark("heartbeat", now)
-            out.append(Broadcast(Commit(cfg.cluster, self.me, self.view, self.commit)))
+            out.append(Broadcast(Commit(cfg.cluster, self.me, self.view, self.commit,
+                                        self.floor)))
         if self.op > self.commit and self._expired("progress", now, cfg.resend_ns):
             self._mark("progress", now)
             for replica in self.peers:
@@ -368,7 +390,7 @@ class Replica(ViewChange, Recovering):
             if self.me in self.ackers[leader]:  # we acknowledge to clients (see core.py)
                 self._acknowledge(fresh, out)
             op = self.op
-        out.append(Send(m.replica, PrepareOk(self.config.cluster, self.me, self.view, op)))
+        out.append(Send(m.replica, self._prepare_ok(op)))
         if m.commit > self.commit:
             self._set_commit(m.commit, out)
 
@@ -386,6 +408,8 @@ class Replica(ViewChange, Recovering):
             return
         self._mark("heard", now)
         self.commit_seen = max(self.commit_seen, m.commit)
+        if m.floor > self.floor:  # a floor stays valid: keep the highest heard (core.py)
+            self.floor = m.floor
         if m.commit > self.op:
             self._request_start_view(now, out)
         self._set_commit(m.commit, out)

@@ -130,6 +130,21 @@ class Storage(Protocol):
         step's messages are sent; see :class:`FileStorage`)."""
         ...
 
+    @property
+    def kept_checkpoint(self) -> int:
+        """The index of the newest checkpoint that would survive a crash now (0: none)."""
+        ...
+
+    @property
+    def compacted(self) -> int:
+        """Entries ``1..compacted`` are released (``compact``): reading them is an error."""
+        ...
+
+    def compact(self, upto: int) -> None:
+        """Release entries ``1..upto`` for good (``upto <= kept_checkpoint``): nobody, this
+        replica's restart included, will read them again (see ``core.py``)."""
+        ...
+
 
 def replay(view: int, log_view: int, records: Iterable[LogRecord],
            keep: int | None = None, checkpoint: Checkpoint | None = None) -> Stored:
@@ -166,20 +181,40 @@ def stored_base(commit: int, keep: int | None, checkpoint: Checkpoint | None = N
 
 class EntryCopy:
     """The log the records written so far describe, as a list: the in-memory storages' answer
-    to ``read_entries`` (they are the disk; a file storage reads its file instead)."""
+    to ``read_entries`` (they are the disk; a file storage reads its file instead). Entries
+    ``1..compacted`` are gone from it: a read of one is an error, as on a compacted file."""
 
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
-        self.entries = list(entries)
+    def __init__(self, entries: Iterable[Entry] = (), compacted: int = 0) -> None:
+        self.entries = list(entries)[compacted:]
+        self.compacted = compacted
 
     def write(self, start: int, entries: Sequence[Entry]) -> None:
-        del self.entries[start - 1 :]
+        if start <= self.compacted:
+            raise ValueError(f"entries from {start} written; 1..{self.compacted} are compacted")
+        del self.entries[start - 1 - self.compacted :]
         self.entries.extend(entries)
 
     def read(self, first: int, count: int) -> list[Entry]:
-        if first < 1 or first + count - 1 > len(self.entries):
+        if first <= self.compacted:
+            raise LookupError(f"entry {first} asked for; entries 1..{self.compacted} were "
+                              f"compacted")
+        end = self.compacted + len(self.entries)
+        if first + count - 1 > end:
             raise LookupError(f"entries {first}..{first + count - 1} asked for, the storage "
-                              f"holds 1..{len(self.entries)}")
-        return self.entries[first - 1 : first - 1 + count]
+                              f"holds 1..{end}")
+        return self.entries[first - 1 - self.compacted : first - 1 - self.compacted + count]
+
+    def compact(self, upto: int) -> None:
+        if upto > self.compacted:
+            del self.entries[: upto - self.compacted]
+            self.compacted = upto
+
+
+def check_compaction(upto: int, kept_checkpoint: int) -> None:
+    """What every storage refuses: releasing entries no durable checkpoint covers."""
+    if upto > kept_checkpoint:
+        raise ValueError(f"cannot compact entries up to {upto}: the newest durable checkpoint "
+                         f"is at {kept_checkpoint}")
 
 
 class MemoryStorage:
@@ -218,6 +253,20 @@ class MemoryStorage:
 
     def drain(self) -> None:
         """Nothing is held back."""
+
+    @property
+    def kept_checkpoint(self) -> int:
+        return self.checkpoint.index if self.checkpoint is not None else 0
+
+    @property
+    def compacted(self) -> int:
+        return self.entries.compacted
+
+    def compact(self, upto: int) -> None:
+        """Reads of entries ``1..upto`` fail from now on; ``load`` still replays every record
+        (a test storage keeps them)."""
+        check_compaction(upto, self.kept_checkpoint)
+        self.entries.compact(upto)
 
 
 HELD_MAX = 1_024  # policy none: records held back before a drain is forced

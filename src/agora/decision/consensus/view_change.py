@@ -53,7 +53,6 @@ from agora.decision.consensus.messages import (
     Broadcast,
     DoViewChange,
     Outbox,
-    PrepareOk,
     PreVote,
     PreVoteOk,
     RequestStartView,
@@ -119,7 +118,7 @@ class ViewChange(ReplicaCore):
         if self.announced_commit is None:
             return  # the leader's StartViewChange, which names its commit, is yet to come
         self.dvc_sent = True
-        base = min(self.announced_commit, self.op)
+        base = self._peer_base(min(self.announced_commit, self.op))
         out.append(Send(leader, DoViewChange(self.config.cluster, self.me, self.view,
                                              self.log_view, self.op, self.commit, base,
                                              tuple(self.log[base:]))))
@@ -173,7 +172,7 @@ class ViewChange(ReplicaCore):
                 # from entry 1 (up to repair_max entries, for a replica that is likely dead).
                 # When it hears this view (a Prepare or Commit) it asks, naming its commit.
                 continue
-            base = min(known, self.op)
+            base = self._peer_base(min(known, self.op))
             out.append(Send(replica, StartView(self.config.cluster, self.me, self.view,
                                                self.commit, base,
                                                tuple(self.log[base:base + cap]))))
@@ -214,8 +213,7 @@ class ViewChange(ReplicaCore):
         fresh = [e for e in m.entries if e.index > self.op]
         if fresh:
             self._append(fresh)
-        out.append(Send(self.leader_of(self.view),
-                        PrepareOk(self.config.cluster, self.me, self.view, self.op)))
+        out.append(Send(self.leader_of(self.view), self._prepare_ok(self.op)))
         self._set_commit(m.commit, out)
 
     def _request_start_view(self, now: int, out: list[Outbox]) -> None:
@@ -230,7 +228,7 @@ class ViewChange(ReplicaCore):
     def _on_request_start_view(self, m: RequestStartView, out: list[Outbox]) -> None:
         if m.view != self.view or self.status is not Status.NORMAL or not self.is_leader:
             return
-        base = min(m.base, self.op)
+        base = self._peer_base(min(m.base, self.op))
         entries = tuple(self.log[base:base + self.config.repair_max])
         out.append(Send(m.replica, StartView(self.config.cluster, self.me, self.view, self.commit,
                                              base, entries)))

@@ -110,6 +110,9 @@ class BftCluster(Cluster):
         self.checker.on_start(replica, applied_index)
         self._run_replica(replica, lambda: node.start(self.clocks[replica].local(self.now)))
 
+    def _app_release(self, node: int) -> None:
+        """A PBFT replica keeps its whole record (no compaction in the Byzantine mode)."""
+
     def down_or_recovering(self) -> int:
         return sum(node is None for node in self.replicas)
 

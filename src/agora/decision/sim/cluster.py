@@ -73,6 +73,10 @@ class ClusterOptions(msgspec.Struct, frozen=True, kw_only=True):
     network: NetworkOptions = NetworkOptions()
 
 
+APP_SEED = 0x5EED_A99  # mixed into a run's seed for its applications' generator
+APP_RELEASE_CHANCE = 0.05  # per replica step: the application persists and releases
+
+
 class SimFailure(Exception):
     """A replica raised: the run stops here."""
 
@@ -108,6 +112,10 @@ class Cluster:
         self.failures: list[str] = []
         self.crashes = 0
         self.outgoing: dict[int, list[Request]] = {}  # replica -> requests of the batch window
+        # each replica's application: the durable point it last told its replica (``release``),
+        # moved by a generator of its own so that the faults' draws stay what they were
+        self.app_durable = [0] * n
+        self.app_rng = random.Random(seed ^ APP_SEED)
         for replica in range(n):
             self.restart(replica, applied_index=0)
             self._push(self.rng.randrange(options.tick_ns), _TICK_REPLICA, replica, None)
@@ -143,12 +151,15 @@ class Cluster:
         if self.replicas[replica] is not None:
             return
         received = self.checker.next_index.get(replica, 1) - 1
-        if applied_index is None:
-            applied_index = self.rng.randint(0, received)
+        if applied_index is None:  # never below what the application told the replica it keeps
+            durable = self.app_durable[replica]
+            applied_index = self.rng.randint(durable, max(durable, received))
+        self.app_durable[replica] = applied_index
         self.incarnations[replica] += 1
         config = msgspec.structs.replace(self.options.replica, replica=replica, n=self.n)
         node = Replica(config, self.storages[replica], applied_index=applied_index,
                        incarnation=self.incarnations[replica])
+        node.release(applied_index)  # the model's application: its resume point is durable
         self.replicas[replica] = node
         self.checker.on_start(replica, applied_index)
         self._run_replica(replica, lambda: node.start(self.clocks[replica].local(self.now)))
@@ -294,6 +305,18 @@ class Cluster:
                                  f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")
             raise SimFailure from error
         self._route(node, out)
+        if self.app_rng.random() < APP_RELEASE_CHANCE:
+            self._app_release(node)
+
+    def _app_release(self, node: int) -> None:
+        """The application of ``node`` persists a random prefix of what it received and says
+        so (``Replica.release``): a restart resumes at or after that point, never before."""
+        replica = self.replicas[node]
+        received = self.checker.next_index.get(node, 1) - 1
+        if replica is None or received <= self.app_durable[node]:
+            return
+        self.app_durable[node] = self.app_rng.randint(self.app_durable[node], received)
+        replica.release(self.app_durable[node])
 
     def _route(self, source: int, out: list[Outbox]) -> None:
         for item in out:

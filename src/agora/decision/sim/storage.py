@@ -27,6 +27,7 @@ from agora.decision.consensus.storage import (
     FsyncPolicy,
     LogRecord,
     Stored,
+    check_compaction,
     replay,
     usable,
 )
@@ -82,6 +83,21 @@ class SimStorage:
     def drain(self) -> None:
         """Nothing is held back (the simulated buffer is modelled by ``writeback``)."""
 
+    @property
+    def kept_checkpoint(self) -> int:
+        """The durable checkpoint's index (a pending one would not survive a crash yet)."""
+        return self.checkpoint.index if self.checkpoint is not None else 0
+
+    @property
+    def compacted(self) -> int:
+        return self.entries.compacted
+
+    def compact(self, upto: int) -> None:
+        """Durable at once (a file storage persists its compaction point before it frees
+        anything); reads of entries ``1..upto`` fail from now on, after a crash too."""
+        check_compaction(upto, self.kept_checkpoint)
+        self.entries.compact(upto)
+
     def _write(self, record: LogRecord) -> None:
         if self.policy is FsyncPolicy.ALWAYS:
             self.records.append(record)
@@ -113,4 +129,4 @@ class SimStorage:
         self.checkpoint_pending = None  # its records did not all survive: it is lost
         self.lost_records += len(self.pending)
         self.pending.clear()
-        self.entries = EntryCopy(replay(0, 0, self.records).entries)
+        self.entries = EntryCopy(replay(0, 0, self.records).entries, self.entries.compacted)

@@ -67,6 +67,7 @@ class RunResult(msgspec.Struct, frozen=True):
     sim_ns: int
     latencies_ns: list[int] = []
     queue_full_replies: int = 0  # requests a full leader queue turned away (and said so)
+    compactions: int = 0  # storage prefixes replicas released (crash mode)
 
     @property
     def miss_rate(self) -> float:
@@ -227,6 +228,7 @@ def result_of(cluster: Cluster, seed: int) -> RunResult:
         trace_hash=cluster.trace_hash, events=cluster.events, sim_ns=cluster.now,
         latencies_ns=latencies,
         queue_full_replies=sum(client.queue_full_replies for client in cluster.clients),
+        compactions=sum(getattr(stats, "compactions", 0) for stats in cluster.stats()),
     )
 
 

@@ -61,12 +61,15 @@ class NodeStats(msgspec.Struct):
     view: int = 0
     status: int = 0
     log_base: int = 0  # crash mode: entries no longer in memory (read back from storage)
+    compacted: int = 0  # crash mode: entries released from storage (compaction)
     # the checkpoint (Byzantine mode: the snapshot's executed batch) this incarnation started at
     started_from_checkpoint: int = 0
 
 
 class NodeCore:
     """Steps one :class:`Replica` on datagrams and ticks; a driver owns the socket and time."""
+
+    compacts = True  # the replica may compact its log up to what the record made durable
 
     def __init__(self, replica: Replica, peers: Sequence[Address], clock: Clock,
                  recorder: Recorder | None = None, *, tick_ns: int = 1_000_000) -> None:
@@ -85,6 +88,7 @@ class NodeCore:
         self.transport: Datagrams | None = None
         self._message_id = 0
         self.failed: BaseException | None = None
+        self._synced_for = 0  # the replica's durable checkpoint the record was last synced for
 
     def begin(self, transport: Datagrams) -> None:
         """The socket is bound: record the incarnation's start and start the replica."""
@@ -143,12 +147,27 @@ class NodeCore:
             self.on_failure(exc)
 
     def after_step(self) -> None:
-        """Once a step's outbox is out: the storage writes it held back, then the counters."""
+        """Once a step's outbox is out: the storage writes it held back, what the record
+        made durable (compaction), then the counters."""
         replica = self.replica
-        replica.storage.drain()
+        storage = replica.storage
+        storage.drain()
+        recorder = self.recorder
+        if recorder is not None and self.compacts:
+            self._release(replica, recorder, storage.kept_checkpoint)
         self.stats.view = replica.view
         self.stats.status = int(replica.status)
         self.stats.log_base = replica.log.base
+        self.stats.compacted = storage.compacted
+
+    def _release(self, replica: Replica, recorder: Recorder, kept: int) -> None:
+        """The record is the application: the replica may release what it made durable. A new
+        durable checkpoint of the replica's (a rare event) asks it to catch up, in a thread."""
+        if recorder.durable > replica.released:
+            replica.release(recorder.durable)
+        if kept > self._synced_for:
+            self._synced_for = kept
+            recorder.sync_in_background()
 
     def on_failure(self, exc: BaseException) -> None:
         """A driver's hook: the replica raised and the node stopped stepping."""

@@ -12,11 +12,20 @@ where the records then written end, the incarnation and point there, and where t
 them starts (checked on open, so a mark is not used against another file). Opening scans from
 the mark, a chunk at a time. The mark is a hint: replaced with a rename, not synced; a missing
 or stale one costs a scan from the start.
+
+Durable points for compaction: a replica may release its log's prefix only up to what its
+application will never ask for again, even after a power cut (``Replica.release``). The record's
+own durable point is ``durable``: :meth:`sync_in_background` fsyncs what was flushed in a
+thread of its own, off the replica's step, and moves it when the fsync returns (the node asks
+once per new checkpoint, a rare event).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -24,6 +33,8 @@ import msgspec
 
 from agora.core.files import remove_leftovers, replace_durably
 from agora.decision.consensus.messages import Committed
+
+log = logging.getLogger(__name__)
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -138,6 +149,8 @@ class Recorder:
         self._file = open(self.path, "ab")  # noqa: SIM115 - lives with the recorder
         self._file.truncate(good)
         self._size, self._last, self._unmarked = good, last, 0
+        self.durable = 0  # records up to this index were fsynced (sync_in_background)
+        self._syncing: threading.Thread | None = None
 
     def start(self, now_ns: int) -> None:
         self._write(Record(self.replica, self.incarnation, now_ns, self.applied, None))
@@ -196,5 +209,26 @@ class Recorder:
             return mark if end == mark.offset else None
         return None
 
+    def sync_in_background(self) -> None:
+        """Make what is flushed so far durable, in a thread (nothing if one is running):
+        ``durable`` moves to the index flushed now once its fsync returns."""
+        if self._syncing is not None and self._syncing.is_alive():
+            return
+        self.flush()
+        point, fd = self.applied, self._file.fileno()
+
+        def sync() -> None:
+            try:
+                os.fsync(fd)
+            except OSError as e:  # the point stays where it was: compaction just waits
+                log.error("%s: fsync failed (%s)", self.path, e)
+                return
+            self.durable = max(self.durable, point)
+
+        self._syncing = threading.Thread(target=sync, name="agora-record-sync", daemon=True)
+        self._syncing.start()
+
     def close(self) -> None:
+        if self._syncing is not None:
+            self._syncing.join()  # its fsync must not outlive the descriptor
         self._file.close()

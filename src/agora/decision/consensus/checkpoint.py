@@ -25,8 +25,10 @@ It is a shortcut, never a source of truth:
 
 A durable checkpoint is also what compaction stands on (``core.py``): no replica ever needs an
 entry at or below its own durable checkpoint from another, so the lowest of them (the *floor*)
-bounds what every replica may release. The Byzantine mode has restart snapshots of its own
-(``agora.decision.bft.snapshot``) and no compaction.
+bounds what every replica may release; the file storage then frees those entries
+(``compaction.py``), and its restarts depend on that checkpoint (:attr:`CheckpointFile.kept`).
+The Byzantine mode has restart snapshots of its own (``agora.decision.bft.snapshot``) and no
+compaction.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class CheckpointFile:
     :meth:`write` hands the work to a background thread (started with the first checkpoint, so
     a step does not wait for a thread to start): fsync the log (``log_fd``), write and fsync the
     index's new entries, then replace the checkpoint file durably (its directory fsync also
-    makes a new index file's name durable); ``indexed`` then says how far the index goes. One
+    makes a new index file's name durable); ``indexed`` then says how far the index goes, and
+    ``kept`` which checkpoint is durable (compaction may rely on it from then on). One
     write is in flight at a time; a checkpoint offered meanwhile is skipped (the next one
     follows ``checkpoint_every`` entries later). A failed write is logged and counted
     (``failures``) and leaves the previous checkpoint in place.
@@ -106,9 +109,10 @@ class CheckpointFile:
         self.path = path
         self.index_path = index_path
         self.indexed = 0  # entries 1..indexed: their frames' places are durable in the index
+        self._kept = (0, -1)  # the durable checkpoint's (index, anchor): replaced as one
         self._index_fd = -1  # for reads
         remove_leftovers(path)  # a write a crash cut short
-        self._jobs: queue.SimpleQueue[tuple[bytes, int, array, int, int] | None] = (
+        self._jobs: queue.SimpleQueue[tuple[bytes, int, array, int, int, int] | None] = (
             queue.SimpleQueue())
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
@@ -116,6 +120,21 @@ class CheckpointFile:
         self.written = 0
         self.skipped = 0
         self.failures = 0
+
+    @property
+    def kept(self) -> int:
+        """The index of the newest checkpoint durable on disk (0: none)."""
+        return self._kept[0]
+
+    @property
+    def kept_at(self) -> tuple[int, int]:
+        """``kept`` and that checkpoint's ``mark.anchor`` (-1: none), read together."""
+        return self._kept
+
+    def note_kept(self, index: int, anchor: int) -> None:
+        """A load found checkpoint ``index`` intact on disk (no write is in flight then)."""
+        if index > self._kept[0]:
+            self._kept = (index, anchor)
 
     def load(self) -> FileCheckpoint | None:
         """The checkpoint on disk, or None (none yet, or a damaged one: logged, ignored)."""
@@ -146,7 +165,7 @@ class CheckpointFile:
             self._thread.start()
         self._idle.clear()
         self._jobs.put((frame(_encoder.encode(record)), log_fd, places, start,
-                        record.checkpoint.index))
+                        record.checkpoint.index, record.mark.anchor))
 
     def index_holds(self, upto: int) -> bool:
         """Whether the index file holds the places of entries ``1..upto`` (on a load)."""
@@ -167,7 +186,7 @@ class CheckpointFile:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            data, log_fd, places, start, upto = job
+            data, log_fd, places, start, upto, anchor = job
             first = self.indexed
             try:
                 os.fsync(log_fd)  # every record the checkpoint describes is durable first
@@ -181,6 +200,7 @@ class CheckpointFile:
                     os.close(fd)
                 replace_durably(self.path, data)
                 self.indexed = upto
+                self._kept = (upto, anchor)  # durable only now
                 self.written += 1
             except OSError as e:
                 self.failures += 1

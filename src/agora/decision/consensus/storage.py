@@ -35,9 +35,13 @@ it, once the records before it are durable; ``load(checkpoint_max=...)`` returns
 ``FileStorage`` then resumes its scan from the checkpoint's place in the file, so a restart reads
 what follows the checkpoint, not the whole file, and finds older entries through the index.
 
+Compaction (``compaction.py``): once the replica says entries up to a durable checkpoint are
+needed nowhere any more (``compact``), ``FileStorage`` releases the prefix of its files that only
+they use; reading them back is refused, and a restart must then start from the checkpoint
+(:class:`CompactedLogError` if it cannot).
+
 Limitations: no checksums per entry beyond the frame CRC (crash faults only, no disk corruption
-model), no compaction: the log file grows with every record (a checkpoint bounds what a restart
-reads, not the file). All writes issued during one replica step are treated as atomic with
+model). All writes issued during one replica step are treated as atomic with
 respect to a crash in the simulator; a real deployment gets that from the frame CRC (a
 half-written last frame is discarded).
 """
@@ -53,7 +57,17 @@ from typing import Protocol
 
 import msgspec
 
+from agora.core.files import remove_leftovers
 from agora.decision.consensus.checkpoint import Checkpoint, CheckpointFile, FileCheckpoint, LogMark
+from agora.decision.consensus.compaction import (
+    CompactedLogError,
+    CompactMark,
+    punch,
+    punch_file,
+    read_mark,
+    released,
+    write_mark,
+)
 from agora.decision.consensus.frames import FRAME, FrameScan, frame, places_of, read_frame
 from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.vote import VoteFile
@@ -289,8 +303,9 @@ def _locate(where: array, base: int, record: EntriesWrite, offset: int) -> bool:
 
 
 class FileStorage:
-    """Files in ``directory``: ``vote`` (the view vote, vote.py), ``log`` (append-only frames)
-    and ``checkpoint`` (checkpoint.py).
+    """Files in ``directory``: ``vote`` (the view vote, vote.py), ``log`` (append-only frames),
+    ``checkpoint`` and ``index`` (checkpoint.py), and once compacted ``compacted``
+    (compaction.py).
 
     For the real-process replicas. ``load`` cuts a torn or corrupt tail off the log file so
     later appends follow the last good frame.
@@ -306,7 +321,8 @@ class FileStorage:
     memory holds at most two checkpoint intervals of places, and a load that resumes from a
     checkpoint reads the older ones in the index when a lagging peer needs those entries. If the
     index does not reach the checkpoint (lost or cut), the entries before it are located by a
-    scan of the log up to the checkpoint's frames instead, the first time one is read back.
+    scan of the log up to the checkpoint's frames instead, the first time one is read back
+    (never after a compaction: the scan would start in the holes).
     """
 
     def __init__(
@@ -316,6 +332,8 @@ class FileStorage:
             raise ValueError("batch_records must be at least 1")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(self.directory / "compacted")  # a marker write a crash cut short
+        self._compaction = read_mark(self.directory / "compacted")  # before any file is open
         self.policy = FsyncPolicy(policy)
         self.batch_records = batch_records
         self._log = open(self.directory / "log", "a+b")  # noqa: SIM115 - lives with the object
@@ -335,6 +353,16 @@ class FileStorage:
     def durable(self) -> bool:
         return self.policy is FsyncPolicy.ALWAYS
 
+    @property
+    def kept_checkpoint(self) -> int:
+        """The index of the newest checkpoint durable on disk (0: none): ``compact``'s limit."""
+        return self.checkpoints.kept
+
+    @property
+    def compacted(self) -> int:
+        """Entries ``1..compacted`` are released (0: never compacted)."""
+        return self._compaction.upto
+
     def close(self) -> None:
         self._sync_log()
         self.checkpoints.close()
@@ -350,25 +378,26 @@ class FileStorage:
         """One pass over the file from the checkpoint on (from its start without one) a chunk
         at a time (``_scan``), then the entries from the base on read back: with a ``keep``,
         the memory a restart needs does not grow with the log (only ``_where``, 8 bytes per
-        entry after the checkpoint)."""
+        entry after the checkpoint). After a compaction the base is at least ``compacted``."""
         self._sync_log()  # anything held or buffered is in the file before it is read
         self.checkpoints.wait()
         vote = self._load_vote()
         if vote is None:
             return None
         view, log_view = vote
+        found = self.checkpoints.load()
+        if found is not None and not self._consistent(found):
+            found = None
+        start_from = self._start_from(found, checkpoint_max)
         where, base, start, length, commit = array("Q"), 0, 0, 0, 0
-        found = self.checkpoints.load() if checkpoint_max >= 0 else None
         checkpoint = None
-        if found is not None and self._usable(found, checkpoint_max):
-            mark = found.mark
+        if start_from is not None:
+            mark = start_from.mark
             where.frombytes(mark.where)
-            base, start, length, commit = found.checkpoint.index, mark.offset, mark.length, \
-                mark.commit
-            checkpoint = found.checkpoint
-            self._last_frame = mark.anchor
-        else:
-            self._last_frame = -1
+            base, start, length, commit = start_from.checkpoint.index, mark.offset, \
+                mark.length, mark.commit
+            checkpoint = usable(start_from.checkpoint, checkpoint_max)
+        self._last_frame = -1 if start_from is None else start_from.mark.anchor
         self.checkpoints.indexed = base if self.checkpoints.index_holds(base) else 0
         length, commit, good, last = self._scan(where, base, start, length, commit)
         if good < os.fstat(self._log.fileno()).st_size:
@@ -378,20 +407,53 @@ class FileStorage:
         self._commit = commit
         if last >= 0:
             self._last_frame = last
+        if found is not None and good >= found.mark.offset:  # still anchored after the cut
+            self.checkpoints.note_kept(found.checkpoint.index, found.mark.anchor)
         commit = min(commit, length)
-        first = stored_base(commit, keep, checkpoint)
+        first = max(stored_base(commit, keep, checkpoint), self.compacted)
         entries = self.read_entries(first + 1, length - first) if length > first else []
         return Stored(view=view, log_view=log_view, commit=commit, entries=entries, base=first,
                       checkpoint=checkpoint)
 
-    def _usable(self, found: FileCheckpoint, checkpoint_max: int) -> bool:
-        """Whether the load may start from ``found``: allowed by the caller, consistent, and
-        anchored in this log file (its last frame ends where the checkpoint says)."""
+    def _consistent(self, found: FileCheckpoint) -> bool:
+        """Whether ``found`` is consistent and anchored in this log file (its last frame ends
+        where the checkpoint says), so a load may start from it."""
         mark, index = found.mark, found.checkpoint.index
-        if index > checkpoint_max or mark.length - len(mark.where) // 8 != index:
+        if mark.length - len(mark.where) // 8 != index:
             return False
         payload = read_frame(self._log.fileno(), mark.anchor)
         return payload is not None and mark.anchor + FRAME.size + len(payload) == mark.offset
+
+    def _start_from(self, found: FileCheckpoint | None, checkpoint_max: int
+                    ) -> FileCheckpoint | None:
+        """The checkpoint the load's scan starts from: ``found`` if the caller allows it; after
+        a compaction ``found`` whatever it allows (a scan from byte 0 would take the holes for
+        a torn tail and cut the whole log), or CompactedLogError if it cannot be."""
+        if not self.compacted:
+            return found if found is not None and found.checkpoint.index <= checkpoint_max \
+                else None
+        problem = self._unresumable(found, checkpoint_max)
+        if problem:
+            raise CompactedLogError(
+                f"{self.directory}: its log was compacted up to entry {self.compacted} and "
+                f"{problem}: this replica cannot restart from its own disk; replace "
+                f"{self.directory} with a copy of a healthy peer's directory")
+        return found
+
+    def _unresumable(self, found: FileCheckpoint | None, checkpoint_max: int) -> str:
+        """Why a load of the compacted log cannot start from ``found`` ("": it can)."""
+        done = self._compaction
+        if found is None:
+            return "its checkpoint is missing, damaged or not anchored in this log"
+        index = found.checkpoint.index
+        if index < done.upto or found.mark.anchor < done.resume:
+            return f"its checkpoint (at entry {index}) is older than the compaction"
+        if not self.checkpoints.index_holds(index):
+            return f"its index file does not reach the checkpoint's entry {index}"
+        if checkpoint_max < done.upto:
+            return (f"the caller takes no checkpoint past entry {checkpoint_max}, so it needs "
+                    f"entries that are gone")
+        return ""
 
     def _scan(self, where: array, base: int, start: int, length: int, commit: int,
               stop: int | None = None) -> tuple[int, int, int, int]:
@@ -415,6 +477,9 @@ class FileStorage:
     def _locate_prefix(self) -> None:
         """Locate entries ``1.._where_base`` (a load from a checkpoint left them): they are
         committed, so where the frames before the checkpoint put them is where they are."""
+        if self.compacted:  # a scan from byte 0 would read the holes
+            raise LookupError(f"{self._compacted_text()}; the places of entries up to "
+                              f"{self._where_base} are not in the index")
         prefix = array("Q")
         self._scan(prefix, 0, 0, 0, 0, stop=self._prefix_end)
         if len(prefix) < self._where_base:
@@ -435,6 +500,8 @@ class FileStorage:
 
     def read_entries(self, first: int, count: int) -> list[Entry]:
         """Read back from the file: one frame per run of entries last written by one record."""
+        if first <= self.compacted:
+            raise LookupError(f"{self._compacted_text()}; entry {first} asked for")
         self.drain()  # held records first: they may hold (or rewrite) the entries asked for
         self._log.flush()
         where = self._places(first, count)
@@ -455,7 +522,12 @@ class FileStorage:
             index += run
         return out
 
+    def _compacted_text(self) -> str:
+        return f"entries 1..{self.compacted} of {self.directory / 'log'} were compacted"
+
     def _read_record(self, offset: int) -> LogRecord:
+        if offset < self._compaction.resume:  # never bytes from a hole
+            raise LookupError(f"{self._compacted_text()}; a frame at byte {offset} asked for")
         payload = read_frame(self._log.fileno(), offset)
         if payload is None:
             raise LookupError(f"{self.directory / 'log'}: no intact frame at byte {offset}")
@@ -473,6 +545,9 @@ class FileStorage:
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Hand ``checkpoint`` to the background writer with where the log stands (every
         record so far written out to the file first, so the writer's fsync covers them)."""
+        if checkpoint.index < self.compacted:
+            raise ValueError(f"checkpoint at entry {checkpoint.index}: entries up to "
+                             f"{self.compacted} are compacted")
         checkpoints = self.checkpoints
         if not checkpoints.accepts():
             return
@@ -492,6 +567,39 @@ class FileStorage:
                        where[index - base :].tobytes())
         checkpoints.write(FileCheckpoint(checkpoint, mark), self._log.fileno(), where,
                           indexed - base)
+
+    def compact(self, upto: int) -> None:
+        """Release entries ``1..upto`` (at most the kept checkpoint's index): the marker first,
+        durably, then holes in the prefixes of ``log`` and ``index`` nothing reads any more,
+        only what the last compaction left (a few system calls, no read of the file)."""
+        done = self._compaction
+        if upto <= done.upto:
+            return
+        kept, anchor = self.checkpoints.kept_at
+        if upto > kept:
+            raise ValueError(f"compact({upto}): the newest checkpoint durable on disk is at "
+                             f"entry {kept}; only entries up to it can be released")
+        # No frame before the one holding entry upto + 1 holds a current entry above upto: the
+        # record that wrote that frame started at some s <= upto + 1 and so cut every entry
+        # after s - 1; an entry above upto + 1 written before it was rewritten after it or is
+        # gone. Nor does a load need one: it reads the kept checkpoint's anchor frame and scans
+        # from after it. Later compactions only move both bounds forward.
+        if self.checkpoints.indexed < self._where_base:  # the index fell short on a load:
+            self._locate_prefix()  # locate them now (the next checkpoint would), not in holes
+        resume = max(done.resume, min(self._holder(upto + 1), anchor))
+        mark = CompactMark(upto, resume, max(done.log_freed, released(resume)),
+                           max(done.index_freed, released(8 * upto)))
+        write_mark(self.directory / "compacted", mark)  # before any hole: see compaction.py
+        self._compaction = mark
+        punch(self._log.fileno(), done.log_freed, mark.log_freed)
+        punch_file(self.checkpoints.index_path, done.index_freed, mark.index_freed)
+
+    def _holder(self, index: int) -> int:
+        """Where the frame holding entry ``index`` starts (the end of the file if none does:
+        it will be written after it)."""
+        if index > self._where_base + len(self._where):
+            return self._size
+        return self._places(index, 1)[0]
 
     def _load_vote(self) -> tuple[int, int] | None:
         vote = self._vote.load()

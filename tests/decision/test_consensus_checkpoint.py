@@ -191,9 +191,9 @@ def test_a_replica_restarted_from_its_checkpoint_holds_what_a_whole_replay_build
     """Replicas checkpoint every 10 applied entries. A backup restarted with its application at
     45 starts from its checkpoint and applies only what follows; restarted with its application
     at 0 it starts from the checkpoint's table too, and applies (and emits) every entry again,
-    read back from storage, for its application. Either way its client table is the others'. Then, with the leader gone, it
-    leads a view change and brings a replica that missed everything up from entry 1, read back
-    from before its checkpoint."""
+    read back from storage, for its application. Either way its client table is the others'.
+    Then, with the leader gone, it leads a view change and brings a replica that missed
+    everything up from entry 1, read back from before its checkpoint."""
     storages = [FileStorage(tmp_path / str(r)) for r in range(3)]
     net = Net(3, storages=storages, checkpoint_every=10, log_memory=4)
     net.down.add(2)

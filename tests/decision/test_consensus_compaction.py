@@ -86,7 +86,7 @@ def test_a_restart_below_what_its_application_released_is_refused_by_name():
     _committed(net, range(1, 46))
     _committed(net, range(46, 48))
     assert net.storages[1].compacted == 40
-    with pytest.raises(ValueError, match="entries 1..40 were compacted"):
+    with pytest.raises(ValueError, match=r"entries 1\.\.40 were compacted"):
         net.restart(1, applied_index=39)
 
 

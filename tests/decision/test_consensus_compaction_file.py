@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from agora.decision.consensus import FileStorage, FsyncPolicy
 from agora.decision.consensus import compaction as compaction_module
 from agora.decision.consensus.checkpoint import Checkpoint, ClientSlot
+from agora.decision.consensus.file_storage import CompactedLogError
 from agora.decision.consensus.messages import Entry
-from agora.decision.consensus.storage import CompactedLogError
 
 
 def big(index: int, tag: int = 0, size: int = 200) -> Entry:

@@ -83,7 +83,7 @@ def test_a_file_storage_loads_what_replay_finds_in_any_chunks(tmp_path_factory, 
     """``FileStorage.load(keep)`` scans its file a chunk at a time and reads back only the
     entries after the base: the same as ``replay(keep)`` over the records it wrote, whatever
     the chunk size (frames cut anywhere), and the entries before the base read back too."""
-    from agora.decision.consensus import storage as storage_module
+    from agora.decision.consensus import file_storage as storage_module
 
     tmp = tmp_path_factory.mktemp("load")
     memory, file = MemoryStorage(), FileStorage(tmp, FsyncPolicy.NONE)
@@ -113,7 +113,7 @@ def test_a_file_storage_loads_what_replay_finds_in_any_chunks(tmp_path_factory, 
 
 def test_a_file_storage_load_stops_at_damage_and_at_a_torn_tail_in_any_chunks(tmp_path,
                                                                             monkeypatch):
-    from agora.decision.consensus import storage as storage_module
+    from agora.decision.consensus import file_storage as storage_module
 
     storage = FileStorage(tmp_path, FsyncPolicy.NONE)
     storage.write_view(0, 0)

@@ -162,3 +162,16 @@ def test_iterating_a_record_holds_a_chunk_not_the_session(tmp_path, monkeypatch)
     assert path.stat().st_size > 500_000  # (here: 138 KB at the peak against 5.6 MB)
     assert iterated < 300_000 and 10 * iterated < read_at_once
     assert list(iter_records(tmp_path / "none.log")) == []
+
+
+def test_a_background_sync_moves_the_durable_point_to_what_was_flushed(tmp_path):
+    """Compaction trusts only what the record made durable: nothing at first (a restart's
+    file may still be only in the page cache), then what the last background fsync covered."""
+    recorder = Recorder(tmp_path / "committed.log", 0)
+    recorder.start(1)
+    recorder.committed_all([Committed(i, 0, i, 1, b"x", False) for i in range(1, 6)], 2)
+    assert recorder.durable == 0
+    recorder.sync_in_background()
+    recorder.committed_all([Committed(6, 0, 6, 1, b"x", False)], 3)  # after the sync began
+    recorder.close()  # waits for the sync
+    assert recorder.durable == 5

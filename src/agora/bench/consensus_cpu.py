@@ -35,8 +35,9 @@ from agora.decision.consensus import (
     encode,
 )
 from agora.decision.consensus.client import Client
+from agora.decision.consensus.file_storage import FileStorage
 from agora.decision.consensus.messages import Hello
-from agora.decision.consensus.storage import FileStorage, FsyncPolicy
+from agora.decision.consensus.storage import FsyncPolicy
 from agora.decision.transport.client import replies_in
 from agora.decision.transport.framing import Address, Reassembler, frames
 from agora.decision.transport.node import NodeCore

@@ -18,9 +18,9 @@ timeouts. No clocks are synchronized; each replica compares only its own clock r
 The parts: ``messages.py`` (wire types and codec), ``replica.py`` (the sans-IO state machine,
 normal operation), ``view_change.py``, ``recovery.py``, ``deadline.py``, ``core.py`` (shared state
 and apply), ``entry_log.py`` (the log in bounded memory), ``storage.py`` (the ``Storage``
-interface, fsync policies, a file implementation), ``checkpoint.py`` (restarts that start from a
-checkpoint of the client table), ``vote.py`` and ``frames.py`` (the files' formats),
-``client.py`` (the sans-IO client), ``config.py``.
+interface, fsync policies), ``file_storage.py`` and ``compaction.py`` (the file implementation),
+``checkpoint.py`` (restarts that start from a checkpoint of the client table), ``vote.py`` and
+``frames.py`` (the files' formats), ``client.py`` (the sans-IO client), ``config.py``.
 
 Elsewhere: the Byzantine mode (``agora.decision.bft``), the UDP transport and replica processes
 (``agora.decision.transport``), the simulator (``agora.decision.sim``), the benchmark
@@ -33,6 +33,7 @@ from agora.decision.consensus.checkpoint import Checkpoint
 from agora.decision.consensus.client import Client, ClientBusy
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.core import InvariantViolation, ReplicaStats, Status
+from agora.decision.consensus.file_storage import CompactedLogError, FileStorage
 from agora.decision.consensus.messages import (
     Broadcast,
     Committed,
@@ -48,7 +49,6 @@ from agora.decision.consensus.messages import (
 )
 from agora.decision.consensus.replica import Replica
 from agora.decision.consensus.storage import (
-    FileStorage,
     FsyncPolicy,
     MemoryStorage,
     Storage,
@@ -62,6 +62,7 @@ __all__ = [
     "Client",
     "ClientBusy",
     "Committed",
+    "CompactedLogError",
     "Entry",
     "FileStorage",
     "FsyncPolicy",

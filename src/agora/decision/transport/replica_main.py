@@ -51,9 +51,10 @@ from agora.decision.bft.keys import load_keyring
 from agora.decision.bft.replica import BftReplica
 from agora.decision.bft.storage import FileBftStorage
 from agora.decision.consensus.config import ReplicaConfig
+from agora.decision.consensus.file_storage import FileStorage
 from agora.decision.consensus.messages import Committed
 from agora.decision.consensus.replica import Replica
-from agora.decision.consensus.storage import FileStorage, FsyncPolicy
+from agora.decision.consensus.storage import FsyncPolicy
 from agora.decision.sim.byzantine import BEHAVIOURS, Byzantine
 from agora.decision.transport.bft_node import AsyncBftNode, BftNode
 from agora.decision.transport.blocking import BlockingNode

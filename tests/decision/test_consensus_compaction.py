@@ -19,15 +19,23 @@ def _committed(net: Net, clients: range) -> None:
         replica.release(replica.applied)
 
 
+def _compacted_at_40(net: Net) -> None:
+    """Checkpoints every 10: 45 commits put every replica's at 40 (each notes it at its next
+    tick); the next commits carry it to the leader in PrepareOks, whose floor of 40 reaches the
+    backups in a Commit; the commits after that release entries 1..40 everywhere."""
+    _committed(net, range(1, 46))
+    _committed(net, range(46, 48))
+    _committed(net, range(48, 50))
+
+
 def test_every_replica_compacts_up_to_the_lowest_durable_checkpoint():
     """Checkpoints every 10 entries: once all three hold one at 40, the leader broadcasts the
     floor and each replica releases entries 1..40 when it next applies."""
     net = Net(3, checkpoint_every=10, log_memory=4)
-    _committed(net, range(1, 46))
+    _compacted_at_40(net)
     assert [r.storage.kept_checkpoint for r in net.replicas] == [40, 40, 40]
     floors = [m.floor for _, _, m in net.sent if type(m) is Commit]
     assert max(floors) == 40
-    _committed(net, range(46, 48))  # the next applies compact
     assert [r.floor for r in net.replicas] == [40, 40, 40]
     assert [r.storage.compacted for r in net.replicas] == [40, 40, 40]
     assert [r.stats.compactions for r in net.replicas] == [1, 1, 1]
@@ -57,8 +65,9 @@ def test_the_floor_stays_at_the_last_checkpoint_a_stopped_replica_reported():
     so the entries it will ask for on its return are still there."""
     net = Net(3, checkpoint_every=10, log_memory=4)
     _committed(net, range(1, 26))
+    _committed(net, range(26, 28))  # its PrepareOks tell the leader
     net.down.add(2)
-    _committed(net, range(26, 66))
+    _committed(net, range(28, 66))
     assert net.replicas[0].kept[2] == 20
     assert [net.replicas[r].storage.compacted for r in (0, 1)] == [20, 20]
     net.down.clear()
@@ -73,8 +82,7 @@ def test_an_old_request_for_a_compacted_part_of_the_log_gets_the_log_from_the_co
     """The network may deliver a repair request long after it was sent: the leader answers
     from what it still holds, which the requester's commit has passed."""
     net = Net(3, checkpoint_every=10, log_memory=4)
-    _committed(net, range(1, 46))
-    _committed(net, range(46, 48))
+    _compacted_at_40(net)
     leader = net.replicas[0]
     out = leader.on_message(RequestStartView(CLUSTER, 1, 0, 3), net.now)
     (reply,) = [item.message for item in out if type(item.message) is StartView]
@@ -83,8 +91,7 @@ def test_an_old_request_for_a_compacted_part_of_the_log_gets_the_log_from_the_co
 
 def test_a_restart_below_what_its_application_released_is_refused_by_name():
     net = Net(3, checkpoint_every=10, log_memory=4)
-    _committed(net, range(1, 46))
-    _committed(net, range(46, 48))
+    _compacted_at_40(net)
     assert net.storages[1].compacted == 40
     with pytest.raises(ValueError, match=r"entries 1\.\.40 were compacted"):
         net.restart(1, applied_index=39)
@@ -96,8 +103,7 @@ def test_a_restart_from_the_checkpoint_applies_again_only_what_its_application_l
     emitting them, and emits the rest; with its application at 40 it emits from 41. Either
     way its client table ends as the leader's."""
     net = Net(3, checkpoint_every=10, log_memory=4)
-    _committed(net, range(1, 46))
-    _committed(net, range(46, 48))
+    _compacted_at_40(net)
     assert net.storages[1].compacted == 40
     table = dict(net.replicas[0].clients)
     commit = net.replicas[1].commit
@@ -109,7 +115,7 @@ def test_a_restart_from_the_checkpoint_applies_again_only_what_its_application_l
     net.pump()
     net.tick(3_000_000)
     net.pump()
-    assert net.replicas[1].status is Status.NORMAL and net.replicas[1].commit == 47
+    assert net.replicas[1].status is Status.NORMAL and net.replicas[1].commit == 49
     assert net.replicas[1].clients == table
 
 

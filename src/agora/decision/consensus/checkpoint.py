@@ -109,7 +109,10 @@ class CheckpointFile:
         self.path = path
         self.index_path = index_path
         self.indexed = 0  # entries 1..indexed: their frames' places are durable in the index
-        self._kept = (0, -1)  # the durable checkpoint's (index, anchor): replaced as one
+        # the durable checkpoint's index (read often: an attribute), and its (index, anchor)
+        # replaced as one; the writer sets kept_at first, so kept never runs ahead of it
+        self.kept = 0
+        self.kept_at = (0, -1)
         self._index_fd = -1  # for reads
         remove_leftovers(path)  # a write a crash cut short
         self._jobs: queue.SimpleQueue[tuple[bytes, int, array, int, int, int] | None] = (
@@ -121,20 +124,10 @@ class CheckpointFile:
         self.skipped = 0
         self.failures = 0
 
-    @property
-    def kept(self) -> int:
-        """The index of the newest checkpoint durable on disk (0: none)."""
-        return self._kept[0]
-
-    @property
-    def kept_at(self) -> tuple[int, int]:
-        """``kept`` and that checkpoint's ``mark.anchor`` (-1: none), read together."""
-        return self._kept
-
     def note_kept(self, index: int, anchor: int) -> None:
         """A load found checkpoint ``index`` intact on disk (no write is in flight then)."""
-        if index > self._kept[0]:
-            self._kept = (index, anchor)
+        if index > self.kept:
+            self.kept_at, self.kept = (index, anchor), index
 
     def load(self) -> FileCheckpoint | None:
         """The checkpoint on disk, or None (none yet, or a damaged one: logged, ignored)."""
@@ -200,7 +193,8 @@ class CheckpointFile:
                     os.close(fd)
                 replace_durably(self.path, data)
                 self.indexed = upto
-                self._kept = (upto, anchor)  # durable only now
+                self.kept_at = (upto, anchor)  # durable only now
+                self.kept = upto
                 self.written += 1
             except OSError as e:
                 self.failures += 1

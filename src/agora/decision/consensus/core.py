@@ -141,7 +141,7 @@ class ReplicaCore(abc.ABC):
         self.released = 0  # the application never asks for 1..released again (release)
         self.floor = 0  # no replica's durable checkpoint is below it (module notes)
         self.kept: dict[int, int] = {}  # leader: replica -> durable checkpoint it reported
-        self.own_kept = 0  # our storage's durable checkpoint when the floor was last worked out
+        self.own_kept = 0  # our storage's durable checkpoint, read each tick (not per message)
         self.compacted = 0  # entries 1..compacted are released from storage
         self.compact_step = max(1, config.checkpoint_every)  # compact at most this often
         self.commit_seen = 0  # highest commit number heard from a leader of this view
@@ -301,16 +301,15 @@ class ReplicaCore(abc.ABC):
         return max(base, self.compacted)
 
     def _prepare_ok(self, op: int) -> PrepareOk:
-        """A backup's acknowledgement, with its durable checkpoint for the leader's floor."""
-        return PrepareOk(self.config.cluster, self.me, self.view, op,
-                         self.storage.kept_checkpoint)
+        """A backup's acknowledgement, with its durable checkpoint for the leader's floor (as
+        of its last tick: a lower one only delays a compaction)."""
+        return PrepareOk(self.config.cluster, self.me, self.view, op, self.own_kept)
 
     def _raise_floor(self, out: list[Outbox]) -> None:
         """Leader: the floor is the lowest durable checkpoint of every replica (a replica not
         heard from counts as 0); a higher one goes to the backups in a Commit at once."""
-        own = self.own_kept = self.storage.kept_checkpoint
         kept = self.kept
-        floor = min([own] + [kept.get(replica, 0) for replica in self.peers])
+        floor = min([self.own_kept] + [kept.get(replica, 0) for replica in self.peers])
         if floor > self.floor:
             self.floor = floor
             out.append(Broadcast(Commit(self.config.cluster, self.me, self.view, self.commit,

@@ -201,6 +201,11 @@ class Replica(ViewChange, Recovering):
         out: list[Outbox] = []
         if not self.started:
             raise RuntimeError("call Replica.start() first")
+        kept = self.storage.kept_checkpoint  # read once a tick, not once a message
+        if kept != self.own_kept:  # our durable checkpoint moved: what our PrepareOks report,
+            self.own_kept = kept  # and as the leader, the floor may rise
+            if self.is_leader and self.status is Status.NORMAL:
+                self._raise_floor(out)
         if self.status is Status.RECOVERING:
             self._tick_recovery(now_ns, out)
         elif self.status is Status.VIEW_CHANGE:
@@ -354,8 +359,6 @@ class Replica(ViewChange, Recovering):
 
     def _tick_leader(self, now: int, out: list[Outbox]) -> None:
         cfg = self.config
-        if self.storage.kept_checkpoint != self.own_kept:  # our durable checkpoint moved
-            self._raise_floor(out)
         if self._expired("heartbeat", now, cfg.heartbeat_ns):
             self._mark("heartbeat", now)
             out.append(Broadcast(Commit(cfg.cluster, self.me, self.view, self.commit,
@@ -390,7 +393,8 @@ class Replica(ViewChange, Recovering):
             if self.me in self.ackers[leader]:  # we acknowledge to clients (see core.py)
                 self._acknowledge(fresh, out)
             op = self.op
-        out.append(Send(m.replica, self._prepare_ok(op)))
+        out.append(Send(m.replica, PrepareOk(self.config.cluster, self.me, self.view, op,
+                                             self.own_kept)))  # _prepare_ok, inlined: hot
         if m.commit > self.commit:
             self._set_commit(m.commit, out)
 

@@ -66,6 +66,8 @@ class BftCore(NodeCore):
     """Steps one :class:`BftReplica` on datagrams and ticks (a driver's mixin: see the module
     notes)."""
 
+    compacts = False  # a PBFT replica keeps its whole record
+
     def __init__(self, replica: BftReplica, peers: Sequence[Address], clock: Clock,
                  recorder: Recorder | None = None, *, tick_ns: int = 1_000_000,
                  byzantine: Byzantine | None = None) -> None:

@@ -88,7 +88,7 @@ class NodeCore:
         self.transport: Datagrams | None = None
         self._message_id = 0
         self.failed: BaseException | None = None
-        self._synced_for = 0  # the replica's durable checkpoint the record was last synced for
+        self._synced_for = 0  # the replica's checkpoint the record was last synced for
 
     def begin(self, transport: Datagrams) -> None:
         """The socket is bound: record the incarnation's start and start the replica."""
@@ -132,9 +132,6 @@ class NodeCore:
                 self.clients[request.client_id] = addr
         self._run(self.replica.on_message, message, self.clock.now_ns())
 
-    def on_tick(self) -> None:
-        self._run(self.replica.on_tick, self.clock.now_ns())
-
     def _run(self, step: Callable[..., list[Outbox]], *args: object) -> None:
         if self.failed is not None:
             return
@@ -146,28 +143,32 @@ class NodeCore:
             self.failed = exc
             self.on_failure(exc)
 
+    def on_tick(self) -> None:
+        if self.recorder is not None and self.compacts:
+            self._release()
+        self._run(self.replica.on_tick, self.clock.now_ns())
+
+    def _release(self) -> None:
+        """The record is the replica's application: the replica may release what the record
+        made durable (compaction). Each checkpoint the replica takes (a rare event) starts a
+        background fsync of the record, which then covers the checkpoint: compaction never
+        waits on the record for long, and no step waits on an fsync. Once a tick, not once a
+        step: a millisecond's delay costs compaction nothing."""
+        replica, recorder = self.replica, self.recorder
+        assert recorder is not None
+        if recorder.durable > replica.released:
+            replica.release(recorder.durable)
+        if replica.checkpointed > self._synced_for:
+            self._synced_for = replica.checkpointed
+            recorder.sync_in_background()
+
     def after_step(self) -> None:
-        """Once a step's outbox is out: the storage writes it held back, what the record
-        made durable (compaction), then the counters."""
+        """Once a step's outbox is out: the storage writes it held back, then the counters."""
         replica = self.replica
-        storage = replica.storage
-        storage.drain()
-        recorder = self.recorder
-        if recorder is not None and self.compacts:
-            self._release(replica, recorder, storage.kept_checkpoint)
+        replica.storage.drain()
         self.stats.view = replica.view
         self.stats.status = int(replica.status)
         self.stats.log_base = replica.log.base
-        self.stats.compacted = storage.compacted
-
-    def _release(self, replica: Replica, recorder: Recorder, kept: int) -> None:
-        """The record is the application: the replica may release what it made durable. A new
-        durable checkpoint of the replica's (a rare event) asks it to catch up, in a thread."""
-        if recorder.durable > replica.released:
-            replica.release(recorder.durable)
-        if kept > self._synced_for:
-            self._synced_for = kept
-            recorder.sync_in_background()
 
     def on_failure(self, exc: BaseException) -> None:
         """A driver's hook: the replica raised and the node stopped stepping."""
@@ -247,6 +248,8 @@ class NodeCore:
 
     def dump_stats(self, path: Path) -> None:
         """Write the counters atomically (a reader never sees half a file)."""
+        if self.compacts:
+            self.stats.compacted = self.replica.storage.compacted
         tmp = Path(f"{path}.tmp")
         tmp.write_bytes(msgspec.json.encode(self.stats))
         os.replace(tmp, path)

@@ -36,11 +36,9 @@ from agora.decision.consensus.checkpoint import Checkpoint, CheckpointFile, File
 from agora.decision.consensus.compaction import (
     CompactedLogError,
     CompactMark,
-    punch,
-    punch_file,
+    Compactor,
     read_mark,
     released,
-    write_mark,
 )
 from agora.decision.consensus.frames import FRAME, FrameScan, frame, places_of, read_frame
 from agora.decision.consensus.messages import Entry
@@ -106,6 +104,7 @@ class FileStorage:
         self.directory.mkdir(parents=True, exist_ok=True)
         remove_leftovers(self.directory / "compacted")  # a marker write a crash cut short
         self._compaction = read_mark(self.directory / "compacted")  # before any file is open
+        self.compactions = Compactor()  # writes the marker and punches, off the step
         self.policy = FsyncPolicy(policy)
         self.batch_records = batch_records
         self._log = open(self.directory / "log", "a+b")  # noqa: SIM115 - lives with the object
@@ -138,6 +137,7 @@ class FileStorage:
     def close(self) -> None:
         self._sync_log()
         self.checkpoints.close()
+        self.compactions.wait()  # its punches use the log's descriptor
         self._log.close()
         self._vote.close()
 
@@ -153,6 +153,7 @@ class FileStorage:
         entry after the checkpoint). After a compaction the base is at least ``compacted``."""
         self._sync_log()  # anything held or buffered is in the file before it is read
         self.checkpoints.wait()
+        self.compactions.wait()
         vote = self._load_vote()
         if vote is None:
             return None
@@ -361,10 +362,9 @@ class FileStorage:
         resume = max(done.resume, min(self._holder(upto + 1), anchor))
         mark = CompactMark(upto, resume, max(done.log_freed, released(resume)),
                            max(done.index_freed, released(8 * upto)))
-        write_mark(self.directory / "compacted", mark)  # before any hole: see compaction.py
-        self._compaction = mark
-        punch(self._log.fileno(), done.log_freed, mark.log_freed)
-        punch_file(self.checkpoints.index_path, done.index_freed, mark.index_freed)
+        self._compaction = mark  # refused from now on; the disk follows in the background
+        self.compactions.submit(self.directory / "compacted", mark, self._log.fileno(),
+                                self.checkpoints.index_path, done.log_freed, done.index_freed)
 
     def _holder(self, index: int) -> int:
         """Where the frame holding entry ``index`` starts (the end of the file if none does:

@@ -21,9 +21,10 @@ with a ``queue_full`` Reply (``client.py`` retries it after a pause). The client
 of the committed log, so every replica (and every future leader) holds the same.
 
 API for a transport: ``Replica(config, storage, ...)``, then ``start(now_ns)`` once, then
-``on_message(message, now_ns)``, ``on_tick(now_ns)`` (call every millisecond or so) and
+``on_message(message, now_ns)``, ``on_tick(now_ns)`` (call every millisecond or so),
+``release(index)`` when the application holds entries up to ``index`` durably (compaction) and
 ``submit(...)`` for a co-located client (a ``RequestBatch`` message is taken request by request,
-then prepared with one flush, so a batch fills one Prepare); each returns the outbox to execute
+then prepared with one flush, so a batch fills one Prepare); each step returns the outbox to execute
 in order (after the storage writes the replica already made). ``now_ns`` is this replica's local
 clock; it may drift or jump. The replica never reads a clock, sleeps, or does I/O of its own.
 

@@ -171,7 +171,7 @@ def test_a_background_sync_moves_the_durable_point_to_what_was_flushed(tmp_path)
     recorder.start(1)
     recorder.committed_all([Committed(i, 0, i, 1, b"x", False) for i in range(1, 6)], 2)
     assert recorder.durable == 0
-    recorder.sync_in_background()
+    assert recorder.sync_in_background()
     recorder.committed_all([Committed(6, 0, 6, 1, b"x", False)], 3)  # after the sync began
     recorder.close()  # waits for the sync
     assert recorder.durable == 5

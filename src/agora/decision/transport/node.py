@@ -158,9 +158,8 @@ class NodeCore:
         assert recorder is not None
         if recorder.durable > replica.released:
             replica.release(recorder.durable)
-        if replica.checkpointed > self._synced_for:
-            self._synced_for = replica.checkpointed
-            recorder.sync_in_background()
+        if replica.checkpointed > self._synced_for and recorder.sync_in_background():
+            self._synced_for = replica.checkpointed  # else: asked again at the next tick
 
     def after_step(self) -> None:
         """Once a step's outbox is out: the storage writes it held back, then the counters."""

@@ -209,11 +209,11 @@ class Recorder:
             return mark if end == mark.offset else None
         return None
 
-    def sync_in_background(self) -> None:
-        """Make what is flushed so far durable, in a thread (nothing if one is running):
-        ``durable`` moves to the index flushed now once its fsync returns."""
+    def sync_in_background(self) -> bool:
+        """Make what is flushed so far durable, in a thread: ``durable`` moves to the index
+        flushed now once its fsync returns. False (nothing started) while one is running."""
         if self._syncing is not None and self._syncing.is_alive():
-            return
+            return False
         self.flush()
         point, fd = self.applied, self._file.fileno()
 
@@ -227,6 +227,7 @@ class Recorder:
 
         self._syncing = threading.Thread(target=sync, name="agora-record-sync", daemon=True)
         self._syncing.start()
+        return True
 
     def close(self) -> None:
         if self._syncing is not None:

@@ -171,8 +171,9 @@ def run_scenario(tmp_path: Path, *, sessions: list[str] | None = None,
 
     def options(i: int) -> list[str]:
         own = ["--session", sessions[i]] if sessions else []
-        # the killed node restarts from the state it saved (every 20 entries: several by then)
-        state = ["--state-every", "20"] if kill else []
+        # the killed node restarts from the state it saved (every 20 entries: several by then),
+        # and every node compacts its replica's log as it goes (checkpoints every 10 entries)
+        state = ["--state-every", "20", "--checkpoint-every", "10"] if kill else []
         return ["--rules", str(rules), "--participant", FIRM, "--venue", f"127.0.0.1:{fix_port}",
                 "--comp-id", f"NODE{i}", "--retry-max-ms", "200", *own, *state]
 
@@ -251,6 +252,7 @@ def test_leader_killed_mid_load_every_decision_reaches_the_venue_once(tmp_path):
     # several replicas' copies reached the venue, and the venue kept one of each
     assert sum(copies.values()) >= 2 * len(orders), copies.most_common(3)
     nodes = tmp_path / "nodes"
+    assert all((nodes / f"r{r}" / "storage" / "compacted").exists() for r in range(3))
     resent = sum(1 for r in range(3) for e in read_node_log(nodes / f"r{r}" / "venue.log")
                  if e.event == "sent" and e.detail == "resend")
     p50, worst = latency[len(latency) // 2], latency[-1]

@@ -461,7 +461,9 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
             f"n=3 after {long_log:,} entries: replica RSS "
             f"{' / '.join(f'{mb:.0f}' for mb in long['rss_mb'])} MB; log files "
             f"{' / '.join(f'{mb:.0f}' for mb in long['log_size_mb'])} MB long, holding "
-            f"{' / '.join(f'{mb:.0f}' for mb in long['log_disk_mb'])} MB of disk; failover "
+            f"{' / '.join(f'{mb:.0f}' for mb in long['log_disk_mb'])} MB of disk (each "
+            f"directory {' / '.join(f'{mb:.0f}' for mb in long['directory_disk_mb'])} MB); "
+            f"failover "
             f"{long['failover_ms']:.1f} ms; the killed leader restarted, serving after "
             f"{long['restart_ready_s']:.2f} s, caught up after "
             f"{long['restart_caught_up_s']:.2f} s, its RSS then {long['restarted_rss_mb']:.0f} MB")
@@ -469,6 +471,7 @@ def run(*, sizes: list[int], requests: int, fsync: str = "none", quick: bool = F
                       long_log_rss_mb_max=round(max(long["rss_mb"]), 1),
                       long_log_file_mb_max=round(max(long["log_size_mb"]), 1),
                       long_log_disk_mb_max=round(max(long["log_disk_mb"]), 1),
+                      long_log_directory_mb_max=round(max(long["directory_disk_mb"]), 1),
                       long_log_failover_ms=round(long["failover_ms"], 2),
                       long_log_restart_ready_s=round(long["restart_ready_s"], 3),
                       long_log_restart_caught_up_s=round(long["restart_caught_up_s"], 3),

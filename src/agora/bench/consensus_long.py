@@ -9,7 +9,8 @@ and until its committed record has caught up with the cluster, and its resident 
 (a restart that loaded its whole log at once stayed at that load's peak). And the disk: each
 replica's log file, its length and the blocks it holds (compaction frees the prefix below
 every replica's durable checkpoint, so the blocks stay near a few checkpoint intervals while
-the length, which compaction leaves as it is, grows with the session).
+the length, which compaction leaves as it is, grows with the session), and the whole directory
+(the committed record, the application's, still holds the session).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def log_disk_mb(directory: Path) -> tuple[float, float]:
     """A replica's log file: (its length, the disk blocks it holds), in MB."""
     stat = (directory / "storage" / "log").stat()
     return stat.st_size / 1e6, stat.st_blocks * 512 / 1e6
+
+
+def directory_disk_mb(directory: Path) -> float:
+    """The disk blocks a replica's whole directory holds, in MB: its committed record (the
+    application's, which compaction leaves whole) and the rest beside its log."""
+    return sum(path.stat().st_blocks for path in directory.rglob("*") if path.is_file()) \
+        * 512 / 1e6
 
 
 def rss_mb(pid: int) -> float:
@@ -76,13 +84,15 @@ async def _measure(root: Path, entries: int, rate: int, fsync: str) -> dict:
             await asyncio.sleep(0.5)
             rss = [rss_mb(cluster.procs[r].pid) for r in range(cluster.n)]
             disk = [log_disk_mb(cluster.directory(r)) for r in range(cluster.n)]
+            whole = [directory_disk_mb(cluster.directory(r)) for r in range(cluster.n)]
             killed = client.view % cluster.n
             failover_ms = await _failover(cluster, client, 1_000)
             ready_s, caught_up_s, restarted_rss = await restart_and_catch_up(cluster, killed)
         finally:
             client.close()
     return {"entries": entries, "rss_mb": rss, "log_size_mb": [size for size, _ in disk],
-            "log_disk_mb": [held for _, held in disk], "failover_ms": failover_ms,
+            "log_disk_mb": [held for _, held in disk], "directory_disk_mb": whole,
+            "failover_ms": failover_ms,
             "restart_ready_s": ready_s, "restart_caught_up_s": caught_up_s,
             "restarted_rss_mb": restarted_rss}
 

@@ -62,6 +62,9 @@ def test_bench_consensus_quick_ends_with_a_result_line():
     assert figures["long_log_rss_mb_max"] > 0 and figures["long_log_failover_ms"] > 0
     assert 0 < figures["long_log_restart_ready_s"] <= figures["long_log_restart_caught_up_s"]
     assert figures["long_log_restarted_rss_mb"] > 0
+    # the disk: the log file, the blocks it holds, and the whole directory around it
+    assert 0 < figures["long_log_disk_mb_max"] <= figures["long_log_directory_mb_max"]
+    assert figures["long_log_file_mb_max"] > 0
 
 
 def test_the_byzantine_long_session_bench_restarts_a_killed_backup():

@@ -19,6 +19,14 @@ def _committed(net: Net, clients: range) -> None:
         replica.release(replica.applied)
 
 
+def _heal(net: Net) -> None:
+    """Bring every replica back and let the heartbeats carry the log to it."""
+    net.down.clear()
+    for _ in range(3):
+        net.tick(3_000_000)
+        net.pump()
+
+
 def _compacted_at_40(net: Net) -> None:
     """Checkpoints every 10: 45 commits put every replica's at 40 (each notes it at its next
     tick); the next commits carry it to the leader in PrepareOks, whose floor of 40 reaches the
@@ -52,10 +60,7 @@ def test_a_replica_that_is_down_pins_the_floor_and_catches_up_from_entry_one():
     _committed(net, range(1, 46))
     assert [r.floor for r in net.replicas] == [0, 0, 0]
     assert [r.storage.compacted for r in net.replicas] == [0, 0, 0]
-    net.down.clear()
-    for _ in range(3):
-        net.tick(3_000_000)
-        net.pump()
+    _heal(net)
     assert net.replicas[2].commit == 45
     assert [c.client_id for c in net.committed[2]] == list(range(1, 46))
 
@@ -70,10 +75,7 @@ def test_the_floor_stays_at_the_last_checkpoint_a_stopped_replica_reported():
     _committed(net, range(28, 66))
     assert net.replicas[0].kept[2] == 20
     assert [net.replicas[r].storage.compacted for r in (0, 1)] == [20, 20]
-    net.down.clear()
-    for _ in range(3):
-        net.tick(3_000_000)
-        net.pump()
+    _heal(net)
     assert net.replicas[2].commit == 65
     assert [c.client_id for c in net.committed[2]] == list(range(1, 66))
 

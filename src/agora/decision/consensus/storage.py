@@ -208,7 +208,30 @@ def check_compaction(upto: int, kept_checkpoint: int) -> None:
                          f"is at {kept_checkpoint}")
 
 
-class MemoryStorage:
+class CopyCompaction:
+    """Compaction for a storage whose ``entries`` is an :class:`EntryCopy` and whose
+    ``checkpoint`` is its durable one (the in-memory storage and the simulator's): reads of
+    entries ``1..upto`` fail from then on, after a crash too (a file storage persists its
+    compaction point before it frees anything); ``load`` still replays every record, which
+    such a storage keeps."""
+
+    checkpoint: Checkpoint | None
+    entries: EntryCopy
+
+    @property
+    def kept_checkpoint(self) -> int:
+        return self.checkpoint.index if self.checkpoint is not None else 0
+
+    @property
+    def compacted(self) -> int:
+        return self.entries.compacted
+
+    def compact(self, upto: int) -> None:
+        check_compaction(upto, self.kept_checkpoint)
+        self.entries.compact(upto)
+
+
+class MemoryStorage(CopyCompaction):
     """A storage that never loses anything: for unit tests and single-process demos."""
 
     def __init__(self) -> None:
@@ -245,18 +268,5 @@ class MemoryStorage:
     def drain(self) -> None:
         """Nothing is held back."""
 
-    @property
-    def kept_checkpoint(self) -> int:
-        return self.checkpoint.index if self.checkpoint is not None else 0
-
-    @property
-    def compacted(self) -> int:
-        return self.entries.compacted
-
-    def compact(self, upto: int) -> None:
-        """Reads of entries ``1..upto`` fail from now on; ``load`` still replays every record
-        (a test storage keeps them)."""
-        check_compaction(upto, self.kept_checkpoint)
-        self.entries.compact(upto)
 
 

@@ -22,18 +22,18 @@ from agora.decision.consensus.checkpoint import Checkpoint
 from agora.decision.consensus.messages import Entry
 from agora.decision.consensus.storage import (
     CommitWrite,
+    CopyCompaction,
     EntriesWrite,
     EntryCopy,
     FsyncPolicy,
     LogRecord,
     Stored,
-    check_compaction,
     replay,
     usable,
 )
 
 
-class SimStorage:
+class SimStorage(CopyCompaction):  # kept_checkpoint: the durable one
     def __init__(self, policy: FsyncPolicy, rng: random.Random, *, batch_records: int = 8) -> None:
         self.policy = FsyncPolicy(policy)
         self.rng = rng
@@ -82,21 +82,6 @@ class SimStorage:
 
     def drain(self) -> None:
         """Nothing is held back (the simulated buffer is modelled by ``writeback``)."""
-
-    @property
-    def kept_checkpoint(self) -> int:
-        """The durable checkpoint's index (a pending one would not survive a crash yet)."""
-        return self.checkpoint.index if self.checkpoint is not None else 0
-
-    @property
-    def compacted(self) -> int:
-        return self.entries.compacted
-
-    def compact(self, upto: int) -> None:
-        """Durable at once (a file storage persists its compaction point before it frees
-        anything); reads of entries ``1..upto`` fail from now on, after a crash too."""
-        check_compaction(upto, self.kept_checkpoint)
-        self.entries.compact(upto)
 
     def _write(self, record: LogRecord) -> None:
         if self.policy is FsyncPolicy.ALWAYS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agora.decision.consensus import Committed, MemoryStorage, Status
+from agora.decision.consensus import Committed, CompactedLogError, MemoryStorage, Status
 from agora.decision.consensus.messages import Commit, RequestStartView, StartView
 from agora.decision.sim.swarm import run_seed
 
@@ -95,7 +95,7 @@ def test_a_restart_below_what_its_application_released_is_refused_by_name():
     net = Net(3, checkpoint_every=10, log_memory=4)
     _compacted_at_40(net)
     assert net.storages[1].compacted == 40
-    with pytest.raises(ValueError, match=r"entries 1\.\.40 were compacted"):
+    with pytest.raises(CompactedLogError, match=r"entries 1\.\.40 were compacted"):
         net.restart(1, applied_index=39)
 
 

@@ -9,6 +9,8 @@ import ctypes
 import errno
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -138,7 +140,7 @@ def test_a_compacted_directory_without_a_usable_checkpoint_is_refused_not_cut(tm
     again = FileStorage(path, FsyncPolicy.BATCH)
     allowed = 1_499 if damage == "caller behind" else 10**9
     with pytest.raises(CompactedLogError, match=rf"{path}: its log was compacted up to entry "
-                                                rf"1500 .* copy of a healthy peer's directory"):
+                                                rf"1500 .* with a copy of a healthy peer's"):
         again.load(keep=100, checkpoint_max=allowed)
     again.close()
     assert log.stat().st_size == size
@@ -340,3 +342,20 @@ def test_a_reopened_compacted_storage_reads_what_a_list_holds(tmp_path_factory, 
             with pytest.raises(LookupError, match="compacted"):
                 storage.read_entries(done, 1)
     storage.close()
+
+
+def test_a_replica_process_on_a_compacted_directory_it_cannot_use_says_why_in_one_line(tmp_path):
+    """The operator's case, not a bug: no traceback, no "ready", exit code 2, and the line says
+    what was lost and what to do."""
+    storage = written(tmp_path / "r0" / "storage")
+    storage.compact(1_500)
+    storage.close()
+    (tmp_path / "r0" / "storage" / "checkpoint").unlink()
+    for io in ("blocking", "asyncio"):
+        done = subprocess.run(
+            [sys.executable, "-m", "agora.decision.transport.replica_main", "--id", "0",
+             "--peers", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "--dir", str(tmp_path / "r0"),
+             "--io", io], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "ready" not in done.stdout, (io, done.stdout)
+        assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+        assert "compacted up to entry 1500" in done.stderr and "healthy peer's" in done.stderr

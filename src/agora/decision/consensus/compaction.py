@@ -35,9 +35,14 @@ _KEEP_SIZE = 0x01
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOSYS}
 
 
+REPLACE = ("replace this replica's directory (the one holding {storage}) with a copy of a "
+           "healthy peer's, taken while that peer was stopped")
+
+
 class CompactedLogError(Exception):
     """The log was compacted and what a restart needs instead of its released prefix (the
-    checkpoint, the index, the marker) is unusable: the replica cannot restart from its disk."""
+    checkpoint, the index, the marker, or an application at least as far) is unusable: the
+    replica cannot restart from its disk. An operator's matter, not a bug: said in one line."""
 
 
 class CompactMark(msgspec.Struct, frozen=True, array_like=True):
@@ -68,7 +73,7 @@ def read_mark(path: Path) -> CompactMark:
         raise CompactedLogError(
             f"{path}: the compaction marker is damaged, so where the intact part of "
             f"{path.parent / 'log'} starts is unknown: this replica cannot restart from its own "
-            f"disk; replace {path.parent} with a copy of a healthy peer's directory")
+            f"disk; " + REPLACE.format(storage=path.parent))
     return mark  # type: ignore[return-value]
 
 

@@ -34,6 +34,7 @@ import msgspec
 from agora.core.files import remove_leftovers
 from agora.decision.consensus.checkpoint import Checkpoint, CheckpointFile, FileCheckpoint, LogMark
 from agora.decision.consensus.compaction import (
+    REPLACE,
     CompactedLogError,
     CompactMark,
     Compactor,
@@ -209,8 +210,8 @@ class FileStorage:
         if problem:
             raise CompactedLogError(
                 f"{self.directory}: its log was compacted up to entry {self.compacted} and "
-                f"{problem}: this replica cannot restart from its own disk; replace "
-                f"{self.directory} with a copy of a healthy peer's directory")
+                f"{problem}: this replica cannot restart from its own disk; "
+                + REPLACE.format(storage=self.directory))
         return found
 
     def _unresumable(self, found: FileCheckpoint | None, checkpoint_max: int) -> str:

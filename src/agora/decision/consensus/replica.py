@@ -65,6 +65,7 @@ and a state transfer for a replica whose disk was lost (copy a peer's directory 
 from __future__ import annotations
 
 from agora.decision.consensus.checkpoint import ClientSlot
+from agora.decision.consensus.compaction import CompactedLogError
 from agora.decision.consensus.config import Canary, ReplicaConfig
 from agora.decision.consensus.core import Status
 from agora.decision.consensus.deadline import witness_needed
@@ -152,9 +153,10 @@ class Replica(ViewChange, Recovering):
         log from entry 1, reading only what the application needs."""
         self._check(index <= commit, f"checkpoint at {index} past the stored commit")
         if self.app_index < self.compacted:
-            raise ValueError(f"replica {self.me}: the application resumes after entry "
-                             f"{self.app_index}, but entries 1..{self.compacted} were compacted "
-                             f"(its durable point went back past what it released)")
+            raise CompactedLogError(
+                f"replica {self.me}: its application resumes after entry {self.app_index}, but "
+                f"entries 1..{self.compacted} were compacted (the application's durable point "
+                f"went back past what it released)")
         self.applied = min(index, self.app_index)
         self.checkpointed = index
         self.clients = dict(clients)

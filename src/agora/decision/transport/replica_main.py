@@ -51,7 +51,7 @@ from agora.decision.bft.keys import load_keyring
 from agora.decision.bft.replica import BftReplica
 from agora.decision.bft.storage import FileBftStorage
 from agora.decision.consensus.config import ReplicaConfig
-from agora.decision.consensus.file_storage import FileStorage
+from agora.decision.consensus.file_storage import CompactedLogError, FileStorage
 from agora.decision.consensus.messages import Committed
 from agora.decision.consensus.replica import Replica
 from agora.decision.consensus.storage import FsyncPolicy
@@ -247,11 +247,12 @@ async def main(args: argparse.Namespace, on_committed: CommittedHook | None = No
     loop.add_signal_handler(signal.SIGUSR1, node.dump_stats, stats_path)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.close)
-    print("ready", flush=True)
+    if node.failed is None:  # a replica that cannot start says why below, never "ready"
+        print("ready", flush=True)
     try:
         await node.stopped
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        report_failure(exc)
         return 2
     finally:
         node.dump_stats(stats_path)
@@ -278,16 +279,26 @@ def serve_blocking(args: argparse.Namespace, keyring: Keyring | None = None) -> 
         signal.signal(sig, lambda *_: node.close())
     try:
         node.open()
-        print("ready", flush=True)
-        node.serve()
+        if node.failed is None:  # a replica that cannot start says why below, never "ready"
+            print("ready", flush=True)
+            node.serve()
     finally:
         node.dump_stats(stats_path)
         if storage is not None:
             storage.close()
     if node.failed is not None:
-        traceback.print_exception(node.failed)
+        report_failure(node.failed)
         return 2
     return 0
+
+
+def report_failure(exc: BaseException) -> None:
+    """Why the replica stopped, on stderr: a bug's traceback, or one line for what the operator
+    must mend (a compacted directory that cannot restart)."""
+    if isinstance(exc, CompactedLogError):
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+    else:
+        traceback.print_exception(exc)
 
 
 def start(coroutine: Coroutine[object, object, int]) -> int:

@@ -18,12 +18,12 @@ import ctypes
 import errno
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
+from agora.core.background import BackgroundJob
 from agora.core.files import replace_durably
 from agora.decision.consensus.frames import frame, read_frame_file
 
@@ -90,18 +90,14 @@ class Compactor:
     and a hole is punched only once its marker is durable)."""
 
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
+        self._job = BackgroundJob("agora-compaction")
         self.failures = 0
 
     def submit(self, marker: Path, mark: CompactMark, log_fd: int, index: Path,
                log_from: int, index_from: int) -> None:
         """Start making ``mark`` durable and freeing what it released beyond ``log_from`` in
         the log (``log_fd``) and ``index_from`` in ``index``."""
-        self.wait()
-        self._thread = threading.Thread(
-            target=self._run, args=(marker, mark, log_fd, index, log_from, index_from),
-            name="agora-compaction", daemon=True)
-        self._thread.start()
+        self._job.start(self._run, marker, mark, log_fd, index, log_from, index_from)
 
     def _run(self, marker: Path, mark: CompactMark, log_fd: int, index: Path, log_from: int,
              index_from: int) -> None:
@@ -116,9 +112,7 @@ class Compactor:
 
     def wait(self) -> None:
         """Until the compaction in flight, if any, is done (before a load or a close)."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._job.wait()
 
 
 def released(offset: int) -> int:

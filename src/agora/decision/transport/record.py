@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 
+from agora.core.background import BackgroundJob
 from agora.core.files import remove_leftovers, replace_durably
 from agora.decision.consensus.messages import Committed
 
@@ -150,7 +150,7 @@ class Recorder:
         self._file.truncate(good)
         self._size, self._last, self._unmarked = good, last, 0
         self.durable = 0  # records up to this index were fsynced (sync_in_background)
-        self._syncing: threading.Thread | None = None
+        self._sync = BackgroundJob("agora-record-sync")
 
     def start(self, now_ns: int) -> None:
         self._write(Record(self.replica, self.incarnation, now_ns, self.applied, None))
@@ -212,7 +212,7 @@ class Recorder:
     def sync_in_background(self) -> bool:
         """Make what is flushed so far durable, in a thread: ``durable`` moves to the index
         flushed now once its fsync returns. False (nothing started) while one is running."""
-        if self._syncing is not None and self._syncing.is_alive():
+        if self._sync.busy:
             return False
         self.flush()
         point, fd = self.applied, self._file.fileno()
@@ -225,11 +225,9 @@ class Recorder:
                 return
             self.durable = max(self.durable, point)
 
-        self._syncing = threading.Thread(target=sync, name="agora-record-sync", daemon=True)
-        self._syncing.start()
+        self._sync.start(sync)
         return True
 
     def close(self) -> None:
-        if self._syncing is not None:
-            self._syncing.join()  # its fsync must not outlive the descriptor
+        self._sync.wait()  # its fsync must not outlive the descriptor
         self._file.close()
